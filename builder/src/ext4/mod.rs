@@ -1,0 +1,1 @@
+//! Pure-Rust ext4 writer (placeholder until the ext4 writer lands).

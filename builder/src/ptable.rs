@@ -1,0 +1,1 @@
+//! (placeholder, filled in by the foundation work: see ARCHITECTURE.md)

@@ -1,0 +1,1 @@
+//! Tree ingestion: contents (placeholder until tree ingestion lands).

@@ -1,0 +1,1 @@
+//! Tree ingestion: dir (placeholder until tree ingestion lands).

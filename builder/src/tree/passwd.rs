@@ -1,0 +1,1 @@
+//! Tree ingestion: passwd (placeholder until tree ingestion lands).

@@ -1,0 +1,1 @@
+//! Tree ingestion: tar (placeholder until tree ingestion lands).

@@ -1,0 +1,157 @@
+//! Little-endian field access and bounded reads shared by every reader.
+//!
+//! All on-disk integers of MBR, GPT, ext4 and FAT are little-endian. Reading through these
+//! helpers means a short buffer is an error, never a panic.
+
+use crate::error::{Error, Location, Result};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+/// A byte slice with checked little-endian accessors. Out-of-range reads return 0-filled
+/// values only through the `try_` variants' errors, never by panicking.
+#[derive(Clone, Copy)]
+pub struct Le<'a>(pub &'a [u8]);
+
+impl<'a> Le<'a> {
+    pub fn u8(&self, off: usize) -> u8 {
+        self.0.get(off).copied().unwrap_or(0)
+    }
+    pub fn u16(&self, off: usize) -> u16 {
+        u16::from_le_bytes(self.array(off))
+    }
+    pub fn u32(&self, off: usize) -> u32 {
+        u32::from_le_bytes(self.array(off))
+    }
+    pub fn u64(&self, off: usize) -> u64 {
+        u64::from_le_bytes(self.array(off))
+    }
+    /// `N` bytes at `off`; bytes past the end read as zero. Callers check lengths first with
+    /// [`need`], so this fallback is never what a reader reports.
+    pub fn array<const N: usize>(&self, off: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        if let Some(src) = off.checked_add(N).and_then(|end| self.0.get(off..end)) {
+            out.copy_from_slice(src);
+        }
+        out
+    }
+    pub fn bytes(&self, off: usize, len: usize) -> &'a [u8] {
+        off.checked_add(len).and_then(|end| self.0.get(off..end)).unwrap_or(&[])
+    }
+}
+
+/// Fails with [`Error::Truncated`] unless `buf` holds at least `len` bytes.
+pub fn need(buf: &[u8], len: usize, structure: &str, offset: Option<u64>) -> Result<()> {
+    if buf.len() < len {
+        return Err(Error::Truncated {
+            at: Location { structure: structure.to_string(), offset },
+            needed: len as u64,
+            available: buf.len() as u64,
+        });
+    }
+    Ok(())
+}
+
+/// Random-access reads from an image file with a known length. Every read is bounds-checked
+/// against the length, so a corrupt pointer gives [`Error::Truncated`], not a short read.
+pub trait ReadAt {
+    fn len(&self) -> u64;
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Reads `len` bytes at `offset`, naming `structure` if the image is too short.
+    fn read_vec(&self, offset: u64, len: usize, structure: &str) -> Result<Vec<u8>> {
+        let end = offset.checked_add(len as u64);
+        if end.is_none_or(|e| e > self.len()) {
+            return Err(Error::Truncated {
+                at: Location { structure: structure.to_string(), offset: Some(offset) },
+                needed: offset.saturating_add(len as u64),
+                available: self.len(),
+            });
+        }
+        let mut buf = vec![0u8; len];
+        self.read_exact_at(&mut buf, offset)?;
+        Ok(buf)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(|_| std::io::ErrorKind::UnexpectedEof)?;
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
+}
+
+/// A file opened for reading, with its length taken once at open time.
+pub struct ImageFile {
+    file: File,
+    len: u64,
+}
+
+impl ImageFile {
+    pub fn open(path: &std::path::Path) -> std::io::Result<Self> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        Ok(ImageFile { file, len })
+    }
+}
+
+impl ReadAt for ImageFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.read_exact_at(buf, offset)
+    }
+}
+
+/// A window onto part of another reader, e.g. one partition of a disk image. Offsets are
+/// relative to the window; reads past its end fail.
+pub struct Slice<'a, R: ReadAt + ?Sized> {
+    pub inner: &'a R,
+    pub start: u64,
+    pub len: u64,
+}
+
+impl<R: ReadAt + ?Sized> ReadAt for Slice<'_, R> {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        if offset.checked_add(buf.len() as u64).is_none_or(|e| e > self.len) {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        self.inner.read_exact_at(buf, self.start + offset)
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_object_safe(_: &dyn ReadAt) {}
+
+/// Reads a whole small file (used by tests and the CLI for tiny images).
+pub fn read_all(mut f: impl Read + Seek) -> std::io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    f.seek(SeekFrom::Start(0))?;
+    f.read_to_end(&mut v)?;
+    Ok(v)
+}

@@ -1,0 +1,1 @@
+//! gpt reader (placeholder until the verifier readers land).

@@ -1,0 +1,19 @@
+//! reprodisk's verifier: independent readers for every on-disk structure, checks, determinism
+//! lints and a structural diff.
+//!
+//! **Architecture invariant:** this crate never depends on the builder. Every reader here was
+//! written from the specifications, not from the writers, so a writer's bug shows up as a
+//! disagreement instead of being mirrored.
+//!
+//! Readers never panic and never allocate without bound on any input: corrupt input gives an
+//! [`Error`] that names the structure and where it is.
+#![forbid(unsafe_code)]
+
+pub mod bytes;
+pub mod error;
+pub mod ext4;
+pub mod fat;
+pub mod gpt;
+pub mod mbr;
+
+pub use error::{Error, Result};

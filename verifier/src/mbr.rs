@@ -1,0 +1,1 @@
+//! mbr reader (placeholder until the verifier readers land).
