@@ -1,0 +1,132 @@
+//! Every option of every xtask command, parsed by hand to keep xtask's dependencies few.
+
+use std::path::PathBuf;
+
+pub const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  verify            the CI gate: formatting, architecture invariants, clippy, every test
+      --no-clippy       skip clippy (faster local runs; CI never skips it)
+  bench             compare reprodisk's ext4 writer with `mke2fs -d` and `cp -a`
+      --tree DIR        benchmark this tree (default: /usr/share and a generated tree)
+      --files N         size of the generated small-file tree (default 100000)
+      --work DIR        scratch folder for images and copies (default: target/bench)
+  fixtures          write the generated small-file tree used by `bench`
+      --out DIR         where to write it (required)
+      --files N         how many files (default 100000)
+";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flags {
+    Help,
+    Verify(VerifyOpts),
+    Bench(BenchOpts),
+    Fixtures(FixturesOpts),
+}
+
+#[derive(Debug, PartialEq, Eq, Default)]
+pub struct VerifyOpts {
+    pub clippy: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct BenchOpts {
+    pub trees: Vec<PathBuf>,
+    pub files: u32,
+    pub work: PathBuf,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct FixturesOpts {
+    pub out: PathBuf,
+    pub count: u32,
+}
+
+pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
+    let Some(cmd) = args.next() else { return Ok(Flags::Help) };
+    let rest: Vec<String> = args.collect();
+    let mut it = rest.iter();
+    let value = |it: &mut std::slice::Iter<String>, flag: &str| {
+        it.next().cloned().ok_or_else(|| format!("`{flag}` needs a value"))
+    };
+    let number = |s: String, flag: &str| {
+        s.parse::<u32>().map_err(|_| format!("`{flag}` needs a whole number, got `{s}`"))
+    };
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => Ok(Flags::Help),
+        "verify" => {
+            let mut opts = VerifyOpts { clippy: true };
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--no-clippy" => opts.clippy = false,
+                    other => return Err(format!("unknown option `{other}` for `verify`")),
+                }
+            }
+            Ok(Flags::Verify(opts))
+        }
+        "bench" => {
+            let mut opts =
+                BenchOpts { trees: Vec::new(), files: 100_000, work: PathBuf::from("target/bench") };
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--tree" => opts.trees.push(value(&mut it, a)?.into()),
+                    "--files" => opts.files = number(value(&mut it, a)?, a)?,
+                    "--work" => opts.work = value(&mut it, a)?.into(),
+                    other => return Err(format!("unknown option `{other}` for `bench`")),
+                }
+            }
+            Ok(Flags::Bench(opts))
+        }
+        "fixtures" => {
+            let mut out = None;
+            let mut count = 100_000;
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--out" => out = Some(PathBuf::from(value(&mut it, a)?)),
+                    "--files" => count = number(value(&mut it, a)?, a)?,
+                    other => return Err(format!("unknown option `{other}` for `fixtures`")),
+                }
+            }
+            let out = out.ok_or("`fixtures` needs `--out DIR`")?;
+            Ok(Flags::Fixtures(FixturesOpts { out, count }))
+        }
+        other => Err(format!("unknown command `{other}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Flags, String> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn parses_commands() {
+        assert_eq!(p(&[]), Ok(Flags::Help));
+        assert_eq!(p(&["verify"]), Ok(Flags::Verify(VerifyOpts { clippy: true })));
+        assert_eq!(p(&["verify", "--no-clippy"]), Ok(Flags::Verify(VerifyOpts { clippy: false })));
+        assert_eq!(
+            p(&["bench", "--tree", "/x", "--files", "10"]),
+            Ok(Flags::Bench(BenchOpts { trees: vec!["/x".into()], files: 10, work: "target/bench".into() }))
+        );
+        assert_eq!(
+            p(&["fixtures", "--out", "o"]),
+            Ok(Flags::Fixtures(FixturesOpts { out: "o".into(), count: 100_000 }))
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert_eq!(p(&["frobnicate"]), Err("unknown command `frobnicate`".into()));
+        assert_eq!(
+            p(&["bench", "--files", "many"]),
+            Err("`--files` needs a whole number, got `many`".into())
+        );
+        assert_eq!(p(&["bench", "--tree"]), Err("`--tree` needs a value".into()));
+        assert_eq!(p(&["fixtures"]), Err("`fixtures` needs `--out DIR`".into()));
+        assert_eq!(p(&["verify", "--fast"]), Err("unknown option `--fast` for `verify`".into()));
+    }
+}
