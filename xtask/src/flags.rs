@@ -57,7 +57,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
         "-h" | "--help" | "help" => Ok(Flags::Help),
         "verify" => {
             let mut opts = VerifyOpts { clippy: true };
-            while let Some(a) = it.next() {
+            for a in it {
                 match a.as_str() {
                     "--no-clippy" => opts.clippy = false,
                     other => return Err(format!("unknown option `{other}` for `verify`")),

@@ -19,7 +19,7 @@ pub fn steps(opts: &VerifyOpts) -> Vec<Cmd> {
             "warnings",
         ]));
     }
-    steps.push(Cmd::cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]));
+    steps.push(Cmd::cargo(&["test", "--workspace", "--locked", "--no-fail-fast"]).env("RUST_BACKTRACE", "1"));
     steps
 }
 
