@@ -60,11 +60,17 @@ impl Default for Inode {
     }
 }
 
+/// Earliest and latest second ext4 can store (32-bit seconds plus two epoch bits).
+pub const MIN_SECS: i64 = -(1 << 31);
+pub const MAX_SECS: i64 = (1 << 34) - (1 << 31) - 1;
+
 /// Splits a time into ext4's 32-bit seconds and the `_extra` word (epoch bits + nanos).
+/// Times outside ext4's range are clamped to it.
 pub fn encode_time(t: Timestamp) -> (u32, u32) {
-    let lo = t.secs as i32;
-    let epoch = (((t.secs - lo as i64) >> 32) & 3) as u32;
-    (lo as u32, epoch | (t.nanos << 2))
+    let secs = t.secs.clamp(MIN_SECS, MAX_SECS);
+    let lo = secs as i32;
+    let epoch = (((secs - lo as i64) >> 32) & 3) as u32;
+    (lo as u32, epoch | (t.nanos.min(999_999_999) << 2))
 }
 
 impl Inode {
@@ -115,5 +121,7 @@ mod tests {
         assert_eq!(encode_time(Timestamp { secs: -1, nanos: 5 }), (u32::MAX, 5 << 2));
         assert_eq!(encode_time(Timestamp { secs: 1 << 32, nanos: 0 }), (0, 1));
         assert_eq!(encode_time(Timestamp { secs: 0x8000_0000, nanos: 0 }), (0x8000_0000, 1));
+        assert_eq!(encode_time(Timestamp { secs: i64::MIN, nanos: 0 }), (0x8000_0000, 0));
+        assert_eq!(encode_time(Timestamp { secs: i64::MAX, nanos: 0 }), (0x7FFF_FFFF, 3));
     }
 }

@@ -316,8 +316,9 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
         let stat = &text[start..start + text[start..].find("debugfs: ").unwrap_or(text.len() - start)];
         let mode = u16::from_str_radix(after(stat, "Mode:"), 8).unwrap();
         assert_eq!(mode, node.meta.perm & 0o7777, "mode of <{ino}>");
-        assert_eq!(after(stat, "User:").parse::<u32>().unwrap(), node.meta.uid, "uid of <{ino}>");
-        assert_eq!(after(stat, "Group:").parse::<u32>().unwrap(), node.meta.gid, "gid of <{ino}>");
+        // debugfs prints ids with %d, so ids above 2^31 show as negative numbers.
+        assert_eq!(after(stat, "User:").parse::<i64>().unwrap() as u32, node.meta.uid, "uid of <{ino}>");
+        assert_eq!(after(stat, "Group:").parse::<i64>().unwrap() as u32, node.meta.gid, "gid of <{ino}>");
         let mut want_links = links[id.0 as usize];
         if *id == NodeId::ROOT {
             if let NodeKind::Dir(m) = &node.kind {
