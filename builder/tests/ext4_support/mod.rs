@@ -208,7 +208,10 @@ fn parse_ls_p(out: &[u8]) -> Vec<(u32, Vec<u8>)> {
             Some(n) => n,
             None => break,
         };
-        v.push((ino, fields[i + 4].to_vec()));
+        // Inode 0 marks an unused entry (debugfs shows the fake dirent of dx_node blocks).
+        if ino != 0 {
+            v.push((ino, fields[i + 4].to_vec()));
+        }
         i += 7; // ino, mode, uid, gid, name, size, then "\n" before the next "/"
     }
     v
