@@ -1,1 +1,168 @@
-//! Pure-Rust ext4 writer (placeholder until the ext4 writer lands).
+//! Pure-Rust ext4 writer: plans a whole filesystem from an [`FsTree`], then writes it in one pass.
+//!
+//! # On-disk layout (what [`plan`] decides and [`Ext4Plan::write`] writes)
+//!
+//! **Geometry.** 4 KiB blocks, `s_first_data_block = 0`, 32768 blocks per group, 256-byte
+//! inodes. Inodes per group: the larger of one inode per `inode_ratio` bytes (mke2fs default
+//! 16384) and what the tree needs, rounded up to a multiple of 16 (one inode-table block),
+//! at most 32768. The `64bit` feature (64-byte group descriptors) is set only when the block
+//! count does not fit 32 bits (or when [`Ext4Options::force_64bit`] asks for it). Like mke2fs,
+//! a last group smaller than its own metadata plus 50 blocks is not used: an exact size drops
+//! it, an automatic size grows to the next MiB that gives a usable last group.
+//!
+//! **Features.** compat: has_journal, ext_attr, resize_inode, dir_index; incompat: filetype,
+//! extents, flex_bg (+ 64bit when needed), nothing else, so GRUB 2.06 reads the filesystem;
+//! ro_compat: sparse_super, large_file, huge_file, dir_nlink, extra_isize, metadata_csum.
+//! Directory hashes are half_md4 with `s_hash_seed = opts.hash_seed` and the *unsigned*
+//! hash flag (the host's `char` signedness never matters).
+//!
+//! **Fixed metadata.** Group 0 holds the superblock (byte 1024), the group descriptor
+//! table and `s_reserved_gdt_blocks` reserved GDT blocks (mke2fs's rule: room to grow to
+//! 1024 times the size, at most 1024 blocks); sparse_super groups (1 and powers of 3, 5, 7)
+//! hold backups of all three. Groups are packed 16 to a flex group: the 16 block bitmaps,
+//! then the 16 inode bitmaps, then the 16 inode tables of a flex group are placed first-fit
+//! from the first block of the flex group's first group. All unused-by-design space stays
+//! zero and is never written (the output is pre-sized sparse).
+//!
+//! **Allocation order.** After the fixed metadata, one bump allocator hands out blocks in
+//! block order, skipping used blocks: first the resize inode's double-indirect block, then
+//! the journal (mke2fs's `ext2fs_default_journal_size`, at least 1024 blocks), then for
+//! every inode in inode-number order: its xattr block, its directory blocks or file data,
+//! and its extent tree blocks. A file's data gets physical blocks for every logical block
+//! that may hold data (all of them, except the holes of a tar's sparse map). Holes are
+//! content-defined: a block that turns out all-zero when the data is streamed becomes a
+//! hole and its block stays free, so the plan is an upper bound by at most those blocks.
+//! Extent-tree blocks that holes make necessary are taken from that same file's freed
+//! blocks, so the write never needs space the plan did not reserve.
+//!
+//! **Inode numbers.** 1-10 are reserved (7 is the resize inode, 8 the journal), the root is
+//! 2, `lost+found` is 11 (as mke2fs makes it: 16 KiB, mode 0700, owned by root, times from
+//! `opts.time`), and the other nodes follow [`FsTree::preorder`] from 12 on: the n-th node of
+//! the pre-order (root = 0) is inode 11 + n. A tree whose root already has a `lost+found`
+//! directory uses that directory as inode 11 (with its own metadata and entries).
+//!
+//! **Directories.** Entries sorted bytewise. A directory that fits one block (with the
+//! 12-byte checksum tail) is linear; a bigger one is an htree: block 0 the dx_root, then
+//! the leaves (entries in hash order, a run of equal hashes never split), with one level of
+//! dx_node blocks when the leaves do not fit the root.
+//!
+//! **Sizing.** [`SizeRequest::Exact`] uses the given bytes (rounded down to a block) and
+//! fails with [`Ext4Error::TooSmall`] if the planned contents plus `reserved_percent` of
+//! the blocks do not fit. [`SizeRequest::Auto`] finds the smallest block count where they
+//! fit, adds `extra_bytes` and rounds up to 1 MiB.
+//!
+//! **Determinism.** No clock, no RNG: every time is `opts.time` or the tree's, UUID and hash
+//! seed come from `opts`, the journal has sequence 1 and the filesystem UUID, generation
+//! numbers are 0, `s_mtime = 0`, `s_mnt_count = 0`, `s_max_mnt_count = -1`,
+//! `s_kbytes_written = 0`.
+
+mod bitmap;
+mod csum;
+mod dir;
+mod extent;
+mod group_descr;
+mod hash;
+mod inode;
+mod journal;
+mod planner;
+mod superblock;
+mod writer;
+mod xattr;
+
+use std::path::PathBuf;
+
+use crate::tree::{FsTree, Timestamp};
+
+pub use planner::Ext4Plan;
+
+/// Block size of every filesystem this writer makes.
+pub const BLOCK_SIZE: u64 = 4096;
+
+/// What the caller decides about the filesystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ext4Options {
+    /// Volume label, at most 16 bytes.
+    pub label: Vec<u8>,
+    pub uuid: [u8; 16],
+    pub hash_seed: [u8; 16],
+    /// SOURCE_DATE_EPOCH: superblock times and lost+found.
+    pub time: Timestamp,
+    /// Blocks reserved for root, in percent of the block count (mke2fs default 5).
+    pub reserved_percent: u8,
+    /// Bytes of filesystem per inode (mke2fs default 16384); more inodes are made when the
+    /// tree needs them.
+    pub inode_ratio: u64,
+    /// Set the 64bit feature even when the size does not need it.
+    pub force_64bit: bool,
+}
+
+impl Ext4Options {
+    /// Options with mke2fs's defaults for everything but the identity and time.
+    pub fn new(uuid: [u8; 16], hash_seed: [u8; 16], time: Timestamp) -> Self {
+        Ext4Options { label: Vec::new(), uuid, hash_seed, time, reserved_percent: 5, inode_ratio: 16384, force_64bit: false }
+    }
+}
+
+/// How big the filesystem must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SizeRequest {
+    /// Bytes of the partition; the filesystem uses whole blocks of it.
+    Exact(u64),
+    /// The smallest filesystem holding the tree, plus `extra_bytes`, rounded up to 1 MiB.
+    Auto { extra_bytes: u64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Ext4Error {
+    #[error(
+        "the ext4 filesystem needs {needed_bytes} bytes but only {available_bytes} are available: {} MiB missing; increase diskSize or use \"auto\"",
+        needed_bytes.saturating_sub(*available_bytes).div_ceil(1 << 20)
+    )]
+    TooSmall { needed_bytes: u64, available_bytes: u64 },
+    #[error("the tree has {needed} inodes but a filesystem of {size_bytes} bytes can hold at most {max}; increase diskSize")]
+    TooManyInodes { needed: u64, max: u64, size_bytes: u64 },
+    #[error("reading `{}`: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("`{}` changed while the image was written: expected {expected} bytes, found {actual}", path.display())]
+    SourceChanged { path: PathBuf, expected: u64, actual: u64 },
+    #[error("writing the ext4 filesystem at byte {offset}: {source}")]
+    Write { offset: u64, source: std::io::Error },
+    #[error("label is {len} bytes, ext4 allows at most 16")]
+    LabelTooLong { len: usize },
+    #[error("symlink `{path}` has a {len}-byte target, ext4 allows at most 4095")]
+    SymlinkTooLong { path: String, len: usize },
+    #[error("extended attributes of `{path}` need {needed} bytes, more than fit an inode and one 4096-byte block")]
+    XattrsTooLarge { path: String, needed: usize },
+    #[error("directory `{path}` has too many entries for a two-level htree")]
+    DirectoryTooLarge { path: String },
+    #[error("the filesystem would need {blocks} blocks, more than ext4 supports")]
+    TooLarge { blocks: u64 },
+    #[error("the tree given to write differs from the planned one ({0})")]
+    TreeMismatch(&'static str),
+}
+
+/// Plans the filesystem for `tree`: geometry, every inode number and every block.
+pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
+    planner::plan(tree, opts, size)
+}
+
+/// Figures from [`bench`]: how long planning and writing took.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchReport {
+    pub plan: std::time::Duration,
+    pub write: std::time::Duration,
+    pub size_bytes: u64,
+}
+
+/// Plans and writes `tree` into a fresh sparse file at `out_path`, timing both steps (for
+/// `cargo xtask bench`; the builder itself never reads the clock).
+pub fn bench(tree: &FsTree, opts: &Ext4Options, size: SizeRequest, out_path: &std::path::Path) -> Result<BenchReport, Ext4Error> {
+    let t0 = std::time::Instant::now();
+    let p = plan(tree, opts, size)?;
+    let t1 = std::time::Instant::now();
+    let file = std::fs::File::create(out_path).map_err(|source| Ext4Error::Write { offset: 0, source })?;
+    file.set_len(p.size_bytes()).map_err(|source| Ext4Error::Write { offset: 0, source })?;
+    p.write(tree, &file, 0, &mut |_| {})?;
+    let t2 = std::time::Instant::now();
+    Ok(BenchReport { plan: t1 - t0, write: t2 - t1, size_bytes: p.size_bytes() })
+}

@@ -1,0 +1,494 @@
+//! The write pass: streams file data, then inodes, bitmaps, group descriptors and superblocks.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use super::bitmap::Bitmap;
+use super::csum::{crc32c_raw, fs_seed, inode_seed, put_u32};
+use super::dir;
+use super::extent::{self, Extent};
+use super::group_descr::{GroupDesc, EXT4_BG_INODE_ZEROED};
+use super::inode::{self, Inode, EXT4_EXTENTS_FL, EXT4_INDEX_FL};
+use super::journal;
+use super::planner::{dir_entries, Content, Ext4Plan, Geometry, NodeAlloc, ADDR_PER_BLOCK, LOST_FOUND_INO};
+use super::superblock::{self, SuperCounts, JOURNAL_INO};
+use super::xattr;
+use super::{Ext4Error, BLOCK_SIZE};
+use crate::tree::{DataSource, FsTree, Metadata, NodeKind, Timestamp};
+
+const BS: usize = BLOCK_SIZE as usize;
+/// Blocks read and written per step when streaming file data (1 MiB).
+const CHUNK_BLOCKS: usize = 256;
+const RESIZE_INO: u32 = 7;
+
+/// Positional writes into the output at the filesystem's offset.
+struct Out<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl Out<'_> {
+    fn write_blocks(&self, block: u64, data: &[u8]) -> Result<(), Ext4Error> {
+        let at = self.offset + block * BLOCK_SIZE;
+        self.file.write_all_at(data, at).map_err(|source| Ext4Error::Write { offset: at, source })
+    }
+
+    fn write_bytes(&self, byte: u64, data: &[u8]) -> Result<(), Ext4Error> {
+        let at = self.offset + byte;
+        self.file.write_all_at(data, at).map_err(|source| Ext4Error::Write { offset: at, source })
+    }
+}
+
+/// Reads a regular file's logical bytes from its source, zeros for holes and past the end.
+struct Source<'a> {
+    src: &'a DataSource,
+    file: Option<File>,
+    size: u64,
+    /// For sparse archive members: (logical offset, length, offset of the bytes in the archive).
+    map: Vec<(u64, u64, u64)>,
+}
+
+impl<'a> Source<'a> {
+    fn open(src: &'a DataSource, size: u64) -> Result<Self, Ext4Error> {
+        let (file, map) = match src {
+            DataSource::Host(p) => (Some(File::open(p).map_err(|e| read_err(p, e))?), Vec::new()),
+            DataSource::Archive { path, offset, map } => {
+                let f = File::open(path.as_path()).map_err(|e| read_err(path, e))?;
+                let mut m = Vec::new();
+                if let Some(map) = map {
+                    let mut at = *offset;
+                    for &(lo, len) in map.iter() {
+                        m.push((lo, len, at));
+                        at += len;
+                    }
+                }
+                (Some(f), m)
+            }
+            DataSource::Bytes(_) => (None, Vec::new()),
+        };
+        Ok(Source { src, file, size, map })
+    }
+
+    fn path(&self) -> &Path {
+        match self.src {
+            DataSource::Host(p) => p,
+            DataSource::Archive { path, .. } => path.as_path(),
+            DataSource::Bytes(_) => Path::new("<generated file>"),
+        }
+    }
+
+    /// Reads `len` bytes of the stored stream at `at`; a short read means the source changed.
+    fn read_exact(&self, at: u64, buf: &mut [u8], logical_end: u64) -> Result<(), Ext4Error> {
+        // `file` is Some for every source but Bytes, which never gets here.
+        let f = self.file.as_ref().expect("file sources have an open file");
+        let mut done = 0;
+        while done < buf.len() {
+            match f.read_at(&mut buf[done..], at + done as u64) {
+                Ok(0) => {
+                    return Err(Ext4Error::SourceChanged {
+                        path: self.path().to_path_buf(),
+                        expected: self.size,
+                        actual: logical_end - (buf.len() - done) as u64,
+                    });
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(read_err(self.path(), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` with the file's bytes from logical offset `at`.
+    fn read(&self, at: u64, buf: &mut [u8]) -> Result<(), Ext4Error> {
+        buf.fill(0);
+        let end = (at + buf.len() as u64).min(self.size);
+        if at >= end {
+            return Ok(());
+        }
+        match self.src {
+            DataSource::Bytes(b) => {
+                let s = at.min(b.len() as u64) as usize;
+                let e = end.min(b.len() as u64) as usize;
+                buf[..e - s].copy_from_slice(&b[s..e]);
+            }
+            DataSource::Host(_) => self.read_exact(at, &mut buf[..(end - at) as usize], end)?,
+            DataSource::Archive { offset, map: None, .. } => self.read_exact(offset + at, &mut buf[..(end - at) as usize], end)?,
+            DataSource::Archive { map: Some(_), .. } => {
+                for &(lo, len, stored) in &self.map {
+                    let s = lo.max(at);
+                    let e = (lo + len).min(end);
+                    if s < e {
+                        let dst = &mut buf[(s - at) as usize..(e - at) as usize];
+                        self.read_exact(stored + (s - lo), dst, e)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_err(p: &Path, source: std::io::Error) -> Ext4Error {
+    Ext4Error::Read { path: p.to_path_buf(), source }
+}
+
+/// Buffers inode table blocks in inode order and writes each block once it is complete.
+struct InodeTables<'a> {
+    geo: &'a Geometry,
+    plan: &'a Ext4Plan,
+    block: Option<u64>,
+    buf: Vec<u8>,
+}
+
+impl InodeTables<'_> {
+    fn put(&mut self, out: &Out, ino: u32, bytes: &[u8; 256]) -> Result<(), Ext4Error> {
+        let idx = ino - 1;
+        let g = idx / self.geo.inodes_per_group;
+        let i = idx % self.geo.inodes_per_group;
+        let blk = self.plan.groups[g as usize].inode_table + (i / 16) as u64;
+        if self.block != Some(blk) {
+            self.flush(out)?;
+            self.block = Some(blk);
+        }
+        let o = (i % 16) as usize * 256;
+        self.buf[o..o + 256].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &Out) -> Result<(), Ext4Error> {
+        if let Some(b) = self.block.take() {
+            if self.buf.iter().any(|&x| x != 0) {
+                out.write_blocks(b, &self.buf)?;
+            }
+            self.buf.fill(0);
+        }
+        Ok(())
+    }
+}
+
+fn metadata_inode(meta: &Metadata, mode: u16, links: u32) -> Inode {
+    Inode {
+        mode: mode | (meta.perm & 0o7777),
+        uid: meta.uid,
+        gid: meta.gid,
+        atime: meta.atime,
+        ctime: meta.ctime,
+        mtime: meta.mtime,
+        crtime: meta.crtime,
+        // dir_nlink: a directory with more links than ext4 counts says 1.
+        links: if links > 65000 { 1 } else { links as u16 },
+        ..Inode::default()
+    }
+}
+
+fn fixed_inode(mode: u16, t: Timestamp) -> Inode {
+    Inode { mode, atime: t, ctime: t, mtime: t, crtime: t, links: 1, ..Inode::default() }
+}
+
+/// State shared by the whole pass.
+struct Pass<'a> {
+    plan: &'a Ext4Plan,
+    out: Out<'a>,
+    used: Bitmap,
+    seed: u32,
+}
+
+impl Pass<'_> {
+    fn mark(&mut self, start: u64, len: u64) {
+        self.used.set_range(start, len);
+    }
+
+    /// Writes an extent tree for `extents`, taking tree blocks from `supply` in order.
+    fn extent_tree(&mut self, ino: u32, extents: &[Extent], supply: &[u64]) -> Result<([u8; 60], u64), Ext4Error> {
+        let need = extent::tree_blocks(extents.len());
+        let blocks = &supply[..need];
+        let (root, tree) = extent::build(extents, blocks, inode_seed(self.seed, ino, 0));
+        for (b, data) in &tree {
+            self.mark(*b, 1);
+            self.out.write_blocks(*b, data)?;
+        }
+        Ok((root, need as u64))
+    }
+
+    /// Writes logical blocks given as `data` over the runs of `al` (dense, e.g. directories).
+    fn dense(&mut self, ino: u32, al: &NodeAlloc, data: &[Vec<u8>]) -> Result<([u8; 60], u64), Ext4Error> {
+        for &(l, p, n) in &al.runs {
+            let mut buf = Vec::with_capacity(n as usize * BS);
+            for k in 0..n {
+                buf.extend_from_slice(&data[(l + k) as usize]);
+            }
+            self.mark(p, n);
+            self.out.write_blocks(p, &buf)?;
+        }
+        let extents = extent::from_runs(al.runs.iter().copied());
+        let (root, t) = self.extent_tree(ino, &extents, &al.tree_blocks)?;
+        Ok((root, data.len() as u64 + t))
+    }
+
+    /// Streams a regular file; all-zero blocks become holes. Returns i_block and blocks used.
+    fn file(&mut self, ino: u32, al: &NodeAlloc, src: &Source, progress: &mut dyn FnMut(u64), done: &mut u64) -> Result<([u8; 60], u64), Ext4Error> {
+        let mut data_runs: Vec<(u64, u64, u64)> = Vec::new();
+        let mut holes: Vec<u64> = Vec::new();
+        let mut buf = vec![0u8; CHUNK_BLOCKS * BS];
+        for &(l0, p0, n) in &al.runs {
+            let mut k = 0;
+            while k < n {
+                let m = (n - k).min(CHUNK_BLOCKS as u64) as usize;
+                let chunk = &mut buf[..m * BS];
+                src.read((l0 + k) * BLOCK_SIZE, chunk)?;
+                let mut i = 0;
+                while i < m {
+                    let zero = |j: usize| chunk[j * BS..(j + 1) * BS].iter().all(|&b| b == 0);
+                    if zero(i) {
+                        holes.push(p0 + k + i as u64);
+                        i += 1;
+                        continue;
+                    }
+                    let s = i;
+                    while i < m && !zero(i) {
+                        i += 1;
+                    }
+                    let (l, p, len) = (l0 + k + s as u64, p0 + k + s as u64, (i - s) as u64);
+                    self.out.write_blocks(p, &chunk[s * BS..i * BS])?;
+                    self.mark(p, len);
+                    data_runs.push((l, p, len));
+                }
+                *done += (m * BS) as u64;
+                progress(*done);
+                k += m as u64;
+            }
+        }
+        let extents = extent::from_runs(data_runs.iter().copied());
+        let data_blocks: u64 = data_runs.iter().map(|r| r.2).sum();
+        // Tree blocks: the planned ones first, then blocks that turned out to be holes.
+        let mut supply = al.tree_blocks.clone();
+        supply.extend(holes);
+        let (root, t) = self.extent_tree(ino, &extents, &supply)?;
+        Ok((root, data_blocks + t))
+    }
+}
+
+impl Ext4Plan {
+    /// Writes the planned filesystem into `out` at byte `offset`. The region must read as
+    /// zeros (a fresh sparse file); all-zero blocks are not written.
+    pub fn write(&self, tree: &FsTree, out: &File, offset: u64, progress: &mut dyn FnMut(u64)) -> Result<(), Ext4Error> {
+        if tree.nodes.len() != self.node_count {
+            return Err(Ext4Error::TreeMismatch("node count"));
+        }
+        let geo = &self.geo;
+        let seed = fs_seed(&self.opts.uuid);
+        let mut pass = Pass { plan: self, out: Out { file: out, offset }, used: self.meta_used.clone(), seed };
+        let mut itables = InodeTables { geo, plan: self, block: None, buf: vec![0; BS] };
+        let links = tree.link_counts();
+        let mut used_dirs = vec![0u32; geo.groups as usize];
+        let mut done = 0u64;
+        let t = self.opts.time;
+
+        // Reserved inodes in number order: the resize inode (7) and the journal (8).
+        let (resize, jnl, jnl_blocks) = self.special_inodes(&mut pass)?;
+        // Inode 2 (root) must go before 7 and 8 so the inode table fills in order.
+        let mut pending = vec![(RESIZE_INO, resize), (JOURNAL_INO, jnl)];
+        for (item, al) in self.census.items.iter().zip(&self.allocs) {
+            while pending.first().is_some_and(|(i, _)| *i < item.ino) {
+                let (i, ino) = pending.remove(0);
+                itables.put(&pass.out, i, &ino.to_bytes(i, seed))?;
+            }
+            let ino_no = item.ino;
+            let meta_owned;
+            let meta: &Metadata = match item.node {
+                Some(id) => &tree.node(id).meta,
+                None => {
+                    meta_owned = Metadata::new(0o700, 0, 0, t);
+                    &meta_owned
+                }
+            };
+            let nlinks = match item.node {
+                Some(id) => links[id.0 as usize] + (id.0 == 0 && self.census.tree_lost_found.is_none()) as u32,
+                None => 2,
+            };
+            let kind = item.node.map(|id| &tree.node(id).kind);
+            let mut xattr_blocks = 0;
+            let mut ino;
+            match (kind, &item.content) {
+                (None | Some(NodeKind::Dir(_)), Content::Dir { indexed, .. }) => {
+                    ino = metadata_inode(meta, inode::S_IFDIR, nlinks);
+                    let entries = dir_entries(tree, &self.census, item.node);
+                    let parent = match item.node {
+                        Some(id) => self.census.parent_ino[id.0 as usize],
+                        None => super::planner::ROOT_INO,
+                    };
+                    let min = if ino_no == LOST_FOUND_INO { super::planner::LOST_FOUND_BLOCKS } else { 1 };
+                    let d = dir::build(ino_no, parent, &entries, &self.opts.hash_seed, min, inode_seed(seed, ino_no, 0))
+                        .map_err(|()| Ext4Error::TreeMismatch("directory layout"))?;
+                    if d.blocks.len() as u64 != al.runs.iter().map(|r| r.2).sum::<u64>() || d.indexed != *indexed {
+                        return Err(Ext4Error::TreeMismatch("directory size"));
+                    }
+                    let (root, blocks) = pass.dense(ino_no, al, &d.blocks)?;
+                    ino.i_block = root;
+                    ino.size = d.blocks.len() as u64 * BLOCK_SIZE;
+                    ino.blocks_512 = blocks * 8;
+                    ino.flags = EXT4_EXTENTS_FL | if d.indexed { EXT4_INDEX_FL } else { 0 };
+                    used_dirs[((ino_no - 1) / geo.inodes_per_group) as usize] += 1;
+                }
+                (Some(NodeKind::File(f)), Content::File { .. }) => {
+                    ino = metadata_inode(meta, inode::S_IFREG, nlinks);
+                    let src = Source::open(&f.source, f.size)?;
+                    let (root, blocks) = pass.file(ino_no, al, &src, progress, &mut done)?;
+                    ino.i_block = root;
+                    ino.size = f.size;
+                    ino.blocks_512 = blocks * 8;
+                    ino.flags = EXT4_EXTENTS_FL;
+                }
+                (Some(NodeKind::Symlink(target)), Content::FastSymlink) => {
+                    ino = metadata_inode(meta, inode::S_IFLNK, nlinks);
+                    ino.i_block[..target.len()].copy_from_slice(target);
+                    ino.size = target.len() as u64;
+                }
+                (Some(NodeKind::Symlink(target)), Content::SlowSymlink) => {
+                    ino = metadata_inode(meta, inode::S_IFLNK, nlinks);
+                    let mut blk = vec![0u8; BS];
+                    blk[..target.len()].copy_from_slice(target);
+                    let (root, blocks) = pass.dense(ino_no, al, &[blk])?;
+                    ino.i_block = root;
+                    ino.size = target.len() as u64;
+                    ino.blocks_512 = blocks * 8;
+                    ino.flags = EXT4_EXTENTS_FL;
+                }
+                (Some(k), Content::Special) => {
+                    let (mode, dev) = match k {
+                        NodeKind::CharDevice { major, minor } => (inode::S_IFCHR, Some((*major, *minor))),
+                        NodeKind::BlockDevice { major, minor } => (inode::S_IFBLK, Some((*major, *minor))),
+                        NodeKind::Fifo => (inode::S_IFIFO, None),
+                        _ => (inode::S_IFSOCK, None),
+                    };
+                    ino = metadata_inode(meta, mode, nlinks);
+                    if let Some((major, minor)) = dev {
+                        if major < 256 && minor < 256 {
+                            put_u32(&mut ino.i_block, 0, (major << 8) | minor);
+                        } else {
+                            put_u32(&mut ino.i_block, 4, (minor & 0xFF) | (major << 8) | ((minor & !0xFF) << 12));
+                        }
+                    }
+                }
+                _ => return Err(Ext4Error::TreeMismatch("node kind")),
+            }
+            if let Some(b) = al.xattr_block {
+                pass.mark(b, 1);
+                pass.out.write_blocks(b, &xattr::block(&item.block_attrs, b, seed))?;
+                ino.file_acl = b;
+                xattr_blocks = 1;
+            }
+            ino.blocks_512 += xattr_blocks * 8;
+            ino.ibody_xattrs = xattr::ibody(&item.ibody_attrs);
+            itables.put(&pass.out, ino_no, &ino.to_bytes(ino_no, seed))?;
+        }
+        for (i, ino) in pending {
+            itables.put(&pass.out, i, &ino.to_bytes(i, seed))?;
+        }
+        itables.flush(&pass.out)?;
+        self.finish(&mut pass, &used_dirs, jnl_blocks)
+    }
+
+    /// The resize and journal inodes, with their blocks written.
+    fn special_inodes(&self, pass: &mut Pass) -> Result<(Inode, Inode, [u32; 17]), Ext4Error> {
+        let geo = &self.geo;
+        let t = self.opts.time;
+        // Journal: superblock in its first block, the rest stays zero.
+        let first = self.journal.runs[0].1;
+        pass.out.write_blocks(first, &journal::superblock(geo.journal_blocks as u32, &self.opts.uuid, BLOCK_SIZE as u32))?;
+        let extents = extent::from_runs(self.journal.runs.iter().copied());
+        let (root, tree) = pass.extent_tree(JOURNAL_INO, &extents, &self.journal.tree_blocks)?;
+        let mut jnl = fixed_inode(inode::S_IFREG | 0o600, t);
+        jnl.i_block = root;
+        jnl.size = geo.journal_blocks * BLOCK_SIZE;
+        jnl.blocks_512 = (geo.journal_blocks + tree) * 8;
+        jnl.flags = EXT4_EXTENTS_FL;
+        let mut jnl_blocks = [0u32; 17];
+        for (k, w) in jnl.i_block.chunks(4).enumerate() {
+            jnl_blocks[k] = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+        }
+        jnl_blocks[15] = (jnl.size >> 32) as u32;
+        jnl_blocks[16] = jnl.size as u32;
+
+        // Resize inode: a double-indirect block listing the primary reserved GDT blocks;
+        // each of those lists its copies in the backup groups.
+        let mut resize = fixed_inode(inode::S_IFREG | 0o600, t);
+        let mut dind = vec![0u8; BS];
+        let backups: Vec<u32> = (1..geo.groups).filter(|&g| Geometry::has_super(g)).collect();
+        let mut blocks = 1u64;
+        for j in 0..geo.rsv_gdt_blocks as u64 {
+            let gdt_blk = 1 + geo.gdt_blocks as u64 + j;
+            let slot = ((geo.gdt_blocks as u64 + j) % ADDR_PER_BLOCK) as usize;
+            put_u32(&mut dind, slot * 4, gdt_blk as u32);
+            let mut list = vec![0u8; BS];
+            for (k, &g) in backups.iter().enumerate() {
+                put_u32(&mut list, k * 4, (gdt_blk + geo.group_start(g)) as u32);
+            }
+            blocks += 1 + backups.len() as u64;
+            if !backups.is_empty() {
+                pass.out.write_blocks(gdt_blk, &list)?;
+            }
+        }
+        pass.out.write_blocks(self.resize_dind, &dind)?;
+        put_u32(&mut resize.i_block, 13 * 4, self.resize_dind as u32);
+        resize.blocks_512 = blocks * 8;
+        resize.size = (ADDR_PER_BLOCK * ADDR_PER_BLOCK + ADDR_PER_BLOCK + 12) * BLOCK_SIZE;
+        Ok((resize, jnl, jnl_blocks))
+    }
+
+    /// Bitmaps, group descriptors and superblocks, once every block is known.
+    fn finish(&self, pass: &mut Pass, used_dirs: &[u32], jnl_blocks: [u32; 17]) -> Result<(), Ext4Error> {
+        let geo = &self.geo;
+        let seed = pass.seed;
+        let ipg = geo.inodes_per_group as u64;
+        let max_ino = self.census.max_ino as u64;
+        let mut inodes = Bitmap::new(geo.inodes_count() as u64);
+        inodes.set_range(0, max_ino);
+        let mut descs = vec![0u8; geo.gdt_blocks as usize * BS];
+        let (mut free_blocks, mut free_inodes) = (0u64, 0u64);
+        for g in 0..geo.groups {
+            let gm = self.groups[g as usize];
+            let start = geo.group_start(g);
+            let len = geo.group_len(g);
+            let bb = pass.used.block(start, len, BS);
+            let ib = inodes.block(g as u64 * ipg, ipg, BS);
+            pass.out.write_blocks(gm.block_bitmap, &bb)?;
+            pass.out.write_blocks(gm.inode_bitmap, &ib)?;
+            let used_b = pass.used.count_range(start, len);
+            let used_i = inodes.count_range(g as u64 * ipg, ipg);
+            let d = GroupDesc {
+                block_bitmap: gm.block_bitmap,
+                inode_bitmap: gm.inode_bitmap,
+                inode_table: gm.inode_table,
+                free_blocks: (len - used_b) as u32,
+                free_inodes: (ipg - used_i) as u32,
+                used_dirs: used_dirs[g as usize],
+                flags: EXT4_BG_INODE_ZEROED,
+                block_bitmap_csum: crc32c_raw(seed, &bb[..(geo.blocks_per_group / 8) as usize]),
+                inode_bitmap_csum: crc32c_raw(seed, &ib[..(ipg / 8) as usize]),
+                itable_unused: (ipg - used_i) as u32,
+            };
+            free_blocks += len - used_b;
+            free_inodes += ipg - used_i;
+            let o = g as usize * geo.desc_size;
+            d.write(&mut descs[o..o + geo.desc_size], g, seed);
+        }
+        let counts = SuperCounts { free_blocks, free_inodes: free_inodes as u32, jnl_blocks };
+        for g in 0..geo.groups {
+            if !Geometry::has_super(g) {
+                continue;
+            }
+            let sb = superblock::build(geo, &self.opts, &counts, g);
+            let start = geo.group_start(g);
+            if g == 0 {
+                pass.out.write_bytes(1024, &sb)?;
+            } else {
+                pass.out.write_blocks(start, &sb)?;
+            }
+            pass.out.write_blocks(start + 1, &descs)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,153 @@
+//! End-to-end tests of the ext4 writer against e2fsck, dumpe2fs, debugfs and ext4-view.
+
+mod ext4_support;
+
+use std::collections::BTreeMap;
+
+use ext4_support::*;
+use reprodisk::ext4::{self, Ext4Error, SizeRequest};
+use reprodisk::tree::{FsTree, Metadata, NodeId, NodeKind, Timestamp};
+
+/// A tree with one of everything the writer supports.
+fn rich_tree() -> FsTree {
+    let mut b = TreeBuilder::new();
+    let etc = b.dir(NodeId::ROOT, b"etc");
+    let host = b.file(etc, b"hostname", b"reprodisk\n".to_vec());
+    b.tree.link(NodeId::ROOT, b"hardlink-to-hostname", host, "/").unwrap();
+    b.file(NodeId::ROOT, b"empty", Vec::new());
+    b.file(NodeId::ROOT, b"big", (0..300_000u32).map(|i| (i % 251) as u8).collect());
+    // Sparse: data, 3 zero blocks, data, trailing zeros.
+    let mut sparse = vec![0u8; 4096 * 8 + 100];
+    sparse[10] = 1;
+    sparse[4096 * 4 + 7] = 2;
+    b.file(NodeId::ROOT, b"sparse", sparse);
+    // Every other block zero: 40 extents, so the extent tree needs a leaf block.
+    let mut frag = vec![0u8; 4096 * 80];
+    for k in (0..80).step_by(2) {
+        frag[k * 4096] = k as u8 + 1;
+    }
+    b.file(NodeId::ROOT, b"fragmented", frag);
+    b.add(NodeId::ROOT, b"fast-link", NodeKind::Symlink(b"etc/hostname".to_vec()), meta(0o777));
+    b.add(NodeId::ROOT, b"slow-link", NodeKind::Symlink(b"segment/".repeat(40)), meta(0o777));
+    let dev = b.dir(NodeId::ROOT, b"dev");
+    b.add(dev, b"null", NodeKind::CharDevice { major: 1, minor: 3 }, meta(0o666));
+    b.add(dev, b"sda", NodeKind::BlockDevice { major: 8, minor: 0 }, meta(0o660));
+    b.add(dev, b"big-numbers", NodeKind::CharDevice { major: 300, minor: 70000 }, meta(0o600));
+    b.add(dev, b"fifo", NodeKind::Fifo, meta(0o644));
+    b.add(dev, b"socket", NodeKind::Socket, meta(0o755));
+    let mut m = meta(0o4755);
+    m.xattrs.insert(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    m.xattrs.insert(b"user.small".to_vec(), b"v".to_vec());
+    m.xattrs.insert(b"user.big".to_vec(), vec![0xAB; 1500]);
+    m.xattrs.insert(b"user.empty".to_vec(), Vec::new());
+    m.atime = Timestamp { secs: -100_000, nanos: 999_999_999 };
+    m.mtime = Timestamp { secs: 5_000_000_000, nanos: 1 };
+    let x = b.file(NodeId::ROOT, b"with-xattrs", b"caps".to_vec());
+    b.tree.node_mut(x).meta = m;
+    let weird = b.dir(NodeId::ROOT, &[0xFF, 0xFE, b'\n', b' ']);
+    b.file(weird, &[b'n'; 255], b"long name".to_vec());
+    let mut deep = NodeId::ROOT;
+    for i in 0..20u8 {
+        deep = b.dir(deep, &[b'd', b'0' + i % 10]);
+    }
+    b.file(deep, b"bottom", b"deep".to_vec());
+    let huge = b.dir(NodeId::ROOT, b"huge");
+    for i in 0..2000u32 {
+        b.file(huge, format!("entry-{i:05}-{}", "z".repeat((i % 40) as usize)).as_bytes(), Vec::new());
+    }
+    b.tree
+}
+
+fn check_all(tree: &FsTree, img: &std::path::Path) {
+    assert_fsck_clean(img);
+    check_with_ext4_view(tree, img);
+    check_with_debugfs(tree, img);
+}
+
+#[test]
+fn rich_tree_reads_back_with_every_oracle() {
+    let tree = rich_tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "rich");
+    if let Ok(d) = std::env::var("EXT4_KEEP") {
+        std::fs::copy(&img, d).unwrap();
+    }
+    check_all(&tree, &img);
+    let h = dumpe2fs_h(&img);
+    for f in ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg", "sparse_super", "large_file", "huge_file", "dir_nlink", "extra_isize", "metadata_csum"] {
+        assert!(h.contains(f), "feature {f} missing:\n{h}");
+    }
+    assert!(h.contains("Filesystem volume name:   reprodisk-test"), "{h}");
+    assert!(h.contains("Filesystem UUID:          11111111-1111-1111-1111-111111111111"), "{h}");
+    assert!(h.contains("Directory Hash Seed:      22222222-2222-2222-2222-222222222222"), "{h}");
+    assert!(h.contains("Filesystem created:       Tue Jan  1 00:00:00 1980"), "{h}");
+    let htree = debugfs(&img, "htree_dump /huge");
+    assert!(htree.contains("Root node dump:"), "{htree}");
+}
+
+#[test]
+fn exact_size_with_many_groups_and_64bit() {
+    let tree = rich_tree();
+    let tmp = tempfile::tempdir().unwrap();
+    // 40 groups: flex groups 0 and 1, backups in groups 1, 3, 5, 7, 9, 25, 27.
+    let img = build(&tree, SizeRequest::Exact(40 * 128 << 20), tmp.path(), "groups");
+    check_all(&tree, &img);
+    let mut o = opts();
+    o.force_64bit = true;
+    let plan = ext4::plan(&tree, &o, SizeRequest::Exact(300 << 20)).unwrap();
+    let path = tmp.path().join("64.img");
+    let f = std::fs::File::create(&path).unwrap();
+    f.set_len(plan.size_bytes()).unwrap();
+    plan.write(&tree, &f, 0, &mut |_| {}).unwrap();
+    check_all(&tree, &path);
+    assert!(dumpe2fs_h(&path).contains("64bit"));
+}
+
+#[test]
+fn too_small_says_how_many_mib_are_missing() {
+    let mut b = TreeBuilder::new();
+    b.file(NodeId::ROOT, b"f", vec![1u8; 8 << 20]);
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Exact(6 << 20)).err().expect("6 MiB cannot hold 8 MiB");
+    let Ext4Error::TooSmall { needed_bytes, available_bytes } = err else { panic!("{err}") };
+    assert_eq!(available_bytes, 6 << 20);
+    let auto = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    assert_eq!(needed_bytes, auto.size_bytes());
+    assert!(err.to_string().contains(&format!("{} MiB missing", (needed_bytes - available_bytes).div_ceil(1 << 20))), "{err}");
+    assert!(ext4::plan(&b.tree, &opts(), SizeRequest::Exact(auto.size_bytes())).is_ok());
+}
+
+#[test]
+fn auto_size_adds_extra_and_rounds_to_mib() {
+    let tree = rich_tree();
+    let a = ext4::plan(&tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    let b = ext4::plan(&tree, &opts(), SizeRequest::Auto { extra_bytes: 10 << 20 }).unwrap();
+    assert_eq!(a.size_bytes() % (1 << 20), 0);
+    assert_eq!(b.size_bytes(), a.size_bytes() + (10 << 20));
+    // One MiB less than the automatic size does not fit.
+    assert!(matches!(ext4::plan(&tree, &opts(), SizeRequest::Exact(a.size_bytes() - (1 << 20))), Err(Ext4Error::TooSmall { .. })));
+}
+
+#[test]
+fn building_twice_gives_identical_bytes() {
+    let tree = rich_tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let a = build(&tree, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "a");
+    let b = build(&tree, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "b");
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "two builds differ");
+}
+
+#[test]
+fn missing_source_names_the_path() {
+    let mut b = TreeBuilder::new();
+    let id = b.file(NodeId::ROOT, b"f", vec![1]);
+    if let NodeKind::File(c) = &mut b.tree.node_mut(id).kind {
+        c.source = reprodisk::tree::DataSource::Host("/nonexistent/reprodisk-source".into());
+    }
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let f = std::fs::File::create(tmp.path().join("x.img")).unwrap();
+    f.set_len(plan.size_bytes()).unwrap();
+    let err = plan.write(&b.tree, &f, 0, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/reprodisk-source"), "{err}");
+    let _ = (BTreeMap::<u8, u8>::new(), Metadata::new(0, 0, 0, T0));
+}

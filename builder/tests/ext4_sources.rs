@@ -1,0 +1,124 @@
+//! Data sources (host files, dense and sparse archive ranges), files over 4 GiB, two-level
+//! htrees and determinism across node insertion orders.
+
+mod ext4_support;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+
+use ext4_support::*;
+use reprodisk::ext4::{self, SizeRequest};
+use reprodisk::tree::{DataSource, FileContent, FsTree, Node, NodeId, NodeKind};
+
+#[test]
+fn host_and_archive_sources_read_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("host.bin");
+    let host_data: Vec<u8> = (0..50_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    std::fs::write(&host, &host_data).unwrap();
+    // An "archive": 100 bytes of header, a dense member, then a sparse member's runs.
+    let archive = tmp.path().join("a.tar");
+    let mut f = std::fs::File::create(&archive).unwrap();
+    f.write_all(&[9u8; 100]).unwrap();
+    f.write_all(&[5u8; 9000]).unwrap();
+    f.write_all(&[6u8; 5000]).unwrap();
+    f.write_all(&[7u8; 3]).unwrap();
+    drop(f);
+    let archive = Arc::new(archive);
+    let mut b = TreeBuilder::new();
+    let mk = |size, source| NodeKind::File(FileContent { size, source });
+    b.add(NodeId::ROOT, b"host", mk(host_data.len() as u64, DataSource::Host(host.clone())), meta(0o600));
+    b.add(NodeId::ROOT, b"dense", mk(9000, DataSource::Archive { path: archive.clone(), offset: 100, map: None }), meta(0o644));
+    let map: Arc<[(u64, u64)]> = Arc::from(vec![(20_000u64, 5000u64), (100_000, 3)]);
+    b.add(NodeId::ROOT, b"sparse", mk(200_000, DataSource::Archive { path: archive.clone(), offset: 9100, map: Some(map) }), meta(0o644));
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "src");
+    assert_fsck_clean(&img);
+    check_with_ext4_view(&b.tree, &img);
+    check_with_debugfs(&b.tree, &img);
+}
+
+#[test]
+fn sparse_file_over_4_gib_costs_only_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("big.tar");
+    std::fs::write(&archive, [[1u8; 4096], [2u8; 4096]].concat()).unwrap();
+    let size = 5u64 << 30;
+    let far = (4u64 << 30) + (512 << 20);
+    let map: Arc<[(u64, u64)]> = Arc::from(vec![(0u64, 4096u64), (far, 4096)]);
+    let mut b = TreeBuilder::new();
+    b.add(
+        NodeId::ROOT,
+        b"huge",
+        NodeKind::File(FileContent { size, source: DataSource::Archive { path: Arc::new(archive), offset: 0, map: Some(map) } }),
+        meta(0o644),
+    );
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    assert!(plan.size_bytes() <= 16 << 20, "a 5 GiB file with 8 KiB of data needs {} bytes", plan.size_bytes());
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "huge");
+    assert_fsck_clean(&img);
+    let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
+    assert_eq!(fs.metadata("/huge").unwrap().len(), size);
+    let mut file = fs.open("/huge").unwrap();
+    let mut buf = vec![0u8; 8192];
+    file.read_exact(&mut buf).unwrap();
+    assert!(buf[..4096].iter().all(|&x| x == 1) && buf[4096..].iter().all(|&x| x == 0));
+    file.seek(SeekFrom::Start(far - 4096)).unwrap();
+    file.read_exact(&mut buf).unwrap();
+    assert!(buf[..4096].iter().all(|&x| x == 0) && buf[4096..].iter().all(|&x| x == 2));
+    let stat = debugfs(&img, "stat /huge");
+    assert!(stat.contains(&format!("Size: {size}")), "{stat}");
+    assert!(stat.contains(&format!("(0):")) && stat.contains(&format!("({}):", far / 4096)), "{stat}");
+}
+
+#[test]
+fn directory_needing_two_htree_levels() {
+    let mut b = TreeBuilder::new();
+    let d = b.dir(NodeId::ROOT, b"many");
+    let target = b.file(NodeId::ROOT, b"target", b"x".to_vec());
+    // 12000 names of ~200 bytes fill more leaves than the dx_root can index (507).
+    for i in 0..12_000u32 {
+        let name = format!("{i:06}-{}", "n".repeat(193));
+        b.tree.link(d, name.as_bytes(), target, "/many").unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "levels");
+    assert_fsck_clean(&img);
+    let dump = debugfs(&img, "htree_dump /many");
+    assert!(dump.contains("Indirect levels: 1"), "{}", &dump[..dump.len().min(2000)]);
+    check_with_ext4_view(&b.tree, &img);
+    check_with_debugfs(&b.tree, &img);
+}
+
+/// The same tree with its nodes added in reverse order (so every NodeId differs).
+fn reversed(t: &FsTree) -> FsTree {
+    let n = t.nodes.len();
+    let map = |id: NodeId| if id == NodeId::ROOT { id } else { NodeId((n - id.0 as usize) as u32) };
+    let mut nodes: Vec<Option<Node>> = vec![None; n];
+    for (i, node) in t.nodes.iter().enumerate() {
+        let kind = match &node.kind {
+            NodeKind::Dir(m) => NodeKind::Dir(m.iter().map(|(k, v)| (k.clone(), map(*v))).collect::<BTreeMap<_, _>>()),
+            k => k.clone(),
+        };
+        nodes[map(NodeId(i as u32)).0 as usize] = Some(Node { kind, meta: node.meta.clone() });
+    }
+    // Every slot is filled: `map` is a permutation of 0..n.
+    FsTree { nodes: nodes.into_iter().map(|n| n.expect("permutation")).collect() }
+}
+
+#[test]
+fn node_insertion_order_does_not_change_the_image() {
+    let mut b = TreeBuilder::new();
+    for d in [&b"zeta"[..], b"alpha", b"mid"] {
+        let id = b.dir(NodeId::ROOT, d);
+        for f in [&b"3"[..], b"1", b"2"] {
+            b.file(id, f, [d, f].concat());
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "a");
+    let r = reversed(&b.tree);
+    assert_ne!(r.nodes[1], b.tree.nodes[1]);
+    let c = build(&r, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "c");
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&c).unwrap(), "images differ");
+}
