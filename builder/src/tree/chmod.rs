@@ -1,0 +1,1 @@
+//! rsync --chmod mode strings (placeholder).
