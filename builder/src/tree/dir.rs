@@ -61,20 +61,8 @@ pub fn add_dir(tree: &mut FsTree, src: &Path, at: &[u8], opts: &IngestOptions) -
 /// Adds the contents of host directory `src` under image directory `at` copied as `how`
 /// (`rsync -a src/ at` semantics: `src` itself becomes `at`).
 pub fn add_host_dir(tree: &mut FsTree, src: &Path, at: &[u8], how: HostCopy, opts: &IngestOptions) -> Result<(), IngestError> {
-    let origin = format!("`{}`", src.display());
-    let comps = normalize_path(at, &origin)?;
-    let md = fs::metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
-    if !md.is_dir() {
-        return Err(IngestError::Io {
-            path: src.to_path_buf(),
-            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
-        });
-    }
-    let dir = mkdir_p(tree, &comps, &origin, opts)?;
-    let mut w = Walker::new(tree, opts, how, origin);
-    let meta = w.node_from(src, &md)?.meta;
-    w.tree.node_mut(dir).meta = meta;
-    w.fill_dir(dir, &display_path(&comps), src, &md)?;
+    let comps = normalize_path(at, &format!("`{}`", src.display()))?;
+    copy_host_dir(tree, src, &comps, how, opts, &mut Vec::new())?;
     canonicalize(tree);
     Ok(())
 }
@@ -89,19 +77,60 @@ pub fn add_host_entry(
     how: HostCopy,
     opts: &IngestOptions,
 ) -> Result<(), IngestError> {
-    let origin = format!("`{}`", src.display());
-    let comps = normalize_path(parent, &origin)?;
-    let md = fs::symlink_metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
-    let dir = mkdir_p(tree, &comps, &origin, opts)?;
-    let mut w = Walker::new(tree, opts, how, origin);
-    w.add_entry(dir, &display_path(&comps), name, src, &md)?;
+    let comps = normalize_path(parent, &format!("`{}`", src.display()))?;
+    copy_host_entry(tree, src, &comps, name, how, opts, &mut Vec::new())?;
     canonicalize(tree);
     Ok(())
+}
+
+/// [`add_host_dir`] without canonicalizing; pushes every node it made or updated to `touched`.
+pub(crate) fn copy_host_dir(
+    tree: &mut FsTree,
+    src: &Path,
+    at: &[Vec<u8>],
+    how: HostCopy,
+    opts: &IngestOptions,
+    touched: &mut Vec<NodeId>,
+) -> Result<NodeId, IngestError> {
+    let origin = format!("`{}`", src.display());
+    let md = fs::metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
+    if !md.is_dir() {
+        return Err(IngestError::Io {
+            path: src.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
+        });
+    }
+    let dir = mkdir_p(tree, at, &origin, opts)?;
+    let mut w = Walker::new(tree, opts, how, origin, touched);
+    let meta = w.node_from(src, &md)?.meta;
+    w.tree.node_mut(dir).meta = meta;
+    w.touched.push(dir);
+    w.fill_dir(dir, &display_path(at), src, &md)?;
+    Ok(dir)
+}
+
+/// [`add_host_entry`] without canonicalizing; pushes every node it made or updated to `touched`.
+pub(crate) fn copy_host_entry(
+    tree: &mut FsTree,
+    src: &Path,
+    parent: &[Vec<u8>],
+    name: &[u8],
+    how: HostCopy,
+    opts: &IngestOptions,
+    touched: &mut Vec<NodeId>,
+) -> Result<(), IngestError> {
+    let origin = format!("`{}`", src.display());
+    let md = fs::symlink_metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
+    let dir = mkdir_p(tree, parent, &origin, opts)?;
+    let mut w = Walker::new(tree, opts, how, origin, touched);
+    w.add_entry(dir, &display_path(parent), name, src, &md)
 }
 
 /// Walks one host source.
 struct Walker<'a> {
     tree: &'a mut FsTree,
+    /// Every node made or updated, for `contents`' `mode`.
+    touched: &'a mut Vec<NodeId>,
     opts: &'a IngestOptions,
     how: HostCopy,
     origin: String,
@@ -112,8 +141,8 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    fn new(tree: &'a mut FsTree, opts: &'a IngestOptions, how: HostCopy, origin: String) -> Self {
-        Walker { tree, opts, how, origin, inodes: HashMap::new(), ancestors: Vec::new() }
+    fn new(tree: &'a mut FsTree, opts: &'a IngestOptions, how: HostCopy, origin: String, touched: &'a mut Vec<NodeId>) -> Self {
+        Walker { tree, touched, opts, how, origin, inodes: HashMap::new(), ancestors: Vec::new() }
     }
 
     /// The node (without directory entries) for a host path whose lstat is `md`.
@@ -173,6 +202,7 @@ impl<'a> Walker<'a> {
         let id = match placed {
             Placed::New(id) | Placed::Merged(id) => id,
         };
+        self.touched.push(id);
         if md.is_dir() {
             self.fill_dir(id, &child_path(dir_path, name), host, md)?;
         } else if self.how.hard_links && md.nlink() > 1 {
