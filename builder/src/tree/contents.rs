@@ -5,7 +5,9 @@
 //!   and every match is copied into it under its own name (`rsync -a MATCH target/`: a
 //!   directory onto an existing directory merges, anything else replaces a non-directory).
 //!   A glob that matches nothing is an error. Only `*` switches to glob mode, as the seed's
-//!   `[[ $source =~ '*' ]]` does; then `?` and `[...]` match too.
+//!   `[[ $source =~ '*' ]]` does; then `?` and `[...]` match too. Without `*` the source is
+//!   a literal path (the seed's unquoted `$source` would also expand `?` and `[` there, by
+//!   accident of shell quoting; we do not).
 //! - otherwise the parents of `target` are created, and a `target` that already exists in
 //!   the tree is the seed's error `duplicate entry TARGET -> SOURCE`. The seed checks this
 //!   against the earlier entries only (its root was empty then); here the root tree is
@@ -13,6 +15,9 @@
 //!   or merging into a system file silently is never what a user meant.
 //! - a directory source (a symlink to a directory counts, as `[ -d ]` says) becomes `target`
 //!   (`rsync -a src/ target`); anything else is copied as `target`, symlinks as links.
+//! - rsync's quick check is not copied: when a glob copies a file over an existing file of
+//!   the same size and mtime, rsync keeps the old bytes (it assumes they are equal) and only
+//!   updates the metadata; here the later file always wins, bytes included.
 //! - copies are `rsync -a --no-o --no-g`: modes and mtimes kept, owner `0:0`, no hard links
 //!   (rsync without `-H` makes separate files), no xattrs (no `-X`).
 //! - `mode` is rsync's `--chmod` ([`super::chmod`]) applied to every copied node except

@@ -77,3 +77,34 @@ pub fn make_sample(dir: &Path, secs: i64) {
     ));
     touch_all(dir, secs);
 }
+
+/// One line per path (`path kind perm uid:gid mtime extra`), for readable failures.
+pub fn listing(tree: &FsTree) -> Vec<String> {
+    fn walk(t: &FsTree, id: reprodisk::tree::NodeId, path: String, out: &mut Vec<String>) {
+        let n = t.node(id);
+        let extra = match &n.kind {
+            NodeKind::Dir(_) => "dir".to_string(),
+            NodeKind::File(c) => format!("file {:?}", String::from_utf8_lossy(&content(c)).chars().take(40).collect::<String>()),
+            other => format!("{other:?}"),
+        };
+        out.push(format!(
+            "{path} {extra} {:o} {}:{} {}.{:09} {:?} #{}",
+            n.meta.perm, n.meta.uid, n.meta.gid, n.meta.mtime.secs, n.meta.mtime.nanos, n.meta.xattrs, id.0
+        ));
+        if let NodeKind::Dir(e) = &n.kind {
+            for (name, &child) in e {
+                walk(t, child, format!("{}/{}", path.trim_end_matches('/'), String::from_utf8_lossy(name)), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(tree, reprodisk::tree::NodeId::ROOT, "/".to_string(), &mut out);
+    out
+}
+
+/// Asserts two trees are equal by content, showing a per-path listing when they differ.
+pub fn assert_same_tree(a: &FsTree, b: &FsTree, what: &str) {
+    let (la, lb) = (listing(a), listing(b));
+    assert_eq!(la, lb, "{what}: listings differ");
+    assert_eq!(by_content(a), by_content(b), "{what}: trees differ beyond the listing");
+}
