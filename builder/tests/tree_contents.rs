@@ -5,7 +5,8 @@ mod tree_support;
 use std::path::{Path, PathBuf};
 
 use reprodisk::tree::contents::{
-    ContentsEntry, add_additional_paths, add_config_file, add_contents, apply_contents_ownership, only_nix_store,
+    ContentsEntry, add_additional_paths, add_config_file, add_contents, apply_contents_ownership,
+    only_nix_store,
 };
 use reprodisk::tree::dir::{HostCopy, add_dir, add_host_dir};
 use reprodisk::tree::ingest::{IngestError, IngestOptions};
@@ -23,7 +24,12 @@ fn root() -> FsTree {
 }
 
 fn entry(source: &Path, target: &str, mode: Option<&str>) -> ContentsEntry {
-    ContentsEntry { source: source.to_path_buf(), target: target.into(), mode: mode.map(Into::into), ..Default::default() }
+    ContentsEntry {
+        source: source.to_path_buf(),
+        target: target.into(),
+        mode: mode.map(Into::into),
+        ..Default::default()
+    }
 }
 
 /// The seed's prepareImage `contents` loop, run by bash and rsync into `root`.
@@ -109,7 +115,8 @@ fn seed_errors() {
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
     make_sources(&src);
-    let run = |entries: Vec<ContentsEntry>| add_contents(&mut root(), &entries, &opts()).unwrap_err().to_string();
+    let run =
+        |entries: Vec<ContentsEntry>| add_contents(&mut root(), &entries, &opts()).unwrap_err().to_string();
     let single = src.join("single");
     assert_eq!(
         run(vec![entry(&single, "/etc/x", None), entry(&src.join("bin"), "/etc/x", None)]),
@@ -136,7 +143,11 @@ fn ownership_resolves_against_the_image_accounts() {
     let tmp = tempfile::tempdir().unwrap();
     let (sys, src) = (tmp.path().join("sys"), tmp.path().join("src"));
     std::fs::create_dir_all(sys.join("etc")).unwrap();
-    std::fs::write(sys.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/home/alice:/bin/sh\n").unwrap();
+    std::fs::write(
+        sys.join("etc/passwd"),
+        "root:x:0:0::/root:/bin/sh\nalice:x:1000:100::/home/alice:/bin/sh\n",
+    )
+    .unwrap();
     std::fs::write(sys.join("etc/group"), "root:x:0:\nusers:x:100:alice\nwheel:x:10:\n").unwrap();
     std::fs::create_dir(&src).unwrap();
     make_sources(&src);
@@ -161,7 +172,10 @@ fn ownership_resolves_against_the_image_accounts() {
     assert_eq!(ids(b"/srv"), (0, 0), "only the target is chowned");
     let bad = vec![owned("bob", "users", "/srv/tree")];
     let e = apply_contents_ownership(&mut t, &bad).unwrap_err();
-    assert!(matches!(&e, IngestError::UnknownOwner { name, file: "/etc/passwd", .. } if name == "bob"), "{e}");
+    assert!(
+        matches!(&e, IngestError::UnknownOwner { name, file: "/etc/passwd", .. } if name == "bob"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -177,19 +191,27 @@ fn config_file_additional_paths_and_only_nix_store() {
     let mut t = root();
     add_config_file(&mut t, Some(&d.join("conf.nix")), &opts()).unwrap();
     let conf = t.node(t.lookup(b"/etc/nixos/configuration.nix").unwrap());
-    assert_eq!(conf.meta, Metadata::new(0o755, 0, 0, Timestamp::from_secs(T + 1)), "cp without -p, umask 022");
+    assert_eq!(
+        conf.meta,
+        Metadata::new(0o755, 0, 0, Timestamp::from_secs(T + 1)),
+        "cp without -p, umask 022"
+    );
     let mut bare = root();
     add_config_file(&mut bare, None, &opts()).unwrap();
     assert!(bare.lookup(b"/etc/nixos").is_some(), "the seed creates /etc/nixos either way");
 
     let pkg: PathBuf = d.join("store/abc-pkg");
-    add_additional_paths(&mut t, &[pkg.clone()], &opts()).unwrap();
+    add_additional_paths(&mut t, std::slice::from_ref(&pkg), &opts()).unwrap();
     let at = |p: &Path| t.node(t.lookup(p.to_str().unwrap().as_bytes()).unwrap()).meta.clone();
     assert_eq!(at(&pkg).perm, 0o555);
     assert_eq!(at(&pkg.join("bin/run")).perm, 0o555);
-    assert_eq!(at(&pkg.join("data")), Metadata::new(0o444, 0, 0, Timestamp::from_secs(1)), "NAR: 0444, mtime 1");
+    assert_eq!(
+        at(&pkg.join("data")),
+        Metadata::new(0o444, 0, 0, Timestamp::from_secs(1)),
+        "NAR: 0444, mtime 1"
+    );
     let before = t.clone();
-    add_additional_paths(&mut t, &[pkg.clone()], &opts()).unwrap();
+    add_additional_paths(&mut t, std::slice::from_ref(&pkg), &opts()).unwrap();
     assert_eq!(t, before, "a path already in the image is skipped");
     let e = add_additional_paths(&mut t, &[d.join("fifo")], &opts()).unwrap_err();
     assert!(matches!(&e, IngestError::Unsupported { path, .. } if path.ends_with("fifo")), "{e}");

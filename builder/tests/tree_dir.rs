@@ -45,7 +45,11 @@ fn creation_order_and_umask_do_not_change_the_tree() {
     tree_support::touch_all(&b, T);
     let opts = IngestOptions::new(T + 1);
     let (ta, tb) = (ingest(&a, &opts).unwrap(), ingest(&b, &opts).unwrap());
-    assert_eq!(ta.nodes.len(), 1 + 7 + 300 + 1, "root, 7 dirs, 300 files (one hard-linked twice), one symlink");
+    assert_eq!(
+        ta.nodes.len(),
+        1 + 7 + 300 + 1,
+        "root, 7 dirs, 300 files (one hard-linked twice), one symlink"
+    );
     tree_support::assert_same_tree(&ta, &tb, "creation orders");
     // The same tree ingested under a directory the ingestion has to create.
     let mut under = empty();
@@ -70,12 +74,24 @@ fn metadata_rules() {
     let t = ingest(src, &opts).unwrap();
     let node = |p: &[u8]| t.node(t.lookup(p).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(p))));
     let file = node(b"a/file");
-    assert_eq!((file.meta.uid, file.meta.gid, file.meta.perm), (0, 0, 0o644), "ownership never comes from the host");
+    assert_eq!(
+        (file.meta.uid, file.meta.gid, file.meta.perm),
+        (0, 0, 0o644),
+        "ownership never comes from the host"
+    );
     assert_eq!(file.meta.xattrs.keys().collect::<Vec<_>>(), [&b"user.test".to_vec()]);
     let exec = node(b"a/exec");
-    assert_eq!(exec.meta.xattrs.keys().collect::<Vec<_>>(), [&b"security.capability".to_vec()], "trusted.* is dropped");
+    assert_eq!(
+        exec.meta.xattrs.keys().collect::<Vec<_>>(),
+        [&b"security.capability".to_vec()],
+        "trusted.* is dropped"
+    );
     assert_eq!(exec.meta.mtime, Timestamp::from_secs(T + 100), "clamped to SOURCE_DATE_EPOCH");
-    assert_eq!(node(b"empty").meta.mtime, Timestamp { secs: T, nanos: 250_000_000 }, "older times keep their nanoseconds");
+    assert_eq!(
+        node(b"empty").meta.mtime,
+        Timestamp { secs: T, nanos: 250_000_000 },
+        "older times keep their nanoseconds"
+    );
     assert_eq!(node(b"suid").meta.perm, 0o4755);
     assert_eq!(node(b"sticky").meta.perm, 0o1777);
     assert_eq!(node(b"etclink").kind, NodeKind::Symlink(b"/etc".to_vec()), "symlinks are not followed");
@@ -97,7 +113,9 @@ fn metadata_rules() {
     assert_eq!((exec.meta.mtime, exec.meta.atime, exec.meta.ctime, exec.meta.crtime), (m, m, m, m));
     keep.timestamps = TimestampPolicy::SourceDateEpoch;
     let t = ingest(src, &keep).unwrap();
-    assert!(t.nodes.iter().all(|n| n.meta.mtime == Timestamp::from_secs(T + 100) && n.meta.ctime == n.meta.mtime));
+    assert!(
+        t.nodes.iter().all(|n| n.meta.mtime == Timestamp::from_secs(T + 100) && n.meta.ctime == n.meta.mtime)
+    );
 }
 
 #[test]
@@ -133,5 +151,8 @@ fn bind_mount_loops_are_errors() {
     sh(&format!("mount --bind '{}' '{}'", src.display(), inner.display()));
     let _guard = Unmount(inner.clone());
     let e = ingest(&src, &IngestOptions::new(0)).unwrap_err();
-    assert!(matches!(&e, IngestError::SourceLoop { path, ancestor } if path == &inner && ancestor == &src), "{e}");
+    assert!(
+        matches!(&e, IngestError::SourceLoop { path, ancestor } if path == &inner && ancestor == &src),
+        "{e}"
+    );
 }

@@ -46,7 +46,10 @@ fn same_as_dir(flags: &str, keep_xattrs: bool) {
     // The sparse file keeps a map unless the format wrote it dense.
     let sparse = from_tar.node(from_tar.lookup(b"/sparse").unwrap());
     if flags.contains("--sparse") {
-        assert!(matches!(&sparse.kind, NodeKind::File(c) if matches!(&c.source, DataSource::Archive { map: Some(_), .. })), "{flags}");
+        assert!(
+            matches!(&sparse.kind, NodeKind::File(c) if matches!(&c.source, DataSource::Archive { map: Some(_), .. })),
+            "{flags}"
+        );
     }
 }
 
@@ -106,7 +109,10 @@ fn ids_modes_times_and_links_from_a_tar_crate_archive() {
     let file = t.lookup(long.as_bytes()).unwrap();
     assert_eq!(t.lookup(b"hard"), Some(file), "hard link is the same node");
     let n = t.node(file);
-    assert_eq!((n.meta.perm, n.meta.uid, n.meta.gid, n.meta.mtime), (0o4711, 1000, 100, Timestamp::from_secs(T - 10)));
+    assert_eq!(
+        (n.meta.perm, n.meta.uid, n.meta.gid, n.meta.mtime),
+        (0o4711, 1000, 100, Timestamp::from_secs(T - 10))
+    );
     assert_eq!(n.meta.ctime, n.meta.mtime);
     let NodeKind::File(c) = &n.kind else { panic!("not a file") };
     assert_eq!(content(c), b"abc");
@@ -139,8 +145,17 @@ fn pax_nanosecond_mtime_and_later_members_win() {
     assert_eq!((content(c), f.meta.perm), (b"two".to_vec(), 0o600));
     assert_eq!(t.nodes.len(), 3, "the replaced member is not kept");
     let mut t = empty();
-    sh(&format!("tar --format=posix -C {s} --delete -f {t}/a.tar d/f 2>/dev/null || true", s = src.display(), t = tmp.path().display()));
-    sh(&format!("touch -d @{T}.123456789 {}/d/f && tar --format=posix -C {} -cf {}/b.tar d", src.display(), src.display(), tmp.path().display()));
+    sh(&format!(
+        "tar --format=posix -C {s} --delete -f {t}/a.tar d/f 2>/dev/null || true",
+        s = src.display(),
+        t = tmp.path().display()
+    ));
+    sh(&format!(
+        "touch -d @{T}.123456789 {}/d/f && tar --format=posix -C {} -cf {}/b.tar d",
+        src.display(),
+        src.display(),
+        tmp.path().display()
+    ));
     add_tar(&mut t, &tmp.path().join("b.tar"), b"/", &o).unwrap();
     let f = t.node(t.lookup(b"d/f").unwrap());
     assert_eq!(f.meta.mtime, Timestamp { secs: T, nanos: 123_456_789 });
@@ -178,9 +193,12 @@ fn raw_header(name: &[u8], kind: tar::EntryType, link: &[u8]) -> tar::Header {
 
 #[test]
 fn bad_archives_are_errors_naming_the_problem() {
-    let e = tar_err(|b| b.append(&raw_header(b"../etc/passwd", tar::EntryType::Regular, b""), std::io::empty()).unwrap());
+    let e = tar_err(|b| {
+        b.append(&raw_header(b"../etc/passwd", tar::EntryType::Regular, b""), std::io::empty()).unwrap()
+    });
     assert!(matches!(&e, IngestError::EscapesRoot { path, .. } if path == "../etc/passwd"), "{e}");
-    let e = tar_err(|b| b.append(&raw_header(b"h", tar::EntryType::Link, b"nothing"), std::io::empty()).unwrap());
+    let e =
+        tar_err(|b| b.append(&raw_header(b"h", tar::EntryType::Link, b"nothing"), std::io::empty()).unwrap());
     assert!(matches!(&e, IngestError::HardLinkTarget { target, .. } if target == "nothing"), "{e}");
     let e = tar_err(|b| {
         b.append(&raw_header(b"l", tar::EntryType::Symlink, b"/etc"), std::io::empty()).unwrap();
@@ -201,7 +219,10 @@ fn bad_archives_are_errors_naming_the_problem() {
     std::fs::write(&garbage, vec![7u8; 1024]).unwrap();
     let e = add_tar(&mut empty(), &garbage, b"/", &opts()).unwrap_err();
     assert!(matches!(&e, IngestError::Tar { offset: 0, what, .. } if what.contains("checksum")), "{e}");
-    sh(&format!("cd {t} && head -c 5000 /dev/zero | tr '\\0' a > big && tar -cf full.tar big && head -c 2048 full.tar > cut.tar", t = tmp.path().display()));
+    sh(&format!(
+        "cd {t} && head -c 5000 /dev/zero | tr '\\0' a > big && tar -cf full.tar big && head -c 2048 full.tar > cut.tar",
+        t = tmp.path().display()
+    ));
     let e = add_tar(&mut empty(), &tmp.path().join("cut.tar"), b"/", &opts()).unwrap_err();
     assert!(matches!(&e, IngestError::Tar { what, .. } if what.contains("past the end")), "{e}");
     let e = add_tar(&mut empty(), &tmp.path().join("missing.tar"), b"/", &opts()).unwrap_err();

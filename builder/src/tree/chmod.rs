@@ -122,7 +122,16 @@ fn parse_clause(s: &[u8], umask: u16) -> Option<Clause> {
             }
         }
         // Checked above: at most 0o7777.
-        return Some(Clause { and: 0, or: v as u16, only, x_keep: false, copy_src: 0, copy_dst: 0, copy_and: 0, op: b'0' });
+        return Some(Clause {
+            and: 0,
+            or: v as u16,
+            only,
+            x_keep: false,
+            copy_src: 0,
+            copy_dst: 0,
+            copy_and: 0,
+            op: b'0',
+        });
     }
     let mut where_: u16 = 0;
     let mut topbits: u16 = 0;
@@ -236,14 +245,18 @@ mod tests {
     #[test]
     fn documented_cases() {
         for &(spec, perm, is_dir, want) in CASES {
-            let got = ChmodSpec::parse(spec).unwrap_or_else(|| panic!("{spec} should parse")).apply(perm, is_dir);
+            let got =
+                ChmodSpec::parse(spec).unwrap_or_else(|| panic!("{spec} should parse")).apply(perm, is_dir);
             assert_eq!(got, want, "{spec} on {perm:o} (dir: {is_dir}): got {got:o}, want {want:o}");
         }
     }
 
     #[test]
     fn rejected_like_rsync() {
-        for bad in ["", "u", "8", "10000", "u+r-w", "DF755", "u+q", "u+rg", "u=gx", "u=go", "644x", "u+r,", ",u+r", "D"] {
+        for bad in [
+            "", "u", "8", "10000", "u+r-w", "DF755", "u+q", "u+rg", "u=gx", "u=go", "644x", "u+r,", ",u+r",
+            "D",
+        ] {
             assert_eq!(ChmodSpec::parse(bad), None, "{bad:?}");
         }
     }

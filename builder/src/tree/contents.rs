@@ -52,7 +52,7 @@ pub struct ContentsEntry {
 }
 
 impl ContentsEntry {
-    fn from_display(&self) -> String {
+    fn source_display(&self) -> String {
         self.source.display().to_string()
     }
 
@@ -62,7 +62,7 @@ impl ContentsEntry {
             None | Some("") => Ok(None),
             Some(m) => ChmodSpec::parse(m).map(Some).ok_or_else(|| IngestError::BadMode {
                 target: self.target.clone(),
-                from: self.from_display(),
+                from: self.source_display(),
                 mode: m.to_string(),
             }),
         }
@@ -73,19 +73,26 @@ impl ContentsEntry {
     pub fn check(&self) -> Result<(), IngestError> {
         self.chmod()?;
         if self.user.is_some() != self.group.is_some() {
-            return Err(IngestError::UserWithoutGroup { target: self.target.clone(), from: self.from_display() });
+            return Err(IngestError::UserWithoutGroup {
+                target: self.target.clone(),
+                from: self.source_display(),
+            });
         }
         normalize_path(self.target.as_bytes(), &self.origin())?;
         Ok(())
     }
 
     fn origin(&self) -> String {
-        format!("contents entry {} -> {}", self.target, self.from_display())
+        format!("contents entry {} -> {}", self.target, self.source_display())
     }
 }
 
 /// Copies every `contents` entry into the tree, in order (see the module docs).
-pub fn add_contents(tree: &mut FsTree, entries: &[ContentsEntry], opts: &IngestOptions) -> Result<(), IngestError> {
+pub fn add_contents(
+    tree: &mut FsTree,
+    entries: &[ContentsEntry],
+    opts: &IngestOptions,
+) -> Result<(), IngestError> {
     for e in entries {
         e.check()?;
     }
@@ -104,7 +111,7 @@ fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Resu
         mkdir_p(tree, &comps, &origin, opts)?;
         let matches = super::glob::expand(&e.source);
         if matches.is_empty() {
-            return Err(IngestError::GlobNoMatch { target: e.target.clone(), from: e.from_display() });
+            return Err(IngestError::GlobNoMatch { target: e.target.clone(), from: e.source_display() });
         }
         for m in matches {
             // Matches come from reading directories, so each ends in a real name.
@@ -112,7 +119,7 @@ fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Resu
             copy_host_entry(tree, &m, &comps, &name, HostCopy::RSYNC, opts, &mut touched)?;
         }
     } else {
-        let duplicate = || IngestError::DuplicateEntry { target: e.target.clone(), from: e.from_display() };
+        let duplicate = || IngestError::DuplicateEntry { target: e.target.clone(), from: e.source_display() };
         let Some((name, parent)) = comps.split_last() else { return Err(duplicate()) };
         mkdir_p(tree, parent, &origin, opts)?;
         if tree.lookup(display_path(&comps).as_bytes()).is_some() {
@@ -176,7 +183,11 @@ pub fn apply_contents_ownership(tree: &mut FsTree, entries: &[ContentsEntry]) ->
 /// source's permission bits without setuid/setgid/sticky, masked by `022`, owner `0:0`, and
 /// SOURCE_DATE_EPOCH (cp's "now"); an existing file keeps its metadata and takes the new
 /// content with mtime SOURCE_DATE_EPOCH. The source is followed if it is a symlink.
-pub fn add_config_file(tree: &mut FsTree, config: Option<&Path>, opts: &IngestOptions) -> Result<(), IngestError> {
+pub fn add_config_file(
+    tree: &mut FsTree,
+    config: Option<&Path>,
+    opts: &IngestOptions,
+) -> Result<(), IngestError> {
     let origin = "configFile".to_string();
     let dir = mkdir_p(tree, &[b"etc".to_vec(), b"nixos".to_vec()], &origin, opts)?;
     let Some(src) = config else { return Ok(()) };
@@ -184,7 +195,11 @@ pub fn add_config_file(tree: &mut FsTree, config: Option<&Path>, opts: &IngestOp
     let md = fs::metadata(src).map_err(io)?;
     fs::File::open(src).map_err(io)?;
     if !md.is_file() {
-        return Err(IngestError::Unsupported { path: src.to_path_buf(), origin: "configFile", what: "it is not a regular file" });
+        return Err(IngestError::Unsupported {
+            path: src.to_path_buf(),
+            origin: "configFile",
+            what: "it is not a regular file",
+        });
     }
     let content = FileContent { size: md.len(), source: DataSource::Host(src.to_path_buf()) };
     let name = b"configuration.nix";
@@ -219,14 +234,26 @@ pub fn add_config_file(tree: &mut FsTree, config: Option<&Path>, opts: &IngestOp
 /// The seed's `nix copy --to ROOT PATHS`: each absolute host path is copied to the same
 /// path in the image as a Nix store path is restored (see [`HostCopy::NIX_COPY`]); a path the
 /// image already has is skipped, as `nix copy` skips valid paths.
-pub fn add_additional_paths(tree: &mut FsTree, paths: &[PathBuf], opts: &IngestOptions) -> Result<(), IngestError> {
+pub fn add_additional_paths(
+    tree: &mut FsTree,
+    paths: &[PathBuf],
+    opts: &IngestOptions,
+) -> Result<(), IngestError> {
     for p in paths {
         if !p.is_absolute() {
-            return Err(IngestError::Unsupported { path: p.clone(), origin: "additionalPaths", what: "paths must be absolute" });
+            return Err(IngestError::Unsupported {
+                path: p.clone(),
+                origin: "additionalPaths",
+                what: "paths must be absolute",
+            });
         }
         let comps = normalize_path(p.as_os_str().as_bytes(), "additionalPaths")?;
         let Some((name, parent)) = comps.split_last() else {
-            return Err(IngestError::Unsupported { path: p.clone(), origin: "additionalPaths", what: "`/` cannot be copied" });
+            return Err(IngestError::Unsupported {
+                path: p.clone(),
+                origin: "additionalPaths",
+                what: "`/` cannot be copied",
+            });
         };
         if tree.lookup(display_path(&comps).as_bytes()).is_some() {
             continue;
@@ -242,10 +269,14 @@ pub fn add_additional_paths(tree: &mut FsTree, paths: &[PathBuf], opts: &IngestO
 /// under a root directory `0755 0:0` at SOURCE_DATE_EPOCH.
 pub fn only_nix_store(tree: &FsTree, opts: &IngestOptions) -> Result<FsTree, IngestError> {
     let Some(NodeKind::Dir(entries)) = tree.lookup(b"/nix/store").map(|id| &tree.node(id).kind) else {
-        return Err(IngestError::NotInImage { path: "/nix/store".to_string(), why: "onlyNixStore needs a /nix/store directory" });
+        return Err(IngestError::NotInImage {
+            path: "/nix/store".to_string(),
+            why: "onlyNixStore needs a /nix/store directory",
+        });
     };
     let mut out = tree.clone();
-    let kept = entries.iter().filter(|(name, _)| !name.starts_with(b".")).map(|(n, id)| (n.clone(), *id)).collect();
+    let kept =
+        entries.iter().filter(|(name, _)| !name.starts_with(b".")).map(|(n, id)| (n.clone(), *id)).collect();
     let root = out.node_mut(NodeId::ROOT);
     root.kind = NodeKind::Dir(kept);
     root.meta = opts.created_dir_meta();

@@ -25,8 +25,8 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use super::ingest::{
-    IngestError, IngestOptions, Placed, canonicalize, child_path, display_path, keep_xattr, mkdir_p, normalize_path,
-    place, place_link,
+    IngestError, IngestOptions, Placed, canonicalize, child_path, display_path, keep_xattr, mkdir_p,
+    normalize_path, place, place_link,
 };
 use super::{DataSource, FileContent, FsTree, Node, NodeId, NodeKind, Timestamp};
 
@@ -60,7 +60,13 @@ pub fn add_dir(tree: &mut FsTree, src: &Path, at: &[u8], opts: &IngestOptions) -
 
 /// Adds the contents of host directory `src` under image directory `at` copied as `how`
 /// (`rsync -a src/ at` semantics: `src` itself becomes `at`).
-pub fn add_host_dir(tree: &mut FsTree, src: &Path, at: &[u8], how: HostCopy, opts: &IngestOptions) -> Result<(), IngestError> {
+pub fn add_host_dir(
+    tree: &mut FsTree,
+    src: &Path,
+    at: &[u8],
+    how: HostCopy,
+    opts: &IngestOptions,
+) -> Result<(), IngestError> {
     let comps = normalize_path(at, &format!("`{}`", src.display()))?;
     copy_host_dir(tree, src, &comps, how, opts, &mut Vec::new())?;
     canonicalize(tree);
@@ -120,7 +126,8 @@ pub(crate) fn copy_host_entry(
     touched: &mut Vec<NodeId>,
 ) -> Result<(), IngestError> {
     let origin = format!("`{}`", src.display());
-    let md = fs::symlink_metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
+    let md =
+        fs::symlink_metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
     let dir = mkdir_p(tree, parent, &origin, opts)?;
     let mut w = Walker::new(tree, opts, how, origin, touched);
     w.add_entry(dir, &display_path(parent), name, src, &md)
@@ -141,14 +148,21 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    fn new(tree: &'a mut FsTree, opts: &'a IngestOptions, how: HostCopy, origin: String, touched: &'a mut Vec<NodeId>) -> Self {
+    fn new(
+        tree: &'a mut FsTree,
+        opts: &'a IngestOptions,
+        how: HostCopy,
+        origin: String,
+        touched: &'a mut Vec<NodeId>,
+    ) -> Self {
         Walker { tree, touched, opts, how, origin, inodes: HashMap::new(), ancestors: Vec::new() }
     }
 
     /// The node (without directory entries) for a host path whose lstat is `md`.
     fn node_from(&self, path: &Path, md: &fs::Metadata) -> Result<Node, IngestError> {
         let ft = md.file_type();
-        let unsupported = |what| IngestError::Unsupported { path: path.to_path_buf(), origin: "nix copy", what };
+        let unsupported =
+            |what| IngestError::Unsupported { path: path.to_path_buf(), origin: "nix copy", what };
         let (major, minor) = split_rdev(md.rdev());
         let kind = if ft.is_dir() {
             NodeKind::Dir(BTreeMap::new())
@@ -157,7 +171,8 @@ impl<'a> Walker<'a> {
             fs::File::open(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
             NodeKind::File(FileContent { size: md.len(), source: DataSource::Host(path.to_path_buf()) })
         } else if ft.is_symlink() {
-            let target = fs::read_link(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
+            let target =
+                fs::read_link(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
             NodeKind::Symlink(target.as_os_str().as_bytes().to_vec())
         } else if self.how.nar {
             return Err(unsupported("a Nix store path holds only files, directories and symlinks"));
@@ -190,12 +205,21 @@ impl<'a> Walker<'a> {
     }
 
     /// Adds host path `host` (lstat `md`) as `name` in `dir`, recursing into directories.
-    fn add_entry(&mut self, dir: NodeId, dir_path: &str, name: &[u8], host: &Path, md: &fs::Metadata) -> Result<(), IngestError> {
+    fn add_entry(
+        &mut self,
+        dir: NodeId,
+        dir_path: &str,
+        name: &[u8],
+        host: &Path,
+        md: &fs::Metadata,
+    ) -> Result<(), IngestError> {
         let key = (md.dev(), md.ino());
-        if self.how.hard_links && !md.is_dir() && md.nlink() > 1 {
-            if let Some(&id) = self.inodes.get(&key) {
-                return place_link(self.tree, dir, dir_path, name, id, &self.origin);
-            }
+        if self.how.hard_links
+            && !md.is_dir()
+            && md.nlink() > 1
+            && let Some(&id) = self.inodes.get(&key)
+        {
+            return place_link(self.tree, dir, dir_path, name, id, &self.origin);
         }
         let node = self.node_from(host, md)?;
         let placed = place(self.tree, dir, dir_path, name, node, &self.origin, self.opts)?;
@@ -212,7 +236,13 @@ impl<'a> Walker<'a> {
     }
 
     /// Adds the entries of host directory `host` (lstat `md`) into tree directory `dir`.
-    fn fill_dir(&mut self, dir: NodeId, dir_path: &str, host: &Path, md: &fs::Metadata) -> Result<(), IngestError> {
+    fn fill_dir(
+        &mut self,
+        dir: NodeId,
+        dir_path: &str,
+        host: &Path,
+        md: &fs::Metadata,
+    ) -> Result<(), IngestError> {
         let key = (md.dev(), md.ino());
         if let Some((_, ancestor)) = self.ancestors.iter().find(|(k, _)| *k == key) {
             return Err(IngestError::SourceLoop { path: host.to_path_buf(), ancestor: ancestor.clone() });
@@ -227,7 +257,8 @@ impl<'a> Walker<'a> {
         self.ancestors.push((key, host.to_path_buf()));
         for name in names {
             let path = host.join(&name);
-            let md = fs::symlink_metadata(&path).map_err(|source| IngestError::Io { path: path.clone(), source })?;
+            let md = fs::symlink_metadata(&path)
+                .map_err(|source| IngestError::Io { path: path.clone(), source })?;
             self.add_entry(dir, dir_path, name.as_bytes(), &path, &md)?;
         }
         self.ancestors.pop();

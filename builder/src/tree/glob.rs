@@ -148,7 +148,11 @@ pub fn expand(pattern: &Path) -> Vec<PathBuf> {
                 next.push(join(&unquote(comp)));
                 continue;
             }
-            let dir = if base.is_empty() { PathBuf::from(".") } else { PathBuf::from(std::ffi::OsString::from_vec(base.clone())) };
+            let dir = if base.is_empty() {
+                PathBuf::from(".")
+            } else {
+                PathBuf::from(std::ffi::OsString::from_vec(base.clone()))
+            };
             let Ok(rd) = std::fs::read_dir(&dir) else { continue };
             for entry in rd.flatten() {
                 let name = entry.file_name();

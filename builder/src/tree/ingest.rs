@@ -88,7 +88,9 @@ pub enum IngestError {
     EscapesRoot { path: String, origin: String },
     #[error("source loop: directory `{}` is the same directory as its ancestor `{}` (a bind mount?)", path.display(), ancestor.display())]
     SourceLoop { path: PathBuf, ancestor: PathBuf },
-    #[error("too many files: adding `{path}` exceeds the limit of {max} nodes; enlarge the inode budget or trim the sources")]
+    #[error(
+        "too many files: adding `{path}` exceeds the limit of {max} nodes; enlarge the inode budget or trim the sources"
+    )]
     TooManyFiles { path: String, max: u32 },
     #[error("`{path}` is a directory in the image but {origin} has a {kind} there; remove one of them")]
     TypeClash { path: String, origin: String, kind: &'static str },
@@ -102,11 +104,15 @@ pub enum IngestError {
     DuplicateEntry { target: String, from: String },
     #[error("contents entry {target} -> {from}: the pattern matched no file")]
     GlobNoMatch { target: String, from: String },
-    #[error("contents entry {target} -> {from}: invalid mode `{mode}` (expected octal like `0644` or rsync --chmod syntax like `u+rwX,go=rX` or `D755,F644`)")]
+    #[error(
+        "contents entry {target} -> {from}: invalid mode `{mode}` (expected octal like `0644` or rsync --chmod syntax like `u+rwX,go=rX` or `D755,F644`)"
+    )]
     BadMode { target: String, from: String, mode: String },
     #[error("contents entry {target} -> {from}: set both `user` and `group` or neither")]
     UserWithoutGroup { target: String, from: String },
-    #[error("contents entry {target}: {kind} `{name}` is not in the image's `{file}`; add it there or use a numeric id")]
+    #[error(
+        "contents entry {target}: {kind} `{name}` is not in the image's `{file}`; add it there or use a numeric id"
+    )]
     UnknownOwner { target: String, kind: &'static str, name: String, file: &'static str },
     #[error("`{path}` is not in the image: {why}")]
     NotInImage { path: String, why: &'static str },
@@ -163,7 +169,12 @@ pub fn entries(tree: &FsTree, dir: NodeId) -> Option<&BTreeMap<Vec<u8>, NodeId>>
 }
 
 /// Adds an unlinked node, enforcing the node budget.
-pub fn add_node(tree: &mut FsTree, node: Node, path: &str, opts: &IngestOptions) -> Result<NodeId, IngestError> {
+pub fn add_node(
+    tree: &mut FsTree,
+    node: Node,
+    path: &str,
+    opts: &IngestOptions,
+) -> Result<NodeId, IngestError> {
     if tree.nodes.len() as u64 >= u64::from(opts.max_nodes) {
         return Err(IngestError::TooManyFiles { path: path.to_string(), max: opts.max_nodes });
     }
@@ -172,7 +183,12 @@ pub fn add_node(tree: &mut FsTree, node: Node, path: &str, opts: &IngestOptions)
 
 /// Walks `comps` from the root, creating missing directories (`mkdir -p`). Every existing
 /// component must be a directory (symlinks are never followed).
-pub fn mkdir_p(tree: &mut FsTree, comps: &[Vec<u8>], origin: &str, opts: &IngestOptions) -> Result<NodeId, IngestError> {
+pub fn mkdir_p(
+    tree: &mut FsTree,
+    comps: &[Vec<u8>],
+    origin: &str,
+    opts: &IngestOptions,
+) -> Result<NodeId, IngestError> {
     let mut cur = NodeId::ROOT;
     for (i, comp) in comps.iter().enumerate() {
         let here = display_path(&comps[..=i]);
@@ -186,7 +202,12 @@ pub fn mkdir_p(tree: &mut FsTree, comps: &[Vec<u8>], origin: &str, opts: &Ingest
         cur = match map.get(comp) {
             Some(&id) => id,
             None => {
-                let id = add_node(tree, Node { kind: NodeKind::Dir(BTreeMap::new()), meta: opts.created_dir_meta() }, &here, opts)?;
+                let id = add_node(
+                    tree,
+                    Node { kind: NodeKind::Dir(BTreeMap::new()), meta: opts.created_dir_meta() },
+                    &here,
+                    opts,
+                )?;
                 link(tree, cur, comp, id, &display_path(&comps[..i]))?;
                 id
             }
@@ -203,7 +224,13 @@ pub fn mkdir_p(tree: &mut FsTree, comps: &[Vec<u8>], origin: &str, opts: &Ingest
 }
 
 /// [`FsTree::link`] with the error carrying the full path.
-pub fn link(tree: &mut FsTree, dir: NodeId, name: &[u8], child: NodeId, dir_path: &str) -> Result<(), IngestError> {
+pub fn link(
+    tree: &mut FsTree,
+    dir: NodeId,
+    name: &[u8],
+    child: NodeId,
+    dir_path: &str,
+) -> Result<(), IngestError> {
     tree.link(dir, name, child, dir_path)
         .map_err(|source| IngestError::Tree { path: child_path(dir_path, name), source })
 }
@@ -238,7 +265,11 @@ pub fn place(
             return Ok(Placed::Merged(old));
         }
         if old_is_dir {
-            return Err(IngestError::TypeClash { path, origin: origin.to_string(), kind: kind_name(&node.kind) });
+            return Err(IngestError::TypeClash {
+                path,
+                origin: origin.to_string(),
+                kind: kind_name(&node.kind),
+            });
         }
         let id = add_node(tree, node, &path, opts)?;
         if let NodeKind::Dir(e) = &mut tree.node_mut(dir).kind {
@@ -252,13 +283,24 @@ pub fn place(
 }
 
 /// Links an existing node (a hard link) as `name` in `dir`, replacing a non-directory there.
-pub fn place_link(tree: &mut FsTree, dir: NodeId, dir_path: &str, name: &[u8], target: NodeId, origin: &str) -> Result<(), IngestError> {
+pub fn place_link(
+    tree: &mut FsTree,
+    dir: NodeId,
+    dir_path: &str,
+    name: &[u8],
+    target: NodeId,
+    origin: &str,
+) -> Result<(), IngestError> {
     let path = child_path(dir_path, name);
     FsTree::check_name(dir_path, name).map_err(|source| IngestError::Tree { path: path.clone(), source })?;
-    if let Some(old) = entries(tree, dir).and_then(|e| e.get(name).copied()) {
-        if matches!(tree.node(old).kind, NodeKind::Dir(_)) {
-            return Err(IngestError::TypeClash { path, origin: origin.to_string(), kind: kind_name(&tree.node(target).kind) });
-        }
+    if let Some(old) = entries(tree, dir).and_then(|e| e.get(name).copied())
+        && matches!(tree.node(old).kind, NodeKind::Dir(_))
+    {
+        return Err(IngestError::TypeClash {
+            path,
+            origin: origin.to_string(),
+            kind: kind_name(&tree.node(target).kind),
+        });
     }
     match &mut tree.node_mut(dir).kind {
         NodeKind::Dir(e) => {

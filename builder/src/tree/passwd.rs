@@ -56,13 +56,18 @@ pub fn resolve(tree: &FsTree, path: &[u8]) -> Option<NodeId> {
 pub fn read_image_file(tree: &FsTree, path: &str) -> Result<Option<Vec<u8>>, IngestError> {
     let Some(id) = resolve(tree, path.as_bytes()) else { return Ok(None) };
     let NodeKind::File(c) = &tree.node(id).kind else { return Ok(None) };
-    let too_big = || IngestError::NotInImage { path: path.to_string(), why: "the account database is larger than 16 MiB" };
+    let too_big = || IngestError::NotInImage {
+        path: path.to_string(),
+        why: "the account database is larger than 16 MiB",
+    };
     if c.size > MAX_DB {
         return Err(too_big());
     }
     let (src, bytes) = match &c.source {
         DataSource::Host(p) => (p.clone(), std::fs::read(p)),
-        DataSource::Archive { path: p, offset, map } => (p.to_path_buf(), read_archive_range(p, *offset, c.size, map.as_deref())),
+        DataSource::Archive { path: p, offset, map } => {
+            (p.to_path_buf(), read_archive_range(p, *offset, c.size, map.as_deref()))
+        }
         DataSource::Bytes(b) => return Ok(Some(b.to_vec())),
     };
     bytes.map(Some).map_err(|source| IngestError::Io { path: src, source })
@@ -105,18 +110,22 @@ pub fn lookup_in(text: &[u8], name: &str) -> Option<u32> {
 /// Resolves a user (`Db::Passwd`) or group (`Db::Group`) name or number against the image's
 /// own database; `target` names the `contents` entry in messages.
 pub fn resolve_id(tree: &FsTree, db: Db, name: &str, target: &str) -> Result<u32, IngestError> {
-    if let Some(text) = read_image_file(tree, db.file())? {
-        if let Some(id) = lookup_in(&text, name) {
-            return Ok(id);
-        }
+    if let Some(id) = read_image_file(tree, db.file())?.and_then(|text| lookup_in(&text, name)) {
+        return Ok(id);
     }
     let digits = name.strip_prefix('+').unwrap_or(name);
-    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(id) = digits.parse::<u32>() {
-            return Ok(id);
-        }
+    if !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(id) = digits.parse::<u32>()
+    {
+        return Ok(id);
     }
-    Err(IngestError::UnknownOwner { target: target.to_string(), kind: db.kind(), name: name.to_string(), file: db.file() })
+    Err(IngestError::UnknownOwner {
+        target: target.to_string(),
+        kind: db.kind(),
+        name: name.to_string(),
+        file: db.file(),
+    })
 }
 
 #[cfg(test)]
@@ -137,7 +146,8 @@ mod tests {
             t.link(etc, name.as_bytes(), id, "/etc").unwrap();
         }
         for (name, target) in links {
-            let id = t.add(Node { kind: NodeKind::Symlink(target.as_bytes().to_vec()), meta: m.clone() }).unwrap();
+            let id =
+                t.add(Node { kind: NodeKind::Symlink(target.as_bytes().to_vec()), meta: m.clone() }).unwrap();
             t.link(etc, name.as_bytes(), id, "/etc").unwrap();
         }
         t
@@ -155,7 +165,10 @@ mod tests {
         assert_eq!(resolve_id(&t, Db::Passwd, "+0", "/x").unwrap(), 0);
         assert_eq!(resolve_id(&t, Db::Group, "users", "/x").unwrap(), 100);
         let e = resolve_id(&t, Db::Group, "alice", "/srv").unwrap_err();
-        assert_eq!(e.to_string(), "contents entry /srv: group `alice` is not in the image's `/etc/group`; add it there or use a numeric id");
+        assert_eq!(
+            e.to_string(),
+            "contents entry /srv: group `alice` is not in the image's `/etc/group`; add it there or use a numeric id"
+        );
     }
 
     #[test]

@@ -37,7 +37,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::ingest::{
-    IngestError, IngestOptions, canonicalize, display_path, keep_xattr, mkdir_p, normalize_path, place, place_link,
+    IngestError, IngestOptions, canonicalize, display_path, keep_xattr, mkdir_p, normalize_path, place,
+    place_link,
 };
 use super::{DataSource, FileContent, FsTree, Metadata, Node, NodeKind, Timestamp};
 
@@ -50,13 +51,23 @@ pub struct TarScratch {
 
 /// Adds every member of the tar archive `archive` under image directory `at` (created when
 /// missing). A member `./` sets `at`'s own metadata.
-pub fn add_tar(tree: &mut FsTree, archive: &Path, at: &[u8], opts: &IngestOptions) -> Result<TarScratch, IngestError> {
+pub fn add_tar(
+    tree: &mut FsTree,
+    archive: &Path,
+    at: &[u8],
+    opts: &IngestOptions,
+) -> Result<TarScratch, IngestError> {
     let (data_path, scratch) = open_uncompressed(archive)?;
     let data_path = Arc::new(data_path);
     let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
     let file = File::open(data_path.as_path()).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    let mut r = Reader { inner: BufReader::with_capacity(1 << 16, file), pos: 0, len, archive: archive.to_path_buf() };
+    let mut r = Reader {
+        inner: BufReader::with_capacity(1 << 16, file),
+        pos: 0,
+        len,
+        archive: archive.to_path_buf(),
+    };
     let origin = format!("tar archive `{}`", archive.display());
     let at = normalize_path(at, &origin)?;
     mkdir_p(tree, &at, &origin, opts)?;
@@ -86,7 +97,9 @@ pub fn add_tar(tree: &mut FsTree, archive: &Path, at: &[u8], opts: &IngestOption
                 continue;
             }
             b'g' => {
-                global.extend(parse_pax(&r.data(size)?).ok_or_else(|| r.err(start, "malformed pax global header"))?);
+                global.extend(
+                    parse_pax(&r.data(size)?).ok_or_else(|| r.err(start, "malformed pax global header"))?,
+                );
                 continue;
             }
             b'V' => {
@@ -102,14 +115,18 @@ pub fn add_tar(tree: &mut FsTree, archive: &Path, at: &[u8], opts: &IngestOption
             .map(<[u8]>::to_vec)
             .or(long_name.take())
             .unwrap_or_else(|| h.path());
-        let link = pax_get(&pax, b"linkpath").map(<[u8]>::to_vec).or(long_link.take()).unwrap_or_else(|| h.field(157, 100).to_vec());
+        let link = pax_get(&pax, b"linkpath")
+            .map(<[u8]>::to_vec)
+            .or(long_link.take())
+            .unwrap_or_else(|| h.field(157, 100).to_vec());
         let member = Member { start, h: &h, pax: &pax, size };
         let meta = member.meta(&r, opts)?;
         let data_start = r.pos;
         let kind = match h.typeflag() {
-            b'0' | 0 | b'7' if pax_get(&pax, b"GNU.sparse.major").is_some()
-                || pax_get(&pax, b"GNU.sparse.map").is_some()
-                || pax_get(&pax, b"GNU.sparse.offset").is_some() =>
+            b'0' | 0 | b'7'
+                if pax_get(&pax, b"GNU.sparse.major").is_some()
+                    || pax_get(&pax, b"GNU.sparse.map").is_some()
+                    || pax_get(&pax, b"GNU.sparse.offset").is_some() =>
             {
                 let (content, skip) = member.pax_sparse(&mut r, &data_path)?;
                 r.skip(skip)?;
@@ -136,9 +153,19 @@ pub fn add_tar(tree: &mut FsTree, archive: &Path, at: &[u8], opts: &IngestOption
             }
             b'2' => Some(NodeKind::Symlink(link.clone())),
             b'3' | b'4' => {
-                let major = h.num(329, 8).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| r.err(start, "bad devmajor"))?;
-                let minor = h.num(337, 8).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| r.err(start, "bad devminor"))?;
-                Some(if h.typeflag() == b'3' { NodeKind::CharDevice { major, minor } } else { NodeKind::BlockDevice { major, minor } })
+                let major = h
+                    .num(329, 8)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| r.err(start, "bad devmajor"))?;
+                let minor = h
+                    .num(337, 8)
+                    .and_then(|v| u32::try_from(v).ok())
+                    .ok_or_else(|| r.err(start, "bad devminor"))?;
+                Some(if h.typeflag() == b'3' {
+                    NodeKind::CharDevice { major, minor }
+                } else {
+                    NodeKind::BlockDevice { major, minor }
+                })
             }
             b'5' | b'D' => {
                 r.skip(size)?;
@@ -146,7 +173,10 @@ pub fn add_tar(tree: &mut FsTree, archive: &Path, at: &[u8], opts: &IngestOption
             }
             b'6' => Some(NodeKind::Fifo),
             other => {
-                return Err(r.err(start, &format!("unsupported member type `{}`", char::from(other).escape_default())));
+                return Err(r.err(
+                    start,
+                    &format!("unsupported member type `{}`", char::from(other).escape_default()),
+                ));
             }
         };
         let mut comps = at.clone();
@@ -213,7 +243,8 @@ fn open_uncompressed(archive: &Path) -> Result<(PathBuf, Option<tempfile::TempPa
         } else {
             // A zstd file may hold several frames back to back; decode until the input ends.
             while !input.fill_buf().map_err(io)?.is_empty() {
-                let mut d = ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| bad(format!("zstd stream: {e}")))?;
+                let mut d = ruzstd::decoding::StreamingDecoder::new(&mut input)
+                    .map_err(|e| bad(format!("zstd stream: {e}")))?;
                 std::io::copy(&mut d, &mut out).map_err(|e| bad(format!("zstd stream: {e}")))?;
             }
         }
@@ -240,7 +271,10 @@ impl Reader {
         let mut b = [0u8; 512];
         let mut got = 0;
         while got < 512 {
-            let n = self.inner.read(&mut b[got..]).map_err(|source| IngestError::Io { path: self.archive.clone(), source })?;
+            let n = self
+                .inner
+                .read(&mut b[got..])
+                .map_err(|source| IngestError::Io { path: self.archive.clone(), source })?;
             if n == 0 {
                 break;
             }
@@ -265,10 +299,18 @@ impl Reader {
         }
         let h = Header(b);
         let stored = h.num(148, 8).ok_or_else(|| self.err(start, "bad checksum field"))?;
-        let unsigned: i64 = b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { i64::from(x) }).sum();
-        let signed: i64 = b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { i64::from(x as i8) }).sum();
+        let unsigned: i64 =
+            b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { i64::from(x) }).sum();
+        let signed: i64 = b
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| if (148..156).contains(&i) { 32 } else { i64::from(x as i8) })
+            .sum();
         if stored != unsigned && stored != signed {
-            return Err(self.err(start, &format!("header checksum is {stored}, computed {unsigned}; not a tar archive or corrupt")));
+            return Err(self.err(
+                start,
+                &format!("header checksum is {stored}, computed {unsigned}; not a tar archive or corrupt"),
+            ));
         }
         Ok(Some(h))
     }
@@ -277,7 +319,9 @@ impl Reader {
     fn data(&mut self, size: u64) -> Result<Vec<u8>, IngestError> {
         let start = self.pos;
         if size > 64 << 20 || start + size > self.len {
-            return Err(self.err(start, &format!("metadata member of {size} bytes is too large or truncated")));
+            return Err(
+                self.err(start, &format!("metadata member of {size} bytes is too large or truncated"))
+            );
         }
         let mut v = vec![0u8; size as usize];
         self.inner.read_exact(&mut v).map_err(|_| self.err(start, "truncated metadata member"))?;
@@ -293,7 +337,9 @@ impl Reader {
             return Err(self.err(self.pos, "member data runs past the end of the archive"));
         }
         let delta = i64::try_from(target - self.pos).map_err(|_| self.err(self.pos, "member too large"))?;
-        self.inner.seek_relative(delta).map_err(|source| IngestError::Io { path: self.archive.clone(), source })?;
+        self.inner
+            .seek_relative(delta)
+            .map_err(|source| IngestError::Io { path: self.archive.clone(), source })?;
         self.pos = target;
         Ok(())
     }
@@ -349,7 +395,8 @@ fn parse_number(f: &[u8]) -> Option<i64> {
         }
         return i64::try_from(v).ok();
     }
-    let text: Vec<u8> = f.iter().copied().skip_while(|&b| b == b' ' || b == 0).take_while(|&b| b != b' ' && b != 0).collect();
+    let text: Vec<u8> =
+        f.iter().copied().skip_while(|&b| b == b' ' || b == 0).take_while(|&b| b != b' ' && b != 0).collect();
     if text.is_empty() {
         return Some(0);
     }
@@ -402,7 +449,8 @@ fn parse_pax_time(v: &[u8]) -> Option<Timestamp> {
         None => (false, s),
     };
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let secs: i64 = int.parse().ok()?;
@@ -429,12 +477,18 @@ impl Member<'_> {
             Some(v) => parse_decimal(v),
             None => self.h.num(off, 8),
         };
-        let uid = id(b"uid", 108).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| r.err(self.start, "bad uid"))?;
-        let gid = id(b"gid", 116).and_then(|v| u32::try_from(v).ok()).ok_or_else(|| r.err(self.start, "bad gid"))?;
+        let uid = id(b"uid", 108)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| r.err(self.start, "bad uid"))?;
+        let gid = id(b"gid", 116)
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| r.err(self.start, "bad gid"))?;
         let mode = self.h.num(100, 8).ok_or_else(|| r.err(self.start, "bad mode field"))?;
         let mtime = match pax_get(self.pax, b"mtime") {
             Some(v) => parse_pax_time(v).ok_or_else(|| r.err(self.start, "bad pax `mtime`"))?,
-            None => Timestamp::from_secs(self.h.num(136, 12).ok_or_else(|| r.err(self.start, "bad mtime field"))?),
+            None => {
+                Timestamp::from_secs(self.h.num(136, 12).ok_or_else(|| r.err(self.start, "bad mtime field"))?)
+            }
         };
         let mut meta = opts.meta((mode & 0o7777) as u16, uid, gid, mtime);
         for (k, v) in self.pax {
@@ -489,7 +543,11 @@ impl Member<'_> {
     fn pax_sparse(&self, r: &mut Reader, data: &Arc<PathBuf>) -> Result<(FileContent, u64), IngestError> {
         let bad = |r: &Reader, what: &str| r.err(self.start, &format!("bad pax sparse member: {what}"));
         let num = |v: &[u8]| parse_decimal(v).and_then(|v| u64::try_from(v).ok());
-        let real_key = if pax_get(self.pax, b"GNU.sparse.realsize").is_some() { &b"GNU.sparse.realsize"[..] } else { b"GNU.sparse.size" };
+        let real_key = if pax_get(self.pax, b"GNU.sparse.realsize").is_some() {
+            &b"GNU.sparse.realsize"[..]
+        } else {
+            b"GNU.sparse.size"
+        };
         let real = pax_get(self.pax, real_key).and_then(num).ok_or_else(|| bad(r, "no real size"))?;
         if pax_get(self.pax, b"GNU.sparse.major") == Some(b"1") {
             // Format 1.0: a decimal map (count, then offset/length pairs, one per line) fills
@@ -526,15 +584,19 @@ impl Member<'_> {
             return Ok((content, stored));
         }
         let runs = if let Some(map) = pax_get(self.pax, b"GNU.sparse.map") {
-            let v: Vec<u64> = map.split(|&b| b == b',').map(num).collect::<Option<_>>().ok_or_else(|| bad(r, "map"))?;
-            if v.len() % 2 != 0 {
+            let v: Vec<u64> =
+                map.split(|&b| b == b',').map(num).collect::<Option<_>>().ok_or_else(|| bad(r, "map"))?;
+            if !v.len().is_multiple_of(2) {
                 return Err(bad(r, "odd map"));
             }
             v.chunks(2).map(|p| (p[0], p[1])).collect()
         } else {
             let offs = self.pax.iter().filter(|(k, _)| k == b"GNU.sparse.offset").map(|(_, v)| num(v));
             let lens = self.pax.iter().filter(|(k, _)| k == b"GNU.sparse.numbytes").map(|(_, v)| num(v));
-            offs.zip(lens).map(|(o, l)| Some((o?, l?))).collect::<Option<Vec<_>>>().ok_or_else(|| bad(r, "map"))?
+            offs.zip(lens)
+                .map(|(o, l)| Some((o?, l?)))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| bad(r, "map"))?
         };
         let content = sparse_content(r, self.start, data, runs, real, self.size)?;
         Ok((content, self.size))
@@ -543,13 +605,21 @@ impl Member<'_> {
 
 /// Checks a sparse map (sorted, inside the file, stored bytes adding up) and builds the
 /// content; the data starts at the reader's position.
-fn sparse_content(r: &Reader, start: u64, data: &Arc<PathBuf>, runs: Vec<(u64, u64)>, real: u64, stored: u64) -> Result<FileContent, IngestError> {
+fn sparse_content(
+    r: &Reader,
+    start: u64,
+    data: &Arc<PathBuf>,
+    runs: Vec<(u64, u64)>,
+    real: u64,
+    stored: u64,
+) -> Result<FileContent, IngestError> {
     let runs: Vec<(u64, u64)> = runs.into_iter().filter(|&(_, l)| l > 0).collect();
     let mut end = 0u64;
     let mut total = 0u64;
     for &(off, len) in &runs {
         let run_end = off.checked_add(len).filter(|&e| off >= end && e <= real);
-        end = run_end.ok_or_else(|| r.err(start, "sparse map runs overlap, are unsorted or pass the file size"))?;
+        end = run_end
+            .ok_or_else(|| r.err(start, "sparse map runs overlap, are unsorted or pass the file size"))?;
         total += len;
     }
     if total != stored || r.pos + stored > r.len {
@@ -600,9 +670,15 @@ fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
 
 /// Reads a member's bytes back from its [`DataSource::Archive`] (holes as zeros); for tests
 /// and for small files such as `/etc/passwd`.
-pub fn read_archive_range(path: &Path, offset: u64, size: u64, map: Option<&[(u64, u64)]>) -> std::io::Result<Vec<u8>> {
+pub fn read_archive_range(
+    path: &Path,
+    offset: u64,
+    size: u64,
+    map: Option<&[(u64, u64)]>,
+) -> std::io::Result<Vec<u8>> {
     let mut f = File::open(path)?;
-    let size_usize = usize::try_from(size).map_err(|_| std::io::Error::other("member too large to read into memory"))?;
+    let size_usize =
+        usize::try_from(size).map_err(|_| std::io::Error::other("member too large to read into memory"))?;
     let mut out = vec![0u8; size_usize];
     f.seek(SeekFrom::Start(offset))?;
     match map {
@@ -610,7 +686,10 @@ pub fn read_archive_range(path: &Path, offset: u64, size: u64, map: Option<&[(u6
         Some(runs) => {
             for &(off, len) in runs {
                 let (off, len) = (off as usize, len as usize);
-                f.read_exact(out.get_mut(off..off + len).ok_or_else(|| std::io::Error::other("sparse run past the file size"))?)?;
+                f.read_exact(
+                    out.get_mut(off..off + len)
+                        .ok_or_else(|| std::io::Error::other("sparse run past the file size"))?,
+                )?;
             }
         }
     }
@@ -633,7 +712,10 @@ mod tests {
 
     #[test]
     fn pax_times_with_fractions_and_signs() {
-        assert_eq!(parse_pax_time(b"1700000000.5"), Some(Timestamp { secs: 1_700_000_000, nanos: 500_000_000 }));
+        assert_eq!(
+            parse_pax_time(b"1700000000.5"),
+            Some(Timestamp { secs: 1_700_000_000, nanos: 500_000_000 })
+        );
         assert_eq!(parse_pax_time(b"12"), Some(Timestamp::from_secs(12)));
         assert_eq!(parse_pax_time(b"-1.25"), Some(Timestamp { secs: -2, nanos: 750_000_000 }));
         assert_eq!(parse_pax_time(b"1.1234567891"), Some(Timestamp { secs: 1, nanos: 123_456_789 }));

@@ -10,7 +10,10 @@ use reprodisk::tree::{DataSource, FileContent, FsTree, NodeKind};
 
 /// Runs a shell command line; a missing tool or a failure fails the test with its output.
 pub fn sh(script: &str) -> String {
-    let out = Command::new("bash").args(["-euo", "pipefail", "-c", script]).output().expect("bash is part of the base system");
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .output()
+        .expect("bash is part of the base system");
     assert!(
         out.status.success(),
         "command failed ({}): {script}\nstdout: {}\nstderr: {}\n(if a tool is missing: apt-get install tar rsync attr zstd gzip)",
@@ -84,7 +87,10 @@ pub fn listing(tree: &FsTree) -> Vec<String> {
         let n = t.node(id);
         let extra = match &n.kind {
             NodeKind::Dir(_) => "dir".to_string(),
-            NodeKind::File(c) => format!("file {:?}", String::from_utf8_lossy(&content(c)).chars().take(40).collect::<String>()),
+            NodeKind::File(c) => format!(
+                "file {:?}",
+                String::from_utf8_lossy(&content(c)).chars().take(40).collect::<String>()
+            ),
             other => format!("{other:?}"),
         };
         out.push(format!(
@@ -93,7 +99,12 @@ pub fn listing(tree: &FsTree) -> Vec<String> {
         ));
         if let NodeKind::Dir(e) = &n.kind {
             for (name, &child) in e {
-                walk(t, child, format!("{}/{}", path.trim_end_matches('/'), String::from_utf8_lossy(name)), out);
+                walk(
+                    t,
+                    child,
+                    format!("{}/{}", path.trim_end_matches('/'), String::from_utf8_lossy(name)),
+                    out,
+                );
             }
         }
     }
