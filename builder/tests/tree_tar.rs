@@ -228,3 +228,96 @@ fn bad_archives_are_errors_naming_the_problem() {
     let e = add_tar(&mut empty(), &tmp.path().join("missing.tar"), b"/", &opts()).unwrap_err();
     assert!(matches!(&e, IngestError::Io { path, .. } if path.ends_with("missing.tar")), "{e}");
 }
+
+#[test]
+fn bsdtar_archives_with_libarchive_xattrs_match_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    make_sample(&src, T);
+    let mut from_dir = empty();
+    add_dir(&mut from_dir, &src, b"/", &opts()).unwrap();
+    for (flags, name) in
+        [("--format=pax", "a.tar"), ("--format=pax --zstd", "a.tar.zst"), ("--format=pax -z", "a.tgz")]
+    {
+        let archive = tmp.path().join(name);
+        sh(&format!(
+            "bsdtar {flags} --xattrs --numeric-owner --uid 0 --gid 0 -C '{}' -cf '{}' . \
+             || {{ echo 'bsdtar is missing: apt-get install libarchive-tools' >&2; exit 1; }}",
+            src.display(),
+            archive.display()
+        ));
+        let records = sh(&format!("grep -a -c LIBARCHIVE.xattr.user.test '{}' || true", archive.display()));
+        if name == "a.tar" {
+            assert_ne!(records.trim(), "0", "bsdtar wrote LIBARCHIVE.xattr records");
+        }
+        let mut from_tar = empty();
+        let _scratch = add_tar(&mut from_tar, &archive, b"/", &opts()).unwrap();
+        tree_support::assert_same_tree(&from_tar, &from_dir, &format!("bsdtar {flags}"));
+    }
+}
+
+#[test]
+fn pax_global_headers_libarchive_names_and_dropped_xattrs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("p.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&path).unwrap());
+    // A global header: its records apply to every later member unless a local one overrides.
+    let mut g = tar::Header::new_ustar();
+    let global = b"15 uid=4242424\n";
+    g.set_entry_type(tar::EntryType::XGlobalHeader);
+    g.set_size(global.len() as u64);
+    g.set_cksum();
+    b.append(&g, &global[..]).unwrap();
+    b.append_pax_extensions([
+        ("LIBARCHIVE.xattr.user.a%3Db", &b"aGVsbG8="[..]),
+        ("SCHILY.xattr.security.selinux", b"system_u:object_r:etc_t:s0"),
+        ("SCHILY.xattr.user.plain", b"v\0bin"),
+        ("mtime", b"1600000000.000000001"),
+        ("uid", b"7"),
+    ])
+    .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_size(1);
+    h.set_mode(0o640);
+    b.append_data(&mut h.clone(), "f", &b"x"[..]).unwrap();
+    b.append_data(&mut h, "g", &b"y"[..]).unwrap();
+    b.into_inner().unwrap();
+    let mut t = empty();
+    let mut o = opts();
+    o.timestamps = reprodisk::tree::ingest::TimestampPolicy::Keep;
+    add_tar(&mut t, &path, b"/", &o).unwrap();
+    let f = t.node(t.lookup(b"f").unwrap());
+    let xattrs: Vec<(&[u8], &[u8])> =
+        f.meta.xattrs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    assert_eq!(
+        xattrs,
+        [(&b"user.a=b"[..], &b"hello"[..]), (b"user.plain", b"v\0bin")],
+        "security.selinux is dropped"
+    );
+    assert_eq!((f.meta.uid, f.meta.mtime), (7, Timestamp { secs: T, nanos: 1 }));
+    let g = t.node(t.lookup(b"g").unwrap());
+    assert_eq!((g.meta.uid, g.meta.xattrs.len()), (4_242_424, 0), "local records end with their member");
+}
+
+#[test]
+fn multi_frame_zstd_and_multi_member_gzip() {
+    let tmp = tempfile::tempdir().unwrap();
+    sh(&format!(
+        "cd '{}' && mkdir s && for i in $(seq 1 40); do head -c 3000 /dev/urandom > s/f$i; done && tar -C s -cf a.tar . && \
+         split -b 50000 a.tar part. && for p in part.*; do zstd -q $p -o $p.zst; gzip -k $p; done && \
+         cat part.*.zst > a.tar.zst && cat part.*.gz > a.tar.gz",
+        tmp.path().display()
+    ));
+    let mut plain = empty();
+    add_tar(&mut plain, &tmp.path().join("a.tar"), b"/", &opts()).unwrap();
+    for name in ["a.tar.zst", "a.tar.gz"] {
+        let mut t = empty();
+        let scratch = add_tar(&mut t, &tmp.path().join(name), b"/", &opts()).unwrap();
+        let scratch_path =
+            scratch.path.as_ref().expect("a compressed archive has a scratch file").to_path_buf();
+        tree_support::assert_same_tree(&t, &plain, name);
+        drop(scratch);
+        assert!(!scratch_path.exists(), "the scratch file goes with its guard");
+    }
+}

@@ -54,6 +54,10 @@ pub fn touch_all(dir: &Path, secs: i64) {
     sh(&format!("find '{}' -exec touch -h -d @{secs} {{}} +", dir.display()));
 }
 
+/// A `security.capability` value (vfs_cap_data revision 2, effective) granting CAP_NET_RAW,
+/// what `setcap cap_net_raw+ep` writes.
+pub const CAP_NET_RAW: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
 /// Fills `dir` with one of everything a root tree holds: nested dirs, special permission bits,
 /// a hard link, a symlink, a sparse file, a FIFO, devices, an xattr, a non-UTF-8 name and a
 /// long path; every time is `secs`.
@@ -74,10 +78,12 @@ pub fn make_sample(dir: &Path, secs: i64) {
         mknod chardev c 1 3; mknod blockdev b 7 0
         printf deep > a/b/{long}/deep
         printf odd > $'\xff\xfename'
-        setfattr -n user.test -v value a/file
         "#,
         d = dir.display()
     ));
+    xattr::set(dir.join("a/file"), "user.test", b"value").expect("user xattrs on the test filesystem");
+    xattr::set(dir.join("a/exec"), "security.capability", &CAP_NET_RAW)
+        .expect("root may set file capabilities");
     touch_all(dir, secs);
 }
 
