@@ -18,14 +18,20 @@ fn empty() -> FsTree {
     FsTree::new(Metadata::new(0o755, 0, 0, Timestamp::from_secs(0)))
 }
 
-/// The sample as a directory and as archives made by GNU tar with `flags` give the same tree.
-fn same_as_dir(flags: &str, keep_xattrs: bool) {
+/// The sample tree in a fresh temporary directory, and the tree ingested from it.
+fn sample_as_dir() -> (tempfile::TempDir, std::path::PathBuf, FsTree) {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
     make_sample(&src, T);
     let mut from_dir = empty();
     add_dir(&mut from_dir, &src, b"/", &opts()).unwrap();
+    (tmp, src, from_dir)
+}
+
+/// The sample as a directory and as archives made by GNU tar with `flags` give the same tree.
+fn same_as_dir(flags: &str, keep_xattrs: bool) {
+    let (tmp, src, from_dir) = sample_as_dir();
     let archive = tmp.path().join("archive");
     sh(&format!(
         "tar --numeric-owner --owner=0 --group=0 {flags} -C '{}' -cf '{}' .",
@@ -46,6 +52,11 @@ fn same_as_dir(flags: &str, keep_xattrs: bool) {
     // The sparse file keeps a map unless the format wrote it dense.
     let sparse = from_tar.node(from_tar.lookup(b"/sparse").unwrap());
     if flags.contains("--sparse") {
+        let holes = from_tar.node(from_tar.lookup(b"/holes").unwrap());
+        assert!(
+            matches!(&holes.kind, NodeKind::File(c) if matches!(&c.source, DataSource::Archive { map: Some(m), .. } if m.len() == 30)),
+            "{flags}: 30 runs"
+        );
         assert!(
             matches!(&sparse.kind, NodeKind::File(c) if matches!(&c.source, DataSource::Archive { map: Some(_), .. })),
             "{flags}"
@@ -231,12 +242,7 @@ fn bad_archives_are_errors_naming_the_problem() {
 
 #[test]
 fn bsdtar_archives_with_libarchive_xattrs_match_dir() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir(&src).unwrap();
-    make_sample(&src, T);
-    let mut from_dir = empty();
-    add_dir(&mut from_dir, &src, b"/", &opts()).unwrap();
+    let (tmp, src, from_dir) = sample_as_dir();
     for (flags, name) in
         [("--format=pax", "a.tar"), ("--format=pax --zstd", "a.tar.zst"), ("--format=pax -z", "a.tgz")]
     {

@@ -59,7 +59,8 @@ pub fn touch_all(dir: &Path, secs: i64) {
 pub const CAP_NET_RAW: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
 /// Fills `dir` with one of everything a root tree holds: nested dirs, special permission bits,
-/// a hard link, a symlink, a sparse file, a FIFO, devices, an xattr, a non-UTF-8 name and a
+/// a hard link, a symlink, sparse files (one with 30 data runs, more than GNU tar's header
+/// and first extension block hold), a FIFO, devices, an xattr, a non-UTF-8 name and a
 /// long path; every time is `secs`.
 pub fn make_sample(dir: &Path, secs: i64) {
     let long = "n".repeat(200);
@@ -74,6 +75,7 @@ pub fn make_sample(dir: &Path, secs: i64) {
         ln -s a/file link
         : > empty; chmod 0600 empty
         printf x > sparse; printf y | dd of=sparse bs=1 seek=600000 conv=notrunc status=none; truncate -s 1048576 sparse
+        for i in $(seq 0 29); do printf "run$i" | dd of=holes bs=1 seek=$((i * 65536 + 7)) conv=notrunc status=none; done
         mkfifo fifo
         mknod chardev c 1 3; mknod blockdev b 7 0
         printf deep > a/b/{long}/deep
