@@ -14,8 +14,11 @@
 //! - Hard links are several directory entries naming the same [`NodeId`]; the link count of a
 //!   node is derived ([`FsTree::link_counts`]), never stored.
 
+pub mod chmod;
 pub mod contents;
 pub mod dir;
+pub mod glob;
+pub mod ingest;
 pub mod passwd;
 pub mod tar;
 

@@ -1,0 +1,152 @@
+//! The rsync --chmod grammar checked against real rsync, and host globbing against bash.
+
+mod tree_support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use reprodisk::tree::chmod::ChmodSpec;
+use reprodisk::tree::glob::expand;
+use tree_support::sh;
+
+const SPECS: &[&str] = &[
+    "0644",
+    "755",
+    "D755,F644",
+    "D2775,F664",
+    "u+rwX,go=rX",
+    "Dg+s,ug+w,Fo-w,+X",
+    "+x",
+    "-x",
+    "+X",
+    "=r",
+    "=rX",
+    "a-w",
+    "u=rw",
+    "u=rws",
+    "g=rs",
+    "go=",
+    "o+t",
+    "g+s",
+    "+s",
+    "-s",
+    "ug-s",
+    "u+s,g-x",
+    "F+X",
+    "Da+X",
+    "a=rwx,o-rwx",
+    "7777",
+    "0",
+    "D0700",
+    "uo+w",
+    "ugo=rwX",
+    "u-r,g+t",
+    "o=t",
+    "=",
+    "a+s",
+    "a=s",
+    "u=g",
+    "u=u",
+    "g-g",
+    "a=o",
+    "+u",
+    "=g",
+    "o=u,u-g",
+    "u-u",
+    "ug=o",
+    "Fg=u",
+    "Do+g",
+    "-o",
+    "o-u",
+];
+
+const MODES: &[u32] = &[0o600, 0o644, 0o755, 0o700, 0o4755, 0o2750, 0o1777, 0o000, 0o111, 0o6711];
+
+#[test]
+fn chmod_strings_give_what_rsync_gives() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for (k, spec) in SPECS.iter().enumerate() {
+        let (src, dst) = (t.join(format!("s{k}")), t.join(format!("d{k}")));
+        std::fs::create_dir(&src).unwrap();
+        for &m in MODES {
+            let f = src.join(format!("f{m:o}"));
+            std::fs::write(&f, b"x").unwrap();
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
+            let d = src.join(format!("d{m:o}"));
+            std::fs::create_dir(&d).unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+        sh(&format!("umask 022; rsync -a --chmod='{spec}' '{}/' '{}'", src.display(), dst.display()));
+        let parsed = ChmodSpec::parse(spec).unwrap_or_else(|| panic!("{spec} parses in rsync but not here"));
+        for &m in MODES {
+            for (prefix, is_dir) in [("f", false), ("d", true)] {
+                let got = std::fs::symlink_metadata(dst.join(format!("{prefix}{m:o}")))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777;
+                let ours = parsed.apply(m as u16, is_dir);
+                assert_eq!(
+                    u32::from(ours),
+                    got,
+                    "--chmod={spec} on {prefix}{m:o}: ours {ours:o}, rsync {got:o}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn chmod_strings_rsync_rejects_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("f"), b"x").unwrap();
+    for bad in
+        ["u", "8", "10000", "u+r-w", "DF755", "u+q", "u+rg", "u=gx", "u=go", "644x", "u+r,", "D", "x+r"]
+    {
+        let status = std::process::Command::new("rsync")
+            .args([&format!("--chmod={bad}"), "-a"])
+            .arg(tmp.path().join("f"))
+            .arg(tmp.path().join("g"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("rsync is installed (apt-get install rsync)");
+        assert!(!status.success(), "rsync accepted {bad:?}");
+        assert_eq!(ChmodSpec::parse(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn globs_expand_like_bash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().display();
+    sh(&format!(
+        "cd {d} && mkdir -p etc/a etc/b sub/x sub/y && touch etc/a.conf etc/b.conf etc/.hidden.conf etc/c.txt 'etc/[x]' \
+         sub/x/1 sub/y/2 sub/y/3 etc/B.conf etc/a1 etc/a2 && ln -s a.conf etc/link.conf"
+    ));
+    for pat in [
+        "etc/*",
+        "etc/*.conf",
+        "etc/.*",
+        "etc/?.conf",
+        "etc/[ab].conf",
+        "etc/[!a]*",
+        "sub/*/*",
+        "*/a*",
+        "etc/\\[x]",
+        "etc/a[0-9]",
+        "none/*",
+        "etc/*.none",
+    ] {
+        let full = format!("{d}/{pat}");
+        let bash = sh(&format!(
+            "shopt -s nullglob; export LC_ALL=C; for f in {}; do printf '%s\\n' \"$f\"; done",
+            full.replace(' ', "\\ ")
+        ));
+        let mut want: Vec<&str> =
+            bash.lines().filter(|l| !l.ends_with("/.") && !l.ends_with("/..")).collect();
+        want.sort();
+        let ours: Vec<String> =
+            expand(std::path::Path::new(&full)).iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(ours, want, "pattern {pat}");
+    }
+}
