@@ -471,7 +471,11 @@ fn check(mbr: &mut Mbr) {
                     head: 255,
                     sector: 63,
                 };
-            if got != want && !(p.os_type == OS_TYPE_GPT_PROTECTIVE && all_ones) {
+            // A table's geometry is guessed from its own ending CHS, as fdisk does; that
+            // guess fails when a partition ends mid-track, so fdisk's default geometry
+            // (what sgdisk writes with) is accepted as well.
+            let default_ok = got == Chs::from_lba(lba, Geometry::DEFAULT);
+            if got != want && !default_ok && !(p.os_type == OS_TYPE_GPT_PROTECTIVE && all_ones) {
                 f.push(Finding::new(
                     Severity::Warning,
                     "mbr.chs.mismatch",
