@@ -162,6 +162,16 @@ pub fn probe<R: ReadAt + ?Sized>(r: &R) -> Option<u64> {
 /// the revision is not 1.x ([`Error::Unsupported`]). Everything about the backup, ranges,
 /// overlaps and alignment is a finding.
 pub fn read<R: ReadAt + ?Sized>(r: &R) -> Result<Gpt> {
+    if r.len() < 1024 {
+        return Err(Error::Truncated {
+            at: crate::error::Location {
+                structure: "gpt header (primary)".into(),
+                offset: Some(512),
+            },
+            needed: 1024,
+            available: r.len(),
+        });
+    }
     let Some(ss) = probe(r) else {
         return Err(Error::corrupt(
             "gpt header (primary)",
@@ -189,7 +199,7 @@ pub fn read_with_sector_size<R: ReadAt + ?Sized>(r: &R, ss: u64) -> Result<Gpt> 
     let array = read_array(r, ss, &primary, "primary").map_err(|f| f.error)?;
     let entries = parse_entries(&array, &primary, ss, &mut findings);
     check_header_ranges(&primary, disk_lbas, ss, &mut findings);
-    check_entries(&entries, &primary, ss, &mut findings);
+    check_entries(&entries, &primary, ss, disk_lbas, &mut findings);
     let backup = check_backup(r, ss, disk_lbas, &primary, &array, &mut findings);
     Ok(Gpt {
         sector_size: ss,
@@ -487,7 +497,13 @@ fn check_header_ranges(h: &GptHeader, disk_lbas: u64, ss: u64, f: &mut Vec<Findi
     }
 }
 
-fn check_entries(entries: &[GptEntry], h: &GptHeader, ss: u64, f: &mut Vec<Finding>) {
+fn check_entries(
+    entries: &[GptEntry],
+    h: &GptHeader,
+    ss: u64,
+    disk_lbas: u64,
+    f: &mut Vec<Finding>,
+) {
     let align = (ALIGNMENT_BYTES / ss).max(1);
     for e in entries {
         let s = format!("gpt entry {}", e.index);
@@ -512,6 +528,18 @@ fn check_entries(entries: &[GptEntry], h: &GptHeader, ss: u64, f: &mut Vec<Findi
                 format!(
                     "partition {} spans lba {}-{}, outside the usable lbas {}-{}",
                     e.index, e.starting_lba, e.ending_lba, h.first_usable_lba, h.last_usable_lba
+                ),
+            ));
+        }
+        if e.ending_lba >= disk_lbas {
+            f.push(Finding::new(
+                Severity::Error,
+                "gpt.entry.past-end",
+                s.clone(),
+                Some(e.offset + 0x28),
+                format!(
+                    "partition {} ends at lba {}, the image has {disk_lbas} sectors (truncated image?)",
+                    e.index, e.ending_lba
                 ),
             ));
         }
