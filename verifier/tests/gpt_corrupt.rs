@@ -13,23 +13,27 @@ use support::*;
 
 const SS: usize = 512;
 
-/// A 4 MiB image with two partitions, made by sgdisk.
+/// A 4 MiB image with two partitions, made by sgdisk once per test binary.
 fn base() -> Vec<u8> {
-    let dir = tempdir();
-    let img = sparse(dir.path(), "c.img", 4 << 20);
-    run(sgdisk()
-        .args([
-            "-n",
-            "1:2048:+1M",
-            "-c",
-            "1:one",
-            "-n",
-            "2:0:+1M",
-            "-c",
-            "2:two",
-        ])
-        .arg(&img));
-    read_bytes(&img)
+    static BASE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let dir = tempdir();
+        let img = sparse(dir.path(), "c.img", 4 << 20);
+        run(sgdisk()
+            .args([
+                "-n",
+                "1:2048:+1M",
+                "-c",
+                "1:one",
+                "-n",
+                "2:0:+1M",
+                "-c",
+                "2:two",
+            ])
+            .arg(&img));
+        read_bytes(&img)
+    })
+    .clone()
 }
 
 fn last_lba(img: &[u8]) -> usize {
