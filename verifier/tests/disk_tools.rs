@@ -148,8 +148,8 @@ fn report_of_the_seed_efi_layout() {
         33,
         "F222513B-DED1-49FA-B591-20CE86A2FE7F",
     );
-    // parted leaves the MBR signature random in the protective MBR; pin it so the snapshot
-    // is stable (and so it is what reprodisk writes there: zero).
+    // parted and sgdisk leave the protective MBR's signature zero; the test pins it anyway so
+    // the snapshot cannot depend on a tool version.
     let mut bytes = read_bytes(&img);
     bytes[0x1b8..0x1bc].fill(0);
     let d = disk::open(&bytes).expect("opens");
