@@ -20,7 +20,7 @@ fn restamp(img: &mut [u8]) {
         img[512 + 0x58..512 + 0x5c].copy_from_slice(&crc.to_le_bytes());
     }
     let size = u32::from_le_bytes(img[512 + 0x0c..512 + 0x10].try_into().unwrap_or_default()) as usize;
-    let size = size.clamp(92, 512);
+    let size = size.clamp(92, 512).min(img.len() - 512);
     img[512 + 0x10..512 + 0x14].fill(0);
     let crc = crc32fast::hash(&img[512..512 + size]);
     img[512 + 0x10..512 + 0x14].copy_from_slice(&crc.to_le_bytes());
