@@ -328,7 +328,6 @@ fn corpus_style_4096_sector_header_is_detected() {
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
     // The partition's byte range uses 4096-byte sectors.
-    let mut img = img;
     img[510] = 0x55;
     img[511] = 0xaa;
     let d = disk::open(&img).expect("opens");
