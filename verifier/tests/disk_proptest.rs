@@ -23,27 +23,6 @@ fn base() -> Vec<u8> {
     .clone()
 }
 
-fn restamp(img: &mut [u8], lba: usize) {
-    let h = lba * 512;
-    let Some(hdr) = img.get(h..h + 92) else {
-        return;
-    };
-    let arr = u64::from_le_bytes(hdr[0x48..0x50].try_into().expect("8 bytes"));
-    let n = u32::from_le_bytes(hdr[0x50..0x54].try_into().expect("4 bytes")) as usize;
-    let sz = u32::from_le_bytes(hdr[0x54..0x58].try_into().expect("4 bytes")) as usize;
-    let span = usize::try_from(arr)
-        .ok()
-        .and_then(|a| a.checked_mul(512))
-        .and_then(|s| Some(s..s.checked_add(n.checked_mul(sz)?)?));
-    if let Some(a) = span.and_then(|r| img.get(r)) {
-        let crc = crc32fast::hash(a);
-        img[h + 0x58..h + 0x5c].copy_from_slice(&crc.to_le_bytes());
-    }
-    img[h + 0x10..h + 0x14].fill(0);
-    let crc = crc32fast::hash(&img[h..h + 92]);
-    img[h + 0x10..h + 0x14].copy_from_slice(&crc.to_le_bytes());
-}
-
 /// Everything a caller may do with an image: nothing may panic.
 fn exercise(img: &Vec<u8>) {
     let _ = mbr::read(img);

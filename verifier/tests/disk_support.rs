@@ -232,3 +232,27 @@ pub fn seed_gpt_layout(
     run(cmd.arg(&img));
     img
 }
+
+/// Recomputes the entry array CRC and the header CRC of the GPT header at `lba` (512-byte
+/// sectors), as a tool writing damaged values on purpose would. Out-of-range fields leave
+/// the array CRC alone; never panics on any input of at least `lba * 512 + 92` bytes.
+pub fn restamp(img: &mut [u8], lba: usize) {
+    let h = lba * 512;
+    let Some(hdr) = img.get(h..h + 92) else {
+        return;
+    };
+    let arr = u64::from_le_bytes(hdr[0x48..0x50].try_into().expect("8 bytes"));
+    let n = u32::from_le_bytes(hdr[0x50..0x54].try_into().expect("4 bytes")) as usize;
+    let sz = u32::from_le_bytes(hdr[0x54..0x58].try_into().expect("4 bytes")) as usize;
+    let span = usize::try_from(arr)
+        .ok()
+        .and_then(|a| a.checked_mul(512))
+        .and_then(|s| Some(s..s.checked_add(n.checked_mul(sz)?)?));
+    if let Some(a) = span.and_then(|r| img.get(r)) {
+        let crc = crc32fast::hash(a);
+        img[h + 0x58..h + 0x5c].copy_from_slice(&crc.to_le_bytes());
+    }
+    img[h + 0x10..h + 0x14].fill(0);
+    let crc = crc32fast::hash(&img[h..h + 92]);
+    img[h + 0x10..h + 0x14].copy_from_slice(&crc.to_le_bytes());
+}

@@ -44,22 +44,6 @@ fn u64_at(img: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(img[off..off + 8].try_into().expect("8 bytes"))
 }
 
-/// Recomputes the array and header CRCs of the header at `lba`, as a tool writing the
-/// damaged values on purpose would.
-fn restamp(img: &mut [u8], lba: usize) {
-    let h = lba * SS;
-    let arr = u64_at(img, h + 0x48) as usize * SS;
-    let n = u32::from_le_bytes(img[h + 0x50..h + 0x54].try_into().expect("4 bytes")) as usize;
-    let sz = u32::from_le_bytes(img[h + 0x54..h + 0x58].try_into().expect("4 bytes")) as usize;
-    if let Some(a) = img.get(arr..arr + n * sz) {
-        let crc = crc32fast::hash(a);
-        img[h + 0x58..h + 0x5c].copy_from_slice(&crc.to_le_bytes());
-    }
-    img[h + 0x10..h + 0x14].fill(0);
-    let crc = crc32fast::hash(&img[h..h + 92]);
-    img[h + 0x10..h + 0x14].copy_from_slice(&crc.to_le_bytes());
-}
-
 fn restamp_both(img: &mut [u8]) {
     restamp(img, 1);
     let last = last_lba(img);
