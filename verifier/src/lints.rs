@@ -206,3 +206,49 @@ fn sig_not_derived(sig: u32, anchor: Guid) -> Finding {
         ),
     )
 }
+
+/// Lints a GUID string from a spec (`disk_guid`, `rootGPUID`, ...): `spec.guid.malformed`
+/// when [`Guid::parse`] rejects it, with the parser's account of what is wrong. sgdisk
+/// accepts the seed's 31-digit disk GUID and writes something else, so this is an error.
+pub fn lint_guid_string(field: &str, text: &str) -> Option<Finding> {
+    Guid::parse(text).err().map(|e| {
+        Finding::new(
+            Severity::Error,
+            "spec.guid.malformed",
+            format!("spec field {field}"),
+            None,
+            format!("{e}; write it as 8-4-4-4-12 hex digits"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_spec_guids_are_errors() {
+        let f = lint_guid_string("disk_guid", crate::ids::SEED_DISK_GUID_STRING)
+            .expect("31 digits is malformed");
+        assert_eq!(
+            (f.code, f.severity),
+            ("spec.guid.malformed", Severity::Error)
+        );
+        assert!(f.message.contains("has 31 hex digits"), "{}", f.message);
+        assert_eq!(
+            lint_guid_string("rootGPUID", "F222513B-DED1-49FA-B591-20CE86A2FE7F"),
+            None
+        );
+    }
+
+    #[test]
+    fn findings_serialize_with_their_location() {
+        let f = Finding::new(Severity::Warning, "x.y.z", "mbr", Some(0x1b8), "m");
+        let v = serde_json::to_value(&f).expect("serializes");
+        assert_eq!(
+            v,
+            serde_json::json!({"severity": "warning", "code": "x.y.z", "message": "m",
+                "location": {"structure": "mbr", "offset": 440}})
+        );
+    }
+}

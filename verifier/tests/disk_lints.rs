@@ -187,6 +187,11 @@ fn mbr_signature_lints_on_legacy_layouts() {
             d.mbr.as_ref().map(|m| m.unique_mbr_disk_signature),
             Some(sig)
         );
+        // blkid prints no PTUUID for a zero signature; the report does the same.
+        assert_eq!(
+            blkid_probe(&img, &[]).get("PTUUID"),
+            d.report().ptuuid.as_ref()
+        );
         let got: Vec<&str> = lint_ids(&d, Some(&exp)).iter().map(|f| f.code).collect();
         assert_eq!(got, want, "signature {sig:08x}");
     }
