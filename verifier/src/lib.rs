@@ -10,10 +10,14 @@
 #![forbid(unsafe_code)]
 
 pub mod bytes;
+pub mod disk;
 pub mod error;
 pub mod ext4;
 pub mod fat;
 pub mod gpt;
+pub mod guid;
+pub mod ids;
+pub mod lints;
 pub mod mbr;
 
 pub use error::{Error, Result};
