@@ -419,3 +419,21 @@ fn util_linux_corpus_matches_expected() {
         check_dumpe2fs(&img, &fs);
     }
 }
+
+/// Reading only metadata of a sparse 64 GiB filesystem must take seconds. The time is
+/// printed (run with `--nocapture`), not asserted: CI machines vary.
+#[test]
+fn sparse_64_gib_image_reads_metadata_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = mkfs(tmp.path(), "big.img", 64 << 10, &["-t", "ext4"], None);
+    let start = std::time::Instant::now();
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    let entries = fs.walk().unwrap();
+    let owners = fs.owner_map(&entries).unwrap();
+    let totals = fs.check_bitmaps(&owners, &entries).unwrap();
+    let elapsed = start.elapsed();
+    println!("64 GiB sparse ext4: open + walk + ownership + bitmaps in {elapsed:?} ({} groups)", fs.groups.len());
+    assert_eq!(totals.free_blocks, fs.sb.s_free_blocks_count);
+    assert_eq!(fs.groups.len(), 512);
+    check_dumpe2fs(&img, &fs);
+}

@@ -8,7 +8,7 @@ use super::{Ext4, FileType};
 use crate::bytes::{Le, ReadAt};
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 /// What the bitmaps say, once checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,7 +18,7 @@ pub struct BitmapTotals {
     pub used_dirs: u64,
 }
 
-fn bit(bytes: &[u8], i: u64) -> bool {
+pub(crate) fn bit(bytes: &[u8], i: u64) -> bool {
     bytes.get((i / 8) as usize).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
@@ -51,7 +51,7 @@ impl<R: ReadAt> Ext4<R> {
     pub fn check_bitmaps(&self, owners: &OwnerMap, entries: &[Entry]) -> Result<BitmapTotals> {
         let sb = &self.sb;
         let bs = sb.block_size();
-        let mut used_inodes: HashSet<u32> = entries.iter().map(|e| e.ino).collect();
+        let mut used_inodes: BTreeSet<u32> = entries.iter().map(|e| e.ino).collect();
         used_inodes.extend(1..sb.s_first_ino.min(sb.s_inodes_count + 1));
         let mut dirs_per_group = vec![0u64; self.groups.len()];
         let mut seen = HashSet::new();
@@ -72,16 +72,22 @@ impl<R: ReadAt> Ext4<R> {
                 let raw = self.read_block(gd.bg_block_bitmap, &what)?;
                 let off = gd.bg_block_bitmap * bs;
                 self.check_bitmap_csum("block bitmap", gd.group, &raw, (sb.s_clusters_per_group / 8) as usize, gd.bg_block_bitmap_csum, off)?;
+                let mut owned = vec![0u8; n.div_ceil(8) as usize];
+                owners.mark_owned(first, first + n, &mut owned);
                 let mut free = 0;
-                for i in 0..n {
-                    let used = bit(&raw, i);
-                    let block = first + i;
-                    let owner = owners.owner(block);
-                    match (used, owner) {
-                        (false, None) => free += 1,
-                        (true, Some(_)) => {}
-                        (true, None) => return Err(Error::corrupt(&what, Some(off), format!("block {block} is marked in use but no structure or file owns it"))),
-                        (false, Some(o)) => return Err(Error::corrupt(&what, Some(off), format!("block {block} is marked free but belongs to {o}"))),
+                for (k, (&have, &want)) in raw.iter().zip(&owned).enumerate() {
+                    // Bits past the group's last block are padding, not compared.
+                    let valid = (n - 8 * k as u64).min(8);
+                    let mask = if valid >= 8 { 0xFF } else { (1u8 << valid) - 1 };
+                    free += u64::from((!have & mask).count_ones());
+                    let diff = (have ^ want) & mask;
+                    if diff != 0 {
+                        let i = 8 * k as u64 + u64::from(diff.trailing_zeros());
+                        let block = first + i;
+                        return Err(match owners.owner(block) {
+                            None => Error::corrupt(&what, Some(off), format!("block {block} is marked in use but no structure or file owns it")),
+                            Some(o) => Error::corrupt(&what, Some(off), format!("block {block} is marked free but belongs to {o}")),
+                        });
                     }
                 }
                 free
@@ -97,9 +103,9 @@ impl<R: ReadAt> Ext4<R> {
 
             let ipg = u64::from(sb.s_inodes_per_group);
             let free_inodes = if gd.inode_uninit() {
-                let base = g * ipg;
-                if let Some(i) = (1..=ipg).find(|i| used_inodes.contains(&((base + i) as u32))) {
-                    return Err(Error::corrupt(format!("ext4 group descriptor {g}"), None, format!("INODE_UNINIT is set but inode {} is in use", base + i)));
+                let base = (g * ipg) as u32;
+                if let Some(ino) = used_inodes.range(base + 1..=base + ipg as u32).next() {
+                    return Err(Error::corrupt(format!("ext4 group descriptor {g}"), None, format!("INODE_UNINIT is set but inode {ino} is in use")));
                 }
                 ipg
             } else {

@@ -87,6 +87,19 @@ impl OwnerMap {
         &self.ranges
     }
 
+    /// Sets bit `b - start` of `bits` for every owned block `b` in `start..end`.
+    pub fn mark_owned(&self, start: u64, end: u64, bits: &mut [u8]) {
+        let i = self.ranges.partition_point(|r| r.start + r.len <= start);
+        for r in self.ranges[i..].iter().take_while(|r| r.start < end) {
+            for b in r.start.max(start)..(r.start + r.len).min(end) {
+                let k = b - start;
+                if let Some(byte) = bits.get_mut((k / 8) as usize) {
+                    *byte |= 1 << (k % 8);
+                }
+            }
+        }
+    }
+
     /// Number of owned blocks in `start..end`.
     pub fn owned_in(&self, start: u64, end: u64) -> u64 {
         let i = self.ranges.partition_point(|r| r.start + r.len <= start);
