@@ -21,7 +21,11 @@ fn build(args: &[&str]) -> Vec<u8> {
     std::fs::write(src.join("dir/nested/file"), b"nested\n").unwrap();
     std::fs::write(src.join("hello"), b"hello\n").unwrap();
     for i in 0..40 {
-        std::fs::write(src.join(format!("dir/a-long-file-name-to-fill-blocks-{i:03}")), b"x").unwrap();
+        std::fs::write(
+            src.join(format!("dir/a-long-file-name-to-fill-blocks-{i:03}")),
+            b"x",
+        )
+        .unwrap();
     }
     use std::os::unix::fs::FileExt;
     let f = std::fs::File::create(src.join("frag")).unwrap();
@@ -29,7 +33,16 @@ fn build(args: &[&str]) -> Vec<u8> {
         f.write_all_at(&[b'f'; 1024], i * 2048).unwrap();
     }
     std::fs::write(src.join("xbig"), b"x").unwrap();
-    run_ok("setfattr", &["-n", "user.big", "-v", &"v".repeat(600), src.join("xbig").to_str().unwrap()]);
+    run_ok(
+        "setfattr",
+        &[
+            "-n",
+            "user.big",
+            "-v",
+            &"v".repeat(600),
+            src.join("xbig").to_str().unwrap(),
+        ],
+    );
     let mut a = vec!["-b", "1024", "-N", "128"];
     a.extend_from_slice(args);
     let img = mkfs(tmp.path(), "fs.img", 2, &a, Some(&src));
@@ -69,8 +82,16 @@ fn full_read(img: &[u8]) -> Result<Vec<Entry>, Error> {
 fn expect_corrupt(r: Result<Vec<Entry>, Error>, structure: &str, what: &str) {
     match r {
         Err(Error::Corrupt { at, what: w }) => {
-            assert!(at.structure.contains(structure), "error names `{}`, expected `{structure}` ({w})", at.structure);
-            assert!(w.contains(what), "error says `{w}`, expected `{what}` ({})", at.structure);
+            assert!(
+                at.structure.contains(structure),
+                "error names `{}`, expected `{structure}` ({w})",
+                at.structure
+            );
+            assert!(
+                w.contains(what),
+                "error says `{w}`, expected `{what}` ({})",
+                at.structure
+            );
         }
         other => panic!("expected a corrupt {structure} ({what}), got {other:?}"),
     }
@@ -96,28 +117,55 @@ fn flip(img: &[u8], at: usize) -> Vec<u8> {
 fn pristine_images_read_cleanly() {
     for img in [ext4_image(), ext4_nocsum_image(), ext2_image()] {
         let entries = full_read(img).unwrap();
-        assert!(!entry(&entries, "/frag").map_blocks.is_empty(), "12 extents need a map block");
+        assert!(
+            !entry(&entries, "/frag").map_blocks.is_empty(),
+            "12 extents need a map block"
+        );
         assert!(entry(&entries, "/xbig").xattr_block.is_some());
     }
 }
 
 #[test]
 fn superblock_flip_is_a_checksum_mismatch() {
-    expect_corrupt(full_read(&flip(ext4_image(), 1024 + 0x10)), "ext4 superblock", "s_checksum mismatch");
+    expect_corrupt(
+        full_read(&flip(ext4_image(), 1024 + 0x10)),
+        "ext4 superblock",
+        "s_checksum mismatch",
+    );
     // Without checksums the same flip (s_free_inodes_count) disagrees with the bitmaps.
-    expect_corrupt(full_read(&flip(ext4_nocsum_image(), 1024 + 0x10)), "ext4 superblock", "s_free_inodes_count");
+    expect_corrupt(
+        full_read(&flip(ext4_nocsum_image(), 1024 + 0x10)),
+        "ext4 superblock",
+        "s_free_inodes_count",
+    );
     // The magic.
-    expect_corrupt(full_read(&flip(ext2_image(), 1024 + 0x38)), "ext4 superblock", "s_magic");
+    expect_corrupt(
+        full_read(&flip(ext2_image(), 1024 + 0x38)),
+        "ext4 superblock",
+        "s_magic",
+    );
 }
 
 #[test]
 fn group_descriptor_flip_is_a_checksum_mismatch() {
     // 1 KiB blocks: the descriptor table is block 2; flip bg_free_inodes_count of group 0.
-    expect_corrupt(full_read(&flip(ext4_image(), 2048 + 0xE)), "ext4 group descriptor 0", "bg_checksum mismatch");
+    expect_corrupt(
+        full_read(&flip(ext4_image(), 2048 + 0xE)),
+        "ext4 group descriptor 0",
+        "bg_checksum mismatch",
+    );
     // Without metadata_csum or uninit_bg descriptors carry no checksum; the count is
     // then checked against the bitmap.
-    expect_corrupt(full_read(&flip(ext4_nocsum_image(), 2048 + 0xE)), "ext4 group descriptor 0", "bg_free_inodes_count");
-    expect_corrupt(full_read(&flip(ext2_image(), 2048 + 0xE)), "ext4 group descriptor 0", "bg_free_inodes_count");
+    expect_corrupt(
+        full_read(&flip(ext4_nocsum_image(), 2048 + 0xE)),
+        "ext4 group descriptor 0",
+        "bg_free_inodes_count",
+    );
+    expect_corrupt(
+        full_read(&flip(ext2_image(), 2048 + 0xE)),
+        "ext4 group descriptor 0",
+        "bg_free_inodes_count",
+    );
 }
 
 #[test]
@@ -126,13 +174,25 @@ fn bitmap_flip_is_a_checksum_mismatch() {
     let fs = Ext4::open(&img[..]).unwrap();
     let bb = (fs.groups[0].bg_block_bitmap * 1024) as usize;
     let ib = (fs.groups[0].bg_inode_bitmap * 1024) as usize;
-    expect_corrupt(full_read(&flip(img, bb + 100)), "block bitmap of group 0", "checksum mismatch");
-    expect_corrupt(full_read(&flip(img, ib + 10)), "inode bitmap of group 0", "checksum mismatch");
+    expect_corrupt(
+        full_read(&flip(img, bb + 100)),
+        "block bitmap of group 0",
+        "checksum mismatch",
+    );
+    expect_corrupt(
+        full_read(&flip(img, ib + 10)),
+        "inode bitmap of group 0",
+        "checksum mismatch",
+    );
     // Without checksums a flipped bit is a block owned but free, or used but unowned.
     let img = ext2_image();
     let fs = Ext4::open(&img[..]).unwrap();
     let bb = (fs.groups[0].bg_block_bitmap * 1024) as usize;
-    expect_corrupt(full_read(&flip(img, bb)), "block bitmap of group 0", "marked free but belongs to superblock");
+    expect_corrupt(
+        full_read(&flip(img, bb)),
+        "block bitmap of group 0",
+        "marked free but belongs to superblock",
+    );
 }
 
 #[test]
@@ -140,7 +200,11 @@ fn inode_flip_is_a_checksum_mismatch() {
     let img = ext4_image();
     let hello = entry(&full_read(img).unwrap(), "/hello").ino;
     let off = inode_offset(img, hello);
-    expect_corrupt(full_read(&flip(img, off + 0x4)), &format!("ext4 inode {hello}"), "i_checksum mismatch");
+    expect_corrupt(
+        full_read(&flip(img, off + 0x4)),
+        &format!("ext4 inode {hello}"),
+        "i_checksum mismatch",
+    );
     // Without checksums, a flipped i_mode type bit disagrees with the directory entry.
     let img = ext2_image();
     let hello = entry(&full_read(img).unwrap(), "/hello").ino;
@@ -154,13 +218,21 @@ fn extent_header_flip_names_the_extent_block() {
     for img in [ext4_image(), ext4_nocsum_image()] {
         let frag = entry(&full_read(img).unwrap(), "/frag").clone();
         let block = frag.map_blocks[0];
-        expect_corrupt(full_read(&flip(img, (block * 1024) as usize)), &format!("extent block {block}"), "eh_magic");
+        expect_corrupt(
+            full_read(&flip(img, (block * 1024) as usize)),
+            &format!("extent block {block}"),
+            "eh_magic",
+        );
     }
     // A flip inside an extent entry is caught by the extent block checksum.
     let img = ext4_image();
     let frag = entry(&full_read(img).unwrap(), "/frag").clone();
     let block = frag.map_blocks[0];
-    expect_corrupt(full_read(&flip(img, (block * 1024) as usize + 12 + 8)), &format!("extent block {block}"), "et_checksum mismatch");
+    expect_corrupt(
+        full_read(&flip(img, (block * 1024) as usize + 12 + 8)),
+        &format!("extent block {block}"),
+        "et_checksum mismatch",
+    );
 }
 
 #[test]
@@ -168,7 +240,11 @@ fn dir_block_flip_is_a_checksum_mismatch() {
     let img = ext4_image();
     let dir = entry(&full_read(img).unwrap(), "/dir").clone();
     let block = dir.extents[0].physical;
-    expect_corrupt(full_read(&flip(img, (block * 1024) as usize + 30)), "ext4 directory inode", "det_checksum mismatch");
+    expect_corrupt(
+        full_read(&flip(img, (block * 1024) as usize + 30)),
+        "ext4 directory inode",
+        "det_checksum mismatch",
+    );
     // Without checksums a broken rec_len is named.
     let img = ext2_image();
     let dir = entry(&full_read(img).unwrap(), "/dir").clone();
@@ -181,8 +257,14 @@ fn dir_block_flip_is_a_checksum_mismatch() {
 #[test]
 fn xattr_block_flip_is_a_checksum_mismatch() {
     let img = ext4_image();
-    let x = entry(&full_read(img).unwrap(), "/xbig").xattr_block.unwrap();
-    expect_corrupt(full_read(&flip(img, (x * 1024) as usize + 0x40)), "xattr block", "h_checksum mismatch");
+    let x = entry(&full_read(img).unwrap(), "/xbig")
+        .xattr_block
+        .unwrap();
+    expect_corrupt(
+        full_read(&flip(img, (x * 1024) as usize + 0x40)),
+        "xattr block",
+        "h_checksum mismatch",
+    );
 }
 
 #[test]
@@ -192,8 +274,16 @@ fn journal_superblock_flip_is_a_checksum_mismatch() {
     let j = fs.inode(8).unwrap();
     let first = fs.block_map(&j).unwrap().extents[0].physical as usize * 1024;
     // mke2fs writes journals without a v2/v3 checksum; a flip of s_blocksize is caught.
-    expect_corrupt(full_read(&flip(img, first + 0xE)), "jbd2 journal superblock", "s_blocksize");
-    expect_corrupt(full_read(&flip(img, first)), "jbd2 journal superblock", "h_magic");
+    expect_corrupt(
+        full_read(&flip(img, first + 0xE)),
+        "jbd2 journal superblock",
+        "s_blocksize",
+    );
+    expect_corrupt(
+        full_read(&flip(img, first)),
+        "jbd2 journal superblock",
+        "h_magic",
+    );
 }
 
 #[test]
@@ -202,7 +292,10 @@ fn truncated_images_fail_with_truncated() {
     for len in [0, 1000, 1500, 4096, img.len() / 2, img.len() - 1] {
         match Ext4::open(&img[..len]) {
             Err(Error::Truncated { .. }) => {}
-            other => panic!("a {len}-byte prefix: expected Truncated, got {:?}", other.err()),
+            other => panic!(
+                "a {len}-byte prefix: expected Truncated, got {:?}",
+                other.err()
+            ),
         }
     }
 }
@@ -221,13 +314,36 @@ fn huge_counts_fail_before_allocating() {
     let img = ext4_image();
     // s_blocks_count_lo / _hi: a filesystem far larger than the image.
     // (The inode count no longer matches the group count, which is checked first.)
-    expect_corrupt(Ext4::open(&set_sb_u32(img, 0x4, u32::MAX)[..]).map(|_| vec![]), "ext4 superblock", "s_inodes_count");
-    assert!(matches!(Ext4::open(&set_sb_u32(img, 0x150, u32::MAX)[..]), Err(Error::Corrupt { .. })));
+    expect_corrupt(
+        Ext4::open(&set_sb_u32(img, 0x4, u32::MAX)[..]).map(|_| vec![]),
+        "ext4 superblock",
+        "s_inodes_count",
+    );
+    assert!(matches!(
+        Ext4::open(&set_sb_u32(img, 0x150, u32::MAX)[..]),
+        Err(Error::Corrupt { .. })
+    ));
     // s_inodes_per_group beyond one bitmap block, s_log_block_size absurd, s_inodes_count.
-    expect_corrupt(Ext4::open(&set_sb_u32(img, 0x28, u32::MAX)[..]).map(|_| vec![]), "ext4 superblock", "s_inodes_per_group");
-    expect_corrupt(Ext4::open(&set_sb_u32(img, 0x18, 40)[..]).map(|_| vec![]), "ext4 superblock", "s_log_block_size");
-    expect_corrupt(Ext4::open(&set_sb_u32(img, 0x0, u32::MAX)[..]).map(|_| vec![]), "ext4 superblock", "s_inodes_count");
-    expect_corrupt(Ext4::open(&set_sb_u32(img, 0x20, 0)[..]).map(|_| vec![]), "ext4 superblock", "s_blocks_per_group");
+    expect_corrupt(
+        Ext4::open(&set_sb_u32(img, 0x28, u32::MAX)[..]).map(|_| vec![]),
+        "ext4 superblock",
+        "s_inodes_per_group",
+    );
+    expect_corrupt(
+        Ext4::open(&set_sb_u32(img, 0x18, 40)[..]).map(|_| vec![]),
+        "ext4 superblock",
+        "s_log_block_size",
+    );
+    expect_corrupt(
+        Ext4::open(&set_sb_u32(img, 0x0, u32::MAX)[..]).map(|_| vec![]),
+        "ext4 superblock",
+        "s_inodes_count",
+    );
+    expect_corrupt(
+        Ext4::open(&set_sb_u32(img, 0x20, 0)[..]).map(|_| vec![]),
+        "ext4 superblock",
+        "s_blocks_per_group",
+    );
     // A huge i_size is refused by the size cap, not allocated.
     let fs = Ext4::open(&img[..]).unwrap();
     let hello = entry(&full_read(img).unwrap(), "/hello").ino;
@@ -330,7 +446,11 @@ proptest! {
 #[test]
 fn checked_paths_come_from_mke2fs() {
     // Sanity of the fixture itself: e2fsck agrees the pristine images are clean.
-    for (name, img) in [("ext4", ext4_image()), ("ext4-nocsum", ext4_nocsum_image()), ("ext2", ext2_image())] {
+    for (name, img) in [
+        ("ext4", ext4_image()),
+        ("ext4-nocsum", ext4_nocsum_image()),
+        ("ext2", ext2_image()),
+    ] {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("x.img");
         std::fs::write(&p, img).unwrap();

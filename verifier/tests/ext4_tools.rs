@@ -28,7 +28,10 @@ fn populate(dir: &Path) {
     std::os::unix::fs::symlink("a/".repeat(60) + "target", dir.join("longlink")).unwrap();
     w("caf\u{e9}-\u{1F600}.txt", b"unicode name\n");
     for i in 0..200 {
-        w(&format!("bigdir/entry-with-a-rather-long-name-number-{i:04}"), format!("{i}\n").as_bytes());
+        w(
+            &format!("bigdir/entry-with-a-rather-long-name-number-{i:04}"),
+            format!("{i}\n").as_bytes(),
+        );
     }
     // A sparse file: data at 0 and at 512 KiB, a hole in between and after.
     let f = fs::File::create(dir.join("sparse")).unwrap();
@@ -39,23 +42,66 @@ fn populate(dir: &Path) {
     // Many extents: 4 KiB of data every 8 KiB.
     let f = fs::File::create(dir.join("fragmented")).unwrap();
     for i in 0..30u64 {
-        f.write_all_at(&vec![b'a' + (i % 26) as u8; 4096], i * 8192).unwrap();
+        f.write_all_at(&vec![b'a' + (i % 26) as u8; 4096], i * 8192)
+            .unwrap();
     }
     w("setuid", b"#!/bin/sh\n");
-    fs::set_permissions(dir.join("setuid"), std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    fs::set_permissions(
+        dir.join("setuid"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+    )
+    .unwrap();
     std::os::unix::fs::chown(dir.join("setuid"), Some(1000), Some(1001)).unwrap();
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 123_456_789);
-    fs::File::options().write(true).open(dir.join("hello.txt")).unwrap().set_modified(mtime).unwrap();
-    run_ok("mknod", &[dir.join("chr").to_str().unwrap(), "c", "4", "65"]);
-    run_ok("mknod", &[dir.join("blk").to_str().unwrap(), "b", "259", "300000"]);
+    fs::File::options()
+        .write(true)
+        .open(dir.join("hello.txt"))
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    run_ok(
+        "mknod",
+        &[dir.join("chr").to_str().unwrap(), "c", "4", "65"],
+    );
+    run_ok(
+        "mknod",
+        &[dir.join("blk").to_str().unwrap(), "b", "259", "300000"],
+    );
     run_ok("mkfifo", &[dir.join("fifo").to_str().unwrap()]);
     std::os::unix::net::UnixListener::bind(dir.join("sock")).unwrap();
     w("xsmall", b"x\n");
-    run_ok("setfattr", &["-n", "user.small", "-v", "tiny", dir.join("xsmall").to_str().unwrap()]);
+    run_ok(
+        "setfattr",
+        &[
+            "-n",
+            "user.small",
+            "-v",
+            "tiny",
+            dir.join("xsmall").to_str().unwrap(),
+        ],
+    );
     w("xbig", b"x\n");
     let big = "v".repeat(700);
-    run_ok("setfattr", &["-n", "user.big", "-v", &big, dir.join("xbig").to_str().unwrap()]);
-    run_ok("setfattr", &["-n", "trusted.other", "-v", "second", dir.join("xbig").to_str().unwrap()]);
+    run_ok(
+        "setfattr",
+        &[
+            "-n",
+            "user.big",
+            "-v",
+            &big,
+            dir.join("xbig").to_str().unwrap(),
+        ],
+    );
+    run_ok(
+        "setfattr",
+        &[
+            "-n",
+            "trusted.other",
+            "-v",
+            "second",
+            dir.join("xbig").to_str().unwrap(),
+        ],
+    );
 }
 
 /// Paths of the source tree as the walk should list them (plus /lost+found).
@@ -65,7 +111,13 @@ fn source_paths(src: &Path) -> BTreeSet<Vec<u8>> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let e = e.unwrap();
-            let rel = e.path().strip_prefix(src).unwrap().as_os_str().as_bytes().to_vec();
+            let rel = e
+                .path()
+                .strip_prefix(src)
+                .unwrap()
+                .as_os_str()
+                .as_bytes()
+                .to_vec();
             let mut p = b"/".to_vec();
             p.extend(rel);
             out.insert(p);
@@ -95,12 +147,32 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
     let d = dumpe2fs(img);
     let sb = &fs.sb;
     let mut expect: Vec<(&str, String)> = vec![
-        ("Filesystem volume name", if sb.s_volume_name.is_empty() { "<none>".into() } else { String::from_utf8_lossy(&sb.s_volume_name).into() }),
+        (
+            "Filesystem volume name",
+            if sb.s_volume_name.is_empty() {
+                "<none>".into()
+            } else {
+                String::from_utf8_lossy(&sb.s_volume_name).into()
+            },
+        ),
         ("Filesystem UUID", uuid_string(&sb.s_uuid)),
-        ("Filesystem magic number", format!("{:#06X}", sb.s_magic).replace("0X", "0x")),
-        ("Filesystem revision #", format!("{} (dynamic)", sb.s_rev_level)),
+        (
+            "Filesystem magic number",
+            format!("{:#06X}", sb.s_magic).replace("0X", "0x"),
+        ),
+        (
+            "Filesystem revision #",
+            format!("{} (dynamic)", sb.s_rev_level),
+        ),
         ("Filesystem features", sb.features.names().join(" ")),
-        ("Filesystem state", if sb.s_state == 1 { "clean".into() } else { format!("state {}", sb.s_state) }),
+        (
+            "Filesystem state",
+            if sb.s_state == 1 {
+                "clean".into()
+            } else {
+                format!("state {}", sb.s_state)
+            },
+        ),
         ("Inode count", sb.s_inodes_count.to_string()),
         ("Block count", sb.s_blocks_count.to_string()),
         ("Reserved block count", sb.s_r_blocks_count.to_string()),
@@ -108,19 +180,38 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
         ("Free inodes", sb.s_free_inodes_count.to_string()),
         ("First block", sb.s_first_data_block.to_string()),
         ("Block size", sb.block_size().to_string()),
-        ("Fragment size", (1024u64 << sb.s_log_cluster_size).to_string()),
+        (
+            "Fragment size",
+            (1024u64 << sb.s_log_cluster_size).to_string(),
+        ),
         ("Blocks per group", sb.s_blocks_per_group.to_string()),
         ("Fragments per group", sb.s_clusters_per_group.to_string()),
         ("Inodes per group", sb.s_inodes_per_group.to_string()),
-        ("Inode blocks per group", sb.inode_table_blocks().to_string()),
+        (
+            "Inode blocks per group",
+            sb.inode_table_blocks().to_string(),
+        ),
         ("Filesystem created", ctime(sb.s_mkfs_time)),
-        ("Last mount time", if sb.s_mtime == 0 { "n/a".into() } else { ctime(sb.s_mtime) }),
+        (
+            "Last mount time",
+            if sb.s_mtime == 0 {
+                "n/a".into()
+            } else {
+                ctime(sb.s_mtime)
+            },
+        ),
         ("Last write time", ctime(sb.s_wtime)),
         ("Mount count", sb.s_mnt_count.to_string()),
         ("Maximum mount count", sb.s_max_mnt_count.to_string()),
         ("Last checked", ctime(sb.s_lastcheck)),
-        ("Reserved blocks uid", format!("{} (user root)", sb.s_def_resuid)),
-        ("Reserved blocks gid", format!("{} (group root)", sb.s_def_resgid)),
+        (
+            "Reserved blocks uid",
+            format!("{} (user root)", sb.s_def_resuid),
+        ),
+        (
+            "Reserved blocks gid",
+            format!("{} (group root)", sb.s_def_resgid),
+        ),
         ("First inode", sb.s_first_ino.to_string()),
         ("Inode size", sb.s_inode_size.to_string()),
         ("Default directory hash", sb.def_hash_name()),
@@ -136,7 +227,10 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
         expect.push(("Group descriptor size", sb.s_desc_size.to_string()));
     }
     if sb.features.flex_bg() {
-        expect.push(("Flex block group size", (1u64 << sb.s_log_groups_per_flex).to_string()));
+        expect.push((
+            "Flex block group size",
+            (1u64 << sb.s_log_groups_per_flex).to_string(),
+        ));
     }
     if sb.s_kbytes_written != 0 {
         expect.push(("Lifetime writes", lifetime(sb.s_kbytes_written)));
@@ -151,11 +245,28 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
     }
     if sb.features.has_journal() {
         expect.push(("Journal inode", sb.s_journal_inum.to_string()));
-        let j = fs.journal.as_ref().expect("has_journal images have a journal superblock");
+        let j = fs
+            .journal
+            .as_ref()
+            .expect("has_journal images have a journal superblock");
         let feats = j.feature_names();
-        expect.push(("Journal features", if feats.is_empty() { "(none)".into() } else { feats.join(" ") }));
+        expect.push((
+            "Journal features",
+            if feats.is_empty() {
+                "(none)".into()
+            } else {
+                feats.join(" ")
+            },
+        ));
         let size = u64::from(j.s_maxlen) * u64::from(j.s_blocksize);
-        expect.push(("Total journal size", if size < 8192 * 1024 { format!("{}k", size >> 10) } else { format!("{}M", size >> 20) }));
+        expect.push((
+            "Total journal size",
+            if size < 8192 * 1024 {
+                format!("{}k", size >> 10)
+            } else {
+                format!("{}M", size >> 20)
+            },
+        ));
         expect.push(("Total journal blocks", j.s_maxlen.to_string()));
         expect.push(("Max transaction length", j.s_maxlen.to_string()));
         expect.push(("Fast commit length", j.s_num_fc_blks.to_string()));
@@ -167,25 +278,53 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
         }
     } else {
         assert!(fs.journal.is_none());
-        assert!(!d.contains_key("Journal inode"), "dumpe2fs sees a journal the reader does not");
+        assert!(
+            !d.contains_key("Journal inode"),
+            "dumpe2fs sees a journal the reader does not"
+        );
     }
-    let interval = d.get("Check interval").and_then(|v| v.split_whitespace().next()).unwrap_or("");
+    let interval = d
+        .get("Check interval")
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or("");
     assert_eq!(interval, sb.s_checkinterval.to_string(), "Check interval");
     for (k, v) in &expect {
-        let got = d.get(*k).unwrap_or_else(|| panic!("dumpe2fs -h has no `{k}` line; it printed {d:#?}"));
-        assert_eq!(got, v, "{}: dumpe2fs says `{k}: {got}`, the reader `{v}`", img.display());
+        let got = d
+            .get(*k)
+            .unwrap_or_else(|| panic!("dumpe2fs -h has no `{k}` line; it printed {d:#?}"));
+        assert_eq!(
+            got,
+            v,
+            "{}: dumpe2fs says `{k}: {got}`, the reader `{v}`",
+            img.display()
+        );
     }
 }
 
 /// Every walked inode against `debugfs stat`.
 fn check_debugfs(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
-    let inos: Vec<u32> = entries.iter().map(|e| e.ino).collect::<BTreeSet<_>>().into_iter().collect();
+    let inos: Vec<u32> = entries
+        .iter()
+        .map(|e| e.ino)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let stats = debugfs_stats(img, &inos);
     for e in entries {
         let st = &stats[&e.ino];
         let inode = fs.inode(e.ino).unwrap();
-        let where_ = format!("{} inode {} {}", img.display(), e.ino, String::from_utf8_lossy(&e.path));
-        let f = |k: &str| st.fields.get(k).unwrap_or_else(|| panic!("{where_}: debugfs printed no `{k}`: {st:?}")).clone();
+        let where_ = format!(
+            "{} inode {} {}",
+            img.display(),
+            e.ino,
+            String::from_utf8_lossy(&e.path)
+        );
+        let f = |k: &str| {
+            st.fields
+                .get(k)
+                .unwrap_or_else(|| panic!("{where_}: debugfs printed no `{k}`: {st:?}"))
+                .clone()
+        };
         let ty = match e.file_type {
             FileType::Regular => "regular",
             FileType::Directory => "directory",
@@ -198,23 +337,48 @@ fn check_debugfs(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
         assert_eq!(f("Type"), ty, "{where_}");
         assert_eq!(f("Mode"), format!("{:04o}", e.mode), "{where_}");
         assert_eq!(f("Flags"), format!("{:#x}", inode.i_flags), "{where_}");
-        assert_eq!(f("Generation").split_whitespace().next().unwrap(), inode.i_generation.to_string(), "{where_}");
+        assert_eq!(
+            f("Generation").split_whitespace().next().unwrap(),
+            inode.i_generation.to_string(),
+            "{where_}"
+        );
         assert_eq!(f("User"), e.uid.to_string(), "{where_}");
         assert_eq!(f("Group"), e.gid.to_string(), "{where_}");
         assert_eq!(f("Size"), e.size.to_string(), "{where_}");
         assert_eq!(f("File ACL"), inode.i_file_acl.to_string(), "{where_}");
         assert_eq!(f("Links"), e.links.to_string(), "{where_}");
-        assert_eq!(f("Blockcount"), inode.sectors(&fs.sb).to_string(), "{where_}");
+        assert_eq!(
+            f("Blockcount"),
+            inode.sectors(&fs.sb).to_string(),
+            "{where_}"
+        );
         if fs.sb.features.has_metadata_csum() {
-            assert_eq!(f("Inode checksum"), format!("{:#010x}", inode.i_checksum), "{where_}");
+            assert_eq!(
+                f("Inode checksum"),
+                format!("{:#010x}", inode.i_checksum),
+                "{where_}"
+            );
         }
-        for (name, t) in [("atime", Some(e.atime)), ("mtime", Some(e.mtime)), ("ctime", Some(e.ctime)), ("crtime", e.crtime)] {
+        for (name, t) in [
+            ("atime", Some(e.atime)),
+            ("mtime", Some(e.mtime)),
+            ("ctime", Some(e.ctime)),
+            ("crtime", e.crtime),
+        ] {
             let got = st.times.get(name).copied();
             match (t, got) {
                 (Some(t), Some((secs, extra))) => {
-                    assert_eq!((t.sec as u64 & 0xFFFF_FFFF) as u32, secs, "{where_} {name} seconds");
+                    assert_eq!(
+                        (t.sec as u64 & 0xFFFF_FFFF) as u32,
+                        secs,
+                        "{where_} {name} seconds"
+                    );
                     let extra = extra.unwrap_or(0);
-                    assert_eq!(t.sec, i64::from(secs as i32) + (i64::from(extra & 3) << 32), "{where_} {name} epoch");
+                    assert_eq!(
+                        t.sec,
+                        i64::from(secs as i32) + (i64::from(extra & 3) << 32),
+                        "{where_} {name} epoch"
+                    );
                     assert_eq!(t.nsec, extra >> 2, "{where_} {name} nsec");
                 }
                 (None, None) => {}
@@ -222,15 +386,37 @@ fn check_debugfs(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
             }
         }
         if let Some((maj, min)) = e.device {
-            let k = if st.fields.contains_key("Device major/minor number") { "Device major/minor number" } else { "(New-style) Device major/minor number" };
+            let k = if st.fields.contains_key("Device major/minor number") {
+                "Device major/minor number"
+            } else {
+                "(New-style) Device major/minor number"
+            };
             let v = f(k);
-            let (a, b) = v.split_whitespace().next().unwrap().split_once(':').unwrap();
-            assert_eq!((a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap()), (maj, min), "{where_}");
+            let (a, b) = v
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .split_once(':')
+                .unwrap();
+            assert_eq!(
+                (a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap()),
+                (maj, min),
+                "{where_}"
+            );
         }
         if inode.is_fast_symlink() {
-            assert_eq!(f("Fast link dest").trim_matches('"').as_bytes(), e.link_target.as_deref().unwrap(), "{where_}");
+            assert_eq!(
+                f("Fast link dest").trim_matches('"').as_bytes(),
+                e.link_target.as_deref().unwrap(),
+                "{where_}"
+            );
         }
-        let mine = merge_runs(e.extents.iter().map(|x| (x.logical, x.physical, x.len)).collect());
+        let mine = merge_runs(
+            e.extents
+                .iter()
+                .map(|x| (x.logical, x.physical, x.len))
+                .collect(),
+        );
         assert_eq!(mine, merge_runs(st.data.clone()), "{where_}: data extents");
         let mut meta = e.map_blocks.clone();
         meta.sort_unstable();
@@ -240,33 +426,67 @@ fn check_debugfs(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
         let mut xa: Vec<String> = e
             .xattrs
             .iter()
-            .map(|x| format!("{} ({}) = \"{}\"", String::from_utf8_lossy(&x.name), x.value.len(), String::from_utf8_lossy(&x.value)))
+            .map(|x| {
+                format!(
+                    "{} ({}) = \"{}\"",
+                    String::from_utf8_lossy(&x.name),
+                    x.value.len(),
+                    String::from_utf8_lossy(&x.value)
+                )
+            })
             .collect();
-        let mut xb: Vec<String> = st.xattrs.iter().filter(|x| !x.starts_with("system.data")).cloned().collect();
+        let mut xb: Vec<String> = st
+            .xattrs
+            .iter()
+            .filter(|x| !x.starts_with("system.data"))
+            .cloned()
+            .collect();
         xa.sort();
         xb.sort();
         // debugfs abbreviates long values; compare names and sizes, and short values in full.
         let key = |s: &String| s.split(" = ").next().unwrap().to_string();
-        assert_eq!(xa.iter().map(key).collect::<Vec<_>>(), xb.iter().map(key).collect::<Vec<_>>(), "{where_}: xattrs");
+        assert_eq!(
+            xa.iter().map(key).collect::<Vec<_>>(),
+            xb.iter().map(key).collect::<Vec<_>>(),
+            "{where_}: xattrs"
+        );
     }
 }
 
 /// Every file's contents against `debugfs rdump`.
 fn check_rdump(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
     let out = tempfile::tempdir().unwrap();
-    run_ok("debugfs", &["-R", &format!("rdump / {}", out.path().display()), img.to_str().unwrap()]);
+    run_ok(
+        "debugfs",
+        &[
+            "-R",
+            &format!("rdump / {}", out.path().display()),
+            img.to_str().unwrap(),
+        ],
+    );
     let mut files = 0;
     for e in entries {
         let host = out.path().join(std::ffi::OsStr::from_bytes(&e.path[1..]));
         match e.file_type {
             FileType::Regular => {
-                let theirs = std::fs::read(&host).unwrap_or_else(|err| panic!("rdump did not write {}: {err}", host.display()));
-                assert_eq!(fs.read_file(e.ino, 1 << 30).unwrap(), theirs, "{}: contents", host.display());
+                let theirs = std::fs::read(&host)
+                    .unwrap_or_else(|err| panic!("rdump did not write {}: {err}", host.display()));
+                assert_eq!(
+                    fs.read_file(e.ino, 1 << 30).unwrap(),
+                    theirs,
+                    "{}: contents",
+                    host.display()
+                );
                 files += 1;
             }
             FileType::Symlink => {
                 let theirs = std::fs::read_link(&host).unwrap();
-                assert_eq!(e.link_target.as_deref().unwrap(), theirs.as_os_str().as_bytes(), "{}", host.display());
+                assert_eq!(
+                    e.link_target.as_deref().unwrap(),
+                    theirs.as_os_str().as_bytes(),
+                    "{}",
+                    host.display()
+                );
             }
             _ => {}
         }
@@ -278,11 +498,18 @@ fn check_rdump(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
 fn check_image(img: &Path) -> Vec<Entry> {
     let (fsck, code) = run("e2fsck", &["-fn", img.to_str().unwrap()]);
     assert_eq!(code, 0, "the reference image is not clean:\n{fsck}");
-    let fs = Ext4::open(ImageFile::open(img).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", img.display()));
+    let fs = Ext4::open(ImageFile::open(img).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", img.display()));
     check_dumpe2fs(img, &fs);
-    let entries = fs.walk().unwrap_or_else(|e| panic!("{}: walk: {e}", img.display()));
-    let owners = fs.owner_map(&entries).unwrap_or_else(|e| panic!("{}: owners: {e}", img.display()));
-    let totals = fs.check_bitmaps(&owners, &entries).unwrap_or_else(|e| panic!("{}: bitmaps: {e}", img.display()));
+    let entries = fs
+        .walk()
+        .unwrap_or_else(|e| panic!("{}: walk: {e}", img.display()));
+    let owners = fs
+        .owner_map(&entries)
+        .unwrap_or_else(|e| panic!("{}: owners: {e}", img.display()));
+    let totals = fs
+        .check_bitmaps(&owners, &entries)
+        .unwrap_or_else(|e| panic!("{}: bitmaps: {e}", img.display()));
     assert_eq!(totals.free_blocks, fs.sb.s_free_blocks_count);
     check_debugfs(img, &fs, &entries);
     check_rdump(img, &fs, &entries);
@@ -299,12 +526,19 @@ fn populated(args: &[&str], mib: u64) -> (tempfile::TempDir, Vec<Entry>, std::pa
     let img = mkfs(tmp.path(), "fs.img", mib, args, Some(&src));
     let entries = check_image(&img);
     let paths: BTreeSet<Vec<u8>> = entries.iter().map(|e| e.path.clone()).collect();
-    assert_eq!(paths, source_paths(&src), "the walk lists other paths than the source tree");
+    assert_eq!(
+        paths,
+        source_paths(&src),
+        "the walk lists other paths than the source tree"
+    );
     (tmp, entries, img)
 }
 
 fn by_path<'a>(entries: &'a [Entry], p: &str) -> &'a Entry {
-    entries.iter().find(|e| e.path == p.as_bytes()).unwrap_or_else(|| panic!("{p} not in the walk"))
+    entries
+        .iter()
+        .find(|e| e.path == p.as_bytes())
+        .unwrap_or_else(|| panic!("{p} not in the walk"))
 }
 
 #[test]
@@ -314,17 +548,33 @@ fn ext4_default_matches_e2fsprogs() {
     let (out, code) = run("e2fsck", &["-fyD", img.to_str().unwrap()]);
     assert!(code <= 1, "e2fsck -fyD failed:\n{out}");
     let entries2 = check_image(&img);
-    assert!(!by_path(&entries2, "/bigdir").index_blocks.is_empty(), "/bigdir has no htree after e2fsck -D");
+    assert!(
+        !by_path(&entries2, "/bigdir").index_blocks.is_empty(),
+        "/bigdir has no htree after e2fsck -D"
+    );
     let frag = by_path(&entries, "/fragmented");
-    assert!(frag.extents.len() >= 30, "/fragmented has {} extents", frag.extents.len());
-    assert!(!frag.map_blocks.is_empty(), "30 extents need an extent index block");
-    assert_eq!(by_path(&entries, "/hard1").ino, by_path(&entries, "/dir/hard2").ino);
+    assert!(
+        frag.extents.len() >= 30,
+        "/fragmented has {} extents",
+        frag.extents.len()
+    );
+    assert!(
+        !frag.map_blocks.is_empty(),
+        "30 extents need an extent index block"
+    );
+    assert_eq!(
+        by_path(&entries, "/hard1").ino,
+        by_path(&entries, "/dir/hard2").ino
+    );
     assert_eq!(by_path(&entries, "/blk").device, Some((259, 300000)));
     assert_eq!(by_path(&entries, "/chr").device, Some((4, 65)));
     assert_eq!(by_path(&entries, "/hello.txt").mtime.sec, 1_234_567_890);
     let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
     let x = &by_path(&entries2, "/xbig");
-    assert!(x.xattr_block.is_some(), "a 700-byte xattr lives in an xattr block");
+    assert!(
+        x.xattr_block.is_some(),
+        "a 700-byte xattr lives in an xattr block"
+    );
     assert_eq!(fs.sb.s_volume_name, b"root-fs");
 }
 
@@ -345,7 +595,10 @@ fn ext4_without_metadata_csum_and_64bit_variants() {
 #[test]
 fn ext2_and_ext3_match_e2fsprogs() {
     let (_t, entries, _) = populated(&["-t", "ext2"], 16);
-    assert!(!by_path(&entries, "/fragmented").map_blocks.is_empty(), "an indirect block for 30+ blocks");
+    assert!(
+        !by_path(&entries, "/fragmented").map_blocks.is_empty(),
+        "an indirect block for 30+ blocks"
+    );
     populated(&["-t", "ext3"], 16);
     populated(&["-t", "ext2", "-b", "4096", "-I", "128"], 24);
 }
@@ -360,20 +613,28 @@ fn multi_group_image() {
 #[test]
 fn util_linux_corpus_matches_expected() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus/util-linux/fs");
-    let corpus = if corpus.exists() { corpus } else { Path::new("/work/shared/corpus/util-linux/fs").to_path_buf() };
+    let corpus = if corpus.exists() {
+        corpus
+    } else {
+        Path::new("/work/shared/corpus/util-linux/fs").to_path_buf()
+    };
     for name in ["ext2", "ext3", "ext4"] {
         let tmp = tempfile::tempdir().unwrap();
         let xz = corpus.join(format!("{name}.img.xz"));
         let img = tmp.path().join(format!("{name}.img"));
-        let data = std::process::Command::new("xz").args(["-dc", xz.to_str().unwrap()]).output().expect("xz (package xz-utils) must be installed");
+        let data = std::process::Command::new("xz")
+            .args(["-dc", xz.to_str().unwrap()])
+            .output()
+            .expect("xz (package xz-utils) must be installed");
         assert!(data.status.success(), "xz failed on {}", xz.display());
         std::fs::write(&img, &data.stdout).unwrap();
-        let expected: BTreeMap<String, String> = std::fs::read_to_string(corpus.join(format!("{name}.expected")))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let expected: BTreeMap<String, String> =
+            std::fs::read_to_string(corpus.join(format!("{name}.expected")))
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let file = ImageFile::open(&img).unwrap();
         let sb = &Superblock::read(&file).unwrap_or_else(|e| panic!("{name}: {e}"));
         let version = format!("{}.{}", sb.s_rev_level, sb.s_minor_rev_level);
@@ -388,13 +649,22 @@ fn util_linux_corpus_matches_expected() {
         let mine: BTreeMap<&str, String> = BTreeMap::from([
             ("ID_FS_UUID", uuid_string(&sb.s_uuid)),
             ("ID_FS_UUID_ENC", uuid_string(&sb.s_uuid)),
-            ("ID_FS_LABEL", String::from_utf8_lossy(&sb.s_volume_name).into_owned()),
-            ("ID_FS_LABEL_ENC", String::from_utf8_lossy(&sb.s_volume_name).into_owned()),
+            (
+                "ID_FS_LABEL",
+                String::from_utf8_lossy(&sb.s_volume_name).into_owned(),
+            ),
+            (
+                "ID_FS_LABEL_ENC",
+                String::from_utf8_lossy(&sb.s_volume_name).into_owned(),
+            ),
             ("ID_FS_VERSION", version),
             ("ID_FS_TYPE", ty.to_string()),
             ("ID_FS_BLOCK_SIZE", sb.block_size().to_string()),
             ("ID_FS_FSBLOCKSIZE", sb.block_size().to_string()),
-            ("ID_FS_FSSIZE", (sb.s_blocks_count * sb.block_size()).to_string()),
+            (
+                "ID_FS_FSSIZE",
+                (sb.s_blocks_count * sb.block_size()).to_string(),
+            ),
             ("ID_FS_FSLASTBLOCK", sb.s_blocks_count.to_string()),
         ]);
         let mut compared = 0;
@@ -408,14 +678,22 @@ fn util_linux_corpus_matches_expected() {
         // util-linux keeps only the first 8 MiB of its ext4 image: the reader must say so.
         // Complete images are read in full and checked against dumpe2fs.
         if sb.s_blocks_count * sb.block_size() > file.len() {
-            let err = Ext4::open(&file).err().expect("a truncated image must not open");
-            assert!(matches!(err, reprodisk_verifier::Error::Truncated { .. }), "{name}: {err}");
+            let err = Ext4::open(&file)
+                .err()
+                .expect("a truncated image must not open");
+            assert!(
+                matches!(err, reprodisk_verifier::Error::Truncated { .. }),
+                "{name}: {err}"
+            );
             continue;
         }
         let fs = Ext4::open(file).unwrap_or_else(|e| panic!("{name}: {e}"));
         let entries = fs.walk().unwrap_or_else(|e| panic!("{name}: walk: {e}"));
-        let owners = fs.owner_map(&entries).unwrap_or_else(|e| panic!("{name}: owners: {e}"));
-        fs.check_bitmaps(&owners, &entries).unwrap_or_else(|e| panic!("{name}: bitmaps: {e}"));
+        let owners = fs
+            .owner_map(&entries)
+            .unwrap_or_else(|e| panic!("{name}: owners: {e}"));
+        fs.check_bitmaps(&owners, &entries)
+            .unwrap_or_else(|e| panic!("{name}: bitmaps: {e}"));
         check_dumpe2fs(&img, &fs);
     }
 }
@@ -432,7 +710,10 @@ fn sparse_64_gib_image_reads_metadata_only() {
     let owners = fs.owner_map(&entries).unwrap();
     let totals = fs.check_bitmaps(&owners, &entries).unwrap();
     let elapsed = start.elapsed();
-    println!("64 GiB sparse ext4: open + walk + ownership + bitmaps in {elapsed:?} ({} groups)", fs.groups.len());
+    println!(
+        "64 GiB sparse ext4: open + walk + ownership + bitmaps in {elapsed:?} ({} groups)",
+        fs.groups.len()
+    );
     assert_eq!(totals.free_blocks, fs.sb.s_free_blocks_count);
     assert_eq!(fs.groups.len(), 512);
     check_dumpe2fs(&img, &fs);

@@ -19,12 +19,22 @@ pub struct BitmapTotals {
 }
 
 pub(crate) fn bit(bytes: &[u8], i: u64) -> bool {
-    bytes.get((i / 8) as usize).is_some_and(|b| b & (1 << (i % 8)) != 0)
+    bytes
+        .get((i / 8) as usize)
+        .is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
 impl<R: ReadAt> Ext4<R> {
     /// Checks one bitmap's metadata_csum checksum (16 bits with 32-byte descriptors).
-    fn check_bitmap_csum(&self, what: &str, group: u32, raw: &[u8], bytes: usize, stored: u32, offset: u64) -> Result<()> {
+    fn check_bitmap_csum(
+        &self,
+        what: &str,
+        group: u32,
+        raw: &[u8],
+        bytes: usize,
+        stored: u32,
+        offset: u64,
+    ) -> Result<()> {
         if !self.sb.features.has_metadata_csum() {
             return Ok(());
         }
@@ -38,7 +48,9 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 format!("ext4 {what} of group {group}"),
                 Some(offset),
-                format!("checksum mismatch: descriptor says {stored:#010x}, computed {computed:#010x}"),
+                format!(
+                    "checksum mismatch: descriptor says {stored:#010x}, computed {computed:#010x}"
+                ),
             ));
         }
         Ok(())
@@ -60,7 +72,11 @@ impl<R: ReadAt> Ext4<R> {
                 dirs_per_group[((e.ino - 1) / sb.s_inodes_per_group) as usize] += 1;
             }
         }
-        let mut totals = BitmapTotals { free_blocks: 0, free_inodes: 0, used_dirs: 0 };
+        let mut totals = BitmapTotals {
+            free_blocks: 0,
+            free_inodes: 0,
+            used_dirs: 0,
+        };
         for gd in &self.groups {
             let g = u64::from(gd.group);
             let first = sb.group_first_block(g);
@@ -71,7 +87,14 @@ impl<R: ReadAt> Ext4<R> {
                 let what = format!("ext4 block bitmap of group {g}");
                 let raw = self.read_block(gd.bg_block_bitmap, &what)?;
                 let off = gd.bg_block_bitmap * bs;
-                self.check_bitmap_csum("block bitmap", gd.group, &raw, (sb.s_clusters_per_group / 8) as usize, gd.bg_block_bitmap_csum, off)?;
+                self.check_bitmap_csum(
+                    "block bitmap",
+                    gd.group,
+                    &raw,
+                    (sb.s_clusters_per_group / 8) as usize,
+                    gd.bg_block_bitmap_csum,
+                    off,
+                )?;
                 let mut owned = vec![0u8; n.div_ceil(8) as usize];
                 owners.mark_owned(first, first + n, &mut owned);
                 let mut free = 0;
@@ -85,8 +108,18 @@ impl<R: ReadAt> Ext4<R> {
                         let i = 8 * k as u64 + u64::from(diff.trailing_zeros());
                         let block = first + i;
                         return Err(match owners.owner(block) {
-                            None => Error::corrupt(&what, Some(off), format!("block {block} is marked in use but no structure or file owns it")),
-                            Some(o) => Error::corrupt(&what, Some(off), format!("block {block} is marked free but belongs to {o}")),
+                            None => Error::corrupt(
+                                &what,
+                                Some(off),
+                                format!(
+                                    "block {block} is marked in use but no structure or file owns it"
+                                ),
+                            ),
+                            Some(o) => Error::corrupt(
+                                &what,
+                                Some(off),
+                                format!("block {block} is marked free but belongs to {o}"),
+                            ),
                         });
                     }
                 }
@@ -96,7 +129,10 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 group descriptor {g}"),
                     None,
-                    format!("bg_free_blocks_count is {}, the block bitmap has {free} free blocks", gd.bg_free_blocks_count),
+                    format!(
+                        "bg_free_blocks_count is {}, the block bitmap has {free} free blocks",
+                        gd.bg_free_blocks_count
+                    ),
                 ));
             }
             totals.free_blocks += free;
@@ -105,14 +141,25 @@ impl<R: ReadAt> Ext4<R> {
             let free_inodes = if gd.inode_uninit() {
                 let base = (g * ipg) as u32;
                 if let Some(ino) = used_inodes.range(base + 1..=base + ipg as u32).next() {
-                    return Err(Error::corrupt(format!("ext4 group descriptor {g}"), None, format!("INODE_UNINIT is set but inode {ino} is in use")));
+                    return Err(Error::corrupt(
+                        format!("ext4 group descriptor {g}"),
+                        None,
+                        format!("INODE_UNINIT is set but inode {ino} is in use"),
+                    ));
                 }
                 ipg
             } else {
                 let what = format!("ext4 inode bitmap of group {g}");
                 let raw = self.read_block(gd.bg_inode_bitmap, &what)?;
                 let off = gd.bg_inode_bitmap * bs;
-                self.check_bitmap_csum("inode bitmap", gd.group, &raw, (ipg / 8) as usize, gd.bg_inode_bitmap_csum, off)?;
+                self.check_bitmap_csum(
+                    "inode bitmap",
+                    gd.group,
+                    &raw,
+                    (ipg / 8) as usize,
+                    gd.bg_inode_bitmap_csum,
+                    off,
+                )?;
                 let mut free = 0;
                 for i in 0..ipg {
                     let ino = (g * ipg + i + 1) as u32;
@@ -123,12 +170,30 @@ impl<R: ReadAt> Ext4<R> {
                         (true, true) => {}
                         (true, false) => {
                             // Quota, orphan and other special inodes outside the tree.
-                            let special = [sb.s_usr_quota_inum, sb.s_grp_quota_inum, sb.s_prj_quota_inum, sb.s_orphan_file_inum, sb.s_journal_inum];
+                            let special = [
+                                sb.s_usr_quota_inum,
+                                sb.s_grp_quota_inum,
+                                sb.s_prj_quota_inum,
+                                sb.s_orphan_file_inum,
+                                sb.s_journal_inum,
+                            ];
                             if !special.contains(&ino) {
-                                return Err(Error::corrupt(&what, Some(off), format!("inode {ino} is marked in use but no directory names it")));
+                                return Err(Error::corrupt(
+                                    &what,
+                                    Some(off),
+                                    format!(
+                                        "inode {ino} is marked in use but no directory names it"
+                                    ),
+                                ));
                             }
                         }
-                        (false, true) => return Err(Error::corrupt(&what, Some(off), format!("inode {ino} is marked free but the tree names it"))),
+                        (false, true) => {
+                            return Err(Error::corrupt(
+                                &what,
+                                Some(off),
+                                format!("inode {ino} is marked free but the tree names it"),
+                            ));
+                        }
                     }
                 }
                 free
@@ -137,7 +202,10 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 group descriptor {g}"),
                     None,
-                    format!("bg_free_inodes_count is {}, the inode bitmap has {free_inodes} free inodes", gd.bg_free_inodes_count),
+                    format!(
+                        "bg_free_inodes_count is {}, the inode bitmap has {free_inodes} free inodes",
+                        gd.bg_free_inodes_count
+                    ),
                 ));
             }
             totals.free_inodes += free_inodes;
@@ -145,16 +213,33 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 group descriptor {g}"),
                     None,
-                    format!("bg_used_dirs_count is {}, the tree has {} directories in the group", gd.bg_used_dirs_count, dirs_per_group[g as usize]),
+                    format!(
+                        "bg_used_dirs_count is {}, the tree has {} directories in the group",
+                        gd.bg_used_dirs_count, dirs_per_group[g as usize]
+                    ),
                 ));
             }
             totals.used_dirs += dirs_per_group[g as usize];
         }
         if totals.free_blocks != sb.s_free_blocks_count {
-            return Err(Error::corrupt("ext4 superblock", Some(super::superblock::SUPERBLOCK_OFFSET), format!("s_free_blocks_count is {}, the bitmaps have {} free blocks", sb.s_free_blocks_count, totals.free_blocks)));
+            return Err(Error::corrupt(
+                "ext4 superblock",
+                Some(super::superblock::SUPERBLOCK_OFFSET),
+                format!(
+                    "s_free_blocks_count is {}, the bitmaps have {} free blocks",
+                    sb.s_free_blocks_count, totals.free_blocks
+                ),
+            ));
         }
         if totals.free_inodes != u64::from(sb.s_free_inodes_count) {
-            return Err(Error::corrupt("ext4 superblock", Some(super::superblock::SUPERBLOCK_OFFSET), format!("s_free_inodes_count is {}, the bitmaps have {} free inodes", sb.s_free_inodes_count, totals.free_inodes)));
+            return Err(Error::corrupt(
+                "ext4 superblock",
+                Some(super::superblock::SUPERBLOCK_OFFSET),
+                format!(
+                    "s_free_inodes_count is {}, the bitmaps have {} free inodes",
+                    sb.s_free_inodes_count, totals.free_inodes
+                ),
+            ));
         }
         Ok(totals)
     }

@@ -36,8 +36,15 @@ impl<R: ReadAt> Ext4<R> {
     pub fn read_dir(&self, inode: &Inode) -> Result<Directory> {
         let bs = self.sb.block_size();
         let name = format!("ext4 directory inode {}", inode.ino);
-        if inode.i_size % bs != 0 || inode.i_size == 0 {
-            return Err(Error::corrupt(&name, Some(inode.offset), format!("i_size {} is not a positive multiple of the block size {bs}", inode.i_size)));
+        if !inode.i_size.is_multiple_of(bs) || inode.i_size == 0 {
+            return Err(Error::corrupt(
+                &name,
+                Some(inode.offset),
+                format!(
+                    "i_size {} is not a positive multiple of the block size {bs}",
+                    inode.i_size
+                ),
+            ));
         }
         // A directory can not be larger than the filesystem; this bounds the read below.
         let cap = self.sb.s_blocks_count.saturating_mul(bs);
@@ -45,7 +52,10 @@ impl<R: ReadAt> Ext4<R> {
         let nblocks = inode.i_size / bs;
         let map = self.block_map(inode)?;
         let physical = |lblk: u64| {
-            map.extents.iter().find(|e| lblk >= e.logical && lblk < e.logical + e.len).map(|e| e.physical + (lblk - e.logical))
+            map.extents
+                .iter()
+                .find(|e| lblk >= e.logical && lblk < e.logical + e.len)
+                .map(|e| e.physical + (lblk - e.logical))
         };
         let csum = self.sb.features.has_metadata_csum();
         let seed = inode.csum_seed(&self.sb);
@@ -65,22 +75,43 @@ impl<R: ReadAt> Ext4<R> {
             if csum {
                 let t = Le(block);
                 let tail = end - 12;
-                if t.u32(tail) == 0 && t.u16(tail + 4) == 12 && t.u8(tail + 6) == 0 && t.u8(tail + 7) == EXT4_DIR_TAIL_FT {
+                if t.u32(tail) == 0
+                    && t.u16(tail + 4) == 12
+                    && t.u8(tail + 6) == 0
+                    && t.u8(tail + 7) == EXT4_DIR_TAIL_FT
+                {
                     let stored = t.u32(tail + 8);
                     let computed = crc32c_raw(seed, &block[..tail]);
                     if stored != computed {
-                        return Err(Error::corrupt(bname, off, format!("det_checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+                        return Err(Error::corrupt(
+                            bname,
+                            off,
+                            format!(
+                                "det_checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                            ),
+                        ));
                     }
                     end = tail;
                 } else if !index.contains(&lblk) {
-                    return Err(Error::corrupt(bname, off, "the leaf block has no dirent tail (det_reserved_ft 0xde) although metadata_csum is on"));
+                    return Err(Error::corrupt(
+                        bname,
+                        off,
+                        "the leaf block has no dirent tail (det_reserved_ft 0xde) although metadata_csum is on",
+                    ));
                 }
             }
             if index.contains(&lblk) {
                 // Block 0 of an htree holds `.` and `..` as ordinary entries, then the root.
                 end = 12 + usize::from(Le(block).u16(12 + 4)).min(bs as usize - 12);
             }
-            self.parse_entries(&block[..end], &bname, off, bs as usize, &mut out.entries, lblk == 0 && index.contains(&0))?;
+            self.parse_entries(
+                &block[..end],
+                &bname,
+                off,
+                bs as usize,
+                &mut out.entries,
+                lblk == 0 && index.contains(&0),
+            )?;
         }
         let mut idx: Vec<u64> = index.into_iter().collect();
         idx.sort_unstable();
@@ -88,36 +119,72 @@ impl<R: ReadAt> Ext4<R> {
         Ok(out)
     }
 
-    fn parse_entries(&self, block: &[u8], name: &str, off: Option<u64>, bs: usize, out: &mut Vec<DirEntry>, root: bool) -> Result<()> {
+    fn parse_entries(
+        &self,
+        block: &[u8],
+        name: &str,
+        off: Option<u64>,
+        bs: usize,
+        out: &mut Vec<DirEntry>,
+        root: bool,
+    ) -> Result<()> {
         let b = Le(block);
         let mut pos = 0usize;
         let filetype = self.sb.features.filetype();
         while pos < block.len() {
             if block.len() - pos < 8 {
-                return Err(Error::corrupt(name, off, format!("an entry at byte {pos} is cut short by the block end")));
+                return Err(Error::corrupt(
+                    name,
+                    off,
+                    format!("an entry at byte {pos} is cut short by the block end"),
+                ));
             }
             let inode = b.u32(pos);
             let mut rec_len = usize::from(b.u16(pos + 4));
             if bs >= 65536 && (rec_len == 65535 || rec_len == 0) {
                 rec_len = bs;
             }
-            let (name_len, file_type) =
-                if filetype { (usize::from(b.u8(pos + 6)), b.u8(pos + 7)) } else { (usize::from(b.u16(pos + 6)), 0) };
-            if rec_len < 8 || rec_len % 4 != 0 || pos + rec_len > block.len() || 8 + name_len > rec_len {
+            let (name_len, file_type) = if filetype {
+                (usize::from(b.u8(pos + 6)), b.u8(pos + 7))
+            } else {
+                (usize::from(b.u16(pos + 6)), 0)
+            };
+            if rec_len < 8
+                || rec_len % 4 != 0
+                || pos + rec_len > block.len()
+                || 8 + name_len > rec_len
+            {
                 return Err(Error::corrupt(
                     name,
                     off,
-                    format!("entry at byte {pos}: rec_len {rec_len} with name_len {name_len} does not fit (must be a multiple of 4, >= 8 + name_len, within the block)"),
+                    format!(
+                        "entry at byte {pos}: rec_len {rec_len} with name_len {name_len} does not fit (must be a multiple of 4, >= 8 + name_len, within the block)"
+                    ),
                 ));
             }
             if inode != 0 {
                 if inode > self.sb.s_inodes_count {
-                    return Err(Error::corrupt(name, off, format!("entry at byte {pos} names inode {inode}, beyond s_inodes_count {}", self.sb.s_inodes_count)));
+                    return Err(Error::corrupt(
+                        name,
+                        off,
+                        format!(
+                            "entry at byte {pos} names inode {inode}, beyond s_inodes_count {}",
+                            self.sb.s_inodes_count
+                        ),
+                    ));
                 }
                 if name_len == 0 {
-                    return Err(Error::corrupt(name, off, format!("entry at byte {pos} has an empty name")));
+                    return Err(Error::corrupt(
+                        name,
+                        off,
+                        format!("entry at byte {pos} has an empty name"),
+                    ));
                 }
-                out.push(DirEntry { inode, name: b.bytes(pos + 8, name_len).to_vec(), file_type });
+                out.push(DirEntry {
+                    inode,
+                    name: b.bytes(pos + 8, name_len).to_vec(),
+                    file_type,
+                });
             }
             pos += rec_len;
             if root && out.len() >= 2 {
@@ -130,7 +197,14 @@ impl<R: ReadAt> Ext4<R> {
     /// Walks the hash index from `dx_root`, checking `dx_root_info`, limits, counts,
     /// ascending hashes and `dx_tail` checksums; records which logical blocks are index
     /// blocks.
-    fn dx_walk(&self, inode: &Inode, data: &[u8], nblocks: u64, index: &mut HashSet<u64>, physical: &dyn Fn(u64) -> Option<u64>) -> Result<()> {
+    fn dx_walk(
+        &self,
+        inode: &Inode,
+        data: &[u8],
+        nblocks: u64,
+        index: &mut HashSet<u64>,
+        physical: &dyn Fn(u64) -> Option<u64>,
+    ) -> Result<()> {
         let bs = self.sb.block_size() as usize;
         let root = &data[..bs];
         let b = Le(root);
@@ -143,7 +217,10 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 &name,
                 off,
-                format!("dx_root_info is wrong: reserved_zero {}, info_length {info_length} (expected 8), indirect_levels {levels} (below {max_levels})", b.u32(0x18)),
+                format!(
+                    "dx_root_info is wrong: reserved_zero {}, info_length {info_length} (expected 8), indirect_levels {levels} (below {max_levels})",
+                    b.u32(0x18)
+                ),
             ));
         }
         index.insert(0);
@@ -152,16 +229,32 @@ impl<R: ReadAt> Ext4<R> {
             let mut next = Vec::new();
             for (lblk, count_off) in frontier {
                 let block = &data[(lblk as usize) * bs..(lblk as usize + 1) * bs];
-                let nname = if lblk == 0 { name.clone() } else { format!("ext4 directory inode {} dx_node block {lblk}", inode.ino) };
+                let nname = if lblk == 0 {
+                    name.clone()
+                } else {
+                    format!("ext4 directory inode {} dx_node block {lblk}", inode.ino)
+                };
                 let noff = physical(lblk).map(|p| p * bs as u64);
                 let children = self.dx_entries(inode, block, count_off, &nname, noff)?;
                 for child in children {
                     if child >= nblocks {
-                        return Err(Error::corrupt(&nname, noff, format!("points at block {child}, beyond the directory's {nblocks} blocks")));
+                        return Err(Error::corrupt(
+                            &nname,
+                            noff,
+                            format!(
+                                "points at block {child}, beyond the directory's {nblocks} blocks"
+                            ),
+                        ));
                     }
                     if depth < levels {
                         if !index.insert(child) {
-                            return Err(Error::corrupt(&nname, noff, format!("points at index block {child} twice: the htree has a loop")));
+                            return Err(Error::corrupt(
+                                &nname,
+                                noff,
+                                format!(
+                                    "points at index block {child} twice: the htree has a loop"
+                                ),
+                            ));
                         }
                         next.push((child, 8usize));
                     }
@@ -173,7 +266,14 @@ impl<R: ReadAt> Ext4<R> {
     }
 
     /// The blocks an index node points at, after checking its limit, count, order and tail.
-    fn dx_entries(&self, inode: &Inode, block: &[u8], count_off: usize, name: &str, off: Option<u64>) -> Result<Vec<u64>> {
+    fn dx_entries(
+        &self,
+        inode: &Inode,
+        block: &[u8],
+        count_off: usize,
+        name: &str,
+        off: Option<u64>,
+    ) -> Result<Vec<u64>> {
         let bs = block.len();
         let b = Le(block);
         let limit = usize::from(b.u16(count_off));
@@ -181,7 +281,13 @@ impl<R: ReadAt> Ext4<R> {
         let csum = self.sb.features.has_metadata_csum();
         let expected_limit = (bs - count_off) / 8 - usize::from(csum);
         if limit != expected_limit || count == 0 || count > limit {
-            return Err(Error::corrupt(name, off, format!("limit {limit} (expected {expected_limit}) and count {count} (1..=limit) are inconsistent")));
+            return Err(Error::corrupt(
+                name,
+                off,
+                format!(
+                    "limit {limit} (expected {expected_limit}) and count {count} (1..=limit) are inconsistent"
+                ),
+            ));
         }
         if csum {
             let tail = count_off + limit * 8;
@@ -190,7 +296,11 @@ impl<R: ReadAt> Ext4<R> {
             c = crc32c_raw(c, b.bytes(tail, 4));
             c = crc32c_raw(c, &[0; 4]);
             if stored != c {
-                return Err(Error::corrupt(name, off, format!("dt_checksum mismatch: stored {stored:#010x}, computed {c:#010x}")));
+                return Err(Error::corrupt(
+                    name,
+                    off,
+                    format!("dt_checksum mismatch: stored {stored:#010x}, computed {c:#010x}"),
+                ));
             }
         }
         let mut out = vec![u64::from(b.u32(count_off + 4))];
@@ -199,7 +309,11 @@ impl<R: ReadAt> Ext4<R> {
             let e = count_off + 8 * i;
             let hash = b.u32(e);
             if hash < prev {
-                return Err(Error::corrupt(name, off, format!("dx_entry {i} hash {hash:#010x} is below the previous {prev:#010x}")));
+                return Err(Error::corrupt(
+                    name,
+                    off,
+                    format!("dx_entry {i} hash {hash:#010x} is below the previous {prev:#010x}"),
+                ));
             }
             prev = hash;
             out.push(u64::from(b.u32(e + 4)));

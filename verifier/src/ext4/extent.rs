@@ -59,16 +59,41 @@ impl ExtentHeader {
             eh_generation: b.u32(8),
         };
         if h.eh_magic != EXT4_EXT_MAGIC {
-            return Err(Error::corrupt(name, offset, format!("eh_magic is {:#06x}, expected {EXT4_EXT_MAGIC:#06x}", h.eh_magic)));
+            return Err(Error::corrupt(
+                name,
+                offset,
+                format!(
+                    "eh_magic is {:#06x}, expected {EXT4_EXT_MAGIC:#06x}",
+                    h.eh_magic
+                ),
+            ));
         }
         if usize::from(h.eh_max) > capacity || h.eh_max == 0 {
-            return Err(Error::corrupt(name, offset, format!("eh_max is {}, the node holds 1..={capacity} entries", h.eh_max)));
+            return Err(Error::corrupt(
+                name,
+                offset,
+                format!(
+                    "eh_max is {}, the node holds 1..={capacity} entries",
+                    h.eh_max
+                ),
+            ));
         }
         if h.eh_entries > h.eh_max {
-            return Err(Error::corrupt(name, offset, format!("eh_entries {} exceeds eh_max {}", h.eh_entries, h.eh_max)));
+            return Err(Error::corrupt(
+                name,
+                offset,
+                format!("eh_entries {} exceeds eh_max {}", h.eh_entries, h.eh_max),
+            ));
         }
         if h.eh_depth > EXT4_MAX_EXTENT_DEPTH {
-            return Err(Error::corrupt(name, offset, format!("eh_depth is {}, at most {EXT4_MAX_EXTENT_DEPTH}", h.eh_depth)));
+            return Err(Error::corrupt(
+                name,
+                offset,
+                format!(
+                    "eh_depth is {}, at most {EXT4_MAX_EXTENT_DEPTH}",
+                    h.eh_depth
+                ),
+            ));
         }
         Ok(h)
     }
@@ -84,9 +109,21 @@ impl<R: ReadAt> Ext4<R> {
         if inode.has_extents() {
             let name = format!("ext4 inode {} extent header", inode.ino);
             let h = ExtentHeader::parse(&inode.i_block, 4, &name, Some(inode.offset + 0x28))?;
-            self.extent_node(inode, &inode.i_block, h, None, &mut map, &mut seen, (0, u64::MAX))?;
+            self.extent_node(
+                inode,
+                &inode.i_block,
+                h,
+                None,
+                &mut map,
+                &mut seen,
+                (0, u64::MAX),
+            )?;
         } else if inode.i_flags & super::inode::EXT4_INLINE_DATA_FL != 0 {
-            return Err(Error::unsupported(format!("ext4 inode {}", inode.ino), Some(inode.offset), "inline data"));
+            return Err(Error::unsupported(
+                format!("ext4 inode {}", inode.ino),
+                Some(inode.offset),
+                "inline data",
+            ));
         } else {
             self.indirect_map(inode, &mut map, &mut seen)?;
         }
@@ -96,7 +133,10 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 inode {} block map", inode.ino),
                     Some(inode.offset),
-                    format!("extents overlap: logical {}+{} and {}+{}", w[0].logical, w[0].len, w[1].logical, w[1].len),
+                    format!(
+                        "extents overlap: logical {}+{} and {}+{}",
+                        w[0].logical, w[0].len, w[1].logical, w[1].len
+                    ),
                 ));
             }
         }
@@ -126,36 +166,87 @@ impl<R: ReadAt> Ext4<R> {
             let e = 12 + 12 * i;
             let lblk = u64::from(b.u32(e));
             if lblk < prev_end || lblk >= range.1 {
-                return Err(Error::corrupt(&name, node_off, format!("entry {i} starts at logical block {lblk}, outside {prev_end}..{}", range.1)));
+                return Err(Error::corrupt(
+                    &name,
+                    node_off,
+                    format!(
+                        "entry {i} starts at logical block {lblk}, outside {prev_end}..{}",
+                        range.1
+                    ),
+                ));
             }
             if h.eh_depth == 0 {
                 let raw_len = b.u16(e + 4);
-                let (len, unwritten) = if raw_len > EXT_INIT_MAX_LEN { (raw_len - EXT_INIT_MAX_LEN, true) } else { (raw_len, false) };
+                let (len, unwritten) = if raw_len > EXT_INIT_MAX_LEN {
+                    (raw_len - EXT_INIT_MAX_LEN, true)
+                } else {
+                    (raw_len, false)
+                };
                 let start = u64::from(b.u32(e + 8)) | (u64::from(b.u16(e + 6)) << 32);
                 let len = u64::from(len);
-                if len == 0 || start < u64::from(self.sb.s_first_data_block) || start + len > self.sb.s_blocks_count {
-                    return Err(Error::corrupt(&name, node_off, format!("extent {i} ({start}+{len}) lies outside the filesystem's {} blocks", self.sb.s_blocks_count)));
+                if len == 0
+                    || start < u64::from(self.sb.s_first_data_block)
+                    || start + len > self.sb.s_blocks_count
+                {
+                    return Err(Error::corrupt(
+                        &name,
+                        node_off,
+                        format!(
+                            "extent {i} ({start}+{len}) lies outside the filesystem's {} blocks",
+                            self.sb.s_blocks_count
+                        ),
+                    ));
                 }
-                map.extents.push(Extent { logical: lblk, physical: start, len, unwritten });
+                map.extents.push(Extent {
+                    logical: lblk,
+                    physical: start,
+                    len,
+                    unwritten,
+                });
                 prev_end = lblk + len;
             } else {
                 let child = u64::from(b.u32(e + 4)) | (u64::from(b.u16(e + 8)) << 32);
-                let next = if i + 1 < usize::from(h.eh_entries) { u64::from(b.u32(e + 12)) } else { range.1 };
+                let next = if i + 1 < usize::from(h.eh_entries) {
+                    u64::from(b.u32(e + 12))
+                } else {
+                    range.1
+                };
                 if !seen.insert(child) {
-                    return Err(Error::corrupt(&name, node_off, format!("index {i} points at block {child} again: the extent tree has a loop")));
+                    return Err(Error::corrupt(
+                        &name,
+                        node_off,
+                        format!(
+                            "index {i} points at block {child} again: the extent tree has a loop"
+                        ),
+                    ));
                 }
                 let raw = self.read_block(child, &name)?;
                 let cname = format!("ext4 inode {} extent block {child}", inode.ino);
-                let ch = ExtentHeader::parse(&raw, (bs as usize - 12) / 12, &cname, Some(child * bs))?;
+                let ch =
+                    ExtentHeader::parse(&raw, (bs as usize - 12) / 12, &cname, Some(child * bs))?;
                 if ch.eh_depth + 1 != h.eh_depth {
-                    return Err(Error::corrupt(&cname, Some(child * bs), format!("eh_depth is {}, expected {} below its parent", ch.eh_depth, h.eh_depth - 1)));
+                    return Err(Error::corrupt(
+                        &cname,
+                        Some(child * bs),
+                        format!(
+                            "eh_depth is {}, expected {} below its parent",
+                            ch.eh_depth,
+                            h.eh_depth - 1
+                        ),
+                    ));
                 }
                 if self.sb.features.has_metadata_csum() {
                     let tail = 12 + 12 * usize::from(ch.eh_max);
                     let stored = Le(&raw).u32(tail);
                     let computed = crc32c_raw(inode.csum_seed(&self.sb), Le(&raw).bytes(0, tail));
                     if stored != computed {
-                        return Err(Error::corrupt(&cname, Some(child * bs), format!("et_checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")));
+                        return Err(Error::corrupt(
+                            &cname,
+                            Some(child * bs),
+                            format!(
+                                "et_checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                            ),
+                        ));
                     }
                 }
                 map.meta_blocks.push(child);
@@ -167,7 +258,12 @@ impl<R: ReadAt> Ext4<R> {
     }
 
     /// The ext2/ext3 map: 12 direct pointers, then single, double and triple indirect blocks.
-    fn indirect_map(&self, inode: &Inode, map: &mut BlockMap, seen: &mut HashSet<u64>) -> Result<()> {
+    fn indirect_map(
+        &self,
+        inode: &Inode,
+        map: &mut BlockMap,
+        seen: &mut HashSet<u64>,
+    ) -> Result<()> {
         let b = Le(&inode.i_block);
         let per = self.sb.block_size() / 4;
         let mut logical = 0u64;
@@ -187,11 +283,23 @@ impl<R: ReadAt> Ext4<R> {
         Ok(())
     }
 
-    fn indirect(&self, inode: &Inode, block: u64, level: u32, first: u64, map: &mut BlockMap, seen: &mut HashSet<u64>) -> Result<()> {
+    fn indirect(
+        &self,
+        inode: &Inode,
+        block: u64,
+        level: u32,
+        first: u64,
+        map: &mut BlockMap,
+        seen: &mut HashSet<u64>,
+    ) -> Result<()> {
         let name = format!("ext4 inode {} indirect block {block}", inode.ino);
         self.check_block(block, &name)?;
         if !seen.insert(block) {
-            return Err(Error::corrupt(&name, Some(block * self.sb.block_size()), "reached twice: the block map has a loop"));
+            return Err(Error::corrupt(
+                &name,
+                Some(block * self.sb.block_size()),
+                "reached twice: the block map has a loop",
+            ));
         }
         map.meta_blocks.push(block);
         let raw = self.read_block(block, &name)?;
@@ -213,7 +321,13 @@ impl<R: ReadAt> Ext4<R> {
     }
 
     /// Appends one mapped block, merging it into the previous extent when contiguous.
-    fn push_block(&self, inode: &Inode, map: &mut BlockMap, logical: u64, physical: u64) -> Result<()> {
+    fn push_block(
+        &self,
+        inode: &Inode,
+        map: &mut BlockMap,
+        logical: u64,
+        physical: u64,
+    ) -> Result<()> {
         if physical == 0 {
             return Ok(());
         }
@@ -225,7 +339,12 @@ impl<R: ReadAt> Ext4<R> {
             last.len += 1;
             return Ok(());
         }
-        map.extents.push(Extent { logical, physical, len: 1, unwritten: false });
+        map.extents.push(Extent {
+            logical,
+            physical,
+            len: 1,
+            unwritten: false,
+        });
         Ok(())
     }
 }

@@ -57,14 +57,17 @@ impl GroupDesc {
             bg_itable_unused: u32::from(b.u16(0x1C)) | hi16(0x32),
             bg_checksum: b.u16(0x1E),
         };
-        if let Some(computed) = checksum(sb, group, &raw[..sb.desc_size() as usize]) {
-            if computed != d.bg_checksum {
-                return Err(Error::corrupt(
-                    name,
-                    Some(offset),
-                    format!("bg_checksum mismatch: stored {:#06x}, computed {computed:#06x}", d.bg_checksum),
-                ));
-            }
+        if let Some(computed) = checksum(sb, group, &raw[..sb.desc_size() as usize])
+            && computed != d.bg_checksum
+        {
+            return Err(Error::corrupt(
+                name,
+                Some(offset),
+                format!(
+                    "bg_checksum mismatch: stored {:#06x}, computed {computed:#06x}",
+                    d.bg_checksum
+                ),
+            ));
         }
         let itable_blocks = sb.inode_table_blocks();
         for (field, block, len) in [
@@ -72,11 +75,16 @@ impl GroupDesc {
             ("bg_inode_bitmap", d.bg_inode_bitmap, 1),
             ("bg_inode_table", d.bg_inode_table, itable_blocks),
         ] {
-            if block < u64::from(sb.s_first_data_block) || block.saturating_add(len) > sb.s_blocks_count {
+            if block < u64::from(sb.s_first_data_block)
+                || block.saturating_add(len) > sb.s_blocks_count
+            {
                 return Err(Error::corrupt(
                     name,
                     Some(offset),
-                    format!("{field} {block} (+{len} blocks) lies outside the filesystem's {} blocks", sb.s_blocks_count),
+                    format!(
+                        "{field} {block} (+{len} blocks) lies outside the filesystem's {} blocks",
+                        sb.s_blocks_count
+                    ),
                 ));
             }
         }
@@ -84,14 +92,21 @@ impl GroupDesc {
             return Err(Error::corrupt(
                 name,
                 Some(offset),
-                format!("bg_free_blocks_count {} exceeds the group's {} blocks", d.bg_free_blocks_count, sb.blocks_in_group(u64::from(group))),
+                format!(
+                    "bg_free_blocks_count {} exceeds the group's {} blocks",
+                    d.bg_free_blocks_count,
+                    sb.blocks_in_group(u64::from(group))
+                ),
             ));
         }
         if d.bg_free_inodes_count > sb.s_inodes_per_group {
             return Err(Error::corrupt(
                 name,
                 Some(offset),
-                format!("bg_free_inodes_count {} exceeds s_inodes_per_group {}", d.bg_free_inodes_count, sb.s_inodes_per_group),
+                format!(
+                    "bg_free_inodes_count {} exceeds s_inodes_per_group {}",
+                    d.bg_free_inodes_count, sb.s_inodes_per_group
+                ),
             ));
         }
         Ok(d)
@@ -130,6 +145,7 @@ pub fn checksum(sb: &Superblock, group: u32, raw: &[u8]) -> Option<u16> {
 impl Superblock {
     /// Blocks taken by one group's inode table.
     pub fn inode_table_blocks(&self) -> u64 {
-        (u64::from(self.s_inodes_per_group) * u64::from(self.s_inode_size)).div_ceil(self.block_size())
+        (u64::from(self.s_inodes_per_group) * u64::from(self.s_inode_size))
+            .div_ceil(self.block_size())
     }
 }

@@ -31,7 +31,10 @@ impl Timestamp {
     pub fn decode(secs: u32, extra: Option<u32>) -> Self {
         let base = i64::from(secs as i32);
         match extra {
-            Some(x) => Timestamp { sec: base + (i64::from(x & 3) << 32), nsec: x >> 2 },
+            Some(x) => Timestamp {
+                sec: base + (i64::from(x & 3) << 32),
+                nsec: x >> 2,
+            },
             None => Timestamp { sec: base, nsec: 0 },
         }
     }
@@ -123,15 +126,30 @@ impl Inode {
         let i_extra_isize = if big { b.u16(0x80) } else { 0 };
         let end_extra = 128 + usize::from(i_extra_isize);
         if big && (end_extra > isz || i_extra_isize % 4 != 0) {
-            return Err(Error::corrupt(name, Some(offset), format!("i_extra_isize {i_extra_isize} does not fit a {isz}-byte inode")));
+            return Err(Error::corrupt(
+                name,
+                Some(offset),
+                format!("i_extra_isize {i_extra_isize} does not fit a {isz}-byte inode"),
+            ));
         }
         // A field in the extra part exists only when i_extra_isize reaches past its end.
         let has = |field_end: usize| big && end_extra >= field_end;
-        let i_checksum = u32::from(b.u16(0x7C)) | if has(0x84) { u32::from(b.u16(0x82)) << 16 } else { 0 };
+        let i_checksum = u32::from(b.u16(0x7C))
+            | if has(0x84) {
+                u32::from(b.u16(0x82)) << 16
+            } else {
+                0
+            };
         if sb.features.has_metadata_csum() && raw.iter().any(|&x| x != 0) {
             let computed = checksum(sb, ino, raw, has(0x84));
             if computed != i_checksum {
-                return Err(Error::corrupt(name, Some(offset), format!("i_checksum mismatch: stored {i_checksum:#010x}, computed {computed:#010x}")));
+                return Err(Error::corrupt(
+                    name,
+                    Some(offset),
+                    format!(
+                        "i_checksum mismatch: stored {i_checksum:#010x}, computed {computed:#010x}"
+                    ),
+                ));
             }
         }
         let extra = |off: usize| if has(off + 4) { Some(b.u32(off)) } else { None };
@@ -145,7 +163,11 @@ impl Inode {
             i_atime: Timestamp::decode(b.u32(0x8), extra(0x8C)),
             i_ctime: Timestamp::decode(b.u32(0xC), extra(0x84)),
             i_mtime: Timestamp::decode(b.u32(0x10), extra(0x88)),
-            i_crtime: if has(0x94) { Some(Timestamp::decode(b.u32(0x90), extra(0x94))) } else { None },
+            i_crtime: if has(0x94) {
+                Some(Timestamp::decode(b.u32(0x90), extra(0x94)))
+            } else {
+                None
+            },
             i_dtime: b.u32(0x14),
             i_links_count: b.u16(0x1A),
             i_blocks: u64::from(b.u32(0x1C)) | (u64::from(b.u16(0x74)) << 32),

@@ -49,7 +49,11 @@ impl JournalSuperblock {
         crate::bytes::need(raw, 1024, name, Some(offset))?;
         let magic = be32(raw, 0);
         if magic != JBD2_MAGIC_NUMBER {
-            return Err(Error::corrupt(name, Some(offset), format!("h_magic is {magic:#010x}, expected {JBD2_MAGIC_NUMBER:#010x}")));
+            return Err(Error::corrupt(
+                name,
+                Some(offset),
+                format!("h_magic is {magic:#010x}, expected {JBD2_MAGIC_NUMBER:#010x}"),
+            ));
         }
         let j = JournalSuperblock {
             h_blocktype: be32(raw, 0x4),
@@ -72,14 +76,28 @@ impl JournalSuperblock {
             s_checksum: be32(raw, 0xFC),
         };
         if j.h_blocktype != JBD2_SUPERBLOCK_V1 && j.h_blocktype != JBD2_SUPERBLOCK_V2 {
-            return Err(Error::corrupt(name, Some(offset), format!("h_blocktype is {}, expected 3 or 4 (superblock v1/v2)", j.h_blocktype)));
+            return Err(Error::corrupt(
+                name,
+                Some(offset),
+                format!(
+                    "h_blocktype is {}, expected 3 or 4 (superblock v1/v2)",
+                    j.h_blocktype
+                ),
+            ));
         }
         if j.has_csum_v2v3() {
             let mut copy = raw[..1024].to_vec();
             copy[0xFC..0x100].fill(0);
             let computed = crc32c_raw(!0, &copy);
             if computed != j.s_checksum {
-                return Err(Error::corrupt(name, Some(offset), format!("s_checksum mismatch: stored {:#010x}, computed {computed:#010x}", j.s_checksum)));
+                return Err(Error::corrupt(
+                    name,
+                    Some(offset),
+                    format!(
+                        "s_checksum mismatch: stored {:#010x}, computed {computed:#010x}",
+                        j.s_checksum
+                    ),
+                ));
             }
         }
         Ok(j)
@@ -110,7 +128,11 @@ impl JournalSuperblock {
             (0x10, "journal_checksum_v3"),
             (0x20, "journal_fast_commit"),
         ];
-        for (mask, table, letter) in [(self.s_feature_compat, compat, 'C'), (self.s_feature_incompat, incompat, 'I'), (self.s_feature_ro_compat, &[][..], 'R')] {
+        for (mask, table, letter) in [
+            (self.s_feature_compat, compat, 'C'),
+            (self.s_feature_incompat, incompat, 'I'),
+            (self.s_feature_ro_compat, &[][..], 'R'),
+        ] {
             for bit in 0..32 {
                 let m = 1u32 << bit;
                 if mask & m != 0 {
@@ -146,7 +168,11 @@ impl<R: ReadAt> Ext4<R> {
         let inode = self.inode(self.sb.s_journal_inum)?;
         let map = self.block_map(&inode)?;
         let Some(first) = map.extents.iter().find(|e| e.logical == 0) else {
-            return Err(Error::corrupt(format!("ext4 journal inode {}", inode.ino), Some(inode.offset), "logical block 0 is not mapped"));
+            return Err(Error::corrupt(
+                format!("ext4 journal inode {}", inode.ino),
+                Some(inode.offset),
+                "logical block 0 is not mapped",
+            ));
         };
         let raw = self.read_block(first.physical, "jbd2 journal superblock")?;
         let j = JournalSuperblock::parse(&raw, first.physical * self.sb.block_size())?;
@@ -154,7 +180,11 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 "jbd2 journal superblock",
                 Some(first.physical * self.sb.block_size()),
-                format!("s_blocksize is {}, the filesystem's block size is {}", j.s_blocksize, self.sb.block_size()),
+                format!(
+                    "s_blocksize is {}, the filesystem's block size is {}",
+                    j.s_blocksize,
+                    self.sb.block_size()
+                ),
             ));
         }
         Ok(Some(j))

@@ -27,7 +27,7 @@ pub use features::Features;
 pub use group::GroupDesc;
 pub use inode::{FileType, Inode, Timestamp};
 pub use journal::JournalSuperblock;
-pub use owner::{OwnerMap, Owner};
+pub use owner::{Owner, OwnerMap};
 pub use summary::Summary;
 pub use superblock::Superblock;
 pub use walk::Entry;
@@ -62,7 +62,10 @@ impl<R: ReadAt> Ext4<R> {
         let need = sb.s_blocks_count * bs;
         if need > r.len() {
             return Err(Error::Truncated {
-                at: crate::error::Location { structure: "ext4 filesystem (s_blocks_count)".into(), offset: Some(superblock::SUPERBLOCK_OFFSET) },
+                at: crate::error::Location {
+                    structure: "ext4 filesystem (s_blocks_count)".into(),
+                    offset: Some(superblock::SUPERBLOCK_OFFSET),
+                },
                 needed: need,
                 available: r.len(),
             });
@@ -72,14 +75,23 @@ impl<R: ReadAt> Ext4<R> {
         let ds = sb.desc_size();
         // group_count is bounded by s_blocks_count, bounded above by the image length, so
         // this allocation is a small fraction of the image.
-        let table = r.read_vec(gdt_off, (count * ds) as usize, "ext4 group descriptor table")?;
+        let table = r.read_vec(
+            gdt_off,
+            (count * ds) as usize,
+            "ext4 group descriptor table",
+        )?;
         let mut groups = Vec::with_capacity(count as usize);
         for g in 0..count {
             let start = (g * ds) as usize;
             let raw = table.get(start..start + ds as usize).unwrap_or(&[]);
             groups.push(GroupDesc::parse(&sb, g as u32, raw, gdt_off + g * ds)?);
         }
-        let mut fs = Ext4 { r, sb, groups, journal: None };
+        let mut fs = Ext4 {
+            r,
+            sb,
+            groups,
+            journal: None,
+        };
         fs.journal = fs.read_journal_superblock()?;
         Ok(fs)
     }
@@ -92,7 +104,14 @@ impl<R: ReadAt> Ext4<R> {
     /// Fails unless `block` is inside the filesystem.
     pub fn check_block(&self, block: u64, what: &str) -> Result<()> {
         if block < u64::from(self.sb.s_first_data_block) || block >= self.sb.s_blocks_count {
-            return Err(Error::corrupt(what, None, format!("block {block} lies outside the filesystem's {} blocks", self.sb.s_blocks_count)));
+            return Err(Error::corrupt(
+                what,
+                None,
+                format!(
+                    "block {block} lies outside the filesystem's {} blocks",
+                    self.sb.s_blocks_count
+                ),
+            ));
         }
         Ok(())
     }
@@ -100,7 +119,14 @@ impl<R: ReadAt> Ext4<R> {
     /// Reads one filesystem block, naming `what` in errors.
     pub fn read_block(&self, block: u64, what: &str) -> Result<Vec<u8>> {
         if block >= self.sb.s_blocks_count {
-            return Err(Error::corrupt(what, None, format!("block {block} lies outside the filesystem's {} blocks", self.sb.s_blocks_count)));
+            return Err(Error::corrupt(
+                what,
+                None,
+                format!(
+                    "block {block} lies outside the filesystem's {} blocks",
+                    self.sb.s_blocks_count
+                ),
+            ));
         }
         let bs = self.sb.block_size();
         self.r.read_vec(block * bs, bs as usize, what)
@@ -109,14 +135,20 @@ impl<R: ReadAt> Ext4<R> {
     /// Reads and checks inode `ino` (1-based).
     pub fn inode(&self, ino: u32) -> Result<Inode> {
         if ino == 0 || ino > self.sb.s_inodes_count {
-            return Err(Error::corrupt(format!("ext4 inode {ino}"), None, format!("inode number out of range 1..={}", self.sb.s_inodes_count)));
+            return Err(Error::corrupt(
+                format!("ext4 inode {ino}"),
+                None,
+                format!("inode number out of range 1..={}", self.sb.s_inodes_count),
+            ));
         }
         let group = (ino - 1) / self.sb.s_inodes_per_group;
         let index = (ino - 1) % self.sb.s_inodes_per_group;
         let gd = &self.groups[group as usize];
         let isz = u64::from(self.sb.s_inode_size);
         let off = gd.bg_inode_table * self.sb.block_size() + u64::from(index) * isz;
-        let raw = self.r.read_vec(off, isz as usize, &format!("ext4 inode {ino}"))?;
+        let raw = self
+            .r
+            .read_vec(off, isz as usize, &format!("ext4 inode {ino}"))?;
         Inode::parse(&self.sb, ino, &raw, off)
     }
 
@@ -138,7 +170,14 @@ impl<R: ReadAt> Ext4<R> {
             _ => return Ok(Vec::new()),
         }
         if inode.i_size > max_size {
-            return Err(Error::corrupt(&name, Some(inode.offset), format!("i_size {} exceeds the size cap of {max_size} bytes", inode.i_size)));
+            return Err(Error::corrupt(
+                &name,
+                Some(inode.offset),
+                format!(
+                    "i_size {} exceeds the size cap of {max_size} bytes",
+                    inode.i_size
+                ),
+            ));
         }
         let map = self.block_map(inode)?;
         let bs = self.sb.block_size();
@@ -148,7 +187,9 @@ impl<R: ReadAt> Ext4<R> {
             if e.unwritten {
                 continue;
             }
-            let Some(start) = e.logical.checked_mul(bs) else { continue };
+            let Some(start) = e.logical.checked_mul(bs) else {
+                continue;
+            };
             if start >= inode.i_size {
                 continue;
             }

@@ -15,28 +15,54 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Owner {
     /// The superblock copy at the start of a group (group 0: the primary).
-    Superblock { group: u32 },
+    Superblock {
+        group: u32,
+    },
     /// The group descriptor table copy in a group.
-    Gdt { group: u32 },
+    Gdt {
+        group: u32,
+    },
     /// Reserved GDT blocks for online resize in a group.
-    ReservedGdt { group: u32 },
-    BlockBitmap { group: u32 },
-    InodeBitmap { group: u32 },
-    InodeTable { group: u32 },
+    ReservedGdt {
+        group: u32,
+    },
+    BlockBitmap {
+        group: u32,
+    },
+    InodeBitmap {
+        group: u32,
+    },
+    InodeTable {
+        group: u32,
+    },
     /// A block of the internal journal.
     Journal,
     /// The resize inode's own map block.
     ResizeInode,
     /// Blocks of another reserved inode (bad blocks, quota, ...).
-    ReservedInode { ino: u32 },
+    ReservedInode {
+        ino: u32,
+    },
     /// Data of a regular file or a slow symlink.
-    FileData { ino: u32, path: Vec<u8> },
+    FileData {
+        ino: u32,
+        path: Vec<u8>,
+    },
     /// A directory block (entries or hash index).
-    DirBlock { ino: u32, path: Vec<u8> },
+    DirBlock {
+        ino: u32,
+        path: Vec<u8>,
+    },
     /// An extent tree block or indirect block of a file.
-    BlockMapBlock { ino: u32, path: Vec<u8> },
+    BlockMapBlock {
+        ino: u32,
+        path: Vec<u8>,
+    },
     /// An extended attribute block (possibly shared; the first path found).
-    XattrBlock { ino: u32, path: Vec<u8> },
+    XattrBlock {
+        ino: u32,
+        path: Vec<u8>,
+    },
 }
 
 impl fmt::Display for Owner {
@@ -79,7 +105,10 @@ impl OwnerMap {
     /// The owner of `block`, if any.
     pub fn owner(&self, block: u64) -> Option<&Owner> {
         let i = self.ranges.partition_point(|r| r.start + r.len <= block);
-        self.ranges.get(i).filter(|r| r.start <= block).map(|r| &r.owner)
+        self.ranges
+            .get(i)
+            .filter(|r| r.start <= block)
+            .map(|r| &r.owner)
     }
 
     /// All ranges, sorted by start block.
@@ -122,16 +151,40 @@ impl<R: ReadAt> Ext4<R> {
             let group = g as u32;
             if sb.group_has_super(g as u64) {
                 let first = sb.group_first_block(g as u64);
-                v.push(OwnedRange { start: first, len: 1, owner: Owner::Superblock { group } });
-                v.push(OwnedRange { start: first + 1, len: sb.gdt_blocks(), owner: Owner::Gdt { group } });
+                v.push(OwnedRange {
+                    start: first,
+                    len: 1,
+                    owner: Owner::Superblock { group },
+                });
+                v.push(OwnedRange {
+                    start: first + 1,
+                    len: sb.gdt_blocks(),
+                    owner: Owner::Gdt { group },
+                });
                 if sb.s_reserved_gdt_blocks > 0 {
                     let start = first + 1 + sb.gdt_blocks();
-                    v.push(OwnedRange { start, len: u64::from(sb.s_reserved_gdt_blocks), owner: Owner::ReservedGdt { group } });
+                    v.push(OwnedRange {
+                        start,
+                        len: u64::from(sb.s_reserved_gdt_blocks),
+                        owner: Owner::ReservedGdt { group },
+                    });
                 }
             }
-            v.push(OwnedRange { start: gd.bg_block_bitmap, len: 1, owner: Owner::BlockBitmap { group } });
-            v.push(OwnedRange { start: gd.bg_inode_bitmap, len: 1, owner: Owner::InodeBitmap { group } });
-            v.push(OwnedRange { start: gd.bg_inode_table, len: itb, owner: Owner::InodeTable { group } });
+            v.push(OwnedRange {
+                start: gd.bg_block_bitmap,
+                len: 1,
+                owner: Owner::BlockBitmap { group },
+            });
+            v.push(OwnedRange {
+                start: gd.bg_inode_bitmap,
+                len: 1,
+                owner: Owner::InodeBitmap { group },
+            });
+            v.push(OwnedRange {
+                start: gd.bg_inode_table,
+                len: itb,
+                owner: Owner::InodeTable { group },
+            });
         }
         v
     }
@@ -139,7 +192,11 @@ impl<R: ReadAt> Ext4<R> {
     /// Builds the ownership map from the metadata, the reserved inodes and a walk.
     pub fn owner_map(&self, entries: &[Entry]) -> Result<OwnerMap> {
         let mut v = self.metadata_ranges();
-        let reserved_gdt: Vec<(u64, u64)> = v.iter().filter(|r| matches!(r.owner, Owner::ReservedGdt { .. })).map(|r| (r.start, r.start + r.len)).collect();
+        let reserved_gdt: Vec<(u64, u64)> = v
+            .iter()
+            .filter(|r| matches!(r.owner, Owner::ReservedGdt { .. }))
+            .map(|r| (r.start, r.start + r.len))
+            .collect();
         for ino in 1..self.sb.s_first_ino.min(self.sb.s_inodes_count + 1) {
             if ino == super::EXT4_ROOT_INO {
                 continue;
@@ -156,16 +213,32 @@ impl<R: ReadAt> Ext4<R> {
             } else {
                 Owner::ReservedInode { ino }
             };
-            let blocks = map.extents.iter().map(|e| (e.physical, e.len)).chain(map.meta_blocks.iter().map(|&b| (b, 1)));
+            let blocks = map
+                .extents
+                .iter()
+                .map(|e| (e.physical, e.len))
+                .chain(map.meta_blocks.iter().map(|&b| (b, 1)));
             for (start, len) in blocks {
                 // The resize inode maps the reserved GDT blocks, which are listed already.
-                if ino == EXT4_RESIZE_INO && reserved_gdt.iter().any(|&(s, e)| start >= s && start + len <= e) {
+                if ino == EXT4_RESIZE_INO
+                    && reserved_gdt
+                        .iter()
+                        .any(|&(s, e)| start >= s && start + len <= e)
+                {
                     continue;
                 }
-                v.push(OwnedRange { start, len, owner: owner.clone() });
+                v.push(OwnedRange {
+                    start,
+                    len,
+                    owner: owner.clone(),
+                });
             }
             if inode.i_file_acl != 0 {
-                v.push(OwnedRange { start: inode.i_file_acl, len: 1, owner: owner.clone() });
+                v.push(OwnedRange {
+                    start: inode.i_file_acl,
+                    len: 1,
+                    owner: owner.clone(),
+                });
             }
         }
         let mut seen_ino = HashSet::new();
@@ -174,17 +247,41 @@ impl<R: ReadAt> Ext4<R> {
             if !seen_ino.insert(e.ino) {
                 continue;
             }
-            let data = |ino, path: Vec<u8>| if e.file_type == FileType::Directory { Owner::DirBlock { ino, path } } else { Owner::FileData { ino, path } };
+            let data = |ino, path: Vec<u8>| {
+                if e.file_type == FileType::Directory {
+                    Owner::DirBlock { ino, path }
+                } else {
+                    Owner::FileData { ino, path }
+                }
+            };
             for x in &e.extents {
-                v.push(OwnedRange { start: x.physical, len: x.len, owner: data(e.ino, e.path.clone()) });
+                v.push(OwnedRange {
+                    start: x.physical,
+                    len: x.len,
+                    owner: data(e.ino, e.path.clone()),
+                });
             }
             for &b in &e.map_blocks {
-                v.push(OwnedRange { start: b, len: 1, owner: Owner::BlockMapBlock { ino: e.ino, path: e.path.clone() } });
+                v.push(OwnedRange {
+                    start: b,
+                    len: 1,
+                    owner: Owner::BlockMapBlock {
+                        ino: e.ino,
+                        path: e.path.clone(),
+                    },
+                });
             }
             if let Some(b) = e.xattr_block
                 && seen_xattr.insert(b)
             {
-                v.push(OwnedRange { start: b, len: 1, owner: Owner::XattrBlock { ino: e.ino, path: e.path.clone() } });
+                v.push(OwnedRange {
+                    start: b,
+                    len: 1,
+                    owner: Owner::XattrBlock {
+                        ino: e.ino,
+                        path: e.path.clone(),
+                    },
+                });
             }
         }
         v.retain(|r| r.len > 0);
@@ -194,14 +291,24 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     "ext4 block ownership",
                     Some(w[1].start * self.sb.block_size()),
-                    format!("block {} is claimed by {} and by {}", w[1].start, w[0].owner, w[1].owner),
+                    format!(
+                        "block {} is claimed by {} and by {}",
+                        w[1].start, w[0].owner, w[1].owner
+                    ),
                 ));
             }
         }
         if let Some(last) = v.last()
             && last.start + last.len > self.sb.s_blocks_count
         {
-            return Err(Error::corrupt("ext4 block ownership", None, format!("{} ends past the filesystem's {} blocks", last.owner, self.sb.s_blocks_count)));
+            return Err(Error::corrupt(
+                "ext4 block ownership",
+                None,
+                format!(
+                    "{} ends past the filesystem's {} blocks",
+                    last.owner, self.sb.s_blocks_count
+                ),
+            ));
         }
         Ok(OwnerMap { ranges: v })
     }

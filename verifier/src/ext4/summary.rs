@@ -10,7 +10,14 @@ use std::collections::BTreeSet;
 /// Formats 16 bytes as a lowercase hyphenated UUID, as dumpe2fs and blkid print them.
 pub fn uuid_string(u: &[u8; 16]) -> String {
     let h: Vec<String> = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", h[..4].concat(), h[4..6].concat(), h[6..8].concat(), h[8..10].concat(), h[10..].concat())
+    format!(
+        "{}-{}-{}-{}-{}",
+        h[..4].concat(),
+        h[4..6].concat(),
+        h[6..8].concat(),
+        h[8..10].concat(),
+        h[10..].concat()
+    )
 }
 
 /// The superblock's times.
@@ -36,7 +43,11 @@ pub struct TimeClass {
 impl TimeClass {
     fn of(times: impl Iterator<Item = Timestamp>) -> Self {
         let set: BTreeSet<Timestamp> = times.collect();
-        TimeClass { min: set.first().copied(), max: set.last().copied(), distinct: set.len() }
+        TimeClass {
+            min: set.first().copied(),
+            max: set.last().copied(),
+            distinct: set.len(),
+        }
     }
 }
 
@@ -131,7 +142,9 @@ impl<R: ReadAt> Ext4<R> {
                 start: j.s_start,
                 clean: j.is_clean(),
                 features: j.feature_names(),
-                checksum_type: j.has_csum_v2v3().then(|| j.checksum_type_name().to_string()),
+                checksum_type: j
+                    .has_csum_v2v3()
+                    .then(|| j.checksum_type_name().to_string()),
             }),
         }
     }

@@ -124,7 +124,9 @@ impl Superblock {
         let at = |what: String| Error::corrupt("ext4 superblock", Some(offset), what);
         let s_magic = b.u16(0x38);
         if s_magic != EXT4_MAGIC {
-            return Err(at(format!("s_magic is {s_magic:#06x}, expected {EXT4_MAGIC:#06x}; not an ext2/3/4 filesystem")));
+            return Err(at(format!(
+                "s_magic is {s_magic:#06x}, expected {EXT4_MAGIC:#06x}; not an ext2/3/4 filesystem"
+            )));
         }
         let features = Features {
             compat: b.u32(0x5C),
@@ -135,14 +137,24 @@ impl Superblock {
         if features.has_metadata_csum() {
             let s_checksum_type = b.u8(0x175);
             if s_checksum_type != 1 {
-                return Err(at(format!("s_checksum_type is {s_checksum_type}, expected 1 (crc32c)")));
+                return Err(at(format!(
+                    "s_checksum_type is {s_checksum_type}, expected 1 (crc32c)"
+                )));
             }
             let computed = crc32c_raw(!0, &raw[..0x3FC]);
             if computed != s_checksum {
-                return Err(at(format!("s_checksum mismatch: stored {s_checksum:#010x}, computed {computed:#010x}")));
+                return Err(at(format!(
+                    "s_checksum mismatch: stored {s_checksum:#010x}, computed {computed:#010x}"
+                )));
             }
         }
-        let hi64 = |off: usize| if features.is_64bit() { u64::from(b.u32(off)) << 32 } else { 0 };
+        let hi64 = |off: usize| {
+            if features.is_64bit() {
+                u64::from(b.u32(off)) << 32
+            } else {
+                0
+            }
+        };
         let mut s_jnl_blocks = [0u32; 17];
         for (i, v) in s_jnl_blocks.iter_mut().enumerate() {
             *v = b.u32(0x10C + 4 * i);
@@ -241,11 +253,18 @@ impl Superblock {
     fn check(&self, offset: u64) -> Result<()> {
         let at = |what: String| Error::corrupt("ext4 superblock", Some(offset), what);
         if self.s_log_block_size > 6 {
-            return Err(at(format!("s_log_block_size is {}, at most 6 (64 KiB blocks) is valid", self.s_log_block_size)));
+            return Err(at(format!(
+                "s_log_block_size is {}, at most 6 (64 KiB blocks) is valid",
+                self.s_log_block_size
+            )));
         }
         let bs = self.block_size();
         if self.features.bigalloc() {
-            return Err(Error::unsupported("ext4 superblock", Some(offset), "the bigalloc feature"));
+            return Err(Error::unsupported(
+                "ext4 superblock",
+                Some(offset),
+                "the bigalloc feature",
+            ));
         }
         if self.s_log_cluster_size != self.s_log_block_size {
             return Err(at(format!(
@@ -261,7 +280,11 @@ impl Superblock {
             )));
         }
         if self.s_blocks_per_group == 0 || self.s_blocks_per_group > 8 * bs as u32 {
-            return Err(at(format!("s_blocks_per_group is {}, must be 1..={}", self.s_blocks_per_group, 8 * bs)));
+            return Err(at(format!(
+                "s_blocks_per_group is {}, must be 1..={}",
+                self.s_blocks_per_group,
+                8 * bs
+            )));
         }
         if self.s_clusters_per_group != self.s_blocks_per_group {
             return Err(at(format!(
@@ -270,17 +293,33 @@ impl Superblock {
             )));
         }
         if self.s_inodes_per_group == 0 || self.s_inodes_per_group > 8 * bs as u32 {
-            return Err(at(format!("s_inodes_per_group is {}, must be 1..={}", self.s_inodes_per_group, 8 * bs)));
+            return Err(at(format!(
+                "s_inodes_per_group is {}, must be 1..={}",
+                self.s_inodes_per_group,
+                8 * bs
+            )));
         }
         let isz = u32::from(self.s_inode_size);
         if isz < 128 || !isz.is_power_of_two() || isz > bs as u32 {
-            return Err(at(format!("s_inode_size is {isz}, must be a power of two from 128 to the block size")));
+            return Err(at(format!(
+                "s_inode_size is {isz}, must be a power of two from 128 to the block size"
+            )));
         }
         if self.s_blocks_count <= u64::from(self.s_first_data_block) {
-            return Err(at(format!("s_blocks_count is {}, leaves no data blocks", self.s_blocks_count)));
+            return Err(at(format!(
+                "s_blocks_count is {}, leaves no data blocks",
+                self.s_blocks_count
+            )));
         }
-        if self.s_blocks_count.checked_mul(bs).is_none_or(|b| b > 1 << 60) {
-            return Err(at(format!("s_blocks_count {} is beyond any ext4 filesystem (2^60 bytes)", self.s_blocks_count)));
+        if self
+            .s_blocks_count
+            .checked_mul(bs)
+            .is_none_or(|b| b > 1 << 60)
+        {
+            return Err(at(format!(
+                "s_blocks_count {} is beyond any ext4 filesystem (2^60 bytes)",
+                self.s_blocks_count
+            )));
         }
         let groups = self.group_count();
         let expected_inodes = groups.saturating_mul(u64::from(self.s_inodes_per_group));
@@ -291,20 +330,36 @@ impl Superblock {
             )));
         }
         if self.s_free_inodes_count > self.s_inodes_count {
-            return Err(at(format!("s_free_inodes_count {} exceeds s_inodes_count {}", self.s_free_inodes_count, self.s_inodes_count)));
+            return Err(at(format!(
+                "s_free_inodes_count {} exceeds s_inodes_count {}",
+                self.s_free_inodes_count, self.s_inodes_count
+            )));
         }
         if self.s_free_blocks_count > self.s_blocks_count {
-            return Err(at(format!("s_free_blocks_count {} exceeds s_blocks_count {}", self.s_free_blocks_count, self.s_blocks_count)));
+            return Err(at(format!(
+                "s_free_blocks_count {} exceeds s_blocks_count {}",
+                self.s_free_blocks_count, self.s_blocks_count
+            )));
         }
         let ds = self.desc_size();
-        if self.features.is_64bit() && (ds < 64 || ds > 1024 || !ds.is_power_of_two()) {
-            return Err(at(format!("s_desc_size is {}, must be a power of two from 64 to 1024 with 64bit", self.s_desc_size)));
+        if self.features.is_64bit() && (!(64..=1024).contains(&ds) || !ds.is_power_of_two()) {
+            return Err(at(format!(
+                "s_desc_size is {}, must be a power of two from 64 to 1024 with 64bit",
+                self.s_desc_size
+            )));
         }
         if self.s_rev_level > 0 && self.s_first_ino < 11 {
-            return Err(at(format!("s_first_ino is {}, must be at least 11", self.s_first_ino)));
+            return Err(at(format!(
+                "s_first_ino is {}, must be at least 11",
+                self.s_first_ino
+            )));
         }
         if self.features.meta_bg() {
-            return Err(Error::unsupported("ext4 superblock", Some(offset), "the meta_bg feature"));
+            return Err(Error::unsupported(
+                "ext4 superblock",
+                Some(offset),
+                "the meta_bg feature",
+            ));
         }
         Ok(())
     }
@@ -328,13 +383,21 @@ impl Superblock {
 
     /// Group descriptor size: `s_desc_size` with 64bit, else 32.
     pub fn desc_size(&self) -> u64 {
-        if self.features.is_64bit() { u64::from(self.s_desc_size) } else { 32 }
+        if self.features.is_64bit() {
+            u64::from(self.s_desc_size)
+        } else {
+            32
+        }
     }
 
     /// Seed of every metadata_csum checksum: `s_checksum_seed` with metadata_csum_seed, else
     /// `crc32c(~0, s_uuid)`.
     pub fn csum_seed(&self) -> u32 {
-        if self.features.metadata_csum_seed() { self.s_checksum_seed } else { crc32c_raw(!0, &self.s_uuid) }
+        if self.features.metadata_csum_seed() {
+            self.s_checksum_seed
+        } else {
+            crc32c_raw(!0, &self.s_uuid)
+        }
     }
 
     /// Whether group `g` holds a superblock backup (and so a GDT copy).
@@ -350,7 +413,7 @@ impl Superblock {
         }
         [3u64, 5, 7].iter().any(|&p| {
             let mut x = g;
-            while x % p == 0 {
+            while x.is_multiple_of(p) {
                 x /= p;
             }
             x == 1
@@ -365,7 +428,8 @@ impl Superblock {
     /// Number of blocks in group `g` (the last group may be short).
     pub fn blocks_in_group(&self, g: u64) -> u64 {
         let start = self.group_first_block(g);
-        (self.s_blocks_count - start.min(self.s_blocks_count)).min(u64::from(self.s_blocks_per_group))
+        (self.s_blocks_count - start.min(self.s_blocks_count))
+            .min(u64::from(self.s_blocks_per_group))
     }
 
     /// Blocks taken by the group descriptor table.

@@ -72,22 +72,41 @@ impl<R: ReadAt> Ext4<R> {
             for e in dir.entries {
                 if e.name == b"." {
                     if e.inode != dir_ino {
-                        return Err(Error::corrupt(&name, Some(inode.offset), format!("`.` names inode {}, expected {dir_ino}", e.inode)));
+                        return Err(Error::corrupt(
+                            &name,
+                            Some(inode.offset),
+                            format!("`.` names inode {}, expected {dir_ino}", e.inode),
+                        ));
                     }
                     seen_dot = true;
                     continue;
                 }
                 if e.name == b".." {
                     if e.inode != parent {
-                        return Err(Error::corrupt(&name, Some(inode.offset), format!("`..` names inode {}, expected the parent {parent}", e.inode)));
+                        return Err(Error::corrupt(
+                            &name,
+                            Some(inode.offset),
+                            format!("`..` names inode {}, expected the parent {parent}", e.inode),
+                        ));
                     }
                     seen_dotdot = true;
                     continue;
                 }
                 if e.name.contains(&b'/') {
-                    return Err(Error::corrupt(&name, Some(inode.offset), format!("entry {:?} contains a slash", String::from_utf8_lossy(&e.name))));
+                    return Err(Error::corrupt(
+                        &name,
+                        Some(inode.offset),
+                        format!(
+                            "entry {:?} contains a slash",
+                            String::from_utf8_lossy(&e.name)
+                        ),
+                    ));
                 }
-                let mut path = if dir_path == b"/" { Vec::new() } else { dir_path.clone() };
+                let mut path = if dir_path == b"/" {
+                    Vec::new()
+                } else {
+                    dir_path.clone()
+                };
                 path.push(b'/');
                 path.extend_from_slice(&e.name);
                 let child = self.entry(e.inode, path.clone())?;
@@ -95,13 +114,26 @@ impl<R: ReadAt> Ext4<R> {
                     return Err(Error::corrupt(
                         &name,
                         Some(inode.offset),
-                        format!("entry {:?} has file_type {}, its inode {} is a {:?}", String::from_utf8_lossy(&e.name), e.file_type, e.inode, child.file_type),
+                        format!(
+                            "entry {:?} has file_type {}, its inode {} is a {:?}",
+                            String::from_utf8_lossy(&e.name),
+                            e.file_type,
+                            e.inode,
+                            child.file_type
+                        ),
                     ));
                 }
                 *refs.entry(e.inode).or_default() += 1;
                 if child.file_type == FileType::Directory {
                     if !visited.insert(e.inode) {
-                        return Err(Error::corrupt(&name, Some(inode.offset), format!("directory inode {} is reached twice: the tree has a loop or a hard-linked directory", e.inode)));
+                        return Err(Error::corrupt(
+                            &name,
+                            Some(inode.offset),
+                            format!(
+                                "directory inode {} is reached twice: the tree has a loop or a hard-linked directory",
+                                e.inode
+                            ),
+                        ));
                     }
                     *subdirs.entry(dir_ino).or_default() += 1;
                     stack.push((e.inode, path, dir_ino));
@@ -109,7 +141,11 @@ impl<R: ReadAt> Ext4<R> {
                 out.push(child);
             }
             if !seen_dot || !seen_dotdot {
-                return Err(Error::corrupt(&name, Some(inode.offset), "`.` or `..` is missing"));
+                return Err(Error::corrupt(
+                    &name,
+                    Some(inode.offset),
+                    "`.` or `..` is missing",
+                ));
             }
         }
         for e in out.iter_mut() {
@@ -124,12 +160,20 @@ impl<R: ReadAt> Ext4<R> {
                 refs.get(&e.ino).copied().unwrap_or(0)
             };
             // With dir_nlink a directory past 65000 links keeps a count of 1.
-            let ok = u32::from(e.links) == expected || (e.file_type == FileType::Directory && e.links == 1 && expected >= 65000);
+            let ok = u32::from(e.links) == expected
+                || (e.file_type == FileType::Directory && e.links == 1 && expected >= 65000);
             if !ok {
                 return Err(Error::corrupt(
-                    format!("ext4 inode {} ({})", e.ino, String::from_utf8_lossy(&e.path)),
+                    format!(
+                        "ext4 inode {} ({})",
+                        e.ino,
+                        String::from_utf8_lossy(&e.path)
+                    ),
                     None,
-                    format!("i_links_count is {}, the tree holds {expected} links to it", e.links),
+                    format!(
+                        "i_links_count is {}, the tree holds {expected} links to it",
+                        e.links
+                    ),
                 ));
             }
         }
@@ -144,17 +188,36 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
                 Some(inode.offset),
-                format!("i_mode {:#o} has no valid file type (a free inode in use?)", inode.i_mode),
+                format!(
+                    "i_mode {:#o} has no valid file type (a free inode in use?)",
+                    inode.i_mode
+                ),
             ));
         };
         if inode.i_links_count == 0 {
-            return Err(Error::corrupt(format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)), Some(inode.offset), "i_links_count is 0 but a directory names it"));
+            return Err(Error::corrupt(
+                format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
+                Some(inode.offset),
+                "i_links_count is 0 but a directory names it",
+            ));
         }
-        let has_map = matches!(file_type, FileType::Regular | FileType::Directory) || (file_type == FileType::Symlink && !inode.is_fast_symlink());
-        let map = if has_map { self.block_map(&inode)? } else { BlockMap::default() };
+        let has_map = matches!(file_type, FileType::Regular | FileType::Directory)
+            || (file_type == FileType::Symlink && !inode.is_fast_symlink());
+        let map = if has_map {
+            self.block_map(&inode)?
+        } else {
+            BlockMap::default()
+        };
         let link_target = if file_type == FileType::Symlink {
             if inode.i_size > MAX_LINK_TARGET {
-                return Err(Error::corrupt(format!("ext4 inode {ino}"), Some(inode.offset), format!("symlink target of {} bytes exceeds {MAX_LINK_TARGET}", inode.i_size)));
+                return Err(Error::corrupt(
+                    format!("ext4 inode {ino}"),
+                    Some(inode.offset),
+                    format!(
+                        "symlink target of {} bytes exceeds {MAX_LINK_TARGET}",
+                        inode.i_size
+                    ),
+                ));
             }
             Some(self.read_inode_data(&inode, MAX_LINK_TARGET)?)
         } else {

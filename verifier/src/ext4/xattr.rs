@@ -33,18 +33,33 @@ fn prefix(index: u8) -> Option<&'static [u8]> {
 }
 
 /// Parses the entries starting at `entries` in `area`; values are at `value_base + e_value_offs`.
-fn parse_entries(area: &[u8], entries: usize, value_base: usize, name: &str, off: Option<u64>, out: &mut Vec<Xattr>) -> Result<()> {
+fn parse_entries(
+    area: &[u8],
+    entries: usize,
+    value_base: usize,
+    name: &str,
+    off: Option<u64>,
+    out: &mut Vec<Xattr>,
+) -> Result<()> {
     let b = Le(area);
     let mut pos = entries;
     loop {
         if pos + 4 > area.len() {
-            return Err(Error::corrupt(name, off, format!("the entry list runs past the end at byte {pos}")));
+            return Err(Error::corrupt(
+                name,
+                off,
+                format!("the entry list runs past the end at byte {pos}"),
+            ));
         }
         if b.u32(pos) == 0 {
             return Ok(());
         }
         if pos + 16 > area.len() {
-            return Err(Error::corrupt(name, off, format!("entry at byte {pos} is cut short")));
+            return Err(Error::corrupt(
+                name,
+                off,
+                format!("entry at byte {pos} is cut short"),
+            ));
         }
         let e_name_len = usize::from(b.u8(pos));
         let e_name_index = b.u8(pos + 1);
@@ -53,21 +68,44 @@ fn parse_entries(area: &[u8], entries: usize, value_base: usize, name: &str, off
         let e_value_size = b.u32(pos + 8) as usize;
         let entry_len = (16 + e_name_len + 3) & !3;
         if pos + 16 + e_name_len > area.len() {
-            return Err(Error::corrupt(name, off, format!("entry at byte {pos}: name of {e_name_len} bytes runs past the end")));
+            return Err(Error::corrupt(
+                name,
+                off,
+                format!("entry at byte {pos}: name of {e_name_len} bytes runs past the end"),
+            ));
         }
         if e_value_inum != 0 {
-            return Err(Error::unsupported(name, off, "values stored in separate inodes (ea_inode)"));
+            return Err(Error::unsupported(
+                name,
+                off,
+                "values stored in separate inodes (ea_inode)",
+            ));
         }
         let Some(p) = prefix(e_name_index) else {
-            return Err(Error::corrupt(name, off, format!("entry at byte {pos}: unknown e_name_index {e_name_index}")));
+            return Err(Error::corrupt(
+                name,
+                off,
+                format!("entry at byte {pos}: unknown e_name_index {e_name_index}"),
+            ));
         };
         let vstart = value_base + e_value_offs;
-        let value = area.get(vstart..vstart.saturating_add(e_value_size)).ok_or_else(|| {
-            Error::corrupt(name, off, format!("entry at byte {pos}: value {e_value_offs}+{e_value_size} runs past the end"))
-        })?;
+        let value = area
+            .get(vstart..vstart.saturating_add(e_value_size))
+            .ok_or_else(|| {
+                Error::corrupt(
+                    name,
+                    off,
+                    format!(
+                        "entry at byte {pos}: value {e_value_offs}+{e_value_size} runs past the end"
+                    ),
+                )
+            })?;
         let mut full = p.to_vec();
         full.extend_from_slice(b.bytes(pos + 16, e_name_len));
-        out.push(Xattr { name: full, value: value.to_vec() });
+        out.push(Xattr {
+            name: full,
+            value: value.to_vec(),
+        });
         pos += entry_len;
     }
 }
@@ -90,10 +128,21 @@ impl<R: ReadAt> Ext4<R> {
             let off = Some(block * self.sb.block_size());
             let b = Le(&raw);
             if b.u32(0) != EXT4_XATTR_MAGIC {
-                return Err(Error::corrupt(name, off, format!("h_magic is {:#010x}, expected {EXT4_XATTR_MAGIC:#010x}", b.u32(0))));
+                return Err(Error::corrupt(
+                    name,
+                    off,
+                    format!(
+                        "h_magic is {:#010x}, expected {EXT4_XATTR_MAGIC:#010x}",
+                        b.u32(0)
+                    ),
+                ));
             }
             if b.u32(8) != 1 {
-                return Err(Error::corrupt(name, off, format!("h_blocks is {}, expected 1", b.u32(8))));
+                return Err(Error::corrupt(
+                    name,
+                    off,
+                    format!("h_blocks is {}, expected 1", b.u32(8)),
+                ));
             }
             if self.sb.features.has_metadata_csum() {
                 let stored = b.u32(0x10);
@@ -102,7 +151,11 @@ impl<R: ReadAt> Ext4<R> {
                 c = crc32c_raw(c, &[0; 4]);
                 c = crc32c_raw(c, &raw[0x14..]);
                 if stored != c {
-                    return Err(Error::corrupt(name, off, format!("h_checksum mismatch: stored {stored:#010x}, computed {c:#010x}")));
+                    return Err(Error::corrupt(
+                        name,
+                        off,
+                        format!("h_checksum mismatch: stored {stored:#010x}, computed {c:#010x}"),
+                    ));
                 }
             }
             parse_entries(&raw, 0x20, 0, &name, off, &mut out)?;

@@ -13,7 +13,10 @@ pub fn run(cmd: &str, args: &[&str]) -> (String, i32) {
         .env("TZ", "UTC")
         .output()
         .unwrap_or_else(|e| panic!("cannot run `{cmd}` ({e}); install the package that provides it (e2fsprogs, attr or xz-utils)"));
-    (String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr), out.status.code().unwrap_or(-1))
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        out.status.code().unwrap_or(-1),
+    )
 }
 
 /// Runs a tool that must succeed.
@@ -63,8 +66,15 @@ pub fn ctime(t: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mn = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(m - 1) as usize];
-    format!("{wd} {mn} {d:2} {:02}:{:02}:{:02} {y}", secs / 3600, secs / 60 % 60, secs % 60)
+    let mn = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(m - 1) as usize];
+    format!(
+        "{wd} {mn} {d:2} {:02}:{:02}:{:02} {y}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// One inode as `debugfs -R "stat <ino>"` prints it.
@@ -82,7 +92,9 @@ pub struct DebugfsStat {
 
 fn parse_runs(line: &str, st: &mut DebugfsStat) {
     for tok in line.split(", ") {
-        let Some((l, p)) = tok.trim().split_once("):") else { continue };
+        let Some((l, p)) = tok.trim().split_once("):") else {
+            continue;
+        };
         let l = l.trim_start_matches('(');
         let p = p.trim_start_matches("[u]").trim();
         let range = |s: &str| -> Option<(u64, u64)> {
@@ -122,7 +134,10 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
     let cmds = dir.path().join("cmds");
     let text: String = inos.iter().map(|i| format!("stat <{i}>\n")).collect();
     std::fs::write(&cmds, text).expect("writing the debugfs command file");
-    let out = run_ok("debugfs", &["-f", cmds.to_str().unwrap(), img.to_str().unwrap()]);
+    let out = run_ok(
+        "debugfs",
+        &["-f", cmds.to_str().unwrap(), img.to_str().unwrap()],
+    );
     let mut res = BTreeMap::new();
     let mut cur: Option<(u32, DebugfsStat)> = None;
     let mut in_runs = false;
@@ -132,13 +147,18 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
             if let Some((i, s)) = cur.take() {
                 res.insert(i, s);
             }
-            let ino = rest.trim_end_matches('>').parse().expect("debugfs echoes the command");
+            let ino = rest
+                .trim_end_matches('>')
+                .parse()
+                .expect("debugfs echoes the command");
             cur = Some((ino, DebugfsStat::default()));
             in_runs = false;
             in_xattrs = false;
             continue;
         }
-        let Some((_, st)) = cur.as_mut() else { continue };
+        let Some((_, st)) = cur.as_mut() else {
+            continue;
+        };
         let t = line.trim();
         if t == "EXTENTS:" || t == "BLOCKS:" {
             in_runs = true;
@@ -166,24 +186,54 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
                     Some((a, b)) => (a, Some(u32::from_str_radix(b, 16).expect("hex extra"))),
                     None => (word, None),
                 };
-                st.times.insert(name.into(), (u32::from_str_radix(a, 16).expect("hex seconds"), b));
+                st.times.insert(
+                    name.into(),
+                    (u32::from_str_radix(a, 16).expect("hex seconds"), b),
+                );
             }
         }
         // Lines hold several `Key: value` pairs separated by runs of spaces.
         let keys = [
-            "Inode", "Type", "Mode", "Flags", "Generation", "Version", "User", "Group", "Project", "Size", "File ACL", "Links", "Blockcount",
-            "Inode checksum", "Fast link dest", "Device major/minor number", "(New-style) Device major/minor number",
+            "Inode",
+            "Type",
+            "Mode",
+            "Flags",
+            "Generation",
+            "Version",
+            "User",
+            "Group",
+            "Project",
+            "Size",
+            "File ACL",
+            "Links",
+            "Blockcount",
+            "Inode checksum",
+            "Fast link dest",
+            "Device major/minor number",
+            "(New-style) Device major/minor number",
         ];
         let mut rest = t;
         while !rest.is_empty() {
-            let Some(k) = keys.iter().filter(|k| rest.starts_with(&format!("{k}:"))).max_by_key(|k| k.len()) else { break };
+            let Some(k) = keys
+                .iter()
+                .filter(|k| rest.starts_with(&format!("{k}:")))
+                .max_by_key(|k| k.len())
+            else {
+                break;
+            };
             let after = rest[k.len() + 1..].trim_start();
             let end = keys
                 .iter()
-                .filter_map(|k2| after.find(&format!("   {k2}:")).or_else(|| after.find(&format!("  {k2}:"))).or_else(|| after.find(&format!(" {k2}:"))))
+                .filter_map(|k2| {
+                    after
+                        .find(&format!("   {k2}:"))
+                        .or_else(|| after.find(&format!("  {k2}:")))
+                        .or_else(|| after.find(&format!(" {k2}:")))
+                })
                 .min()
                 .unwrap_or(after.len());
-            st.fields.insert((*k).to_string(), after[..end].trim().to_string());
+            st.fields
+                .insert((*k).to_string(), after[..end].trim().to_string());
             rest = after[end..].trim_start();
         }
     }
