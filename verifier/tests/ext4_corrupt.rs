@@ -59,6 +59,19 @@ fn ext4_nocsum_image() -> &'static Vec<u8> {
     IMG.get_or_init(|| build(&["-t", "ext4", "-O", "^metadata_csum"]))
 }
 
+/// The checksum-free image with its directories indexed by `e2fsck -D`.
+fn htree_image() -> &'static Vec<u8> {
+    static IMG: OnceLock<Vec<u8>> = OnceLock::new();
+    IMG.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("h.img");
+        std::fs::write(&p, ext4_nocsum_image()).unwrap();
+        let (out, code) = run("e2fsck", &["-fyD", p.to_str().unwrap()]);
+        assert!(code <= 1, "e2fsck -fyD failed: {out}");
+        std::fs::read(&p).unwrap()
+    })
+}
+
 fn ext2_image() -> &'static Vec<u8> {
     static IMG: OnceLock<Vec<u8>> = OnceLock::new();
     IMG.get_or_init(|| build(&["-t", "ext2"]))
@@ -115,7 +128,12 @@ fn flip(img: &[u8], at: usize) -> Vec<u8> {
 
 #[test]
 fn pristine_images_read_cleanly() {
-    for img in [ext4_image(), ext4_nocsum_image(), ext2_image()] {
+    for img in [
+        ext4_image(),
+        ext4_nocsum_image(),
+        ext2_image(),
+        htree_image(),
+    ] {
         let entries = full_read(img).unwrap();
         assert!(
             !entry(&entries, "/frag").map_blocks.is_empty(),
@@ -252,6 +270,29 @@ fn dir_block_flip_is_a_checksum_mismatch() {
     let mut bad = img.clone();
     bad[block + 4] ^= 0x02; // rec_len of `.` becomes 14
     expect_corrupt(full_read(&bad), "ext4 directory inode", "rec_len");
+}
+
+#[test]
+fn htree_hash_out_of_range_is_named() {
+    let img = htree_image();
+    let dir = entry(&full_read(img).unwrap(), "/dir").clone();
+    assert!(!dir.index_blocks.is_empty(), "e2fsck -D indexed /dir");
+    let root = (dir.extents[0].physical * 1024) as usize;
+    let mut bad = img.clone();
+    // The last dx_root entry's hash: raise it above every name of its block.
+    let count = u16::from_le_bytes([img[root + 0x22], img[root + 0x23]]) as usize;
+    assert!(count >= 2, "/dir's index has {count} entries");
+    let last = root + 0x20 + 8 * (count - 1);
+    bad[last..last + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    expect_corrupt(
+        full_read(&bad),
+        "ext4 directory inode",
+        "outside the index range",
+    );
+    // A dx_root_info with a wrong info_length.
+    let mut bad = img.clone();
+    bad[root + 0x1D] = 9;
+    expect_corrupt(full_read(&bad), "dx_root", "info_length 9");
 }
 
 #[test]
@@ -429,8 +470,8 @@ fn interesting(img: &[u8]) -> Vec<(usize, usize)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
-    fn random_flips_never_panic(which in 0usize..3, flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 1u8..=255), 1..8)) {
-        let img = [ext4_image(), ext4_nocsum_image(), ext2_image()][which];
+    fn random_flips_never_panic(which in 0usize..4, flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 1u8..=255), 1..8)) {
+        let img = [ext4_image(), ext4_nocsum_image(), ext2_image(), htree_image()][which];
         let ranges = interesting(img);
         let mut bad = img.clone();
         for (r, off, x) in flips {

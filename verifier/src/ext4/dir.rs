@@ -7,7 +7,24 @@ use super::inode::{EXT4_INDEX_FL, Inode};
 use crate::bytes::{Le, ReadAt};
 use crate::error::{Error, Result};
 use serde::Serialize;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+
+/// The hashes a block reached through the index may hold: `lo..hi`, where a set low bit
+/// (the collision flag) on `hi` lets the block also hold names hashing to `hi & !1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashRange {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+impl HashRange {
+    fn contains(&self, h: u32) -> bool {
+        let h = u64::from(h);
+        let lo = self.lo & !1;
+        let hi = self.hi & !1;
+        h >= lo && (h < hi || (self.hi & 1 == 1 && h == hi))
+    }
+}
 
 /// `det_reserved_ft` of the dirent tail that carries a leaf block's checksum.
 pub const EXT4_DIR_TAIL_FT: u8 = 0xDE;
@@ -60,8 +77,15 @@ impl<R: ReadAt> Ext4<R> {
         let csum = self.sb.features.has_metadata_csum();
         let seed = inode.csum_seed(&self.sb);
         let mut index = HashSet::new();
+        let mut leaves = HashMap::new();
+        let mut version = 0;
         if inode.i_flags & EXT4_INDEX_FL != 0 {
-            self.dx_walk(inode, &data, nblocks, &mut index, &physical)?;
+            leaves = self.dx_walk(inode, &data, nblocks, &mut index, &physical)?;
+            version = data[0x1C];
+            // EXT2_FLAGS_UNSIGNED_HASH turns versions 0..=2 into their unsigned variants.
+            if version <= 2 && self.sb.s_flags & 0x2 != 0 {
+                version += 3;
+            }
         }
         let mut out = Directory::default();
         for lblk in 0..nblocks {
@@ -104,6 +128,7 @@ impl<R: ReadAt> Ext4<R> {
                 // Block 0 of an htree holds `.` and `..` as ordinary entries, then the root.
                 end = 12 + usize::from(Le(block).u16(12 + 4)).min(bs as usize - 12);
             }
+            let before = out.entries.len();
             self.parse_entries(
                 &block[..end],
                 &bname,
@@ -112,6 +137,32 @@ impl<R: ReadAt> Ext4<R> {
                 &mut out.entries,
                 lblk == 0 && index.contains(&0),
             )?;
+            if let Some(range) = leaves.get(&lblk) {
+                for e in &out.entries[before..] {
+                    let Some(h) = super::hash::dx_hash(&e.name, version, &self.sb.s_hash_seed)
+                    else {
+                        break;
+                    };
+                    if !range.contains(h) {
+                        return Err(Error::corrupt(
+                            &bname,
+                            off,
+                            format!(
+                                "name {:?} hashes to {h:#010x}, outside the index range {:#x}..{:#x} of its block",
+                                String::from_utf8_lossy(&e.name),
+                                range.lo,
+                                range.hi
+                            ),
+                        ));
+                    }
+                }
+            } else if !leaves.is_empty() && !index.contains(&lblk) && out.entries.len() > before {
+                return Err(Error::corrupt(
+                    &bname,
+                    off,
+                    "holds entries but no index entry points at it",
+                ));
+            }
         }
         let mut idx: Vec<u64> = index.into_iter().collect();
         idx.sort_unstable();
@@ -204,7 +255,7 @@ impl<R: ReadAt> Ext4<R> {
         nblocks: u64,
         index: &mut HashSet<u64>,
         physical: &dyn Fn(u64) -> Option<u64>,
-    ) -> Result<()> {
+    ) -> Result<HashMap<u64, HashRange>> {
         let bs = self.sb.block_size() as usize;
         let root = &data[..bs];
         let b = Le(root);
@@ -224,10 +275,12 @@ impl<R: ReadAt> Ext4<R> {
             ));
         }
         index.insert(0);
-        let mut frontier = vec![(0u64, 0x20usize)];
+        let mut leaves = HashMap::new();
+        let full = HashRange { lo: 0, hi: 1 << 32 };
+        let mut frontier = vec![(0u64, 0x20usize, full)];
         for depth in 0..=levels {
             let mut next = Vec::new();
-            for (lblk, count_off) in frontier {
+            for (lblk, count_off, range) in frontier {
                 let block = &data[(lblk as usize) * bs..(lblk as usize + 1) * bs];
                 let nname = if lblk == 0 {
                     name.clone()
@@ -236,16 +289,17 @@ impl<R: ReadAt> Ext4<R> {
                 };
                 let noff = physical(lblk).map(|p| p * bs as u64);
                 let children = self.dx_entries(inode, block, count_off, &nname, noff)?;
-                for child in children {
-                    if child >= nblocks {
+                for (i, &(hash, child)) in children.iter().enumerate() {
+                    if child >= nblocks || child == 0 {
                         return Err(Error::corrupt(
                             &nname,
                             noff,
-                            format!(
-                                "points at block {child}, beyond the directory's {nblocks} blocks"
-                            ),
+                            format!("dx_entry {i} points at block {child}, outside 1..{nblocks}"),
                         ));
                     }
+                    let lo = if i == 0 { range.lo } else { u64::from(hash) };
+                    let hi = children.get(i + 1).map_or(range.hi, |&(h, _)| u64::from(h));
+                    let sub = HashRange { lo, hi };
                     if depth < levels {
                         if !index.insert(child) {
                             return Err(Error::corrupt(
@@ -256,13 +310,19 @@ impl<R: ReadAt> Ext4<R> {
                                 ),
                             ));
                         }
-                        next.push((child, 8usize));
+                        next.push((child, 8usize, sub));
+                    } else if leaves.insert(child, sub).is_some() || index.contains(&child) {
+                        return Err(Error::corrupt(
+                            &nname,
+                            noff,
+                            format!("leaf block {child} is reached twice through the index"),
+                        ));
                     }
                 }
             }
             frontier = next;
         }
-        Ok(())
+        Ok(leaves)
     }
 
     /// The blocks an index node points at, after checking its limit, count, order and tail.
@@ -273,7 +333,7 @@ impl<R: ReadAt> Ext4<R> {
         count_off: usize,
         name: &str,
         off: Option<u64>,
-    ) -> Result<Vec<u64>> {
+    ) -> Result<Vec<(u32, u64)>> {
         let bs = block.len();
         let b = Le(block);
         let limit = usize::from(b.u16(count_off));
@@ -303,7 +363,7 @@ impl<R: ReadAt> Ext4<R> {
                 ));
             }
         }
-        let mut out = vec![u64::from(b.u32(count_off + 4))];
+        let mut out = vec![(0, u64::from(b.u32(count_off + 4)))];
         let mut prev = 0u32;
         for i in 1..count {
             let e = count_off + 8 * i;
@@ -316,7 +376,7 @@ impl<R: ReadAt> Ext4<R> {
                 ));
             }
             prev = hash;
-            out.push(u64::from(b.u32(e + 4)));
+            out.push((hash, u64::from(b.u32(e + 4))));
         }
         Ok(out)
     }

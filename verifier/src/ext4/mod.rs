@@ -13,6 +13,7 @@ pub mod dir;
 pub mod extent;
 pub mod features;
 pub mod group;
+pub mod hash;
 pub mod inode;
 pub mod journal;
 pub mod owner;
