@@ -80,15 +80,13 @@ fn ext2_image() -> &'static Vec<u8> {
 /// Everything the reader does with an image: open, walk, ownership, bitmaps, every file.
 fn full_read(img: &[u8]) -> Result<Vec<Entry>, Error> {
     let fs = Ext4::open(img)?;
-    let entries = fs.walk()?;
-    let owners = fs.owner_map(&entries)?;
-    fs.check_bitmaps(&owners, &entries)?;
-    for e in &entries {
+    let checked = fs.check()?;
+    for e in &checked.entries {
         if e.file_type == FileType::Regular {
             fs.read_file(e.ino, 1 << 24)?;
         }
     }
-    Ok(entries)
+    Ok(checked.entries)
 }
 
 /// Asserts a Corrupt error whose structure contains `structure` and message contains `what`.
@@ -324,6 +322,33 @@ fn journal_superblock_flip_is_a_checksum_mismatch() {
         full_read(&flip(img, first)),
         "jbd2 journal superblock",
         "h_magic",
+    );
+}
+
+#[test]
+fn backup_superblock_and_descriptor_flips_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = std::fs::read(mkfs(
+        tmp.path(),
+        "g.img",
+        20,
+        &["-t", "ext4", "-b", "1024"],
+        None,
+    ))
+    .unwrap();
+    let fs = Ext4::open(&img[..]).unwrap();
+    assert!(fs.check().unwrap().backups >= 1);
+    // Group 1 starts at block 8193: its superblock copy, then its descriptor table copy.
+    let sb1 = 8193 * 1024;
+    expect_corrupt(
+        full_read(&flip(&img, sb1 + 0x28)),
+        "ext4 superblock backup in group 1",
+        "s_checksum mismatch",
+    );
+    expect_corrupt(
+        full_read(&flip(&img, sb1 + 1024 + 64 + 0x8)),
+        "ext4 group descriptor 1 backup in group 1",
+        "bg_checksum mismatch",
     );
 }
 

@@ -706,12 +706,12 @@ fn sparse_64_gib_image_reads_metadata_only() {
     let img = mkfs(tmp.path(), "big.img", 64 << 10, &["-t", "ext4"], None);
     let start = std::time::Instant::now();
     let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
-    let entries = fs.walk().unwrap();
-    let owners = fs.owner_map(&entries).unwrap();
-    let totals = fs.check_bitmaps(&owners, &entries).unwrap();
+    let checked = fs.check().unwrap();
+    let totals = checked.totals;
     let elapsed = start.elapsed();
     println!(
-        "64 GiB sparse ext4: open + walk + ownership + bitmaps in {elapsed:?} ({} groups)",
+        "64 GiB sparse ext4: open + walk + ownership + bitmaps + {} backups in {elapsed:?} ({} groups)",
+        checked.backups,
         fs.groups.len()
     );
     assert_eq!(totals.free_blocks, fs.sb.s_free_blocks_count);

@@ -166,10 +166,28 @@ impl<R: ReadAt> Ext4<R> {
             return Ok(None);
         }
         let inode = self.inode(self.sb.s_journal_inum)?;
+        let iname = format!("ext4 journal inode {}", inode.ino);
+        // s_jnl_blocks keeps a copy of the journal inode's i_block and size (backup type 1).
+        if self.sb.s_jnl_backup_type == 1 {
+            let b = crate::bytes::Le(&inode.i_block);
+            let mut want: Vec<u32> = (0..15).map(|i| b.u32(4 * i)).collect();
+            want.push((inode.i_size >> 32) as u32);
+            want.push(inode.i_size as u32);
+            if want[..] != self.sb.s_jnl_blocks[..] {
+                return Err(Error::corrupt(
+                    "ext4 superblock",
+                    Some(super::superblock::SUPERBLOCK_OFFSET),
+                    format!(
+                        "s_jnl_blocks does not copy the i_block and i_size of journal inode {}",
+                        inode.ino
+                    ),
+                ));
+            }
+        }
         let map = self.block_map(&inode)?;
         let Some(first) = map.extents.iter().find(|e| e.logical == 0) else {
             return Err(Error::corrupt(
-                format!("ext4 journal inode {}", inode.ino),
+                &iname,
                 Some(inode.offset),
                 "logical block 0 is not mapped",
             ));
@@ -184,6 +202,21 @@ impl<R: ReadAt> Ext4<R> {
                     "s_blocksize is {}, the filesystem's block size is {}",
                     j.s_blocksize,
                     self.sb.block_size()
+                ),
+            ));
+        }
+        let inode_blocks = inode.i_size / self.sb.block_size();
+        if j.s_maxlen == 0
+            || u64::from(j.s_maxlen) > inode_blocks
+            || j.s_first == 0
+            || j.s_first >= j.s_maxlen
+        {
+            return Err(Error::corrupt(
+                "jbd2 journal superblock",
+                Some(first.physical * self.sb.block_size()),
+                format!(
+                    "s_maxlen {} and s_first {} do not fit the journal inode's {inode_blocks} blocks",
+                    j.s_maxlen, j.s_first
                 ),
             ));
         }

@@ -7,6 +7,7 @@
 //! Everything else is read on demand, so reading only metadata of a large sparse image is
 //! fast. Every count that sizes an allocation is bounded by the image size first.
 
+pub mod backup;
 pub mod bitmap;
 pub mod crc;
 pub mod dir;
@@ -199,5 +200,32 @@ impl<R: ReadAt> Ext4<R> {
             self.r.read_exact_at(&mut out[s..s + n], e.physical * bs)?;
         }
         Ok(out)
+    }
+}
+
+/// Everything [`Ext4::check`] found: the walk, the ownership map and the bitmap totals.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub entries: Vec<Entry>,
+    pub owners: OwnerMap,
+    pub totals: bitmap::BitmapTotals,
+    /// Number of superblock backups checked.
+    pub backups: u32,
+}
+
+impl<R: ReadAt> Ext4<R> {
+    /// Runs every check: the walk (directories, inodes, block maps, xattrs, link counts),
+    /// the ownership map (no block owned twice), the bitmaps against both, and the backups.
+    pub fn check(&self) -> Result<Checked> {
+        let entries = self.walk()?;
+        let owners = self.owner_map(&entries)?;
+        let totals = self.check_bitmaps(&owners, &entries)?;
+        let backups = self.check_backups()?;
+        Ok(Checked {
+            entries,
+            owners,
+            totals,
+            backups,
+        })
     }
 }
