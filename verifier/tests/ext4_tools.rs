@@ -165,12 +165,15 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
             format!("{} (dynamic)", sb.s_rev_level),
         ),
         ("Filesystem features", sb.features.names().join(" ")),
+        ("Filesystem state", sb.state_name()),
+        ("Errors behavior", sb.errors_name()),
+        ("Filesystem OS type", sb.creator_os_name()),
         (
-            "Filesystem state",
-            if sb.s_state == 1 {
-                "clean".into()
+            "Default mount options",
+            if sb.s_default_mount_opts == 0 {
+                "(none)".into()
             } else {
-                format!("state {}", sb.s_state)
+                sb.default_mount_opt_names().join(" ")
             },
         ),
         ("Inode count", sb.s_inodes_count.to_string()),
@@ -217,6 +220,9 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
         ("Default directory hash", sb.def_hash_name()),
         ("Directory Hash Seed", uuid_string(&sb.s_hash_seed)),
     ];
+    if sb.s_flags != 0 {
+        expect.push(("Filesystem flags", sb.flag_names().join(" ")));
+    }
     if sb.s_reserved_gdt_blocks != 0 {
         expect.push(("Reserved GDT blocks", sb.s_reserved_gdt_blocks.to_string()));
     }
@@ -601,6 +607,42 @@ fn ext2_and_ext3_match_e2fsprogs() {
     );
     populated(&["-t", "ext3"], 16);
     populated(&["-t", "ext2", "-b", "4096", "-I", "128"], 24);
+}
+
+#[test]
+fn superblock_names_match_dumpe2fs() {
+    // Unusual flags, mount options, error behaviour and creator OS, set by mke2fs and tune2fs.
+    let tmp = tempfile::tempdir().unwrap();
+    let img = mkfs(
+        tmp.path(),
+        "o.img",
+        8,
+        &[
+            "-t",
+            "ext4",
+            "-E",
+            "test_fs",
+            "-o",
+            "hurd",
+            "-O",
+            "^metadata_csum",
+        ],
+        None,
+    );
+    run_ok(
+        "tune2fs",
+        &[
+            "-o",
+            "journal_data,nobarrier,debug",
+            "-e",
+            "remount-ro",
+            img.to_str().unwrap(),
+        ],
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    assert_eq!(fs.sb.creator_os_name(), "Hurd");
+    check_dumpe2fs(&img, &fs);
+    fs.check().unwrap();
 }
 
 #[test]

@@ -443,6 +443,92 @@ impl Superblock {
     }
 }
 
+/// Names of the bits set in `mask` from `table`; unknown bits as `prefix` + hex value.
+fn bit_names(mask: u32, table: &[(u32, &str)], prefix: &str) -> Vec<String> {
+    (0..32)
+        .map(|b| 1u32 << b)
+        .filter(|m| mask & m != 0)
+        .map(|m| {
+            table
+                .iter()
+                .find(|(v, _)| *v == m)
+                .map_or(format!("{prefix}{m:#x}"), |(_, n)| (*n).to_string())
+        })
+        .collect()
+}
+
+impl Superblock {
+    /// `s_flags` by name, as dumpe2fs prints "Filesystem flags".
+    pub fn flag_names(&self) -> Vec<String> {
+        let table = [
+            (0x1, "signed_directory_hash"),
+            (0x2, "unsigned_directory_hash"),
+            (0x4, "test_filesystem"),
+        ];
+        bit_names(self.s_flags, &table, "FLAG_")
+    }
+
+    /// `s_default_mount_opts` by name, as dumpe2fs prints "Default mount options".
+    pub fn default_mount_opt_names(&self) -> Vec<String> {
+        let m = self.s_default_mount_opts;
+        let table = [
+            (0x1, "debug"),
+            (0x2, "bsdgroups"),
+            (0x4, "user_xattr"),
+            (0x8, "acl"),
+            (0x10, "uid16"),
+            (0x100, "nobarrier"),
+            (0x200, "block_validity"),
+            (0x400, "discard"),
+            (0x800, "nodelalloc"),
+        ];
+        // Bits 5 and 6 together are one two-bit field, the journalling mode, named first.
+        let mut out: Vec<String> = match m & 0x60 {
+            0x20 => vec!["journal_data".into()],
+            0x40 => vec!["journal_data_ordered".into()],
+            0x60 => vec!["journal_data_writeback".into()],
+            _ => Vec::new(),
+        };
+        out.extend(bit_names(m & !0x60, &table, "MNTOPT_"));
+        out
+    }
+
+    /// `s_errors` as dumpe2fs prints "Errors behavior".
+    pub fn errors_name(&self) -> String {
+        match self.s_errors {
+            1 => "Continue".into(),
+            2 => "Remount read-only".into(),
+            3 => "Panic".into(),
+            n => format!("Unknown (continue) ({n})"),
+        }
+    }
+
+    /// `s_creator_os` as dumpe2fs prints "Filesystem OS type".
+    pub fn creator_os_name(&self) -> String {
+        match self.s_creator_os {
+            0 => "Linux".into(),
+            1 => "Hurd".into(),
+            2 => "Masix".into(),
+            3 => "FreeBSD".into(),
+            4 => "Lites".into(),
+            n => format!("(unknown os) ({n})"),
+        }
+    }
+
+    /// `s_state` as dumpe2fs prints "Filesystem state".
+    pub fn state_name(&self) -> String {
+        let mut s = if self.s_state & 1 != 0 {
+            "clean".to_string()
+        } else {
+            "not clean".to_string()
+        };
+        if self.s_state & 2 != 0 {
+            s.push_str(" with errors");
+        }
+        s
+    }
+}
+
 /// Directory hash algorithm names, as in `s_def_hash_version` and `dx_root_info.hash_version`.
 pub fn hash_name(v: u8) -> String {
     match v {
