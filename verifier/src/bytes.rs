@@ -155,3 +155,13 @@ pub fn read_all(mut f: impl Read + Seek) -> std::io::Result<Vec<u8>> {
     f.read_to_end(&mut v)?;
     Ok(v)
 }
+
+/// A reference reads like what it points to, so a reader can borrow an image it does not own.
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn len(&self) -> u64 {
+        (**self).len()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}

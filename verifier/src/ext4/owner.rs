@@ -1,0 +1,315 @@
+//! The block ownership map: for every block, the structure or file that owns it (superblock
+//! and backups, group descriptors, reserved GDT blocks, bitmaps, inode tables, the journal,
+//! file data, block map blocks, directory blocks, xattr blocks). Two owners of one block are
+//! an error.
+
+use super::walk::Entry;
+use super::{EXT4_RESIZE_INO, Ext4, FileType};
+use crate::bytes::ReadAt;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::collections::HashSet;
+use std::fmt;
+
+/// Who owns a block. Paths are bytes, as in the walk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Owner {
+    /// The superblock copy at the start of a group (group 0: the primary).
+    Superblock {
+        group: u32,
+    },
+    /// The group descriptor table copy in a group.
+    Gdt {
+        group: u32,
+    },
+    /// Reserved GDT blocks for online resize in a group.
+    ReservedGdt {
+        group: u32,
+    },
+    BlockBitmap {
+        group: u32,
+    },
+    InodeBitmap {
+        group: u32,
+    },
+    InodeTable {
+        group: u32,
+    },
+    /// A block of the internal journal.
+    Journal,
+    /// The resize inode's own map block.
+    ResizeInode,
+    /// Blocks of another reserved inode (bad blocks, quota, ...).
+    ReservedInode {
+        ino: u32,
+    },
+    /// Data of a regular file or a slow symlink.
+    FileData {
+        ino: u32,
+        path: Vec<u8>,
+    },
+    /// A directory block (entries or hash index).
+    DirBlock {
+        ino: u32,
+        path: Vec<u8>,
+    },
+    /// An extent tree block or indirect block of a file.
+    BlockMapBlock {
+        ino: u32,
+        path: Vec<u8>,
+    },
+    /// An extended attribute block (possibly shared; the first path found).
+    XattrBlock {
+        ino: u32,
+        path: Vec<u8>,
+    },
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = |p: &Vec<u8>| String::from_utf8_lossy(p).into_owned();
+        match self {
+            Owner::Superblock { group: 0 } => write!(f, "superblock"),
+            Owner::Superblock { group } => write!(f, "superblock backup in group {group}"),
+            Owner::Gdt { group } => write!(f, "group descriptor table in group {group}"),
+            Owner::ReservedGdt { group } => write!(f, "reserved GDT blocks in group {group}"),
+            Owner::BlockBitmap { group } => write!(f, "block bitmap of group {group}"),
+            Owner::InodeBitmap { group } => write!(f, "inode bitmap of group {group}"),
+            Owner::InodeTable { group } => write!(f, "inode table of group {group}"),
+            Owner::Journal => write!(f, "journal"),
+            Owner::ResizeInode => write!(f, "resize inode"),
+            Owner::ReservedInode { ino } => write!(f, "reserved inode {ino}"),
+            Owner::FileData { path, .. } => write!(f, "file {} data", p(path)),
+            Owner::DirBlock { path, .. } => write!(f, "directory {} block", p(path)),
+            Owner::BlockMapBlock { path, .. } => write!(f, "extent/indirect block of {}", p(path)),
+            Owner::XattrBlock { path, .. } => write!(f, "xattr block of {}", p(path)),
+        }
+    }
+}
+
+/// `len` blocks from `start`, owned by `owner`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnedRange {
+    pub start: u64,
+    pub len: u64,
+    pub owner: Owner,
+}
+
+/// Every owned block range of a filesystem, sorted and disjoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OwnerMap {
+    ranges: Vec<OwnedRange>,
+}
+
+impl OwnerMap {
+    /// The owner of `block`, if any.
+    pub fn owner(&self, block: u64) -> Option<&Owner> {
+        let i = self.ranges.partition_point(|r| r.start + r.len <= block);
+        self.ranges
+            .get(i)
+            .filter(|r| r.start <= block)
+            .map(|r| &r.owner)
+    }
+
+    /// All ranges, sorted by start block.
+    pub fn ranges(&self) -> &[OwnedRange] {
+        &self.ranges
+    }
+
+    /// Sets bit `b - start` of `bits` for every owned block `b` in `start..end`.
+    pub fn mark_owned(&self, start: u64, end: u64, bits: &mut [u8]) {
+        let i = self.ranges.partition_point(|r| r.start + r.len <= start);
+        for r in self.ranges[i..].iter().take_while(|r| r.start < end) {
+            for b in r.start.max(start)..(r.start + r.len).min(end) {
+                let k = b - start;
+                if let Some(byte) = bits.get_mut((k / 8) as usize) {
+                    *byte |= 1 << (k % 8);
+                }
+            }
+        }
+    }
+
+    /// Number of owned blocks in `start..end`.
+    pub fn owned_in(&self, start: u64, end: u64) -> u64 {
+        let i = self.ranges.partition_point(|r| r.start + r.len <= start);
+        self.ranges[i..]
+            .iter()
+            .take_while(|r| r.start < end)
+            .map(|r| (r.start + r.len).min(end) - r.start.max(start))
+            .sum()
+    }
+}
+
+impl<R: ReadAt> Ext4<R> {
+    /// Metadata ranges of every group: superblock copies, GDT, reserved GDT, bitmaps and
+    /// inode tables.
+    pub fn metadata_ranges(&self) -> Vec<OwnedRange> {
+        let sb = &self.sb;
+        let mut v = Vec::new();
+        let itb = sb.inode_table_blocks();
+        for (g, gd) in self.groups.iter().enumerate() {
+            let group = g as u32;
+            if sb.group_has_super(g as u64) {
+                let first = sb.group_first_block(g as u64);
+                v.push(OwnedRange {
+                    start: first,
+                    len: 1,
+                    owner: Owner::Superblock { group },
+                });
+                v.push(OwnedRange {
+                    start: first + 1,
+                    len: sb.gdt_blocks(),
+                    owner: Owner::Gdt { group },
+                });
+                if sb.s_reserved_gdt_blocks > 0 {
+                    let start = first + 1 + sb.gdt_blocks();
+                    v.push(OwnedRange {
+                        start,
+                        len: u64::from(sb.s_reserved_gdt_blocks),
+                        owner: Owner::ReservedGdt { group },
+                    });
+                }
+            }
+            v.push(OwnedRange {
+                start: gd.bg_block_bitmap,
+                len: 1,
+                owner: Owner::BlockBitmap { group },
+            });
+            v.push(OwnedRange {
+                start: gd.bg_inode_bitmap,
+                len: 1,
+                owner: Owner::InodeBitmap { group },
+            });
+            v.push(OwnedRange {
+                start: gd.bg_inode_table,
+                len: itb,
+                owner: Owner::InodeTable { group },
+            });
+        }
+        v
+    }
+
+    /// Builds the ownership map from the metadata, the reserved inodes and a walk.
+    pub fn owner_map(&self, entries: &[Entry]) -> Result<OwnerMap> {
+        let mut v = self.metadata_ranges();
+        let reserved_gdt: Vec<(u64, u64)> = v
+            .iter()
+            .filter(|r| matches!(r.owner, Owner::ReservedGdt { .. }))
+            .map(|r| (r.start, r.start + r.len))
+            .collect();
+        for ino in 1..self.sb.s_first_ino.min(self.sb.s_inodes_count + 1) {
+            if ino == super::EXT4_ROOT_INO {
+                continue;
+            }
+            let inode = self.inode(ino)?;
+            if inode.i_mode == 0 && inode.i_blocks == 0 {
+                continue;
+            }
+            let map = self.block_map(&inode)?;
+            let owner = if ino == self.sb.s_journal_inum {
+                Owner::Journal
+            } else if ino == EXT4_RESIZE_INO {
+                Owner::ResizeInode
+            } else {
+                Owner::ReservedInode { ino }
+            };
+            let blocks = map
+                .extents
+                .iter()
+                .map(|e| (e.physical, e.len))
+                .chain(map.meta_blocks.iter().map(|&b| (b, 1)));
+            for (start, len) in blocks {
+                // The resize inode maps the reserved GDT blocks, which are listed already.
+                if ino == EXT4_RESIZE_INO
+                    && reserved_gdt
+                        .iter()
+                        .any(|&(s, e)| start >= s && start + len <= e)
+                {
+                    continue;
+                }
+                v.push(OwnedRange {
+                    start,
+                    len,
+                    owner: owner.clone(),
+                });
+            }
+            if inode.i_file_acl != 0 {
+                v.push(OwnedRange {
+                    start: inode.i_file_acl,
+                    len: 1,
+                    owner: owner.clone(),
+                });
+            }
+        }
+        let mut seen_ino = HashSet::new();
+        let mut seen_xattr = HashSet::new();
+        for e in entries {
+            if !seen_ino.insert(e.ino) {
+                continue;
+            }
+            let data = |ino, path: Vec<u8>| {
+                if e.file_type == FileType::Directory {
+                    Owner::DirBlock { ino, path }
+                } else {
+                    Owner::FileData { ino, path }
+                }
+            };
+            for x in &e.extents {
+                v.push(OwnedRange {
+                    start: x.physical,
+                    len: x.len,
+                    owner: data(e.ino, e.path.clone()),
+                });
+            }
+            for &b in &e.map_blocks {
+                v.push(OwnedRange {
+                    start: b,
+                    len: 1,
+                    owner: Owner::BlockMapBlock {
+                        ino: e.ino,
+                        path: e.path.clone(),
+                    },
+                });
+            }
+            if let Some(b) = e.xattr_block
+                && seen_xattr.insert(b)
+            {
+                v.push(OwnedRange {
+                    start: b,
+                    len: 1,
+                    owner: Owner::XattrBlock {
+                        ino: e.ino,
+                        path: e.path.clone(),
+                    },
+                });
+            }
+        }
+        v.retain(|r| r.len > 0);
+        v.sort_by_key(|r| r.start);
+        for w in v.windows(2) {
+            if w[0].start + w[0].len > w[1].start {
+                return Err(Error::corrupt(
+                    "ext4 block ownership",
+                    Some(w[1].start * self.sb.block_size()),
+                    format!(
+                        "block {} is claimed by {} and by {}",
+                        w[1].start, w[0].owner, w[1].owner
+                    ),
+                ));
+            }
+        }
+        if let Some(last) = v.last()
+            && last.start + last.len > self.sb.s_blocks_count
+        {
+            return Err(Error::corrupt(
+                "ext4 block ownership",
+                None,
+                format!(
+                    "{} ends past the filesystem's {} blocks",
+                    last.owner, self.sb.s_blocks_count
+                ),
+            ));
+        }
+        Ok(OwnerMap { ranges: v })
+    }
+}
