@@ -195,6 +195,13 @@ impl BootSector {
         self.bs_boot_sig == 0x29
     }
 
+    /// `BS_VolLab` without trailing spaces, or `None` when it is absent (no extended boot
+    /// signature), blank, or the placeholder "NO NAME" (blkid's `LABEL_FATBOOT` rule).
+    pub fn boot_label(&self) -> Option<&[u8]> {
+        let l = super::dir::trim_label(&self.bs_vol_lab);
+        (self.has_extended_sig() && !l.is_empty() && l != b"NO NAME").then_some(l)
+    }
+
     /// The volume serial as blkid and mdir print it: `XXXX-XXXX`, high half first.
     pub fn volume_id_string(&self) -> String {
         format!("{:04X}-{:04X}", self.bs_vol_id >> 16, self.bs_vol_id & 0xFFFF)

@@ -532,3 +532,20 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
     }
     Err(not_found("the root directory is not a file"))
 }
+
+/// The root directory's volume label entry alone (what blkid reports as `LABEL`), reading only
+/// the root directory: works on images whose data area is truncated after the root.
+pub(super) fn root_label<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Option<RootLabel>> {
+    let geo = &fat.geometry;
+    let loc = if geo.fat_type == FatType::Fat32 {
+        DirLoc::Chain(fat.table.chain(fat.boot.bpb_root_clus, "the root directory", geo)?)
+    } else {
+        DirLoc::FixedRoot
+    };
+    let listing = list_dir(fat, &loc, "fat directory /", &mut Vec::new())?;
+    Ok(listing
+        .labels
+        .into_iter()
+        .find(|(e, _)| e.first_cluster() == 0)
+        .map(|(e, off)| RootLabel { raw: e.name_bytes(), entry: e, offset: fat.base + off }))
+}

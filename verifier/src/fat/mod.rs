@@ -16,7 +16,7 @@ pub mod table;
 pub mod time;
 
 pub use boot::{BootSector, FatType, Geometry};
-pub use dir::{Node, Tree};
+pub use dir::{Node, RootLabel, Tree};
 pub use dirent::{LfnEntry, ShortEntry, Slot};
 pub use fsinfo::FsInfo;
 pub use summary::Summary;
@@ -193,6 +193,11 @@ impl<'r, R: ReadAt + ?Sized> Fat<'r, R> {
     /// Walks the whole tree. See [`Tree`].
     pub fn walk(&self) -> Result<Tree> {
         dir::walk(self).map_err(|e| rebase(e, self.base))
+    }
+
+    /// The root directory's volume label entry, reading only the root directory.
+    pub fn root_label(&self) -> Result<Option<dir::RootLabel>> {
+        dir::root_label(self).map_err(|e| rebase(e, self.base))
     }
 
     /// Reads the file at `path` (components separated by `/`, matched against long names,

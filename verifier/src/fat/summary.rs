@@ -30,7 +30,8 @@ pub struct Summary {
     pub oem_name: String,
     /// `BS_VolLab` trimmed, `None` when blank or "NO NAME" (blkid's `LABEL_FATBOOT`).
     pub label_fatboot: Option<String>,
-    /// The root directory's volume label entry, trimmed (blkid's `LABEL`).
+    /// The root directory's volume label entry, trimmed; `None` when absent or blank
+    /// (blkid's `LABEL`).
     pub label: Option<String>,
     /// `BS_FilSysType` trimmed (informational only).
     pub fil_sys_type: String,
@@ -78,8 +79,7 @@ impl Summary {
     pub(super) fn new<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, tree: Option<&Tree>) -> Summary {
         let b = &fat.boot;
         let g = &fat.geometry;
-        let boot_label = trim_label(&b.bs_vol_lab);
-        let label_fatboot = (b.has_extended_sig() && !boot_label.is_empty() && boot_label != b"NO NAME").then(|| text(boot_label));
+        let label_fatboot = b.boot_label().map(text);
         let mut raw_times: BTreeMap<&'static str, Vec<FatTime>> = BTreeMap::new();
         let mut findings = fat.findings.clone();
         if let Some(t) = tree {
@@ -114,7 +114,7 @@ impl Summary {
             volume_id: b.has_extended_sig().then(|| b.volume_id_string()),
             oem_name: text(&b.bs_oem_name),
             label_fatboot,
-            label: tree.and_then(|t| t.root_label.as_ref()).map(|l| text(l.trimmed())),
+            label: tree.and_then(|t| t.root_label.as_ref()).map(|l| text(l.trimmed())).filter(|l| !l.is_empty()),
             fil_sys_type: text(&b.bs_fil_sys_type),
             bytes_per_sector: g.bytes_per_sector,
             sectors_per_cluster: b.bpb_sec_per_clus,
