@@ -183,15 +183,21 @@ fn list_dir<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, loc: &DirLoc, structure: &str,
                         pending_off = soff;
                         pending.push(l);
                     } else {
-                        let follows = pending
-                            .last()
-                            .is_some_and(|p| p.seq() == l.seq() + 1 && p.ldir_chksum == l.ldir_chksum);
-                        if follows {
-                            pending.push(l);
-                        } else {
-                            let why = format!("entry with sequence number {} is out of order", l.seq());
-                            orphan(findings, soff, &why);
-                            pending.clear();
+                        match pending.last() {
+                            Some(p) if p.seq() == l.seq() + 1 && p.ldir_chksum == l.ldir_chksum => pending.push(l),
+                            Some(p) if p.seq() == l.seq() + 1 => {
+                                let why = format!(
+                                    "LDIR_Chksum {:#04x} differs from the {:#04x} of the entries before it",
+                                    l.ldir_chksum, p.ldir_chksum
+                                );
+                                orphan(findings, soff, &why);
+                                pending.clear();
+                            }
+                            _ => {
+                                let why = format!("entry with sequence number {} is out of order", l.seq());
+                                orphan(findings, soff, &why);
+                                pending.clear();
+                            }
                         }
                     }
                 }
