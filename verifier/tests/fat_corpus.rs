@@ -64,6 +64,15 @@ fn check(name: &str) {
         panic!("{name}: walk failed: {e}");
     }
     let summary = fat.summary(tree.as_ref().ok());
+    // The walk flags a root label that disagrees with BS_VolLab exactly when blkid's two
+    // labels differ (blkid hides "NO NAME" in the boot sector, so absent means "NO NAME").
+    if let Ok(tree) = &tree {
+        let no_name = "NO\\x20NAME".to_string();
+        let root = want.get("ID_FS_LABEL_ENC").unwrap_or(&no_name);
+        let boot = want.get("ID_FS_LABEL_FATBOOT_ENC").unwrap_or(&no_name);
+        let flagged = tree.findings.iter().any(|f| f.structure == "fat volume label");
+        assert_eq!(flagged, root != boot, "{name}: label finding: {:?}", tree.findings);
+    }
     if let Some(l) = fat.boot.boot_label() {
         got.insert("ID_FS_LABEL_FATBOOT_ENC".into(), blkid_enc(l));
     }

@@ -42,6 +42,11 @@ fn populate(img: &str, dir: &Path, bytes_per_cluster: usize) {
     put("f", "ünïcödé ★ ∑\n".as_bytes(), "::/sub/ünïcödé ★ ∑.txt");
     put("g", b"deep\n", "::/sub/deeper/deepest/x.y");
     put("h", b"mixed\n", "::/sub/deeper/MiXeD CaSe NaMe.Text");
+    // A long name of exactly 13 units fills one LFN entry with no terminator or padding.
+    put("i", b"13\n", "::/sub/thirteen_char");
+    // A deleted entry (0xE5) must be skipped as mdir skips it.
+    put("j", b"gone\n", "::/sub/deleted soon.txt");
+    run_ok("mdel", &[i[0], i[1], "::/sub/deleted soon.txt"]);
     // Enough entries in one directory to span several clusters with small clusters.
     for n in 0..40 {
         put("n", format!("{n}\n").as_bytes(), &format!("::/sub/file number {n:02} with a long name"));
@@ -286,6 +291,10 @@ fn check_mdir_and_contents(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree) {
     }
 }
 
+fn node_long<'t>(tree: &'t Tree, path: &str) -> Option<&'t str> {
+    tree.nodes.iter().find(|n| n.path == path).and_then(|n| n.long_name.as_deref())
+}
+
 fn check_case(case: Case) {
     let dir = tempfile::tempdir().expect("a tempdir");
     let path = sparse_image(dir.path(), "fat.img", case.mib << 20);
@@ -311,15 +320,17 @@ fn check_case(case: Case) {
     assert_eq!(fat.findings, vec![], "findings on open");
     assert_eq!(tree.findings, vec![], "findings on walk");
     assert!(tree.lost_clusters.is_empty());
-    // The walk saw what populate() made: 4 directories, 48 files, a unicode long name (mtools writes UCS-2 only, so no surrogate pairs), a
+    // The walk saw what populate() made: 4 directories, 49 files, a unicode long name (mtools writes UCS-2 only, so no surrogate pairs), a
     // 4-cluster file, lower-case 8.3 names shown through the NT case bits.
-    assert_eq!(tree.nodes.len(), 52);
+    assert_eq!(tree.nodes.len(), 53);
+    assert_eq!(node_long(&tree, "/sub/thirteen_char"), Some("thirteen_char"));
+    assert!(!tree.nodes.iter().any(|n| n.path.contains("deleted")));
     let node = |p: &str| tree.nodes.iter().find(|n| n.path == p).unwrap_or_else(|| panic!("{p} is in the walk"));
     assert_eq!(node("/sub/ünïcödé ★ ∑.txt").long_name.as_deref(), Some("ünïcödé ★ ∑.txt"));
     assert_eq!(node("/Some Long Directory Name/multi cluster file.bin").clusters.len(), 4);
     let lower = node("/lower.txt");
     assert_eq!((lower.long_name.as_deref(), lower.short_name.as_str(), lower.entry.dir_nt_res), (None, "LOWER.TXT", 0x18));
-    assert_eq!(node("/sub/file number 39 with a long name").order, 41);
+    assert_eq!(node("/sub/file number 39 with a long name").order, 42);
     check_fsck(&img, &fat, &tree);
     check_minfo(&img, &fat);
     check_blkid(&img, &fat, &tree, &case);

@@ -347,6 +347,13 @@ impl BootSector {
                 ));
             }
         }
+        if u32::from(bps) * u32::from(spc) > 32 * 1024 {
+            findings.push(Finding::new(
+                STRUCT,
+                Some(0x0D),
+                format!("clusters of {} bytes exceed the 32 KiB the spec allows; many systems cannot mount this", u32::from(bps) * u32::from(spc)),
+            ));
+        }
         if !self.has_extended_sig() {
             findings.push(Finding::new(
                 STRUCT,

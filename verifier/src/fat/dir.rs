@@ -321,6 +321,9 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         let mut subdirs = Vec::new();
         let mut order = 0;
         let mut dots = 0;
+        // FAT names are unique per directory, short names exactly, long names ignoring case.
+        let mut seen_short: HashSet<[u8; 11]> = HashSet::new();
+        let mut seen_long: HashSet<String> = HashSet::new();
         for (idx, item) in listing.items.into_iter().enumerate() {
             let e = &item.entry;
             if item.is_dot() {
@@ -357,6 +360,14 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             let name = item.display_name();
             let child = format!("{path}/{name}");
             let at = Some(base + item.offset);
+            if !seen_short.insert(e.dir_name) {
+                findings.push(Finding::new(&structure, at, format!("short name {:?} of {child} appears twice", e.short_name())));
+            }
+            if let Some(l) = &item.long_name
+                && !seen_long.insert(l.to_lowercase())
+            {
+                findings.push(Finding::new(&structure, at, format!("long name {l:?} appears twice (ignoring case)")));
+            }
             if let Some(why) = e.invalid_name() {
                 findings.push(Finding::new(&structure, at, format!("short name {:?} of {child}: {why}", e.short_name())));
             }
@@ -437,6 +448,20 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             findings.push(Finding::new(&structure, None, "the directory lacks its `.` or `..` entry"));
         }
         stack.extend(subdirs.into_iter().rev());
+    }
+
+    // The two labels agree when they hold the same text, an absent or blank one counting as
+    // the placeholder "NO NAME" that mkfs.fat and Windows write for "no label".
+    let no_name: &[u8] = b"NO NAME";
+    let root_text = root_label.as_ref().map(|l| l.trimmed()).filter(|l| !l.is_empty()).unwrap_or(no_name);
+    let boot_text = Some(trim_label(&fat.boot.bs_vol_lab)).filter(|l| !l.is_empty()).unwrap_or(no_name);
+    if fat.boot.has_extended_sig() && root_text != boot_text {
+        let show = |l: &[u8]| format!("{:?}", String::from_utf8_lossy(l));
+        findings.push(Finding::new(
+            "fat volume label",
+            root_label.as_ref().map(|l| l.offset).or(Some(base + if geo.fat_type == FatType::Fat32 { 0x47 } else { 0x2B })),
+            format!("the root directory label is {}, BS_VolLab is {}", show(root_text), show(boot_text)),
+        ));
     }
 
     let bad = match geo.fat_type {

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 fn package_of(program: &str) -> &'static str {
     match program {
         "mkfs.fat" | "mkfs.vfat" | "fsck.fat" => "dosfstools",
-        "minfo" | "mdir" | "mcopy" | "mmd" | "mtype" | "mlabel" => "mtools",
+        "minfo" | "mdir" | "mcopy" | "mmd" | "mdel" | "mtype" | "mlabel" => "mtools",
         "blkid" => "util-linux (blkid)",
         "xz" => "xz-utils",
         _ => "the package providing it",
