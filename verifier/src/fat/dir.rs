@@ -108,6 +108,15 @@ enum DirLoc {
     Chain(Vec<u32>),
 }
 
+/// The root directory: the fixed region on FAT12/16, the chain from `BPB_RootClus` on FAT32.
+fn root_loc<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<DirLoc> {
+    Ok(if fat.geometry.fat_type == FatType::Fat32 {
+        DirLoc::Chain(fat.table.chain(fat.boot.bpb_root_clus, "the root directory", &fat.geometry)?)
+    } else {
+        DirLoc::FixedRoot
+    })
+}
+
 struct Listing {
     items: Vec<Item>,
     labels: Vec<(ShortEntry, u64)>,
@@ -276,11 +285,10 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
     let mut owners = Owners { owner: vec![0; table.entries.len()] };
     let fat_off = base + geo.fat_offset;
 
-    let (root_loc, root_clusters) = if geo.fat_type == FatType::Fat32 {
-        let c = table.chain(fat.boot.bpb_root_clus, "the root directory", geo)?;
-        (DirLoc::Chain(c.clone()), c)
-    } else {
-        (DirLoc::FixedRoot, Vec::new())
+    let root_loc = root_loc(fat)?;
+    let root_clusters = match &root_loc {
+        DirLoc::Chain(c) => c.clone(),
+        DirLoc::FixedRoot => Vec::new(),
     };
     let name_of = |nodes: &Vec<Node>, who: u32| -> String {
         if who == ROOT_OWNER {
@@ -464,11 +472,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         ));
     }
 
-    let bad = match geo.fat_type {
-        FatType::Fat12 => 0xFF7,
-        FatType::Fat16 => 0xFFF7,
-        FatType::Fat32 => 0x0FFF_FFF7,
-    };
+    let bad = table.bad_mark();
     let lost: Vec<u32> = (2..table.entries.len() as u32)
         .filter(|&n| {
             let v = table.entries[n as usize];
@@ -493,11 +497,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
 
 pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u64) -> Result<Vec<u8>> {
     let geo = &fat.geometry;
-    let mut loc = if geo.fat_type == FatType::Fat32 {
-        DirLoc::Chain(fat.table.chain(fat.boot.bpb_root_clus, "the root directory", geo)?)
-    } else {
-        DirLoc::FixedRoot
-    };
+    let mut loc = root_loc(fat)?;
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let not_found = |what: &str| Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("fat path {path}: {what}")));
     let mut sink = Vec::new();
@@ -567,12 +567,7 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
 /// The root directory's volume label entry alone (what blkid reports as `LABEL`), reading only
 /// the root directory: works on images whose data area is truncated after the root.
 pub(super) fn root_label<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Option<RootLabel>> {
-    let geo = &fat.geometry;
-    let loc = if geo.fat_type == FatType::Fat32 {
-        DirLoc::Chain(fat.table.chain(fat.boot.bpb_root_clus, "the root directory", geo)?)
-    } else {
-        DirLoc::FixedRoot
-    };
+    let loc = root_loc(fat)?;
     let listing = list_dir(fat, &loc, "fat directory /", &mut Vec::new())?;
     Ok(listing
         .labels

@@ -60,7 +60,8 @@ impl FatTable {
         self.entries.get(n as usize).copied()
     }
 
-    fn bad_mark(&self) -> u32 {
+    /// The bad-cluster mark of this FAT type.
+    pub fn bad_mark(&self) -> u32 {
         match self.fat_type {
             FatType::Fat12 => 0xFF7,
             FatType::Fat16 => 0xFFF7,

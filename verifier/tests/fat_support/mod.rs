@@ -21,13 +21,12 @@ fn package_of(program: &str) -> &'static str {
 /// the program is not installed. mtools is told to skip its geometry check so it reads any
 /// image mkfs.fat makes.
 pub fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
+    Command::new(program)
         .args(args)
         .env("MTOOLS_SKIP_CHECK", "1")
         .env("LC_ALL", "C.UTF-8")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run `{program}` ({e}): install {}", package_of(program)));
-    out
+        .unwrap_or_else(|e| panic!("cannot run `{program}` ({e}): install {}", package_of(program)))
 }
 
 /// Runs a tool that must succeed and returns its stdout as text.
