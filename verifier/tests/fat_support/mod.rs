@@ -13,6 +13,7 @@ fn package_of(program: &str) -> &'static str {
         "minfo" | "mdir" | "mcopy" | "mmd" | "mdel" | "mtype" | "mlabel" => "mtools",
         "blkid" => "util-linux (blkid)",
         "xz" => "xz-utils",
+        "iconv" => "libc-bin (iconv)",
         _ => "the package providing it",
     }
 }
