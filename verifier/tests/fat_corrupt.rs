@@ -58,6 +58,12 @@ fn findings(path: &Path) -> (Vec<Finding>, Tree) {
     (all, tree)
 }
 
+/// What `fsck.fat -n` (the oracle) prints about the image.
+fn fsck_says(path: &Path) -> String {
+    let out = fat_support::run("fsck.fat", &["-n", path.to_str().expect("tempdir paths are UTF-8")]);
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 fn walk_err(path: &Path) -> Error {
     let f = ImageFile::open(path).expect("the image opens");
     let fat = Fat::open(&f).unwrap_or_else(|e| panic!("open: {e}"));
@@ -131,15 +137,30 @@ fn fat32_fsinfo_and_backup_boot_sector_flips_are_findings() {
     let path = image(dir.path(), 32, 34);
     tree_of(&path);
     // FSInfo lives in sector 1, the backup boot sector in sector 6.
+    let fsinfo = peek(&path, 512, 512);
     poke(&path, 512 + 0x1E8, &[0x00]);
     let (f, _) = findings(&path);
     assert_one_finding(&f, "fat32 fsinfo sector", "FSI_Free_Count");
+    assert!(fsck_says(&path).contains("Free cluster summary wrong"), "fsck.fat agrees");
     poke(&path, 512 + 3, &[0x42]);
     let (f, _) = findings(&path);
     assert_one_finding(&f, "fat32 fsinfo sector", "FSI_LeadSig");
     poke(&path, 6 * 512 + 0x43, &[0x99]);
     let (f, _) = findings(&path);
     assert_one_finding(&f, "fat32 backup boot sector", "BS_VolID");
+    poke(&path, 6 * 512 + 0x43, &peek(&path, 0x43, 1));
+    poke(&path, 512, &fsinfo);
+    // Mirroring disabled (BPB_ExtFlags bit 7) with FAT 1 active: FAT 0 may differ freely, the
+    // reader uses FAT 1, and only the backup boot sector's stale BPB_ExtFlags is reported.
+    poke(&path, 0x28, &[0x81, 0x00]);
+    let f = ImageFile::open(&path).expect("the image opens");
+    let rsvd = u64::from(u16::from_le_bytes(peek(&path, 0x0E, 2).try_into().expect("two bytes")));
+    poke(&path, rsvd * 512 + 4 * 3, &[0x00, 0x00, 0x00, 0x00]);
+    let (fs, t) = findings(&path);
+    assert_eq!(fs.len(), 1, "{fs:#?}");
+    assert_one_finding(&fs, "fat32 backup boot sector", "BPB_ExtFlags");
+    assert!(t.nodes.iter().any(|n| n.path == "/sub/deeper/b-three-cluster file" && n.clusters.len() == 3));
+    drop(f);
     // BPB_RootClus outside the volume is an error.
     poke(&path, 0x2C, &[0xFF, 0xFF, 0xFF, 0x0F]);
     assert_corrupt(&open_err(&path), "fat boot sector", 0x2C, "BPB_RootClus");
@@ -157,6 +178,7 @@ fn fat_copy_and_reserved_entry_flips_are_findings() {
     poke(&path, g.fat_copy_offset(1) + 80, &[0x34]);
     let (fs, _) = findings(&path);
     assert_one_finding(&fs, "fat 1", "first at entry 40");
+    assert!(fsck_says(&path).contains("FATs differ"), "fsck.fat agrees");
     // FAT[0] in both copies: a media byte other than BPB_Media.
     poke(&path, g.fat_copy_offset(0), &[0xF0]);
     poke(&path, g.fat_copy_offset(1), &[0xF0]);
@@ -177,6 +199,7 @@ fn directory_entry_flips_are_findings_naming_the_directory() {
     poke(&path, chk_off, &[saved[0] ^ 1]);
     let (fs, t) = findings(&path);
     assert_one_finding(&fs, "fat directory /sub", "LDIR_Chksum");
+    assert!(fsck_says(&path).contains("Checksum in long filename part wrong"), "fsck.fat agrees");
     assert!(t.nodes.iter().any(|n| n.path == format!("/sub/{}", long.short_name)), "falls back to the short name");
     poke(&path, chk_off, &saved);
 
@@ -184,6 +207,7 @@ fn directory_entry_flips_are_findings_naming_the_directory() {
     poke(&path, long.offset + 0x1C, &[0x00, 0x40]);
     let (fs, _) = findings(&path);
     assert_one_finding(&fs, "fat directory /sub", "DIR_FileSize 16384 needs 32 clusters, its chain has 3");
+    assert!(fsck_says(&path).contains("File size is 16384 bytes, cluster chain length is 1536 bytes"), "fsck.fat agrees");
     poke(&path, long.offset + 0x1C, &1500u32.to_le_bytes()[..2]);
 
     // A file pointing into another file's chain: cross-linked and lost clusters.
@@ -192,9 +216,19 @@ fn directory_entry_flips_are_findings_naming_the_directory() {
     let (fs, t) = findings(&path);
     assert!(fs.iter().any(|f| f.structure == "fat" && f.what.contains("cross-linked")), "{fs:#?}");
     assert_eq!(t.lost_clusters, long.clusters, "the orphaned chain is lost");
+    let says = fsck_says(&path);
+    assert!(says.contains("share clusters") && says.contains("Reclaimed 3 unused clusters"), "fsck.fat agrees: {says}");
     poke(&path, long.offset + 0x1A, &(long.clusters[0] as u16).to_le_bytes());
 
-    // An invalid modification date.
+    // A second short entry with the same name in the free slot after it.
+    let raw = peek(&path, long.offset, 32);
+    poke(&path, long.offset + 32, &raw);
+    let (fs, _) = findings(&path);
+    assert_one_finding(&fs, "fat directory /sub", "appears twice");
+    assert!(fsck_says(&path).contains("Duplicate directory entry"), "fsck.fat agrees");
+    poke(&path, long.offset + 32, &[0u8; 32]);
+
+    // An invalid modification date (fsck.fat does not check dates).
     poke(&path, long.offset + 0x18, &[0x00, 0x00]);
     let (fs, _) = findings(&path);
     assert_one_finding(&fs, "fat directory /sub", "DIR_WrtDate");
