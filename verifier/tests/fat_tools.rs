@@ -161,6 +161,30 @@ fn check_minfo(img: &str, fat: &Fat<'_, ImageFile>) {
     assert_eq!(hex(field("serial number")), b.bs_vol_id);
     assert_eq!(field("disk label").as_bytes(), b.bs_vol_lab);
     assert_eq!(field("disk type").as_bytes(), b.bs_fil_sys_type);
+    // The report carries the same values.
+    let s = fat.summary(None);
+    assert_eq!(s.oem_name, field("banner").trim_end());
+    assert_eq!(u64::from(s.bytes_per_sector), num(field("sector size")));
+    assert_eq!(u64::from(s.sectors_per_cluster), num(field("cluster size")));
+    assert_eq!(u64::from(s.reserved_sectors), num(field("reserved (boot) sectors")));
+    assert_eq!(u64::from(s.num_fats), num(field("fats")));
+    assert_eq!(u64::from(s.root_entries), num(field("max available root directory slots")));
+    assert_eq!(u32::from(s.media), hex(field("media descriptor byte")));
+    assert_eq!((u64::from(s.sectors_per_track), u64::from(s.heads)), (num(field("sectors per track")), num(field("heads"))));
+    assert_eq!(u64::from(s.hidden_sectors), num(field("hidden sectors")));
+    assert_eq!(u32::from(s.drive_number), hex(field("physical drive id")));
+    assert_eq!(s.fil_sys_type, field("disk type").trim_end());
+    let total = if b.bpb_tot_sec16 == 0 { field("big size") } else { field("small size") };
+    assert_eq!(u64::from(s.total_sectors), num(total));
+    if fat.geometry.fat_type == FatType::Fat32 {
+        assert_eq!(u64::from(s.sectors_per_fat), num(field("Big fatlen")));
+        assert_eq!(s.root_cluster.map(u64::from), Some(num(field("rootCluster"))));
+        assert_eq!(s.backup_boot_sector.map(u64::from), Some(num(field("backup boot sector"))));
+        assert_eq!(s.fsinfo_free_count.map(u64::from), Some(num(field("free clusters"))));
+        assert_eq!(s.fsinfo_next_free.map(u64::from), Some(num(field("last allocated cluster"))));
+    } else {
+        assert_eq!(u64::from(s.sectors_per_fat), num(field("sectors per fat")));
+    }
     if fat.geometry.fat_type == FatType::Fat32 {
         assert_eq!(num(field("Big fatlen")), u64::from(b.bpb_fat_sz32));
         assert_eq!(hex(field("Extended flags")), u32::from(b.bpb_ext_flags));
@@ -203,8 +227,10 @@ struct MdirEntry {
     long: Option<String>,
 }
 
-/// `mdir -/` output as directory path -> entries in listed order, `.`/`..` left out.
-fn mdir_listing(img: &str) -> BTreeMap<String, Vec<MdirEntry>> {
+/// `mdir -/` output as directory path -> entries in listed order, `.`/`..` left out, and the
+/// free bytes it reports.
+fn mdir_listing(img: &str) -> (BTreeMap<String, Vec<MdirEntry>>, Option<u64>) {
+    let mut free_bytes = None;
     let text = run_ok("mdir", &["-/", "-a", "-i", img, "::"]);
     let mut out: BTreeMap<String, Vec<MdirEntry>> = BTreeMap::new();
     let mut cur: Option<String> = None;
@@ -217,6 +243,10 @@ fn mdir_listing(img: &str) -> BTreeMap<String, Vec<MdirEntry>> {
         }
         if line.starts_with("Total files listed") {
             cur = None;
+        }
+        if let Some(v) = line.trim().strip_suffix(" bytes free") {
+            let digits: String = v.chars().filter(char::is_ascii_digit).collect();
+            free_bytes = digits.parse().ok();
         }
         let Some(dir) = &cur else { continue };
         let chars: Vec<char> = line.chars().collect();
@@ -239,7 +269,7 @@ fn mdir_listing(img: &str) -> BTreeMap<String, Vec<MdirEntry>> {
         let long = rest[after_time..].strip_prefix("  ").map(str::to_string).filter(|s| !s.is_empty());
         out.get_mut(dir).expect("created above").push(MdirEntry { short, size, date, time, long });
     }
-    out
+    (out, free_bytes)
 }
 
 /// `NAME.EXT` from raw 8.3 bytes decoded as code page 850 by glibc's iconv.
@@ -255,7 +285,10 @@ fn cp850_short_name(raw: &[u8; 11]) -> String {
 }
 
 fn check_mdir_and_contents(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree) {
-    let listing = mdir_listing(img);
+    let (listing, free_bytes) = mdir_listing(img);
+    let s = fat.summary(Some(tree));
+    assert_eq!(free_bytes, Some(u64::from(s.free_clusters) * u64::from(s.bytes_per_cluster)), "free space");
+    assert_eq!(s.free_clusters + s.used_clusters, s.cluster_count, "no bad clusters here");
     let mut ours: BTreeMap<String, Vec<MdirEntry>> = BTreeMap::new();
     ours.insert(String::new(), Vec::new());
     for n in &tree.nodes {
