@@ -134,3 +134,22 @@ fn the_list_covers_every_fat_image_of_the_corpus() {
     listed.sort();
     assert_eq!(on_disk, listed);
 }
+
+/// The JSON report of two fixed images, reviewed by hand: any change to what the summary
+/// says about them shows up as a snapshot diff.
+#[test]
+fn summary_snapshots_of_fixed_images() {
+    for name in ["fat", "small-fat32"] {
+        let dir = tempfile::tempdir().expect("a tempdir");
+        let path = corpus_image(dir.path(), name);
+        let img = ImageFile::open(&path).expect("the decompressed image opens");
+        let fat = Fat::open(&img).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let tree = fat.walk().unwrap_or_else(|e| panic!("{name}: {e}"));
+        let paths: Vec<String> = tree
+            .nodes
+            .iter()
+            .map(|n| format!("{} {:#04x} {} {:?}", n.path, n.entry.dir_attr, n.entry.dir_file_size, n.clusters))
+            .collect();
+        insta::assert_json_snapshot!(name, (fat.summary(Some(&tree)), paths));
+    }
+}
