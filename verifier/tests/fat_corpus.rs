@@ -3,7 +3,7 @@
 
 mod fat_support;
 
-use fat_support::{blkid_enc, corpus_image, udev_map};
+use fat_support::{blkid_enc, check_fsck, corpus_image, udev_map};
 use reprodisk_verifier::bytes::ImageFile;
 use reprodisk_verifier::fat::{Fat, FatType};
 
@@ -60,8 +60,25 @@ fn check(name: &str) {
     let tree = fat.walk();
     if name == "fat16_noheads" {
         assert!(matches!(tree, Err(reprodisk_verifier::Error::Truncated { .. }) | Ok(_)), "{name}: {tree:?}");
-    } else if let Err(e) = &tree {
-        panic!("{name}: walk failed: {e}");
+    } else {
+        let tree = tree.as_ref().unwrap_or_else(|e| panic!("{name}: walk failed: {e}"));
+        // fsck.fat -n -v agrees on the boot sector, the geometry and the counts.
+        let says = check_fsck(path.to_str().expect("tempdir paths are UTF-8"), &fat, tree, false);
+        // fsck.fat's label complaints match ours: the two labels differ...
+        let fsck_differ = ["and different", "but there is no volume label in root directory", "There is no label in boot sector"]
+            .iter()
+            .any(|m| says.contains(m));
+        let we_differ = tree.findings.iter().any(|f| f.structure == "fat volume label" && f.what.contains("BS_VolLab is"));
+        assert_eq!(we_differ, fsck_differ, "{name}: label mismatch: {says}");
+        // ...and the root label is not valid. fsck.fat 4.2 compares label bytes as signed
+        // chars, so it rejects every byte above 0x7f, which the spec allows: only labels of
+        // ASCII bytes are compared.
+        if let Some(l) = &tree.root_label
+            && l.raw.is_ascii()
+        {
+            let we_invalid = tree.findings.iter().any(|f| f.what.contains("label is not valid"));
+            assert_eq!(we_invalid, says.contains("stored in root directory is not valid"), "{name}: label validity: {says}");
+        }
     }
     let summary = fat.summary(tree.as_ref().ok());
     // The walk flags a root label that disagrees with BS_VolLab exactly when blkid's two
@@ -70,7 +87,7 @@ fn check(name: &str) {
         let no_name = "NO\\x20NAME".to_string();
         let root = want.get("ID_FS_LABEL_ENC").unwrap_or(&no_name);
         let boot = want.get("ID_FS_LABEL_FATBOOT_ENC").unwrap_or(&no_name);
-        let flagged = tree.findings.iter().any(|f| f.structure == "fat volume label");
+        let flagged = tree.findings.iter().any(|f| f.structure == "fat volume label" && f.what.contains("BS_VolLab is"));
         assert_eq!(flagged, root != boot, "{name}: label finding: {:?}", tree.findings);
     }
     if let Some(l) = fat.boot.boot_label() {

@@ -63,6 +63,20 @@ impl RootLabel {
     }
 }
 
+/// Why an 11-byte volume label breaks the short-name rules the spec sets for `DIR_Name`
+/// (fatgen103 section 6.1), or `None`. Lower case is accepted: mkfs.fat and Linux write it.
+pub fn invalid_label(raw: &[u8; 11]) -> Option<String> {
+    if raw.iter().all(|&c| c == b' ') {
+        return Some("it is blank".into());
+    }
+    if raw[0] == b' ' {
+        return Some("it starts with a space".into());
+    }
+    raw.iter()
+        .find(|&&c| c < 0x20 || b"\"*+,./:;<=>?[\\]|".contains(&c))
+        .map(|c| format!("byte {c:#04x} is not allowed"))
+}
+
 /// `raw` without trailing spaces and NULs.
 pub fn trim_label(raw: &[u8]) -> &[u8] {
     let end = raw.iter().rposition(|&c| c != b' ' && c != 0).map_or(0, |p| p + 1);
@@ -458,6 +472,11 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         stack.extend(subdirs.into_iter().rev());
     }
 
+    if let Some(l) = &root_label
+        && let Some(why) = invalid_label(&l.raw)
+    {
+        findings.push(Finding::new("fat volume label", Some(l.offset), format!("the root directory label is not valid: {why}")));
+    }
     // The two labels agree when they hold the same text, an absent or blank one counting as
     // the placeholder "NO NAME" that mkfs.fat and Windows write for "no label".
     let no_name: &[u8] = b"NO NAME";

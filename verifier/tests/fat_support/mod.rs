@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use reprodisk_verifier::bytes::ImageFile;
+use reprodisk_verifier::fat::{Fat, FatType, Tree};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -103,3 +105,80 @@ pub fn blkid_enc(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// The first integer in `s`.
+pub fn num(s: &str) -> u64 {
+    let d: String = s.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
+    d.parse().unwrap_or_else(|_| panic!("no number at the start of {s:?}"))
+}
+
+/// Compares the boot-sector report of `fsck.fat -n -v` line by line.
+/// `clean` asks that fsck.fat find nothing to repair. Returns fsck.fat's output.
+pub fn check_fsck(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree, clean: bool) -> String {
+    let out = run("fsck.fat", &["-n", "-v", img]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!clean || out.status.success(), "fsck.fat found problems: {text}{}", String::from_utf8_lossy(&out.stderr));
+    let b = &fat.boot;
+    let g = &fat.geometry;
+    let mut seen = 0;
+    for line in text.lines() {
+        let l = line.trim();
+        let mut check = |ok: bool| {
+            assert!(ok, "fsck.fat says {l:?}; we have {b:?} {g:?}");
+            seen += 1;
+        };
+        if let Some(v) = l.strip_prefix("System ID ") {
+            // fsck.fat prints BS_OEMName as a C string: up to the first NUL.
+            let oem = b.bs_oem_name.split(|&c| c == 0).next().unwrap_or(&[]);
+            check(v.trim_matches('"') == String::from_utf8_lossy(oem));
+        } else if let Some(v) = l.strip_prefix("Media byte 0x") {
+            check(u8::from_str_radix(&v[..2], 16).ok() == Some(b.bpb_media));
+        } else if l.ends_with("bytes per logical sector") {
+            check(num(l) == u64::from(g.bytes_per_sector));
+        } else if l.ends_with("bytes per cluster") {
+            check(num(l) == u64::from(g.bytes_per_cluster));
+        } else if l.ends_with("reserved sectors") || l.ends_with("reserved sector") {
+            check(num(l) == u64::from(b.bpb_rsvd_sec_cnt));
+        } else if let Some(v) = l.strip_prefix("First FAT starts at byte ") {
+            check(num(v) == g.fat_offset);
+        } else if l.contains("FATs, ") {
+            let bits = num(l.split(", ").nth(1).unwrap_or(""));
+            check(num(l) == u64::from(b.bpb_num_fats) && bits == u64::from(g.fat_type.bits()));
+        } else if l.contains("bytes per FAT (= ") {
+            let sectors = num(l.split("(= ").nth(1).unwrap_or(""));
+            check(sectors == u64::from(g.fat_size) && num(l) == u64::from(g.fat_size) * u64::from(g.bytes_per_sector));
+        } else if let Some(v) = l.strip_prefix("Root directory starts at byte ") {
+            check(num(v) == g.root_dir_offset);
+        } else if let Some(v) = l.strip_prefix("Root directory start at cluster ") {
+            check(num(v) == u64::from(b.bpb_root_clus));
+        } else if l.ends_with("root directory entries") {
+            check(num(l) == u64::from(b.bpb_root_ent_cnt));
+        } else if let Some(v) = l.strip_prefix("Data area starts at byte ") {
+            check(num(v) == g.data_offset);
+        } else if l.contains("data clusters (") {
+            check(num(l) == u64::from(g.cluster_count));
+        } else if l.contains("sectors/track, ") {
+            let heads = num(l.split(", ").nth(1).unwrap_or(""));
+            check(num(l) == u64::from(b.bpb_sec_per_trk) && heads == u64::from(b.bpb_num_heads));
+        } else if l.ends_with("hidden sectors") {
+            check(num(l) == u64::from(b.bpb_hidd_sec));
+        } else if l.ends_with("sectors total") {
+            check(num(l) == u64::from(g.total_sectors));
+        } else if let Some((_, v)) = l.split_once(": ")
+            && v.contains(" files, ")
+        {
+            // "N files, U/C clusters": fsck.fat counts every entry but `.`/`..`, the root
+            // volume label included, and every allocated cluster.
+            let files = num(v);
+            let (used, total) = v.split(", ").nth(1).and_then(|s| s.split_once('/')).expect("U/C clusters");
+            let label = u64::from(tree.root_label.is_some());
+            check(files == tree.nodes.len() as u64 + label);
+            check(num(used) == u64::from(fat.table.used_count()) && num(total) == u64::from(g.cluster_count));
+        }
+    }
+    // FAT32 has no "root directory entries" line.
+    let lines = if g.fat_type == FatType::Fat32 { 16 } else { 17 };
+    assert_eq!(seen, lines, "fsck.fat printed fewer lines than expected:\n{text}");
+    text
+}
+
