@@ -121,6 +121,32 @@ fn bpb_fields_give_errors_naming_the_field() {
 }
 
 #[test]
+fn a_volume_inside_a_disk_image_reports_image_offsets() {
+    use reprodisk_verifier::bytes::Slice;
+    let dir = tempfile::tempdir().expect("a tempdir");
+    let path = image(dir.path(), 12, 1);
+    let vol = std::fs::read(&path).expect("the image reads");
+    let base = 1u64 << 20;
+    let mut disk = vec![0u8; base as usize];
+    disk.extend_from_slice(&vol);
+    // BS_FilSysType "FAT16" on a FAT12 volume: a finding at its image offset.
+    disk[base as usize + 0x36..base as usize + 0x3E].copy_from_slice(b"FAT16   ");
+    let part = Slice { inner: &disk[..], start: base, len: vol.len() as u64 };
+    let fat = Fat::open_at(&part, base).expect("opens");
+    assert_eq!(fat.findings, vec![Finding::new("fat boot sector", Some(base + 0x36), "BS_FilSysType says \"FAT16   \", the cluster count makes it FAT12")]);
+    let tree = fat.walk().expect("walks");
+    let sub = tree.nodes.iter().find(|n| n.path == "/sub").expect("/sub");
+    assert_eq!(&disk[sub.offset as usize..sub.offset as usize + 11], b"SUB        ");
+    // An error inside the partition names the image offset too.
+    disk[base as usize + 0x10] = 0;
+    let part = Slice { inner: &disk[..], start: base, len: vol.len() as u64 };
+    match Fat::open_at(&part, base) {
+        Err(Error::Corrupt { at, .. }) => assert_eq!(at.offset, Some(base + 0x10)),
+        other => panic!("expected BPB_NumFATs to be corrupt, got {:?}", other.err()),
+    }
+}
+
+#[test]
 fn huge_counts_are_errors_before_any_allocation() {
     let dir = tempfile::tempdir().expect("a tempdir");
     let path = image(dir.path(), 16, 8);

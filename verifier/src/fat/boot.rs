@@ -361,6 +361,22 @@ impl BootSector {
                 format!("BS_BootSig is {:#04x}, not 0x29: BS_VolID, BS_VolLab and BS_FilSysType are absent", self.bs_boot_sig),
             ));
         }
+        // BS_FilSysType is informational, but a tool that writes it should write the truth.
+        let label = &self.bs_fil_sys_type;
+        let agrees = match label {
+            b"FAT12   " => fat_type == FatType::Fat12,
+            b"FAT16   " => fat_type == FatType::Fat16,
+            b"FAT32   " => fat_type == FatType::Fat32,
+            b"FAT     " => fat_type != FatType::Fat32,
+            _ => true,
+        };
+        if self.has_extended_sig() && !agrees {
+            findings.push(Finding::new(
+                STRUCT,
+                Some(if fat32_layout { 0x52 } else { 0x36 }),
+                format!("BS_FilSysType says {:?}, the cluster count makes it {}", String::from_utf8_lossy(label), fat_type.name()),
+            ));
+        }
         let bpsec = u64::from(bps);
         Ok(Geometry {
             fat_type,
