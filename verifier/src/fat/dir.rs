@@ -308,7 +308,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         if who == ROOT_OWNER {
             "the root directory".into()
         } else {
-            nodes.get(who as usize - 1).map_or_else(String::new, |n| n.path.clone())
+            (who as usize).checked_sub(1).and_then(|i| nodes.get(i)).map_or_else(String::new, |n| n.path.clone())
         }
     };
     owners.claim(&root_clusters, ROOT_OWNER, &|w| name_of(&nodes, w), &mut findings, fat_off);
@@ -325,7 +325,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         let structure = format!("fat directory {}", if path.is_empty() { "/" } else { &path });
         let listing = list_dir(fat, &loc, &structure, &mut findings)?;
         let is_root = path.is_empty();
-        for (i, (e, off)) in listing.labels.iter().enumerate() {
+        for (e, off) in &listing.labels {
             if !is_root {
                 findings.push(Finding::new(&structure, Some(base + off), "a volume label entry outside the root directory"));
             } else if e.first_cluster() != 0 {
@@ -336,7 +336,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                 ));
             } else if root_label.is_none() {
                 root_label = Some(RootLabel { raw: e.name_bytes(), entry: e.clone(), offset: base + off });
-            } else if i > 0 {
+            } else {
                 findings.push(Finding::new(&structure, Some(base + off), "a second volume label entry in the root directory"));
             }
         }
