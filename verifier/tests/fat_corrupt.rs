@@ -336,8 +336,39 @@ fn small_image() -> &'static [u8] {
     })
 }
 
+/// A populated FAT32 image (34 MiB) and the offset of its data area, built once.
+fn fat32_image() -> &'static (Vec<u8>, u64) {
+    static IMG: std::sync::OnceLock<(Vec<u8>, u64)> = std::sync::OnceLock::new();
+    IMG.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("a tempdir");
+        let path = image(dir.path(), 32, 34);
+        let bytes = std::fs::read(path).expect("the image reads");
+        let data = Fat::open(&bytes[..]).expect("a clean image opens").geometry.data_offset;
+        (bytes, data)
+    })
+}
+
+/// A base image with some bytes replaced, read without copying the base.
+struct Overlay<'a> {
+    base: &'a [u8],
+    flips: std::collections::BTreeMap<u64, u8>,
+}
+
+impl reprodisk_verifier::bytes::ReadAt for Overlay<'_> {
+    fn len(&self) -> u64 {
+        self.base.len() as u64
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.base.read_exact_at(buf, offset)?;
+        for (&at, &v) in self.flips.range(offset..offset + buf.len() as u64) {
+            buf[(at - offset) as usize] = v;
+        }
+        Ok(())
+    }
+}
+
 /// Everything a caller can do with a volume, none of which may panic.
-fn exercise(img: &[u8]) {
+fn exercise<R: reprodisk_verifier::bytes::ReadAt + ?Sized>(img: &R) {
     if let Ok(fat) = Fat::open(img) {
         let _ = fat.root_label();
         if let Ok(tree) = fat.walk() {
@@ -360,7 +391,7 @@ proptest! {
             bytes[0] = 0xEB;
             bytes[2] = 0x90;
         }
-        exercise(&bytes);
+        exercise(&bytes[..]);
     }
 
     #[test]
@@ -373,6 +404,17 @@ proptest! {
                 *b = v;
             }
         }
-        exercise(&img);
+        exercise(&img[..]);
+    }
+
+    #[test]
+    fn random_flips_of_fat32_metadata_never_panic(
+        meta in proptest::collection::vec((0u64..20_000, any::<u8>()), 0..12),
+        dirs in proptest::collection::vec((0u64..8192, any::<u8>()), 0..12),
+    ) {
+        let (base, data) = fat32_image();
+        let mut flips: std::collections::BTreeMap<u64, u8> = meta.into_iter().collect();
+        flips.extend(dirs.into_iter().map(|(o, v)| (data + o, v)));
+        exercise(&Overlay { base, flips });
     }
 }
