@@ -27,13 +27,13 @@ pub enum BuildError {
     Ptable(#[from] PtableError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
-    #[error("{action} `{path}`: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{action} `{path}`: {error}")]
+    Io { action: &'static str, path: PathBuf, error: std::io::Error },
 }
 
 fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
     let path = path.to_path_buf();
-    move |source| BuildError::Io { action, path, source }
+    move |error| BuildError::Io { action, path, error }
 }
 
 /// What `reprodisk plan` prints: the layout and what the build would and would not write.
@@ -116,7 +116,7 @@ impl SeedUsage {
             [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
             [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
                 ruzstd::decoding::StreamingDecoder::new(f)
-                    .map_err(|e| BuildError::Io { action: "decompressing", path: path.to_path_buf(), source: std::io::Error::other(e.to_string()) })?,
+                    .map_err(|e| BuildError::Io { action: "decompressing", path: path.to_path_buf(), error: std::io::Error::other(e.to_string()) })?,
             ),
             _ => Box::new(f),
         };
@@ -254,7 +254,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| BuildError::Io {
         action: "serialising",
         path: manifest_path.clone(),
-        source: std::io::Error::other(e),
+        error: std::io::Error::other(e),
     })?;
     json.push(b'\n');
     image::write_atomic(&manifest_path, &json).map_err(io("writing", &manifest_path))?;

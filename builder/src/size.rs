@@ -26,6 +26,9 @@ pub fn parse_iec(input: &str) -> Result<u64, SizeError> {
     }
     let digits_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(digits_end);
+    if number.is_empty() {
+        return Err(SizeError::NotANumber(input.to_string()));
+    }
     let shift = match suffix {
         "" => 0,
         "K" => 10,

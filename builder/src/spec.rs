@@ -24,8 +24,8 @@ pub const DEFAULT_SOURCE_DATE_EPOCH: i64 = 315_532_800;
 /// Everything that can be wrong with a spec. The CLI exits with code 2 on any of them.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("cannot read spec `{path}`: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read spec `{path}`: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("spec `{path}` has extension `{ext}`: use `.toml` or `.json`")]
     UnknownFormat { path: PathBuf, ext: String },
     #[error("spec `{path}` is not valid {format}: {message}")]
@@ -36,8 +36,8 @@ pub enum SpecError {
     DuplicateKey { location: String, key: String, alias: String },
     #[error("{location}: `{key}` {message}")]
     Invalid { location: String, key: String, message: String },
-    #[error("{location}: `{key}` = {value}: {source}")]
-    BadSize { location: String, key: String, value: String, source: SizeError },
+    #[error("{location}: `{key}` = {value}: {error}")]
+    BadSize { location: String, key: String, value: String, error: SizeError },
     #[error("{0}")]
     Assertion(String),
     #[error("{location}: `{key}` names `{path}`, which does not exist: check the path (relative paths start at the spec's folder `{base}`)")]
@@ -270,13 +270,17 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// The candidate closest to `word` by [`edit_distance`] (first one on ties).
+/// A candidate that contains `word` (ignoring case) wins over edit distance, so `"gpt"`
+/// suggests `"legacy+gpt"` rather than `"efi"`.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates.into_iter().min_by_key(|c| edit_distance(word, c))
+    let lower = word.to_ascii_lowercase();
+    candidates.into_iter().min_by_key(|c| (!c.to_ascii_lowercase().contains(&lower), edit_distance(word, c)))
 }
 
 /// Replaces aliases by canonical keys and rejects unknown or doubled keys.
-fn normalise(map: Map<String, Value>, keys: &[(&str, Option<&str>)], location: &str) -> Result<Map<String, Value>, SpecError> {
+fn normalise(map: Map<String, Value>, keys: &[(&str, Option<&str>)], location: &str) -> Result<(Map<String, Value>, Map<String, Value>), SpecError> {
     let mut out = Map::new();
+    let mut written = Map::new();
     for (key, value) in map {
         let canonical = keys.iter().find(|(c, a)| *c == key || *a == Some(key.as_str())).map(|(c, _)| *c);
         let Some(canonical) = canonical else {
@@ -291,20 +295,28 @@ fn normalise(map: Map<String, Value>, keys: &[(&str, Option<&str>)], location: &
             let alias = keys.iter().find(|(c, _)| *c == canonical).and_then(|(_, a)| *a).unwrap_or(canonical);
             return Err(SpecError::DuplicateKey { location: location.to_string(), key: canonical.to_string(), alias: alias.to_string() });
         }
+        written.insert(canonical.to_string(), Value::String(key));
         out.insert(canonical.to_string(), value);
     }
-    Ok(out)
+    Ok((out, written))
 }
 
 /// Reads fields of one table with errors that name the key.
 struct Table<'a> {
     map: Map<String, Value>,
+    /// Canonical key to the name the spec used (its alias, if it used one).
+    written: Map<String, Value>,
     location: &'a str,
 }
 
 impl Table<'_> {
+    /// The key as the user wrote it, for messages.
+    fn name(&self, key: &str) -> String {
+        self.written.get(key).and_then(Value::as_str).unwrap_or(key).to_string()
+    }
+
     fn invalid(&self, key: &str, message: impl Into<String>) -> SpecError {
-        SpecError::Invalid { location: self.location.to_string(), key: key.to_string(), message: message.into() }
+        SpecError::Invalid { location: self.location.to_string(), key: self.name(key), message: message.into() }
     }
 
     fn get<T: DeserializeOwned>(&mut self, key: &str, expected: &str) -> Result<Option<T>, SpecError> {
@@ -340,11 +352,11 @@ impl Table<'_> {
         let v = self.map.remove(key).unwrap_or(Value::String(default.to_string()));
         match &v {
             Value::Number(n) => n.as_u64().ok_or_else(|| self.invalid(key, format!("must be a size such as \"512M\" or a non-negative number of bytes, not {v}"))),
-            Value::String(s) => size::parse_iec(s).map_err(|source| SpecError::BadSize {
+            Value::String(s) => size::parse_iec(s).map_err(|error| SpecError::BadSize {
                 location: self.location.to_string(),
-                key: key.to_string(),
+                key: self.name(key),
                 value: v.to_string(),
-                source,
+                error,
             }),
             _ => Err(self.invalid(key, format!("must be a size such as \"512M\", not {v}"))),
         }
@@ -376,7 +388,7 @@ impl Spec {
 
     /// [`Spec::load`] with the SOURCE_DATE_EPOCH environment value passed in (for tests).
     pub fn load_with_env(path: &Path, env_epoch: Option<&str>) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read { path: path.to_path_buf(), error })?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let value = match ext.as_str() {
             "json" => serde_json::from_str::<Value>(&text)
@@ -400,8 +412,8 @@ impl Spec {
 
     /// Builds a spec from a parsed document. Checks everything except that files exist.
     pub fn from_value(value: Value, base: &Path, env_epoch: Option<&str>) -> Result<Spec, SpecError> {
-        let top = normalise(as_table(value, "spec", "the document")?, TOP_KEYS, "spec")?;
-        let mut t = Table { map: top, location: "spec" };
+        let (map, written) = normalise(as_table(value, "spec", "the document")?, TOP_KEYS, "spec")?;
+        let mut t = Table { map, written, location: "spec" };
 
         let layout = t.choice("partition_table_type", &Layout::ALL.map(|l| (l.name(), l)), Layout::Legacy)?;
         let disk_size = match t.map.remove("disk_size") {
@@ -412,11 +424,11 @@ impl Spec {
                 _ => return Err(t.invalid("disk_size", format!("is {n}: it must be \"auto\" or a positive whole number of MiB"))),
             },
             Some(Value::String(s)) => {
-                let bytes = size::parse_iec(&s).map_err(|source| SpecError::BadSize {
+                let bytes = size::parse_iec(&s).map_err(|error| SpecError::BadSize {
                     location: "spec".into(),
-                    key: "disk_size".into(),
+                    key: t.name("disk_size"),
                     value: format!("\"{s}\""),
-                    source,
+                    error,
                 })?;
                 if bytes == 0 || bytes % (1 << 20) != 0 {
                     return Err(t.invalid("disk_size", format!("is \"{s}\" = {bytes} bytes: it must be a positive whole number of MiB (the seed runs `truncate -s <diskSize>M`)")));
@@ -658,8 +670,8 @@ fn parse_epoch(s: &str) -> Option<i64> {
 }
 
 fn parse_system(map: Map<String, Value>, base: &Path) -> Result<System, SpecError> {
-    let map = normalise(map, SYSTEM_KEYS, "system")?;
-    let mut t = Table { map, location: "system" };
+    let (map, written) = normalise(map, SYSTEM_KEYS, "system")?;
+    let mut t = Table { map, written, location: "system" };
     let root = t.path("root", base)?.ok_or_else(|| t.invalid("root", "is missing: name the root tree, a directory or a tar archive"))?;
     let kernel = t.string("kernel")?;
     let initrd = t.string("initrd")?;
@@ -677,8 +689,8 @@ fn parse_system(map: Map<String, Value>, base: &Path) -> Result<System, SpecErro
 
 fn parse_content(v: Value, i: usize, base: &Path) -> Result<ContentEntry, SpecError> {
     let location = format!("contents[{i}]");
-    let map = normalise(as_table(v, "spec", &location)?, CONTENTS_KEYS, &location)?;
-    let mut t = Table { map, location: &location };
+    let (map, written) = normalise(as_table(v, "spec", &location)?, CONTENTS_KEYS, &location)?;
+    let mut t = Table { map, written, location: &location };
     let source = t.path("source", base)?.ok_or_else(|| t.invalid("source", "is missing: name the file or folder to copy"))?;
     let target = t.string("target")?.ok_or_else(|| t.invalid("target", "is missing: name where the file goes in the image, e.g. \"/etc/motd\""))?;
     let mode = t.string("mode")?;
