@@ -118,7 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load(path: &PathBuf) -> anyhow::Result<Spec> {
+fn load(path: &std::path::Path) -> anyhow::Result<Spec> {
     Spec::load(path).map_err(BuildError::from).with_context(|| format!("in spec `{}`", path.display()))
 }
 

@@ -332,10 +332,8 @@ pub fn plan(spec: &Spec, root_fs: Option<RootFsBytes>) -> Result<Plan, LayoutErr
             let mut mib = (need + seed_reserved_space(layout, boot)).div_ceil(MIB).max(1);
             loop {
                 let p = geometry(spec, layout, boot, mib * MIB, sizing.clone());
-                if let Ok(p) = &p {
-                    if p.root_bytes >= need {
-                        break;
-                    }
+                if p.is_ok_and(|p| p.root_bytes >= need) {
+                    break;
                 }
                 mib += 1;
                 if mib > (1 << 40) {

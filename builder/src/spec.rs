@@ -277,8 +277,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates.into_iter().min_by_key(|c| (!c.to_ascii_lowercase().contains(&lower), edit_distance(word, c)))
 }
 
+/// A table with canonical keys, and for each canonical key the name the spec wrote.
+type Normalised = (Map<String, Value>, Map<String, Value>);
+
 /// Replaces aliases by canonical keys and rejects unknown or doubled keys.
-fn normalise(map: Map<String, Value>, keys: &[(&str, Option<&str>)], location: &str) -> Result<(Map<String, Value>, Map<String, Value>), SpecError> {
+fn normalise(map: Map<String, Value>, keys: &[(&str, Option<&str>)], location: &str) -> Result<Normalised, SpecError> {
     let mut out = Map::new();
     let mut written = Map::new();
     for (key, value) in map {
