@@ -59,7 +59,8 @@ pub struct BuildOutput {
 ///
 /// Today: the seed's estimate ([`layout::seed_estimate`]) from a walk of the root tree (a
 /// folder, or a tar archive's members) and the `contents` sources. When the ext4 writer lands
-/// this becomes `RootFsBytes::Exact(ext4 plan of the ingested FsTree)`.
+/// this becomes `RootFsBytes::Exact(ext4 plan of the ingested FsTree)`. Approximation: the
+/// seed also counts the folders `mkdir -p` creates for `contents` targets; this walk does not.
 pub fn root_fs_bytes(spec: &Spec) -> Result<Option<RootFsBytes>, BuildError> {
     if spec.disk_size != DiskSize::Auto {
         return Ok(None);
@@ -121,20 +122,28 @@ impl SeedUsage {
             _ => Box::new(f),
         };
         let mut archive = tar::Archive::new(reader);
+        // Hard-link members carry no size; du counts each link at its file's size.
+        let mut sizes: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
+        let clean = |p: &Path| -> PathBuf { p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect() };
         for entry in archive.entries().map_err(io("reading tar", path))? {
             let entry = entry.map_err(io("reading tar", path))?;
-            let p = entry.path().map_err(io("reading tar", path))?;
-            if p.as_os_str() == "." || p.as_os_str() == "./" {
+            let member = clean(&entry.path().map_err(io("reading tar", path))?);
+            if member.as_os_str().is_empty() {
                 continue;
             }
             self.entries += 1;
-            if !entry.header().entry_type().is_dir() {
-                let size = match entry.link_name().map_err(io("reading tar", path))? {
-                    Some(target) if entry.header().entry_type().is_symlink() => target.as_os_str().len() as u64,
-                    _ => entry.size(),
-                };
-                self.blocks += size.div_ceil(4096);
+            let kind = entry.header().entry_type();
+            if kind.is_dir() {
+                continue;
             }
+            let target = entry.link_name().map_err(io("reading tar", path))?;
+            let size = match target {
+                Some(t) if kind.is_symlink() => t.as_os_str().len() as u64,
+                Some(t) if kind.is_hard_link() => sizes.get(&clean(&t)).copied().unwrap_or(0),
+                _ => entry.size(),
+            };
+            sizes.insert(member, size);
+            self.blocks += size.div_ceil(4096);
         }
         Ok(())
     }

@@ -355,7 +355,12 @@ fn geometry(spec: &Spec, layout: Layout, boot: u64, disk_bytes: u64, sizing: Siz
     let root_guid = ids.guid(spec.root_gpuid)?;
     let p1_guid = ids.guid(ids::SEED_PARTITION1_GUID)?;
     let p2_guid = ids.guid(ids::SEED_PARTITION2_GUID)?;
-    let ext4 = Content::Ext4 { label: spec.label.clone(), uuid: spec.root_fsuid };
+    // The ext4 UUID is rootFSUID, or random like every other ID when deterministic = false.
+    let fs_uuid = match spec.root_fsuid {
+        Some(u) => Some(ids.guid(u)?),
+        None => Some(ids.guid(spec.root_gpuid)?).filter(|_| !spec.deterministic),
+    };
+    let ext4 = Content::Ext4 { label: spec.label.clone(), uuid: fs_uuid };
     let fat = |label, n| -> Result<Content, LayoutError> { Ok(Content::Fat { label, volume_id: ids.fat_volume_id(n, spec.root_gpuid)? }) };
     let gpt = |type_guid, partition_guid, name| Some(GptEntry { type_guid, partition_guid, name, attributes: 0 });
     let mbr = |system_id, bootable| Some(MbrEntry { system_id, bootable });

@@ -128,6 +128,25 @@ fn reference_readers_accept_our_images() {
         let spec = common::write(dir.path(), "spec.json", &format!(r#"{{"partitionTableType": "{layout}", "diskSize": 300}}"#));
         let image = common::build(&spec, &dir.path().join("out"));
         let img = image.to_str().unwrap();
+        // sfdisk reads back exactly what `plan --json` promised.
+        let plan = common::reprodisk(&["plan", spec.to_str().unwrap(), "--json"]);
+        let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        let table = common::sfdisk_json(&image);
+        let read = table["partitiontable"]["partitions"].as_array().unwrap();
+        let planned = plan["plan"]["partitions"].as_array().unwrap();
+        assert_eq!(read.len(), planned.len(), "{layout}");
+        for (r, p) in read.iter().zip(planned) {
+            assert_eq!(r["start"], p["start_lba"], "{layout}");
+            assert_eq!(r["size"].as_u64().unwrap(), p["end_lba"].as_u64().unwrap() - p["start_lba"].as_u64().unwrap() + 1, "{layout}");
+            if p["gpt"].is_object() {
+                assert_eq!(r["type"], p["gpt"]["type_guid"], "{layout}");
+                assert_eq!(r["uuid"], p["gpt"]["partition_guid"], "{layout}");
+                assert_eq!(r["name"], p["gpt"]["name"], "{layout}");
+            } else {
+                assert_eq!(r["type"].as_str().unwrap(), format!("{:x}", p["mbr"]["system_id"].as_u64().unwrap()), "{layout}");
+                assert_eq!(r["bootable"].as_bool().unwrap_or(false), p["mbr"]["bootable"].as_bool().unwrap(), "{layout}");
+            }
+        }
         let v = common::tool("sgdisk", "gdisk", &["-v", img]);
         let out = String::from_utf8_lossy(&v.stdout);
         if layout.starts_with("legacy") && layout != "legacy+gpt" {
