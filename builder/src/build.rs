@@ -218,7 +218,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     progress.stage("planning the layout");
     let report = plan_report(spec)?;
     let plan = report.plan;
-    let spec_bytes = std::fs::read(&spec.path).map_err(io("reading", &spec.path))?;
+    // A spec built in memory (Spec::from_value) has no file: its digest is over its JSON.
+    let spec_bytes = if spec.path.as_os_str().is_empty() {
+        serde_json::to_vec(spec).map_err(|e| BuildError::Io { action: "serialising", path: PathBuf::from("spec"), error: std::io::Error::other(e) })?
+    } else {
+        std::fs::read(&spec.path).map_err(io("reading", &spec.path))?
+    };
     let inputs = manifest::input_records(spec).map_err(io("hashing inputs of", &spec.path))?;
 
     std::fs::create_dir_all(out_dir).map_err(io("creating", out_dir))?;

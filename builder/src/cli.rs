@@ -119,7 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Spec> {
-    Spec::load(path).map_err(BuildError::from).with_context(|| format!("in spec `{}`", path.display()))
+    Spec::load(path).map_err(BuildError::from).with_context(|| format!("spec `{}`", path.display()))
 }
 
 fn run_build(a: BuildArgs) -> anyhow::Result<()> {

@@ -30,17 +30,17 @@ pub enum SpecError {
     UnknownFormat { path: PathBuf, ext: String },
     #[error("spec `{path}` is not valid {format}: {message}")]
     Syntax { path: PathBuf, format: &'static str, message: String },
-    #[error("{location}: unknown key `{key}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    #[error("unknown key `{location}{key}`{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
     UnknownKey { location: String, key: String, suggestion: Option<String> },
-    #[error("{location}: `{key}` and its alias `{alias}` are both set: keep one")]
+    #[error("`{location}{key}` and its alias `{location}{alias}` are both set: keep one")]
     DuplicateKey { location: String, key: String, alias: String },
-    #[error("{location}: `{key}` {message}")]
+    #[error("`{location}{key}` {message}")]
     Invalid { location: String, key: String, message: String },
-    #[error("{location}: `{key}` = {value}: {error}")]
+    #[error("`{location}{key}` = {value}: {error}")]
     BadSize { location: String, key: String, value: String, error: SizeError },
     #[error("{0}")]
     Assertion(String),
-    #[error("{location}: `{key}` names `{path}`, which does not exist: check the path (relative paths start at the spec's folder `{base}`)")]
+    #[error("`{location}{key}` names `{path}`, which does not exist: check the path (relative paths start at the spec's folder `{base}`)")]
     MissingFile { location: String, key: String, path: PathBuf, base: PathBuf },
     #[error("`{key}` is not supported: {why}")]
     Unsupported { key: String, why: String },
@@ -415,8 +415,8 @@ impl Spec {
 
     /// Builds a spec from a parsed document. Checks everything except that files exist.
     pub fn from_value(value: Value, base: &Path, env_epoch: Option<&str>) -> Result<Spec, SpecError> {
-        let (map, written) = normalise(as_table(value, "spec", "the document")?, TOP_KEYS, "spec")?;
-        let mut t = Table { map, written, location: "spec" };
+        let (map, written) = normalise(as_table(value, "", "the document")?, TOP_KEYS, "")?;
+        let mut t = Table { map, written, location: "" };
 
         let layout = t.choice("partition_table_type", &Layout::ALL.map(|l| (l.name(), l)), Layout::Legacy)?;
         let disk_size = match t.map.remove("disk_size") {
@@ -428,7 +428,7 @@ impl Spec {
             },
             Some(Value::String(s)) => {
                 let bytes = size::parse_iec(&s).map_err(|error| SpecError::BadSize {
-                    location: "spec".into(),
+                    location: String::new(),
                     key: t.name("disk_size"),
                     value: format!("\"{s}\""),
                     error,
@@ -483,8 +483,8 @@ impl Spec {
             (Some(value), _) => SourceDateEpoch { value, origin: EpochOrigin::Spec },
             (None, Some(s)) => SourceDateEpoch {
                 value: parse_epoch(s).ok_or_else(|| SpecError::Invalid {
-                    location: "environment".into(),
-                    key: "SOURCE_DATE_EPOCH".into(),
+                    location: String::new(),
+                    key: "$SOURCE_DATE_EPOCH".into(),
                     message: format!("is \"{s}\": it must be a whole number of seconds since 1970 (unset it or fix it)"),
                 })?,
                 origin: EpochOrigin::Environment,
@@ -494,7 +494,7 @@ impl Spec {
 
         let system = match t.map.remove("system") {
             None => None,
-            Some(v) => Some(parse_system(as_table(v, "spec", "system")?, base)?),
+            Some(v) => Some(parse_system(as_table(v, "", "system")?, base)?),
         };
         let contents = match t.map.remove("contents") {
             None => Vec::new(),
@@ -620,11 +620,11 @@ impl Spec {
             Some(p) if !p.resolved.exists() => Err(missing(location, key, p)),
             _ => Ok(()),
         };
-        check("spec", "efi_firmware", &self.efi_firmware)?;
-        check("spec", "efi_variables", &self.efi_variables)?;
-        check("spec", "config_file", &self.config_file)?;
+        check("", "efiFirmware", &self.efi_firmware)?;
+        check("", "efiVariables", &self.efi_variables)?;
+        check("", "configFile", &self.config_file)?;
         if let Some(s) = &self.system {
-            check("system", "root", &Some(s.root.clone()))?;
+            check("system.", "root", &Some(s.root.clone()))?;
         }
         for (i, c) in self.contents.iter().enumerate() {
             // A glob source is checked by its folder; the matches are found at ingestion.
@@ -636,7 +636,7 @@ impl Spec {
             } else {
                 c.source.clone()
             };
-            check(&format!("contents[{i}]"), "source", &Some(p))?;
+            check(&format!("contents[{i}]."), "source", &Some(p))?;
         }
         Ok(())
     }
@@ -673,8 +673,8 @@ fn parse_epoch(s: &str) -> Option<i64> {
 }
 
 fn parse_system(map: Map<String, Value>, base: &Path) -> Result<System, SpecError> {
-    let (map, written) = normalise(map, SYSTEM_KEYS, "system")?;
-    let mut t = Table { map, written, location: "system" };
+    let (map, written) = normalise(map, SYSTEM_KEYS, "system.")?;
+    let mut t = Table { map, written, location: "system." };
     let root = t.path("root", base)?.ok_or_else(|| t.invalid("root", "is missing: name the root tree, a directory or a tar archive"))?;
     let kernel = t.string("kernel")?;
     let initrd = t.string("initrd")?;
@@ -691,8 +691,8 @@ fn parse_system(map: Map<String, Value>, base: &Path) -> Result<System, SpecErro
 }
 
 fn parse_content(v: Value, i: usize, base: &Path) -> Result<ContentEntry, SpecError> {
-    let location = format!("contents[{i}]");
-    let (map, written) = normalise(as_table(v, "spec", &location)?, CONTENTS_KEYS, &location)?;
+    let location = format!("contents[{i}].");
+    let (map, written) = normalise(as_table(v, "", &format!("contents[{i}]"))?, CONTENTS_KEYS, &location)?;
     let mut t = Table { map, written, location: &location };
     let source = t.path("source", base)?.ok_or_else(|| t.invalid("source", "is missing: name the file or folder to copy"))?;
     let target = t.string("target")?.ok_or_else(|| t.invalid("target", "is missing: name where the file goes in the image, e.g. \"/etc/motd\""))?;
@@ -742,11 +742,11 @@ mod tests {
     #[test]
     fn unknown_keys_name_the_closest() {
         let e = spec(json!({"partitonTableType": "efi"})).unwrap_err().to_string();
-        assert_eq!(e, "spec: unknown key `partitonTableType` (did you mean `partitionTableType`?)");
+        assert_eq!(e, "unknown key `partitonTableType` (did you mean `partitionTableType`?)");
         let e = spec(json!({"system": {"rot": "x"}})).unwrap_err().to_string();
-        assert_eq!(e, "system: unknown key `rot` (did you mean `root`?)");
+        assert_eq!(e, "unknown key `system.rot` (did you mean `root`?)");
         let e = spec(json!({"contents": [{"source": "a", "target": "/a", "gruop": "x"}]})).unwrap_err().to_string();
-        assert_eq!(e, "contents[0]: unknown key `gruop` (did you mean `group`?)");
+        assert_eq!(e, "unknown key `contents[0].gruop` (did you mean `group`?)");
     }
 
     #[test]

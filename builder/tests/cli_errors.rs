@@ -38,7 +38,7 @@ fn seed_assertions_exit_2() {
 fn unknown_keys_name_the_closest() {
     check("spec.json", r#"{"diskSise": 100}"#, "unknown key `diskSise` (did you mean `diskSize`?)");
     check("spec.toml", "disk_sise = 100\n", "unknown key `disk_sise` (did you mean `disk_size`?)");
-    check("spec.toml", "[system]\nroot = \"motd\"\nkernel_param = []\n", "(did you mean `kernel_params`?)");
+    check("spec.toml", "[system]\nroot = \"motd\"\nkernel_param = []\n", "unknown key `system.kernel_param` (did you mean `kernel_params`?)");
 }
 
 #[test]
