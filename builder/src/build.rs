@@ -275,3 +275,43 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     progress.stage(&format!("wrote {}", image_path.display()));
     Ok(BuildOutput { image: image_path, manifest_path, manifest })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        Spec::from_value(v, Path::new("."), None).unwrap()
+    }
+
+    #[test]
+    fn builds_an_in_memory_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = build(&spec(json!({"partitionTableType": "hybrid", "diskSize": 20, "bootSize": "8M"})), dir.path(), &Progress::quiet()).unwrap();
+        assert_eq!(out.image, dir.path().join("nixos.img"));
+        assert_eq!(std::fs::metadata(&out.image).unwrap().len(), 20 << 20);
+        assert_eq!(out.manifest.output.sha256, manifest::sha256_file(&out.image).unwrap());
+        assert_eq!(out.manifest.layout.partitions.len(), 3);
+        let products = std::fs::read_to_string(dir.path().join("nix-support/hydra-build-products")).unwrap();
+        assert!(products.starts_with("file raw-image /") && products.ends_with("/nixos.img\n"), "{products}");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out.manifest_path).unwrap()).unwrap();
+        assert_eq!(m["source_date_epoch"], json!({"value": 315532800, "origin": "default"}));
+        assert_eq!(m["spec"]["resolved"]["partition_table_type"], "hybrid");
+        assert!(m["not_written"][0].as_str().unwrap().contains("ext4 writer pending"));
+    }
+
+    #[test]
+    fn a_failed_build_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(json!({"partitionTableType": "efi", "diskSize": 20}));
+        // bootSize 256M does not fit a 20 MiB disk: the plan fails before any file exists.
+        assert!(matches!(build(&s, dir.path(), &Progress::quiet()), Err(BuildError::Layout(_))));
+        let file_as_dir = dir.path().join("file");
+        std::fs::write(&file_as_dir, b"x").unwrap();
+        let ok = spec(json!({"diskSize": 4}));
+        assert!(matches!(build(&ok, &file_as_dir, &Progress::quiet()), Err(BuildError::Io { .. })));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("file")]);
+    }
+}
