@@ -1,1 +1,317 @@
-//! (placeholder, filled in by the foundation work: see ARCHITECTURE.md)
+//! The whole pipeline: spec -> plan -> image, written atomically into the output folder.
+//!
+//! Seams for the work that lands later, each a named function that says what it does today:
+//! - [`root_fs_bytes`]: what `diskSize = "auto"` is given (today the seed's estimate from a
+//!   walk of the inputs; later the ext4 writer's exact size from the ingested tree).
+//! - [`write_root_filesystem`]: today leaves the root partition unformatted (holes).
+//! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted.
+//!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
+
+use crate::image::{self, Image};
+use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
+use crate::manifest::{self, Manifest, OutputRecord, SpecRecord};
+use crate::progress::Progress;
+use crate::ptable::{self, PtableError};
+use crate::spec::{DiskSize, Format, SourceDateEpoch, Spec, SpecError};
+use serde::Serialize;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Ptable(#[from] PtableError),
+    #[error("{what} is not implemented yet: {hint}")]
+    NotImplemented { what: String, hint: &'static str },
+    #[error("{action} `{path}`: {error}")]
+    Io { action: &'static str, path: PathBuf, error: std::io::Error },
+}
+
+fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BuildError {
+    let path = path.to_path_buf();
+    move |error| BuildError::Io { action, path, error }
+}
+
+/// What `reprodisk plan` prints: the layout and what the build would and would not write.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub output_file: String,
+    pub format: Format,
+    pub source_date_epoch: SourceDateEpoch,
+    pub plan: Plan,
+    /// Parts reprodisk does not write yet.
+    pub pending: Vec<String>,
+}
+
+/// Everything `build` produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    pub image: PathBuf,
+    pub manifest_path: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Seam: the root filesystem's size for `diskSize = "auto"`, `None` for a fixed size.
+///
+/// Today: the seed's estimate ([`layout::seed_estimate`]) from a walk of the root tree (a
+/// folder, or a tar archive's members) and the `contents` sources. When the ext4 writer lands
+/// this becomes `RootFsBytes::Exact(ext4 plan of the ingested FsTree)`. Approximation: the
+/// seed also counts the folders `mkdir -p` creates for `contents` targets; this walk does not.
+pub fn root_fs_bytes(spec: &Spec) -> Result<Option<RootFsBytes>, BuildError> {
+    if spec.disk_size != DiskSize::Auto {
+        return Ok(None);
+    }
+    let mut usage = SeedUsage { blocks: 0, entries: 1 };
+    if let Some(system) = &spec.system {
+        usage.add_path(&system.root.resolved, true)?;
+    }
+    for c in &spec.contents {
+        if !c.source.written.contains('*') {
+            usage.add_path(&c.source.resolved, false)?;
+        }
+    }
+    Ok(Some(RootFsBytes::SeedEstimate(layout::seed_estimate(usage.blocks, usage.entries))))
+}
+
+/// The seed's `du --apparent-size --block-size 4096` over non-directories and `find | wc -l`.
+struct SeedUsage {
+    blocks: u64,
+    entries: u64,
+}
+
+impl SeedUsage {
+    fn add_path(&mut self, path: &Path, is_root: bool) -> Result<(), BuildError> {
+        let meta = std::fs::symlink_metadata(path).map_err(io("reading", path))?;
+        if meta.is_dir() {
+            if !is_root {
+                self.entries += 1;
+            }
+            let mut names: Vec<_> = std::fs::read_dir(path)
+                .map_err(io("listing", path))?
+                .map(|e| e.map(|e| e.path()))
+                .collect::<Result<_, _>>()
+                .map_err(io("listing", path))?;
+            names.sort();
+            for p in names {
+                self.add_path(&p, false)?;
+            }
+        } else if is_root && meta.is_file() {
+            self.add_tar(path)?;
+        } else {
+            self.entries += 1;
+            self.blocks += meta.len().div_ceil(4096);
+        }
+        Ok(())
+    }
+
+    fn add_tar(&mut self, path: &Path) -> Result<(), BuildError> {
+        let mut f = std::fs::File::open(path).map_err(io("opening", path))?;
+        let mut magic = [0u8; 4];
+        let n = f.read(&mut magic).map_err(io("reading", path))?;
+        f.seek(SeekFrom::Start(0)).map_err(io("reading", path))?;
+        let reader: Box<dyn Read> = match &magic[..n] {
+            [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
+            [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
+                ruzstd::decoding::StreamingDecoder::new(f)
+                    .map_err(|e| BuildError::Io { action: "decompressing", path: path.to_path_buf(), error: std::io::Error::other(e.to_string()) })?,
+            ),
+            _ => Box::new(f),
+        };
+        let mut archive = tar::Archive::new(reader);
+        // Hard-link members carry no size; du counts each link at its file's size.
+        let mut sizes: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
+        let clean = |p: &Path| -> PathBuf { p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect() };
+        for entry in archive.entries().map_err(io("reading tar", path))? {
+            let entry = entry.map_err(io("reading tar", path))?;
+            let member = clean(&entry.path().map_err(io("reading tar", path))?);
+            if member.as_os_str().is_empty() {
+                continue;
+            }
+            self.entries += 1;
+            let kind = entry.header().entry_type();
+            if kind.is_dir() {
+                continue;
+            }
+            let target = entry.link_name().map_err(io("reading tar", path))?;
+            let size = match target {
+                Some(t) if kind.is_symlink() => t.as_os_str().len() as u64,
+                Some(t) if kind.is_hard_link() => sizes.get(&clean(&t)).copied().unwrap_or(0),
+                _ => entry.size(),
+            };
+            sizes.insert(member, size);
+            self.blocks += size.div_ceil(4096);
+        }
+        Ok(())
+    }
+}
+
+/// What this version leaves unwritten for `plan`; empty once every writer has landed.
+pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
+    let mut v = vec!["root filesystem: not written yet (ext4 writer pending); the root partition is left as zeros".to_string()];
+    for p in &plan.partitions {
+        if let Content::Fat { label, .. } = &p.content {
+            v.push(format!("FAT filesystem {label} on partition {}: not written yet (FAT writer pending); left as zeros", p.number));
+        }
+    }
+    if spec.install_boot_loader {
+        v.push("boot loader: not installed yet (boot loader work pending)".to_string());
+    }
+    v
+}
+
+/// Refuses what this version cannot produce, before anything is written.
+fn check_supported(spec: &Spec) -> Result<(), BuildError> {
+    if spec.format != Format::Raw {
+        return Err(BuildError::NotImplemented {
+            what: format!("format = \"{}\"", serde_json::to_value(spec.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+            hint: "only \"raw\" images are written so far; build raw and convert with `qemu-img convert`, or wait for the output-format work",
+        });
+    }
+    if spec.touch_efi_vars {
+        return Err(BuildError::NotImplemented {
+            what: "touchEFIVars".into(),
+            hint: "efi-vars.fd is not written yet; set touchEFIVars = false for now",
+        });
+    }
+    Ok(())
+}
+
+/// The plan for `spec`, with everything `reprodisk plan` shows.
+pub fn plan_report(spec: &Spec) -> Result<PlanReport, BuildError> {
+    let root_fs = root_fs_bytes(spec)?;
+    let plan = layout::plan(spec, root_fs)?;
+    Ok(PlanReport {
+        output_file: output_file_name(spec),
+        format: spec.format,
+        source_date_epoch: spec.source_date_epoch,
+        pending: pending(spec, &plan),
+        plan,
+    })
+}
+
+pub fn output_file_name(spec: &Spec) -> String {
+    format!("{}.{}", spec.base_name, spec.format.extension())
+}
+
+/// Seam: writes the root filesystem into its byte range. Today it leaves it as holes.
+pub fn write_root_filesystem(_spec: &Spec, _plan: &Plan, _image: &mut Image, progress: &Progress) -> Result<(), BuildError> {
+    progress.stage("root filesystem: not written yet (ext4 writer pending)");
+    Ok(())
+}
+
+/// Seam: writes the FAT filesystems of the boot partitions. Today it leaves them as holes.
+pub fn write_boot_filesystems(_spec: &Spec, plan: &Plan, _image: &mut Image, progress: &Progress) -> Result<(), BuildError> {
+    if plan.partitions.iter().any(|p| matches!(p.content, Content::Fat { .. })) {
+        progress.stage("FAT boot filesystems: not written yet (FAT writer pending)");
+    }
+    Ok(())
+}
+
+/// Builds the image of `spec` into `out_dir`: `<baseName>.img`, `nix-support/hydra-build-products`
+/// and `manifest.json`. Each file appears under its final name only when complete.
+pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOutput, BuildError> {
+    check_supported(spec)?;
+    progress.stage("planning the layout");
+    let report = plan_report(spec)?;
+    let plan = report.plan;
+    // A spec built in memory (Spec::from_value) has no file: its digest is over its JSON.
+    let spec_bytes = if spec.path.as_os_str().is_empty() {
+        serde_json::to_vec(spec).map_err(|e| BuildError::Io { action: "serialising", path: PathBuf::from("spec"), error: std::io::Error::other(e) })?
+    } else {
+        std::fs::read(&spec.path).map_err(io("reading", &spec.path))?
+    };
+    let inputs = manifest::input_records(spec).map_err(io("hashing inputs of", &spec.path))?;
+
+    std::fs::create_dir_all(out_dir).map_err(io("creating", out_dir))?;
+    let out_dir_abs = std::path::absolute(out_dir).map_err(io("resolving", out_dir))?;
+    let file_name = output_file_name(spec);
+    let image_path = out_dir.join(&file_name);
+
+    let mut image = Image::create(&image_path, plan.disk_bytes).map_err(io("creating", &image_path))?;
+    progress.stage("writing the partition table");
+    ptable::write_tables(&plan, &mut image.writer())?;
+    write_boot_filesystems(spec, &plan, &mut image, progress)?;
+    write_root_filesystem(spec, &plan, &mut image, progress)?;
+
+    let task = progress.bytes("hashing the image", plan.disk_bytes);
+    let tmp = image.temp_path().to_path_buf();
+    let file = image.file();
+    file.seek(SeekFrom::Start(0)).map_err(io("reading", &tmp))?;
+    let sha256 = manifest::sha256_reader(&mut *file, |n| task.inc(n)).map_err(io("reading", &tmp))?;
+    task.finish();
+    let image_path = image.commit().map_err(io("renaming into place", &image_path))?;
+
+    let support = out_dir.join("nix-support");
+    std::fs::create_dir_all(&support).map_err(io("creating", &support))?;
+    let products = support.join("hydra-build-products");
+    let line = format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
+    image::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
+
+    let manifest = Manifest {
+        reprodisk_version: env!("CARGO_PKG_VERSION"),
+        spec: SpecRecord {
+            path: spec.path.display().to_string(),
+            sha256: manifest::sha256_reader(&spec_bytes[..], |_| {}).map_err(io("hashing", &spec.path))?,
+            resolved: spec.clone(),
+        },
+        source_date_epoch: spec.source_date_epoch,
+        not_written: report.pending,
+        inputs,
+        output: OutputRecord { file: file_name, format: spec.format.hydra_name(), bytes: plan.disk_bytes, sha256 },
+        layout: plan,
+    };
+    let manifest_path = out_dir.join("manifest.json");
+    let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| BuildError::Io {
+        action: "serialising",
+        path: manifest_path.clone(),
+        error: std::io::Error::other(e),
+    })?;
+    json.push(b'\n');
+    image::write_atomic(&manifest_path, &json).map_err(io("writing", &manifest_path))?;
+    progress.stage(&format!("wrote {}", image_path.display()));
+    Ok(BuildOutput { image: image_path, manifest_path, manifest })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> Spec {
+        Spec::from_value(v, Path::new("."), None).unwrap()
+    }
+
+    #[test]
+    fn builds_an_in_memory_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = build(&spec(json!({"partitionTableType": "hybrid", "diskSize": 20, "bootSize": "8M"})), dir.path(), &Progress::quiet()).unwrap();
+        assert_eq!(out.image, dir.path().join("nixos.img"));
+        assert_eq!(std::fs::metadata(&out.image).unwrap().len(), 20 << 20);
+        assert_eq!(out.manifest.output.sha256, manifest::sha256_file(&out.image).unwrap());
+        assert_eq!(out.manifest.layout.partitions.len(), 3);
+        let products = std::fs::read_to_string(dir.path().join("nix-support/hydra-build-products")).unwrap();
+        assert!(products.starts_with("file raw-image /") && products.ends_with("/nixos.img\n"), "{products}");
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out.manifest_path).unwrap()).unwrap();
+        assert_eq!(m["source_date_epoch"], json!({"value": 315532800, "origin": "default"}));
+        assert_eq!(m["spec"]["resolved"]["partition_table_type"], "hybrid");
+        assert!(m["not_written"][0].as_str().unwrap().contains("ext4 writer pending"));
+    }
+
+    #[test]
+    fn a_failed_build_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(json!({"partitionTableType": "efi", "diskSize": 20}));
+        // bootSize 256M does not fit a 20 MiB disk: the plan fails before any file exists.
+        assert!(matches!(build(&s, dir.path(), &Progress::quiet()), Err(BuildError::Layout(_))));
+        let file_as_dir = dir.path().join("file");
+        std::fs::write(&file_as_dir, b"x").unwrap();
+        let ok = spec(json!({"diskSize": 4}));
+        assert!(matches!(build(&ok, &file_as_dir, &Progress::quiet()), Err(BuildError::Io { .. })));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("file")]);
+    }
+}

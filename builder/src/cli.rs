@@ -1,6 +1,197 @@
-//! (placeholder, filled in by the foundation work: see ARCHITECTURE.md)
+//! The `reprodisk` command line: `build` and `plan` (clap derive), exit codes and messages.
+//!
+//! Exit codes: 0 ok, 1 a check failed (reserved for `verify` and `diff`), 2 bad input or
+//! usage (clap's usage errors exit 2 too). Errors are printed as `error: ...` with their
+//! causes joined by `: `.
 
-/// Runs the command line and returns the process exit code.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use crate::build::{self, BuildError, PlanReport};
+use crate::layout::{Content, Plan, TableKind};
+use crate::progress::Progress;
+use crate::spec::Spec;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const LONG_ABOUT: &str = "\
+reprodisk builds bootable disk images that are bit-for-bit reproducible, without root, loop \
+devices or a virtual machine. Its input is an image spec (TOML or JSON) holding the arguments \
+of nixpkgs' make-disk-image, under the same names (camelCase) or in snake_case.
+
+The same spec, input files and SOURCE_DATE_EPOCH always give the same bytes: every ID is fixed \
+or derived from rootGPUID, every time comes from SOURCE_DATE_EPOCH, and nothing is read from \
+the clock, the RNG, the umask, the time zone or the build path (unless deterministic = false).
+
+Layouts (partitionTableType):
+  legacy        MBR; ext4 root from 1 MiB to the end
+  legacy+boot   MBR; FAT /boot from 1 MiB to bootSize (active), ext4 root after it
+  legacy+gpt    GPT; BIOS boot partition 1-2 MiB (for GRUB), ext4 root from 2 MiB
+  efi           GPT; EFI system partition from 8 MiB to bootSize, ext4 root after it
+  efixbootldr   GPT; ESP 8-100 MiB, XBOOTLDR 100 MiB to bootSize, ext4 root after it
+  hybrid        GPT; ESP 8 MiB to bootSize, BIOS boot partition before 1 MiB, ext4 root;
+                boots on BIOS and UEFI
+  none          no partition table: the whole disk is the ext4 filesystem
+
+bootSize is the END offset of the boot partition, not its size, rounded as the seed does: \
+\"256M\" becomes 257 MiB. diskSize is a whole number of MiB or \"auto\" (the contents plus \
+additionalSpace).";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
+Example: reprodisk build examples/efi.toml --out result";
+
+#[derive(Debug, Parser)]
+#[command(name = "reprodisk", version, about = "Build bit-for-bit reproducible bootable disk images", long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the disk image a spec describes
+    #[command(long_about = "\
+Build the disk image SPEC describes and write, into the output folder:
+  <baseName>.img                     the raw disk image (other formats are not written yet)
+  nix-support/hydra-build-products   one line `file <format>-image <path>`, as make-disk-image writes it
+  manifest.json                      what the image is a function of (spec digest, input digests, \
+SOURCE_DATE_EPOCH and its origin) and what it holds (layout, every ID, the image's sha256)
+
+Each file appears under its final name only when it is complete; on error nothing half-written \
+is left. Parts reprodisk does not write yet are listed in the manifest's `not_written`.")]
+    Build(BuildArgs),
+    /// Show the partition layout and sizes a spec gives, without writing anything
+    #[command(long_about = "\
+Show the layout SPEC gives: disk size and how it was found, the partition table, every \
+partition (sectors, type, GUID, name, MBR type and flags, the filesystem it will hold), the \
+disk GUID or MBR disk signature, and what this version does not write yet. Nothing is written.")]
+    Plan(PlanArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// The image spec: a .toml or .json file; relative paths in it start at its folder
+    pub spec: PathBuf,
+    /// The output folder (created if missing)
+    #[arg(long, short, value_name = "DIR", default_value = "result")]
+    pub out: PathBuf,
+    /// Print the build manifest as JSON on stdout instead of a summary; progress stays on stderr as plain lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// The image spec: a .toml or .json file; relative paths in it start at its folder
+    pub spec: PathBuf,
+    /// Print the plan as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Exit code for bad input or usage.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a failed check.
+pub const EXIT_CHECK_FAILED: u8 = 1;
+
+/// Parses the command line, runs it and maps the result to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// Every error of `build` and `plan` is bad input or a failing environment: exit 2.
+pub fn exit_code(_e: &anyhow::Error) -> u8 {
+    EXIT_BAD_INPUT
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Build(a) => run_build(a),
+        Command::Plan(a) => run_plan(a),
+    }
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<Spec> {
+    Spec::load(path).map_err(BuildError::from).with_context(|| format!("spec `{}`", path.display()))
+}
+
+fn run_build(a: BuildArgs) -> anyhow::Result<()> {
+    let spec = load(&a.spec)?;
+    let progress = Progress::auto(a.json);
+    let out = build::build(&spec, &a.out, &progress).with_context(|| format!("building `{}`", a.spec.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&out.manifest)?);
+    } else {
+        println!("{}", out.image.display());
+        println!("sha256 {}", out.manifest.output.sha256);
+        for p in &out.manifest.not_written {
+            println!("note: {p}");
+        }
+    }
+    Ok(())
+}
+
+fn run_plan(a: PlanArgs) -> anyhow::Result<()> {
+    let spec = load(&a.spec)?;
+    let report = build::plan_report(&spec).with_context(|| format!("planning `{}`", a.spec.display()))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render_plan(&report));
+    }
+    Ok(())
+}
+
+/// The human-readable plan.
+pub fn render_plan(r: &PlanReport) -> String {
+    let p: &Plan = &r.plan;
+    let mut s = String::new();
+    let table = match p.table {
+        TableKind::Gpt => "GPT",
+        TableKind::Mbr => "MBR",
+        TableKind::None => "no partition table",
+    };
+    s += &format!("output: {} ({})\n", r.output_file, serde_json::to_value(r.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
+    s += &format!("layout: {} ({table}), disk {} MiB = {} bytes = {} sectors\n", p.layout.name(), p.disk_bytes >> 20, p.disk_bytes, p.total_sectors());
+    s += &format!("sizing: {}\n", serde_json::to_string(&p.sizing).unwrap_or_default());
+    if let Some(b) = p.boot_size_rounded {
+        s += &format!("bootSize (rounded as the seed does): {} MiB\n", b >> 20);
+    }
+    if let Some(g) = p.disk_guid {
+        s += &format!("disk GUID: {g}\n");
+    }
+    if let Some(sig) = p.mbr_disk_signature {
+        s += &format!("MBR disk signature: 0x{sig:08x}\n");
+    }
+    s += &format!("SOURCE_DATE_EPOCH: {} (from {:?})\n", r.source_date_epoch.value, r.source_date_epoch.origin);
+    for part in &p.partitions {
+        let size = part.sectors() * 512;
+        s += &format!("partition {} {:?}: sectors {}..={} ({} bytes)", part.number, part.role, part.start_lba, part.end_lba, size);
+        if let Some(g) = &part.gpt {
+            s += &format!(", type {}, GUID {}, name \"{}\"", g.type_guid, g.partition_guid, g.name);
+        }
+        if let Some(m) = &part.mbr {
+            s += &format!(", type 0x{:02x}{}", m.system_id, if m.bootable { ", active" } else { "" });
+        }
+        s += &match &part.content {
+            Content::None => ", no filesystem".to_string(),
+            Content::Fat { label, volume_id } => format!(", FAT \"{label}\" volume ID {volume_id:08X}"),
+            Content::Ext4 { label, uuid } => format!(", ext4 \"{label}\" UUID {}", uuid.map(|u| u.to_string()).unwrap_or_default()),
+        };
+        s += "\n";
+    }
+    if p.partitions.is_empty() {
+        s += &format!("root filesystem: the whole disk ({} bytes)\n", p.root_bytes);
+    }
+    for n in &r.pending {
+        s += &format!("{n}\n");
+    }
+    s
 }

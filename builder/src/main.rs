@@ -1,5 +1,5 @@
 //! The `reprodisk` command: a thin entry point that hands over to [`reprodisk::cli`].
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    reprodisk::cli::main()
 }

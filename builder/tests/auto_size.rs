@@ -1,0 +1,53 @@
+//! `diskSize = "auto"` uses the seed's estimate until the ext4 writer gives exact sizes: the
+//! filesystem bytes must equal what the seed's own shell pipeline (find | du, find | wc -l)
+//! computes on the same tree, whether the root is a folder or a tar archive of it.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+/// The seed's `diskUsage` and `numInodes` lines, run by sh in `dir`.
+fn seed_usage(dir: &Path) -> (u64, u64) {
+    common::tool("du", "coreutils", &["--version"]);
+    let script = "find . ! -type d -print0 | du --files0-from=- --apparent-size --count-links --block-size 4096 | cut -f1 | awk '{s+=$1} END {print s+0}'; find . | wc -l";
+    let o = Command::new("sh").arg("-c").arg(script).current_dir(dir).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let mut n = out.split_whitespace().map(|x| x.parse::<u64>().unwrap());
+    (n.next().unwrap(), n.next().unwrap())
+}
+
+fn filesystem_bytes(spec: &Path) -> u64 {
+    let o = common::reprodisk(&["plan", spec.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["plan"]["sizing"]["filesystem_bytes"].as_u64().unwrap()
+}
+
+#[test]
+fn auto_size_matches_the_seeds_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("etc/deep")).unwrap();
+    std::fs::write(root.join("etc/a"), vec![7u8; 5000]).unwrap();
+    std::fs::write(root.join("etc/deep/b"), vec![1u8; 4096]).unwrap();
+    std::fs::write(root.join("empty"), b"").unwrap();
+    std::os::unix::fs::symlink("etc/a", root.join("link")).unwrap();
+    std::fs::hard_link(root.join("etc/a"), root.join("hard")).unwrap();
+    let (blocks, entries) = seed_usage(&root);
+    let usage = (blocks + 2 * entries) * 4096;
+    let want = ((usage + usage * 52 / 1000) / 4096 + 1) * 4096;
+
+    let spec = common::write(dir.path(), "dir.toml", "partition_table_type = \"efi\"\n[system]\nroot = \"root\"\n");
+    assert_eq!(filesystem_bytes(&spec), want, "folder root");
+
+    let o = common::tool("tar", "tar", &["-C", root.to_str().unwrap(), "-cf", dir.path().join("root.tar").to_str().unwrap(), "."]);
+    assert!(o.status.success());
+    let spec = common::write(dir.path(), "tar.toml", "partition_table_type = \"efi\"\n[system]\nroot = \"root.tar\"\n");
+    assert_eq!(filesystem_bytes(&spec), want, "tar root");
+    let o = common::tool("zstd", "zstd", &["-q", "-f", dir.path().join("root.tar").to_str().unwrap()]);
+    assert!(o.status.success());
+    let spec = common::write(dir.path(), "zst.toml", "partition_table_type = \"efi\"\n[system]\nroot = \"root.tar.zst\"\n");
+    assert_eq!(filesystem_bytes(&spec), want, "zstd tar root");
+}
