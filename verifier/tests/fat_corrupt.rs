@@ -373,6 +373,10 @@ fn exercise<R: reprodisk_verifier::bytes::ReadAt + ?Sized>(img: &R) {
         let _ = fat.root_label();
         if let Ok(tree) = fat.walk() {
             let _ = fat.summary(Some(&tree));
+            let step = (img.len() / 64).max(1);
+            for off in (0..img.len() + 1).step_by(step as usize) {
+                let _ = fat.locate(&tree, off);
+            }
             for n in tree.nodes.iter().take(8) {
                 let _ = fat.read_file(&n.path, 1 << 16);
             }

@@ -339,3 +339,53 @@ fn fat32_512_byte_sectors_1_sector_clusters() {
 fn fat32_4096_byte_sectors() {
     check_case(Case { fat: 32, mib: 272, sector: 4096, cluster_sectors: 1, label: Some("EFI"), volid: "1c06f03b" });
 }
+
+/// Two images made by the same commands two seconds apart differ only in timestamps, and
+/// `locate` names every differing byte as a time field of a named entry; a few fixed
+/// offsets name the boot sector, FAT and file data fields they hold.
+#[test]
+fn locate_names_every_byte_that_differs_between_two_builds() {
+    let dir = tempfile::tempdir().expect("a tempdir");
+    let build = |name: &str| {
+        let path = sparse_image(dir.path(), name, 2 << 20);
+        let img = path.to_str().expect("tempdir paths are UTF-8").to_string();
+        run_ok("mkfs.fat", &["-F", "12", "-i", "0badcafe", "-n", "TWICE", &img]);
+        populate(&img, dir.path(), 2048);
+        path
+    };
+    let a = build("a.img");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let b = build("b.img");
+    let (ba, bb) = (std::fs::read(&a).expect("reads"), std::fs::read(&b).expect("reads"));
+    let fat = Fat::open(&ba[..]).expect("opens");
+    let tree = fat.walk().expect("walks");
+    let mut named = std::collections::BTreeSet::new();
+    for (off, _) in ba.iter().zip(&bb).enumerate().filter(|(_, (x, y))| x != y) {
+        let r = fat.locate(&tree, off as u64).unwrap_or_else(|| panic!("byte {off:#x} is inside the volume"));
+        let f = r.field.clone().unwrap_or_default();
+        assert!(
+            r.structure.starts_with("fat directory ")
+                && ["DIR_CrtTime", "DIR_CrtDate", "DIR_WrtTime", "DIR_WrtDate", "DIR_LstAccDate"].iter().any(|t| f.ends_with(t)),
+            "byte {off:#x}: {r:?}"
+        );
+        named.insert(format!("{} {f}", r.structure));
+    }
+    assert!(!named.is_empty(), "two builds two seconds apart differ in their times");
+    assert!(named.iter().any(|n| n.contains("(README.TXT) DIR_WrtTime")), "{named:#?}");
+    assert!(named.iter().any(|n| n.contains("(volume label) DIR_WrtTime")), "{named:#?}");
+
+    let region = |off: u64| fat.locate(&tree, off).map(|r| format!("{} {}", r.structure, r.field.unwrap_or_default()));
+    assert_eq!(region(0x27).as_deref(), Some("fat boot sector BS_VolID"));
+    assert_eq!(region(0x1FF).as_deref(), Some("fat boot sector signature"));
+    let fat1_entry_5 = fat.geometry.fat_copy_offset(1) + 7;
+    assert_eq!(region(fat1_entry_5).as_deref(), Some("fat 1 entry 4"));
+    let big = tree.nodes.iter().find(|n| n.path.ends_with("multi cluster file.bin")).expect("the big file");
+    let second = fat.geometry.cluster_offset(big.clusters[1]) + 5;
+    assert_eq!(region(second), Some(format!("file {} data", big.path)));
+    let long = tree.nodes.iter().find(|n| n.path == "/Some Long Directory Name").expect("the long directory");
+    // Slot 0 is the volume label, slots 1 and 2 the long name, slot 3 the short entry.
+    assert_eq!((long.slot, long.lfn_slots), (3, 2));
+    assert_eq!(region(long.offset - 32 + 0x0D), Some("fat directory / entry 2 (Some Long Directory Name) LDIR_Chksum".to_string()));
+    assert_eq!(region(long.offset + 0x1C), Some("fat directory / entry 3 (Some Long Directory Name) DIR_FileSize".to_string()));
+    assert_eq!(region(ba.len() as u64), None);
+}

@@ -1,5 +1,5 @@
 //! The file allocation table (fatgen103 sections 4 and 6.7): entry decoding for 12, 16 and 32
-//! bit FATs, the reserved entries FAT[0] and FAT[1], and cluster chains with loop detection.
+//! bit FATs, the reserved entries `FAT[0]` and `FAT[1]`, and cluster chains with loop detection.
 
 use super::boot::{FatType, Geometry};
 use super::{Finding, fat_err};
@@ -94,8 +94,8 @@ impl FatTable {
         self.entries.iter().skip(2).filter(|&&v| v != 0 && v != bad).count() as u32
     }
 
-    /// Checks the reserved entries: FAT[0] carries `BPB_Media` in its low byte with all other
-    /// bits set, FAT[1] is an EOC mark (whose top bits on FAT16/32 are the clean-shutdown and
+    /// Checks the reserved entries: `FAT[0]` carries `BPB_Media` in its low byte with all other
+    /// bits set, `FAT[1]` is an EOC mark (whose top bits on FAT16/32 are the clean-shutdown and
     /// no-hard-error flags).
     pub fn check_reserved(&self, media: u8, fat_offset: u64, findings: &mut Vec<Finding>) {
         let mask = match self.fat_type {
