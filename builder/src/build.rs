@@ -1,18 +1,21 @@
 //! The whole pipeline: spec -> plan -> image, written atomically into the output folder.
 //!
-//! Seams for the work that lands later, each a named function that says what it does today:
-//! - [`root_fs_bytes`]: what `diskSize = "auto"` is given (today the seed's estimate from a
-//!   walk of the inputs; later the ext4 writer's exact size from the ingested tree).
-//! - [`write_root_filesystem`]: today leaves the root partition unformatted (holes).
-//! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted.
+//! [`prepare`] does everything that can fail on bad input before a byte is written: it reads
+//! the spec's sources into one tree ([`rootfs::ingest`]), sizes the disk (exactly, from an
+//! ext4 plan of that tree, for `diskSize = "auto"`), lays out the partitions and plans the
+//! root filesystem for its partition. [`build`] then writes the partition tables and the root
+//! filesystem into a sparse temporary file and renames it into place.
+//! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted (holes);
 //!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
 
 use crate::image::{self, Image};
 use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, Manifest, OutputRecord, SpecRecord};
+use crate::ext4::Ext4Plan;
 use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
-use crate::spec::{DiskSize, Format, SourceDateEpoch, Spec, SpecError};
+use crate::rootfs::{self, RootFsError, RootTree};
+use crate::spec::{AutoSizing, DiskSize, Format, SourceDateEpoch, Spec, SpecError};
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -25,6 +28,8 @@ pub enum BuildError {
     Layout(#[from] LayoutError),
     #[error(transparent)]
     Ptable(#[from] PtableError),
+    #[error(transparent)]
+    RootFs(#[from] RootFsError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
     #[error("{action} `{path}`: {error}")]
@@ -55,15 +60,17 @@ pub struct BuildOutput {
     pub manifest: Manifest,
 }
 
-/// Seam: the root filesystem's size for `diskSize = "auto"`, `None` for a fixed size.
-///
-/// Today: the seed's estimate ([`layout::seed_estimate`]) from a walk of the root tree (a
-/// folder, or a tar archive's members) and the `contents` sources. When the ext4 writer lands
-/// this becomes `RootFsBytes::Exact(ext4 plan of the ingested FsTree)`. Approximation: the
-/// seed also counts the folders `mkdir -p` creates for `contents` targets; this walk does not.
-pub fn root_fs_bytes(spec: &Spec) -> Result<Option<RootFsBytes>, BuildError> {
+/// The root filesystem's size for `diskSize = "auto"`, `None` for a fixed size: exactly
+/// what the ext4 planner needs for `tree`, or with `auto_sizing = "seed"` the seed's estimate
+/// ([`layout::seed_estimate`]) from a walk of the root tree and the `contents` sources (like
+/// the seed's, it does not count the folders `mkdir -p` creates for `contents` targets).
+pub fn root_fs_bytes(spec: &Spec, tree: &RootTree) -> Result<Option<RootFsBytes>, BuildError> {
     if spec.disk_size != DiskSize::Auto {
         return Ok(None);
+    }
+    if spec.auto_sizing == AutoSizing::Exact {
+        let opts = rootfs::ext4_options(spec, spec.root_fsuid)?;
+        return Ok(Some(RootFsBytes::Exact(rootfs::minimal_bytes(&tree.tree, &opts)?)));
     }
     let mut usage = SeedUsage { blocks: 0, entries: 1 };
     if let Some(system) = &spec.system {
@@ -151,7 +158,7 @@ impl SeedUsage {
 
 /// What this version leaves unwritten for `plan`; empty once every writer has landed.
 pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
-    let mut v = vec!["root filesystem: not written yet (ext4 writer pending); the root partition is left as zeros".to_string()];
+    let mut v = Vec::new();
     for p in &plan.partitions {
         if let Content::Fat { label, .. } = &p.content {
             v.push(format!("FAT filesystem {label} on partition {}: not written yet (FAT writer pending); left as zeros", p.number));
@@ -180,26 +187,53 @@ fn check_supported(spec: &Spec) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// The plan for `spec`, with everything `reprodisk plan` shows.
-pub fn plan_report(spec: &Spec) -> Result<PlanReport, BuildError> {
-    let root_fs = root_fs_bytes(spec)?;
+/// Everything decided before writing: the plan `reprodisk plan` shows, the merged source
+/// tree and the root filesystem's plan.
+pub struct Prepared {
+    pub report: PlanReport,
+    pub root: RootTree,
+    pub ext4: Ext4Plan,
+}
+
+/// Reads the sources, sizes and lays out the disk and plans the root filesystem. Every error
+/// about the spec or its inputs surfaces here, before anything is written.
+pub fn prepare(spec: &Spec, progress: &Progress) -> Result<Prepared, BuildError> {
+    progress.stage("reading the sources");
+    let root = rootfs::ingest(spec)?;
+    progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
+    let root_fs = root_fs_bytes(spec, &root)?;
     let plan = layout::plan(spec, root_fs)?;
-    Ok(PlanReport {
+    let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
+    let ext4 = rootfs::plan_exact(&root.tree, &opts, plan.root_bytes)?;
+    let report = PlanReport {
         output_file: output_file_name(spec),
         format: spec.format,
         source_date_epoch: spec.source_date_epoch,
         pending: pending(spec, &plan),
         plan,
-    })
+    };
+    Ok(Prepared { report, root, ext4 })
+}
+
+/// The plan for `spec`, with everything `reprodisk plan` shows.
+pub fn plan_report(spec: &Spec) -> Result<PlanReport, BuildError> {
+    Ok(prepare(spec, &Progress::quiet())?.report)
 }
 
 pub fn output_file_name(spec: &Spec) -> String {
     format!("{}.{}", spec.base_name, spec.format.extension())
 }
 
-/// Seam: writes the root filesystem into its byte range. Today it leaves it as holes.
-pub fn write_root_filesystem(_spec: &Spec, _plan: &Plan, _image: &mut Image, progress: &Progress) -> Result<(), BuildError> {
-    progress.stage("root filesystem: not written yet (ext4 writer pending)");
+/// Writes the planned root filesystem into its byte range of the image.
+pub fn write_root_filesystem(prepared: &Prepared, image: &mut Image, progress: &Progress) -> Result<(), BuildError> {
+    let task = progress.bytes("writing the root filesystem", prepared.ext4.size_bytes());
+    let mut last = 0;
+    let offset = prepared.report.plan.root_offset;
+    prepared.ext4.write(&prepared.root.tree, image.file(), offset, &mut |done| {
+        task.inc(done.saturating_sub(last));
+        last = done;
+    }).map_err(RootFsError::from)?;
+    task.finish();
     Ok(())
 }
 
@@ -215,9 +249,8 @@ pub fn write_boot_filesystems(_spec: &Spec, plan: &Plan, _image: &mut Image, pro
 /// and `manifest.json`. Each file appears under its final name only when complete.
 pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOutput, BuildError> {
     check_supported(spec)?;
-    progress.stage("planning the layout");
-    let report = plan_report(spec)?;
-    let plan = report.plan;
+    let prepared = prepare(spec, progress)?;
+    let plan = prepared.report.plan.clone();
     // A spec built in memory (Spec::from_value) has no file: its digest is over its JSON.
     let spec_bytes = if spec.path.as_os_str().is_empty() {
         serde_json::to_vec(spec).map_err(|e| BuildError::Io { action: "serialising", path: PathBuf::from("spec"), error: std::io::Error::other(e) })?
@@ -235,7 +268,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
     write_boot_filesystems(spec, &plan, &mut image, progress)?;
-    write_root_filesystem(spec, &plan, &mut image, progress)?;
+    write_root_filesystem(&prepared, &mut image, progress)?;
 
     let task = progress.bytes("hashing the image", plan.disk_bytes);
     let tmp = image.temp_path().to_path_buf();
@@ -259,7 +292,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
             resolved: spec.clone(),
         },
         source_date_epoch: spec.source_date_epoch,
-        not_written: report.pending,
+        not_written: prepared.report.pending.clone(),
         inputs,
         output: OutputRecord { file: file_name, format: spec.format.hydra_name(), bytes: plan.disk_bytes, sha256 },
         layout: plan,
@@ -298,7 +331,9 @@ mod tests {
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out.manifest_path).unwrap()).unwrap();
         assert_eq!(m["source_date_epoch"], json!({"value": 315532800, "origin": "default"}));
         assert_eq!(m["spec"]["resolved"]["partition_table_type"], "hybrid");
-        assert!(m["not_written"][0].as_str().unwrap().contains("ext4 writer pending"));
+        // The root filesystem is written; only the FAT partition is still pending.
+        assert_eq!(m["not_written"].as_array().unwrap().len(), 1, "{}", m["not_written"]);
+        assert!(m["not_written"][0].as_str().unwrap().contains("FAT writer pending"));
     }
 
     #[test]
@@ -309,7 +344,7 @@ mod tests {
         assert!(matches!(build(&s, dir.path(), &Progress::quiet()), Err(BuildError::Layout(_))));
         let file_as_dir = dir.path().join("file");
         std::fs::write(&file_as_dir, b"x").unwrap();
-        let ok = spec(json!({"diskSize": 4}));
+        let ok = spec(json!({"diskSize": 32}));
         assert!(matches!(build(&ok, &file_as_dir, &Progress::quiet()), Err(BuildError::Io { .. })));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file")]);

@@ -237,6 +237,9 @@ pub struct Plan {
     pub root_offset: u64,
     pub root_bytes: u64,
     pub root_partition: Option<u32>,
+    /// The root filesystem's UUID (`rootFSUID`, random with `deterministic = false`); `None`
+    /// only when the seed leaves it to mkfs (deterministic = false without rootFSUID).
+    pub root_fs_uuid: Option<Guid>,
 }
 
 impl Plan {
@@ -454,6 +457,7 @@ fn geometry(spec: &Spec, layout: Layout, boot: u64, disk_bytes: u64, sizing: Siz
         root_offset,
         root_bytes,
         root_partition: layout.root_partition(),
+        root_fs_uuid: fs_uuid,
     })
 }
 

@@ -14,6 +14,7 @@ pub mod image;
 pub mod layout;
 pub mod manifest;
 pub mod progress;
+pub mod rootfs;
 pub mod ptable;
 pub mod size;
 pub mod spec;

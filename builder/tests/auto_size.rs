@@ -1,6 +1,7 @@
-//! `diskSize = "auto"` uses the seed's estimate until the ext4 writer gives exact sizes: the
-//! filesystem bytes must equal what the seed's own shell pipeline (find | du, find | wc -l)
-//! computes on the same tree, whether the root is a folder or a tar archive of it.
+//! `diskSize = "auto"`: by default the exact size the ext4 planner needs; with
+//! `auto_sizing = "seed"` the seed's estimate, whose filesystem bytes must equal what the
+//! seed's own shell pipeline (find | du, find | wc -l) computes on the same tree, whether the
+//! root is a folder or a tar archive of it.
 
 mod common;
 
@@ -39,15 +40,43 @@ fn auto_size_matches_the_seeds_pipeline() {
     let usage = (blocks + 2 * entries) * 4096;
     let want = ((usage + usage * 52 / 1000) / 4096 + 1) * 4096;
 
-    let spec = common::write(dir.path(), "dir.toml", "partition_table_type = \"efi\"\n[system]\nroot = \"root\"\n");
+    let spec = common::write(dir.path(), "dir.toml", "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root\"\n");
     assert_eq!(filesystem_bytes(&spec), want, "folder root");
 
     let o = common::tool("tar", "tar", &["-C", root.to_str().unwrap(), "-cf", dir.path().join("root.tar").to_str().unwrap(), "."]);
     assert!(o.status.success());
-    let spec = common::write(dir.path(), "tar.toml", "partition_table_type = \"efi\"\n[system]\nroot = \"root.tar\"\n");
+    let spec = common::write(dir.path(), "tar.toml", "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar\"\n");
     assert_eq!(filesystem_bytes(&spec), want, "tar root");
     let o = common::tool("zstd", "zstd", &["-q", "-f", dir.path().join("root.tar").to_str().unwrap()]);
     assert!(o.status.success());
-    let spec = common::write(dir.path(), "zst.toml", "partition_table_type = \"efi\"\n[system]\nroot = \"root.tar.zst\"\n");
+    let spec = common::write(dir.path(), "zst.toml", "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar.zst\"\n");
     assert_eq!(filesystem_bytes(&spec), want, "zstd tar root");
+}
+
+/// The exact size holds the tree with nothing to spare: a fixed diskSize one MiB under the
+/// auto disk fails with an error that says how many MiB are missing.
+#[test]
+fn exact_auto_size_is_the_smallest_that_fits() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    for i in 0..2000 {
+        std::fs::write(root.join(format!("f{i:04}")), vec![i as u8; 3000]).unwrap();
+    }
+    let spec = common::write(dir.path(), "auto.toml", "partition_table_type = \"legacy\"\nadditionalSpace = \"0\"\n[system]\nroot = \"root\"\n");
+    let o = common::reprodisk(&["plan", spec.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let disk_mib = v["plan"]["disk_bytes"].as_u64().unwrap() >> 20;
+    // 2000 files of one block each, plus metadata: more than 8 MiB, far less than the seed's guess.
+    assert!((9..40).contains(&disk_mib), "auto disk is {disk_mib} MiB");
+    let fixed = common::write(
+        dir.path(),
+        "fixed.toml",
+        &format!("partition_table_type = \"legacy\"\ndiskSize = {}\n[system]\nroot = \"root\"\n", disk_mib - 1),
+    );
+    let o = common::reprodisk(&["plan", fixed.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("MiB missing"), "{err}");
 }

@@ -115,7 +115,7 @@ fn expected_partitions(layout: &str) -> Vec<(u64, Option<u64>, &'static str, Opt
         ],
         "hybrid" => vec![
             (8 * MIB, Some(boot_end - 8 * MIB), ESP, Some("1C06F03B-704E-4657-B9CD-681A087A2FDC")),
-            (34, Some(MIB - 34), BIOS_BOOT, Some("970C694F-AFD0-4B99-B750-CDB7A329AB6F")),
+            (34, Some(MIB - 33), BIOS_BOOT, Some("970C694F-AFD0-4B99-B750-CDB7A329AB6F")),
             (boot_end, None, LINUX_DATA, Some(ROOT_GUID)),
         ],
         _ => vec![],
@@ -145,8 +145,18 @@ fn check_table(layout: &str, img: &Path) -> Result<(u64, u64)> {
     for (i, (p, (start, size, ty, uuid))) in parts.iter().zip(&expected).enumerate() {
         let n = i + 1;
         ensure!(p.start == *start, "partition {n} starts at sector {}, expected {start}", p.start);
-        let want_size = size.unwrap_or(if label == "gpt" { sectors - 34 - start } else { sectors - start });
-        ensure!(p.size == want_size, "partition {n} has {} sectors, expected {want_size}", p.size);
+        match size {
+            Some(want) => ensure!(p.size == *want, "partition {n} has {} sectors, expected {want}", p.size),
+            // MBR: parted's `100%` is the disk's last sector.
+            None if label == "dos" => ensure!(p.size == sectors - start, "partition {n} has {} sectors, expected {}", p.size, sectors - start),
+            // GPT: parted takes the last 1 MiB-aligned end within half a percent of the end of
+            // the disk, or the last usable sector (disk - 34) when none is usable.
+            None => {
+                let (end, last_usable) = (p.start + p.size - 1, sectors - 34);
+                let aligned = (end + 1) % MIB == 0 && last_usable - end <= sectors / 200;
+                ensure!(end == last_usable || aligned, "partition {n} ends at sector {end}: neither the last usable sector {last_usable} nor an aligned end near it");
+            }
+        }
         ensure!(p.ty.eq_ignore_ascii_case(ty), "partition {n} type {}, expected {ty}", p.ty);
         if let Some(u) = uuid {
             ensure!(

@@ -233,7 +233,7 @@ pub fn identify_boot_code(sector0: &[u8]) -> BootCode {
             b" Error\r\n\0",
         ]
         .iter()
-        .all(|s| code.windows(s.len()).any(|w| w == *s));
+        .all(|s| code.windows(<[u8]>::len(s)).any(|w| w == *s));
     if grub {
         return BootCode::Grub {
             kernel_sector: le.u64(0x5c),
