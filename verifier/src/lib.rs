@@ -10,10 +10,13 @@
 #![forbid(unsafe_code)]
 
 pub mod bytes;
+pub mod diff;
 pub mod error;
 pub mod ext4;
 pub mod fat;
+pub mod fields;
 pub mod gpt;
 pub mod mbr;
+pub mod regions;
 
 pub use error::{Error, Result};
