@@ -129,7 +129,13 @@ impl DiffReport {
                 count(self.unexplained.ranges, "range")
             );
             for r in &self.unexplained.shown {
-                let _ = writeln!(out, "  {:#x}..{:#x} ({} differ)", r.start, r.end, count(r.differing_bytes, "byte"));
+                let _ = writeln!(
+                    out,
+                    "  {:#x}..{:#x} ({} differ)",
+                    r.start,
+                    r.end,
+                    count(r.differing_bytes, "byte")
+                );
                 let _ = writeln!(out, "    a: {}", r.a_hex);
                 let _ = writeln!(out, "    b: {}", r.b_hex);
             }
@@ -144,7 +150,12 @@ impl DiffReport {
 
 /// Compares `a` and `b` byte for byte and explains every difference with the region maps
 /// (`map_a` first; `map_b` where A has no label or labels the bytes differently).
-pub fn diff(a: &dyn ReadAt, b: &dyn ReadAt, map_a: &RegionMap, map_b: &RegionMap) -> crate::Result<DiffReport> {
+pub fn diff(
+    a: &dyn ReadAt,
+    b: &dyn ReadAt,
+    map_a: &RegionMap,
+    map_b: &RegionMap,
+) -> crate::Result<DiffReport> {
     let (len_a, len_b) = (a.len(), b.len());
     let total = len_a.max(len_b);
     let mut col = Collector::new(a, b, map_a, map_b);
@@ -301,7 +312,14 @@ impl<'a> Collector<'a> {
         Ok(())
     }
 
-    fn explain(&mut self, r: &Region, other: Option<&Region>, in_a: bool, x: u64, y: u64) -> crate::Result<()> {
+    fn explain(
+        &mut self,
+        r: &Region,
+        other: Option<&Region>,
+        in_a: bool,
+        x: u64,
+        y: u64,
+    ) -> crate::Result<()> {
         let label_b = other.filter(|o| o.label != r.label).map(|o| o.label.to_string());
         match r.layout {
             Layout::Opaque => self.count(&r.label, None, label_b, x, y - x, None),
@@ -391,7 +409,7 @@ impl<'a> Collector<'a> {
         if let Some(&known) = self.permutation.get(&(in_a, r.start)) {
             return Ok(known);
         }
-        let ok = size > 0 && r.len() <= MAX_PERMUTATION_CHECK && r.len() % size == 0 && {
+        let ok = size > 0 && r.len() <= MAX_PERMUTATION_CHECK && r.len().is_multiple_of(size) && {
             let mut va = vec![0u8; r.len() as usize];
             let mut vb = vec![0u8; r.len() as usize];
             read_padded(self.a, &mut va, r.start)?;
@@ -416,8 +434,13 @@ impl<'a> Collector<'a> {
             return Ok(());
         }
         self.flush_pending()?;
-        self.pending =
-            Some(UnexplainedRange { start: x, end: y, differing_bytes: y - x, a_hex: String::new(), b_hex: String::new() });
+        self.pending = Some(UnexplainedRange {
+            start: x,
+            end: y,
+            differing_bytes: y - x,
+            a_hex: String::new(),
+            b_hex: String::new(),
+        });
         Ok(())
     }
 
@@ -528,17 +551,23 @@ mod tests {
         m.add(Region::structure(0, None, &MBR));
         m.add(Region::new(0x10_0000, 0x10_0000, Label::new(Some(2), "ext4 filesystem")));
         m.add(Region::structure(SB, Some(2), &EXT4_SUPERBLOCK));
-        m.add(Region::new(0x18_0000, 4096, Label::new(Some(2), "file").with_detail("/EFI/BOOT/BOOTX64.EFI data")));
+        m.add(Region::new(
+            0x18_0000,
+            4096,
+            Label::new(Some(2), "file").with_detail("/EFI/BOOT/BOOTX64.EFI data"),
+        ));
         m.add(
             Region::new(0x19_0000, 128, Label::new(Some(1), "FAT directory").with_detail("/loader/entries"))
                 .with_layout(Layout::Entries { size: 32 }),
         );
-        m.add(Region::new(0x1A_0000, 256, Label::new(None, "gpt entry array")).with_layout(Layout::Records {
-            table: &GPT_ENTRY,
-            stride: 128,
-            first: 1,
-            what: "entry",
-        }));
+        m.add(
+            Region::new(0x1A_0000, 256, Label::new(None, "gpt entry array")).with_layout(Layout::Records {
+                table: &GPT_ENTRY,
+                stride: 128,
+                first: 1,
+                what: "entry",
+            }),
+        );
         m.build()
     }
 
@@ -682,7 +711,10 @@ mod tests {
         assert_eq!(r.differing_ranges, 2);
         assert_eq!(r.differing_bytes, 7);
         let spans: Vec<_> = r.unexplained.shown.iter().map(|u| (u.start, u.end)).collect();
-        assert_eq!(spans, [(CHUNK as u64 - 2, CHUNK as u64 + 3), (2 * CHUNK as u64 - 1, 2 * CHUNK as u64 + 1)]);
+        assert_eq!(
+            spans,
+            [(CHUNK as u64 - 2, CHUNK as u64 + 3), (2 * CHUNK as u64 - 1, 2 * CHUNK as u64 + 1)]
+        );
     }
 
     #[test]
@@ -701,7 +733,8 @@ mod tests {
 
     #[test]
     fn values_decode_by_kind() {
-        let guid = [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b];
+        let guid =
+            [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b];
         assert_eq!(format_value(FieldKind::Guid, &guid), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
         assert_eq!(format_value(FieldKind::Uuid, &guid), "28732ac1-1ff8-d211-ba4b-00a0c93ec93b");
         assert_eq!(format_value(FieldKind::Hex, &[0x53, 0xef]), "0xef53");

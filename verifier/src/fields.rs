@@ -361,7 +361,11 @@ mod tests {
         for t in ALL {
             let mut at = 0;
             for fld in t.fields {
-                assert_eq!(fld.offset, at, "{}: {} starts at {:#x}, expected {at:#x}", t.name, fld.name, fld.offset);
+                assert_eq!(
+                    fld.offset, at,
+                    "{}: {} starts at {:#x}, expected {at:#x}",
+                    t.name, fld.name, fld.offset
+                );
                 assert!(fld.len > 0, "{}: {} is empty", t.name, fld.name);
                 at = fld.offset + fld.len;
             }

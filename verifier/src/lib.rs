@@ -12,11 +12,13 @@
 pub mod bytes;
 pub mod diff;
 pub mod error;
+pub mod expect;
 pub mod ext4;
 pub mod fat;
 pub mod fields;
 pub mod gpt;
 pub mod mbr;
 pub mod regions;
+pub mod report;
 
 pub use error::{Error, Result};

@@ -289,8 +289,7 @@ fn push_segment(segments: &mut Vec<Segment>, regions: &[Region], seg: Segment) {
     {
         let (a, b) = (&regions[last.region], &regions[seg.region]);
         let same_region = last.region == seg.region;
-        let same_opaque =
-            a.layout == Layout::Opaque && b.layout == Layout::Opaque && a.label == b.label;
+        let same_opaque = a.layout == Layout::Opaque && b.layout == Layout::Opaque && a.label == b.label;
         if same_region || same_opaque {
             last.end = seg.end;
             return;
@@ -429,7 +428,8 @@ mod tests {
             first: 1,
             what: "entry",
         });
-        let names: Vec<_> = arr.fields_in(1024 + 128 + 32, 1024 + 128 + 33).iter().map(FieldRef::name).collect();
+        let names: Vec<_> =
+            arr.fields_in(1024 + 128 + 32, 1024 + 128 + 33).iter().map(FieldRef::name).collect();
         assert_eq!(names, ["entry 2 StartingLBA"]);
     }
 
