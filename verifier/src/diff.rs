@@ -505,9 +505,12 @@ fn format_pair(kind: FieldKind, a: &[u8], b: &[u8]) -> (String, String) {
 /// One field's bytes, decoded as its kind says.
 pub fn format_value(kind: FieldKind, v: &[u8]) -> String {
     let le = || v.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
+    let be = || v.iter().fold(0u64, |acc, &x| (acc << 8) | u64::from(x));
     match kind {
         FieldKind::Uint if v.len() <= 8 => le().to_string(),
         FieldKind::Hex if v.len() <= 8 => format!("{:#0w$x}", le(), w = v.len() * 2 + 2),
+        FieldKind::BeUint if v.len() <= 8 => be().to_string(),
+        FieldKind::BeHex if v.len() <= 8 => format!("{:#0w$x}", be(), w = v.len() * 2 + 2),
         FieldKind::Guid if v.len() == 16 => {
             let mut g = [0u8; 16];
             g.copy_from_slice(v);
@@ -738,6 +741,8 @@ mod tests {
         assert_eq!(format_value(FieldKind::Guid, &guid), "C12A7328-F81F-11D2-BA4B-00A0C93EC93B");
         assert_eq!(format_value(FieldKind::Uuid, &guid), "28732ac1-1ff8-d211-ba4b-00a0c93ec93b");
         assert_eq!(format_value(FieldKind::Hex, &[0x53, 0xef]), "0xef53");
+        assert_eq!(format_value(FieldKind::BeHex, &[0xc0, 0x3b, 0x39, 0x98]), "0xc03b3998");
+        assert_eq!(format_value(FieldKind::BeUint, &[0, 0, 1, 0]), "256");
         assert_eq!(format_value(FieldKind::Text, b"nixos\0\0\0"), "\"nixos\"");
         assert_eq!(format_value(FieldKind::Utf16, &[b'E', 0, b'S', 0, b'P', 0, 0, 0]), "\"ESP\"");
     }

@@ -1,12 +1,13 @@
 //! Field tables of the on-disk structures, named as in their specifications, for the diff.
 //!
 //! Sources: the UEFI specification 2.10 §5.2.1 (legacy MBR) and §5.3 (GPT header and entry),
-//! the kernel's `Documentation/filesystems/ext4/super.rst` and `inodes.rst`, and Microsoft's
+//! the kernel's `Documentation/filesystems/ext4/super.rst`, `group_descr.rst`, `inodes.rst`
+//! and `journal.rst` (with `include/linux/jbd2.h` for the newest journal fields), and Microsoft's
 //! FAT specification (fatgen103: boot sector and BPB, FSInfo, directory entry). Offsets are
 //! in hex as the specifications print them. These tables only name bytes; readers validate.
 
 use crate::regions::{Field, FieldKind, FieldTable};
-use FieldKind::{Bytes, Guid, Hex, Text, Uint, Utf16, Uuid};
+use FieldKind::{BeHex, BeUint, Bytes, Guid, Hex, Text, Uint, Utf16, Uuid};
 
 const fn f(offset: u64, len: u64, name: &'static str, kind: FieldKind) -> Field {
     Field { offset, len, name, kind }
@@ -194,6 +195,70 @@ pub static EXT4_SUPERBLOCK: FieldTable = FieldTable {
     ],
 };
 
+/// `struct ext4_group_desc` (group_descr.rst), 64 bytes with the 64bit feature; a 32-byte
+/// descriptor is the first half (use a 32-byte stride and the `_hi` fields drop out).
+pub static EXT4_GROUP_DESC: FieldTable = FieldTable {
+    name: "ext4 group descriptor",
+    len: 64,
+    fields: &[
+        f(0x0, 4, "bg_block_bitmap_lo", Uint),
+        f(0x4, 4, "bg_inode_bitmap_lo", Uint),
+        f(0x8, 4, "bg_inode_table_lo", Uint),
+        f(0xC, 2, "bg_free_blocks_count_lo", Uint),
+        f(0xE, 2, "bg_free_inodes_count_lo", Uint),
+        f(0x10, 2, "bg_used_dirs_count_lo", Uint),
+        f(0x12, 2, "bg_flags", Hex),
+        f(0x14, 4, "bg_exclude_bitmap_lo", Uint),
+        f(0x18, 2, "bg_block_bitmap_csum_lo", Hex),
+        f(0x1A, 2, "bg_inode_bitmap_csum_lo", Hex),
+        f(0x1C, 2, "bg_itable_unused_lo", Uint),
+        f(0x1E, 2, "bg_checksum", Hex),
+        f(0x20, 4, "bg_block_bitmap_hi", Uint),
+        f(0x24, 4, "bg_inode_bitmap_hi", Uint),
+        f(0x28, 4, "bg_inode_table_hi", Uint),
+        f(0x2C, 2, "bg_free_blocks_count_hi", Uint),
+        f(0x2E, 2, "bg_free_inodes_count_hi", Uint),
+        f(0x30, 2, "bg_used_dirs_count_hi", Uint),
+        f(0x32, 2, "bg_itable_unused_hi", Uint),
+        f(0x34, 4, "bg_exclude_bitmap_hi", Uint),
+        f(0x38, 2, "bg_block_bitmap_csum_hi", Hex),
+        f(0x3A, 2, "bg_inode_bitmap_csum_hi", Hex),
+        f(0x3C, 4, "bg_reserved", Hex),
+    ],
+};
+
+/// The jbd2 journal superblock (journal.rst, `journal_superblock_t`), big-endian, 1024 bytes.
+pub static JBD2_SUPERBLOCK: FieldTable = FieldTable {
+    name: "ext4 journal superblock",
+    len: 1024,
+    fields: &[
+        f(0x0, 4, "h_magic", BeHex),
+        f(0x4, 4, "h_blocktype", BeUint),
+        f(0x8, 4, "h_sequence", BeUint),
+        f(0xC, 4, "s_blocksize", BeUint),
+        f(0x10, 4, "s_maxlen", BeUint),
+        f(0x14, 4, "s_first", BeUint),
+        f(0x18, 4, "s_sequence", BeUint),
+        f(0x1C, 4, "s_start", BeUint),
+        f(0x20, 4, "s_errno", BeUint),
+        f(0x24, 4, "s_feature_compat", BeHex),
+        f(0x28, 4, "s_feature_incompat", BeHex),
+        f(0x2C, 4, "s_feature_ro_compat", BeHex),
+        f(0x30, 16, "s_uuid", Uuid),
+        f(0x40, 4, "s_nr_users", BeUint),
+        f(0x44, 4, "s_dynsuper", BeUint),
+        f(0x48, 4, "s_max_transaction", BeUint),
+        f(0x4C, 4, "s_max_trans_data", BeUint),
+        f(0x50, 1, "s_checksum_type", Uint),
+        f(0x51, 3, "s_padding2", Bytes),
+        f(0x54, 4, "s_num_fc_blks", BeUint),
+        f(0x58, 4, "s_head", BeUint),
+        f(0x5C, 160, "s_padding", Bytes),
+        f(0xFC, 4, "s_checksum", BeHex),
+        f(0x100, 768, "s_users", Bytes),
+    ],
+};
+
 /// `struct ext4_inode` (inodes.rst), the Linux variant of `osd1`/`osd2`, 160 bytes; the rest
 /// of a 256-byte inode record holds in-inode extended attributes.
 pub static EXT4_INODE: FieldTable = FieldTable {
@@ -338,11 +403,13 @@ pub static FAT_DIR_ENTRY: FieldTable = FieldTable {
 };
 
 /// Every table, for the consistency test and for callers that list them.
-pub static ALL: [&FieldTable; 9] = [
+pub static ALL: [&FieldTable; 11] = [
     &MBR,
     &GPT_HEADER,
     &GPT_ENTRY,
     &EXT4_SUPERBLOCK,
+    &EXT4_GROUP_DESC,
+    &JBD2_SUPERBLOCK,
     &EXT4_INODE,
     &FAT16_BOOT_SECTOR,
     &FAT32_BOOT_SECTOR,
@@ -377,7 +444,7 @@ mod tests {
     fn integer_fields_have_integer_widths() {
         for t in ALL {
             for fld in t.fields {
-                if matches!(fld.kind, Uint | Hex) {
+                if matches!(fld.kind, Uint | Hex | BeUint | BeHex) {
                     assert!([1, 2, 4, 8].contains(&fld.len), "{}: {} is {} bytes", t.name, fld.name, fld.len);
                 }
                 if matches!(fld.kind, Guid | Uuid) {
@@ -400,5 +467,8 @@ mod tests {
         assert_eq!(at(&FAT16_BOOT_SECTOR, 0x27), Some("BS_VolID"));
         assert_eq!(at(&FAT32_FSINFO, 0x1E8), Some("FSI_Free_Count"));
         assert_eq!(at(&EXT4_SUPERBLOCK, 0x400), None);
+        assert_eq!(at(&EXT4_GROUP_DESC, 0x1E), Some("bg_checksum"));
+        assert_eq!(at(&JBD2_SUPERBLOCK, 0x1C), Some("s_start"));
+        assert_eq!(at(&JBD2_SUPERBLOCK, 0xFC), Some("s_checksum"));
     }
 }

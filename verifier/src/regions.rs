@@ -55,6 +55,10 @@ pub enum FieldKind {
     Uint,
     /// A little-endian unsigned integer shown in hex (flags, checksums, magic numbers).
     Hex,
+    /// A big-endian unsigned integer (the jbd2 journal), in decimal.
+    BeUint,
+    /// A big-endian unsigned integer shown in hex.
+    BeHex,
     /// A GUID in the UEFI mixed-endian byte order, shown in the canonical uppercase form.
     Guid,
     /// A UUID in RFC 9562 (big-endian) byte order, as ext4 stores it, shown lowercase.
