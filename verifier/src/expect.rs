@@ -613,128 +613,33 @@ mod tests {
 
     /// The seed's own parted command for a layout, with its `$bootSizeMiB`.
     fn seed_parted(layout: LayoutName, boot_mib: u64) -> Vec<String> {
+        let script = match layout {
+            LayoutName::Legacy => "mklabel msdos mkpart primary ext4 1MiB 100%",
+            LayoutName::LegacyBoot => {
+                "mklabel msdos mkpart primary fat32 1MiB $b set 1 boot on mkpart primary ext4 $b 100%"
+            }
+            LayoutName::LegacyGpt => {
+                "mklabel gpt mkpart no-fs 1MiB 2MiB set 1 bios_grub on \
+                 mkpart primary ext4 2MiB 100% align-check optimal 2"
+            }
+            LayoutName::Efi => {
+                "mklabel gpt mkpart ESP fat32 8MiB $b set 1 boot on align-check optimal 1 \
+                 mkpart primary ext4 $b 100% align-check optimal 2"
+            }
+            LayoutName::EfiXbootldr => {
+                "mklabel gpt mkpart ESP fat32 8MiB 100MiB set 1 boot on align-check optimal 1 \
+                 mkpart BOOT fat32 100MiB $b set 2 bls_boot on align-check optimal 2 \
+                 mkpart ROOT ext4 $b 100% align-check optimal 3"
+            }
+            LayoutName::Hybrid => {
+                "mklabel gpt mkpart ESP fat32 8MiB $b set 1 boot on align-check optimal 1 \
+                 mkpart no-fs 0 1024KiB set 2 bios_grub on \
+                 mkpart primary ext4 $b 100% align-check optimal 3"
+            }
+            LayoutName::None => "",
+        };
         let b = format!("{boot_mib}MiB");
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        match layout {
-            LayoutName::Legacy => s(&["mklabel", "msdos", "mkpart", "primary", "ext4", "1MiB", "100%"]),
-            LayoutName::LegacyBoot => s(&[
-                "mklabel", "msdos", "mkpart", "primary", "fat32", "1MiB", &b, "set", "1", "boot", "on",
-                "mkpart", "primary", "ext4", &b, "100%",
-            ]),
-            LayoutName::LegacyGpt => s(&[
-                "mklabel",
-                "gpt",
-                "mkpart",
-                "no-fs",
-                "1MiB",
-                "2MiB",
-                "set",
-                "1",
-                "bios_grub",
-                "on",
-                "mkpart",
-                "primary",
-                "ext4",
-                "2MiB",
-                "100%",
-                "align-check",
-                "optimal",
-                "2",
-            ]),
-            LayoutName::Efi => s(&[
-                "mklabel",
-                "gpt",
-                "mkpart",
-                "ESP",
-                "fat32",
-                "8MiB",
-                &b,
-                "set",
-                "1",
-                "boot",
-                "on",
-                "align-check",
-                "optimal",
-                "1",
-                "mkpart",
-                "primary",
-                "ext4",
-                &b,
-                "100%",
-                "align-check",
-                "optimal",
-                "2",
-            ]),
-            LayoutName::EfiXbootldr => s(&[
-                "mklabel",
-                "gpt",
-                "mkpart",
-                "ESP",
-                "fat32",
-                "8MiB",
-                "100MiB",
-                "set",
-                "1",
-                "boot",
-                "on",
-                "align-check",
-                "optimal",
-                "1",
-                "mkpart",
-                "BOOT",
-                "fat32",
-                "100MiB",
-                &b,
-                "set",
-                "2",
-                "bls_boot",
-                "on",
-                "align-check",
-                "optimal",
-                "2",
-                "mkpart",
-                "ROOT",
-                "ext4",
-                &b,
-                "100%",
-                "align-check",
-                "optimal",
-                "3",
-            ]),
-            LayoutName::Hybrid => s(&[
-                "mklabel",
-                "gpt",
-                "mkpart",
-                "ESP",
-                "fat32",
-                "8MiB",
-                &b,
-                "set",
-                "1",
-                "boot",
-                "on",
-                "align-check",
-                "optimal",
-                "1",
-                "mkpart",
-                "no-fs",
-                "0",
-                "1024KiB",
-                "set",
-                "2",
-                "bios_grub",
-                "on",
-                "mkpart",
-                "primary",
-                "ext4",
-                &b,
-                "100%",
-                "align-check",
-                "optimal",
-                "3",
-            ]),
-            LayoutName::None => Vec::new(),
-        }
+        script.split_whitespace().map(|w| if w == "$b" { b.clone() } else { w.to_string() }).collect()
     }
 
     fn run(cmd: &mut Command, package: &str) -> std::process::Output {

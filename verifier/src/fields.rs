@@ -300,25 +300,35 @@ pub static EXT4_INODE: FieldTable = FieldTable {
     ],
 };
 
+/// The FAT boot sector fields every FAT type shares (offsets 0x00 to 0x23), followed by the
+/// type-specific ones given to the macro.
+macro_rules! bpb {
+    ($($tail:expr),* $(,)?) => {
+        [
+            f(0x00, 3, "BS_jmpBoot", Bytes),
+            f(0x03, 8, "BS_OEMName", Text),
+            f(0x0B, 2, "BPB_BytsPerSec", Uint),
+            f(0x0D, 1, "BPB_SecPerClus", Uint),
+            f(0x0E, 2, "BPB_RsvdSecCnt", Uint),
+            f(0x10, 1, "BPB_NumFATs", Uint),
+            f(0x11, 2, "BPB_RootEntCnt", Uint),
+            f(0x13, 2, "BPB_TotSec16", Uint),
+            f(0x15, 1, "BPB_Media", Hex),
+            f(0x16, 2, "BPB_FATSz16", Uint),
+            f(0x18, 2, "BPB_SecPerTrk", Uint),
+            f(0x1A, 2, "BPB_NumHeads", Uint),
+            f(0x1C, 4, "BPB_HiddSec", Uint),
+            f(0x20, 4, "BPB_TotSec32", Uint),
+            $($tail),*
+        ]
+    };
+}
+
 /// The FAT12/16 boot sector and BPB (fatgen103, "Boot Sector and BPB").
 pub static FAT16_BOOT_SECTOR: FieldTable = FieldTable {
     name: "fat boot sector",
     len: 512,
-    fields: &[
-        f(0x00, 3, "BS_jmpBoot", Bytes),
-        f(0x03, 8, "BS_OEMName", Text),
-        f(0x0B, 2, "BPB_BytsPerSec", Uint),
-        f(0x0D, 1, "BPB_SecPerClus", Uint),
-        f(0x0E, 2, "BPB_RsvdSecCnt", Uint),
-        f(0x10, 1, "BPB_NumFATs", Uint),
-        f(0x11, 2, "BPB_RootEntCnt", Uint),
-        f(0x13, 2, "BPB_TotSec16", Uint),
-        f(0x15, 1, "BPB_Media", Hex),
-        f(0x16, 2, "BPB_FATSz16", Uint),
-        f(0x18, 2, "BPB_SecPerTrk", Uint),
-        f(0x1A, 2, "BPB_NumHeads", Uint),
-        f(0x1C, 4, "BPB_HiddSec", Uint),
-        f(0x20, 4, "BPB_TotSec32", Uint),
+    fields: &bpb![
         f(0x24, 1, "BS_DrvNum", Hex),
         f(0x25, 1, "BS_Reserved1", Hex),
         f(0x26, 1, "BS_BootSig", Hex),
@@ -334,21 +344,7 @@ pub static FAT16_BOOT_SECTOR: FieldTable = FieldTable {
 pub static FAT32_BOOT_SECTOR: FieldTable = FieldTable {
     name: "fat boot sector",
     len: 512,
-    fields: &[
-        f(0x00, 3, "BS_jmpBoot", Bytes),
-        f(0x03, 8, "BS_OEMName", Text),
-        f(0x0B, 2, "BPB_BytsPerSec", Uint),
-        f(0x0D, 1, "BPB_SecPerClus", Uint),
-        f(0x0E, 2, "BPB_RsvdSecCnt", Uint),
-        f(0x10, 1, "BPB_NumFATs", Uint),
-        f(0x11, 2, "BPB_RootEntCnt", Uint),
-        f(0x13, 2, "BPB_TotSec16", Uint),
-        f(0x15, 1, "BPB_Media", Hex),
-        f(0x16, 2, "BPB_FATSz16", Uint),
-        f(0x18, 2, "BPB_SecPerTrk", Uint),
-        f(0x1A, 2, "BPB_NumHeads", Uint),
-        f(0x1C, 4, "BPB_HiddSec", Uint),
-        f(0x20, 4, "BPB_TotSec32", Uint),
+    fields: &bpb![
         f(0x24, 4, "BPB_FATSz32", Uint),
         f(0x28, 2, "BPB_ExtFlags", Hex),
         f(0x2A, 2, "BPB_FSVer", Hex),
