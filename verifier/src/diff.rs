@@ -301,13 +301,26 @@ impl<'a> Collector<'a> {
         cuts.dedup();
         for w in cuts.windows(2) {
             let (x, y) = (w[0], w[1]);
-            let ra = pa.iter().find(|p| p.start <= x && x < p.end).map(|p| p.region);
-            let rb = pb.iter().find(|p| p.start <= x && x < p.end).map(|p| p.region);
-            match (ra, rb) {
-                (None, None) => self.unexplained(x, y)?,
-                (Some(r), other) => self.explain(r, other, true, x, y)?,
-                (None, Some(r)) => self.explain(r, None, false, x, y)?,
+            let ra = pa.iter().find(|p| p.start <= x && x < p.end);
+            let rb = pb.iter().find(|p| p.start <= x && x < p.end);
+            let (piece, other, in_a) = match (ra, rb) {
+                (None, None) => {
+                    self.unexplained(x, y)?;
+                    continue;
+                }
+                (Some(p), other) => (p, other.map(|o| o.region), true),
+                (None, Some(p)) => (p, None, false),
+            };
+            // Inside an entry array that holds the same entries in another order, the order
+            // is the explanation, whatever fields of the entry at this slot changed.
+            if let Some(arr) = piece.entries
+                && let Layout::Entries { size } = arr.layout
+                && self.same_entries(arr, in_a, size)?
+            {
+                self.count(&arr.label, Some("entry order".to_string()), None, x, y - x, None);
+                continue;
             }
+            self.explain(piece.region, other, in_a, x, y)?;
         }
         Ok(())
     }
@@ -654,6 +667,37 @@ mod tests {
         );
         assert_eq!(r.groups[0].ranges, 2);
         assert_eq!(r.groups[2].b.as_deref(), Some("34"));
+    }
+
+    #[test]
+    fn entries_with_their_own_regions_inside_a_reordered_directory_are_an_order_change() {
+        let a = image();
+        let mut m = RegionMap::builder();
+        m.add(
+            Region::new(0x19_0000, 128, Label::new(Some(1), "FAT directory").with_detail("/loader/entries"))
+                .with_layout(Layout::Entries { size: 32 }),
+        );
+        for i in 0..4u64 {
+            m.add(Region::structure(0x19_0000 + 32 * i, Some(1), &crate::fields::FAT_DIR_ENTRY).with_label(
+                Label::new(Some(1), "FAT directory entry").with_detail(format!("/loader/entries/{i}")),
+            ));
+        }
+        let m = m.build();
+        let mut b = a.clone();
+        b.copy_within(0x19_0020..0x19_0040, 0x19_0000);
+        b[0x19_0020..0x19_0040].copy_from_slice(&a[0x19_0000..0x19_0020]);
+        let r = diff(&a, &b, &m, &m).expect("in-memory");
+        let names: Vec<&str> = r.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, ["partition 1 FAT directory /loader/entries entry order"]);
+        // A real change in one entry names the entry and its field.
+        let mut c = a.clone();
+        c[0x19_0020 + 0x1C] = 9;
+        let r = diff(&a, &c, &m, &m).expect("in-memory");
+        assert_eq!(r.groups[0].name, "partition 1 FAT directory entry /loader/entries/1 DIR_FileSize");
+        assert_eq!(
+            (r.groups[0].a.as_deref(), r.groups[0].b.as_deref()),
+            (Some("1111638594"), Some("1111638537"))
+        );
     }
 
     #[test]

@@ -144,6 +144,11 @@ impl Region {
         }
     }
 
+    pub fn with_label(mut self, label: Label) -> Self {
+        self.label = label;
+        self
+    }
+
     pub fn with_layout(mut self, layout: Layout) -> Self {
         self.layout = layout;
         self
@@ -220,6 +225,8 @@ pub struct Segment {
     pub start: u64,
     pub end: u64,
     region: usize,
+    /// The innermost [`Layout::Entries`] region around the owner, if the owner is not one.
+    entries: Option<usize>,
 }
 
 /// Collects regions in any order; [`RegionMapBuilder::build`] flattens them.
@@ -281,7 +288,14 @@ impl RegionMapBuilder {
             }
             let Some(&(_, std::cmp::Reverse(owner))) = active.first() else { continue };
             let Some(&(next, _, _)) = events.get(k) else { break };
-            push_segment(&mut segments, &regions, Segment { start: at, end: next, region: owner });
+            // A FAT directory entry inside a directory whose entries were only reordered is
+            // explained by the order, not by its fields: remember the enclosing entry array.
+            let entries = active
+                .iter()
+                .skip(1)
+                .map(|&(_, std::cmp::Reverse(i))| i)
+                .find(|&i| matches!(regions[i].layout, Layout::Entries { .. }));
+            push_segment(&mut segments, &regions, Segment { start: at, end: next, region: owner, entries });
         }
         RegionMap { regions, segments }
     }
@@ -292,8 +306,11 @@ fn push_segment(segments: &mut Vec<Segment>, regions: &[Region], seg: Segment) {
         && last.end == seg.start
     {
         let (a, b) = (&regions[last.region], &regions[seg.region]);
-        let same_region = last.region == seg.region;
-        let same_opaque = a.layout == Layout::Opaque && b.layout == Layout::Opaque && a.label == b.label;
+        let same_region = last.region == seg.region && last.entries == seg.entries;
+        let same_opaque = a.layout == Layout::Opaque
+            && b.layout == Layout::Opaque
+            && a.label == b.label
+            && last.entries == seg.entries;
         if same_region || same_opaque {
             last.end = seg.end;
             return;
@@ -315,6 +332,8 @@ pub struct Piece<'a> {
     pub start: u64,
     pub end: u64,
     pub region: &'a Region,
+    /// The innermost entry array ([`Layout::Entries`]) enclosing `region`, if any.
+    pub entries: Option<&'a Region>,
 }
 
 impl RegionMap {
@@ -368,6 +387,7 @@ impl RegionMap {
                 start: s.start.max(start),
                 end: s.end.min(end),
                 region: &self.regions[s.region],
+                entries: s.entries.map(|i| &self.regions[i]),
             });
         }
         out
