@@ -314,8 +314,8 @@ impl<'a> Collector<'a> {
             // Inside an entry array that holds the same entries in another order, the order
             // is the explanation, whatever fields of the entry at this slot changed.
             if let Some(arr) = piece.entries
-                && let Layout::Entries { size } = arr.layout
-                && self.same_entries(arr, in_a, size)?
+                && let Layout::Entries { size, ignore } = arr.layout
+                && self.same_entries(arr, in_a, size, ignore)?
             {
                 self.count(&arr.label, Some("entry order".to_string()), None, x, y - x, None);
                 continue;
@@ -336,8 +336,8 @@ impl<'a> Collector<'a> {
         let label_b = other.filter(|o| o.label != r.label).map(|o| o.label.to_string());
         match r.layout {
             Layout::Opaque => self.count(&r.label, None, label_b, x, y - x, None),
-            Layout::Entries { size } => {
-                let same_entries = self.same_entries(r, in_a, size)?;
+            Layout::Entries { size, ignore } => {
+                let same_entries = self.same_entries(r, in_a, size, ignore)?;
                 let field = if same_entries { "entry order" } else { "entries" };
                 self.count(&r.label, Some(field.to_string()), label_b, x, y - x, None);
             }
@@ -417,8 +417,15 @@ impl<'a> Collector<'a> {
         Ok(format_pair(fr.field.kind, &va, &vb))
     }
 
-    /// Whether an entry array holds the same entries in A and B, in any order.
-    fn same_entries(&mut self, r: &Region, in_a: bool, size: u64) -> crate::Result<bool> {
+    /// Whether an entry array holds the same entries in A and B, in any order, comparing each
+    /// entry without its `ignore` byte ranges.
+    fn same_entries(
+        &mut self,
+        r: &Region,
+        in_a: bool,
+        size: u64,
+        ignore: &[(u64, u64)],
+    ) -> crate::Result<bool> {
         if let Some(&known) = self.permutation.get(&(in_a, r.start)) {
             return Ok(known);
         }
@@ -427,6 +434,15 @@ impl<'a> Collector<'a> {
             let mut vb = vec![0u8; r.len() as usize];
             read_padded(self.a, &mut va, r.start)?;
             read_padded(self.b, &mut vb, r.start)?;
+            for v in [&mut va, &mut vb] {
+                for entry in v.chunks_mut(size as usize) {
+                    for &(off, len) in ignore {
+                        if let Some(bytes) = entry.get_mut(off as usize..(off + len) as usize) {
+                            bytes.fill(0);
+                        }
+                    }
+                }
+            }
             let mut ea: Vec<&[u8]> = va.chunks(size as usize).collect();
             let mut eb: Vec<&[u8]> = vb.chunks(size as usize).collect();
             ea.sort_unstable();
@@ -555,7 +571,7 @@ fn uuid_text(v: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::{EXT4_SUPERBLOCK, GPT_ENTRY, MBR};
+    use crate::fields::{EXT4_SUPERBLOCK, FAT_DIR_ENTRY_CLUSTER_BYTES, GPT_ENTRY, MBR};
     use crate::regions::Region;
 
     const SB: u64 = 0x10_0000 + 1024;
@@ -574,7 +590,7 @@ mod tests {
         ));
         m.add(
             Region::new(0x19_0000, 128, Label::new(Some(1), "FAT directory").with_detail("/loader/entries"))
-                .with_layout(Layout::Entries { size: 32 }),
+                .with_layout(Layout::Entries { size: 32, ignore: &FAT_DIR_ENTRY_CLUSTER_BYTES }),
         );
         m.add(
             Region::new(0x1A_0000, 256, Label::new(None, "gpt entry array")).with_layout(Layout::Records {
@@ -675,7 +691,7 @@ mod tests {
         let mut m = RegionMap::builder();
         m.add(
             Region::new(0x19_0000, 128, Label::new(Some(1), "FAT directory").with_detail("/loader/entries"))
-                .with_layout(Layout::Entries { size: 32 }),
+                .with_layout(Layout::Entries { size: 32, ignore: &FAT_DIR_ENTRY_CLUSTER_BYTES }),
         );
         for i in 0..4u64 {
             m.add(Region::structure(0x19_0000 + 32 * i, Some(1), &crate::fields::FAT_DIR_ENTRY).with_label(
@@ -698,6 +714,20 @@ mod tests {
             (r.groups[0].a.as_deref(), r.groups[0].b.as_deref()),
             (Some("1111638594"), Some("1111638537"))
         );
+    }
+
+    #[test]
+    fn a_reorder_that_moved_first_clusters_is_still_a_reorder() {
+        let a = image();
+        let mut b = a.clone();
+        b.copy_within(0x19_0020..0x19_0040, 0x19_0000);
+        b[0x19_0020..0x19_0040].copy_from_slice(&a[0x19_0000..0x19_0020]);
+        // The files were written in the other order: each entry's first cluster changed too.
+        b[0x19_0000 + 0x1A] = 7;
+        b[0x19_0020 + 0x14] = 9;
+        let r = run(&a, &b);
+        assert_eq!(r.groups.len(), 1, "{}", r.render_text());
+        assert_eq!(r.groups[0].name, "partition 1 FAT directory /loader/entries entry order");
     }
 
     #[test]

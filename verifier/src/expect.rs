@@ -376,11 +376,9 @@ impl Expectations {
             bootable,
             filesystem,
         };
-        // parted's `100%` is the last usable sector; with optimal alignment it ends the
-        // partition on the last whole MiB at or before it.
         let end = match self.table() {
-            TableKind::Mbr => total / GRAIN * GRAIN,
-            TableKind::Gpt => total.saturating_sub(33) / GRAIN * GRAIN,
+            TableKind::Mbr => parted_end_of_100_percent(total, total.saturating_sub(1)),
+            TableKind::Gpt => parted_end_of_100_percent(total, total.saturating_sub(34)),
             TableKind::None => total,
         };
         let (p1, p2) = (guid(SEED_PART1_GUID), guid(SEED_PART2_GUID));
@@ -412,6 +410,18 @@ impl Expectations {
             LayoutName::None => Vec::new(),
         }
     }
+}
+
+/// The exclusive end sector parted gives `mkpart ... 100%` on a disk of `total` sectors whose
+/// last usable sector is `last`. libparted reads a location in percent as a range of one
+/// unit (1% of the disk, `ceil(total / 100) - 1` sectors) below the disk's end, and with
+/// optimal alignment ends the partition on a whole MiB inside that range when there is one;
+/// else at the last usable sector (on disks under about 200 MiB).
+fn parted_end_of_100_percent(total: u64, last: u64) -> u64 {
+    let radius = total.div_ceil(100).saturating_sub(1);
+    let lowest = total.saturating_sub(radius);
+    let aligned = (last + 1) / GRAIN * GRAIN;
+    if aligned > lowest { aligned } else { last + 1 }
 }
 
 /// `(x / MiB + 1) * MiB`, the seed's `round_to_nearest` (256M becomes 257MiB).
@@ -655,9 +665,13 @@ mod tests {
     fn geometry_matches_the_seeds_parted_for_every_layout() {
         let dir = tempfile::tempdir().expect("tempdir");
         for layout in LayoutName::ALL {
-            for (disk_bytes, boot) in
-                [(300 * MIB, "256M"), (1024 * MIB + 5 * SECTOR, "100M"), (600 * MIB, "300M")]
-            {
+            // Whole MiB as the seed makes them, not whole MiB, and disks under 100 MiB where
+            // parted cannot align the end of `100%` (efixbootldr needs more than 100 MiB).
+            let mut sizes = vec![(300 * MIB, "256M"), (1024 * MIB + 5 * SECTOR, "100M"), (600 * MIB, "300M")];
+            if layout != LayoutName::EfiXbootldr {
+                sizes.extend([(64 * MIB, "24M"), (90 * MIB + 7 * SECTOR, "40M")]);
+            }
+            for (disk_bytes, boot) in sizes {
                 let spec = format!("partitionTableType = \"{}\"\nbootSize = \"{boot}\"", layout.as_str());
                 let e = Expectations::from_toml_str(&spec).expect("valid spec");
                 let expected = e.partitions(disk_bytes);

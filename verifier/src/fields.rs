@@ -398,6 +398,11 @@ pub static FAT_DIR_ENTRY: FieldTable = FieldTable {
     ],
 };
 
+/// The bytes of a FAT directory entry that point into the data area (`DIR_FstClusHI`,
+/// `DIR_FstClusLO`): two writers that copy the same files in another order give them other
+/// clusters, so a reorder check leaves them out.
+pub static FAT_DIR_ENTRY_CLUSTER_BYTES: [(u64, u64); 2] = [(0x14, 2), (0x1A, 2)];
+
 /// Every table, for the consistency test and for callers that list them.
 pub static ALL: [&FieldTable; 11] = [
     &MBR,

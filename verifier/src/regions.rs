@@ -116,7 +116,10 @@ pub enum Layout {
     Records { table: &'static FieldTable, stride: u64, first: u64, what: &'static str },
     /// An array of fixed-size entries whose order may differ while their contents do not
     /// (FAT directory entries): the diff checks for a permutation and says "entry order".
-    Entries { size: u64 },
+    /// `ignore` lists `(offset, len)` byte ranges of an entry left out of the comparison:
+    /// pointers such as a FAT entry's first cluster, which follow the order files were
+    /// written in.
+    Entries { size: u64, ignore: &'static [(u64, u64)] },
 }
 
 /// One labelled byte range `[start, end)` of an image.
