@@ -152,6 +152,9 @@ pub struct ExpectedPartition {
     pub guid: Option<String>,
     /// MBR boot flag.
     pub bootable: bool,
+    /// GPT attribute bits: the seed's parted commands set none (`set 1 boot on` on GPT
+    /// changes the type to ESP instead).
+    pub attributes: u64,
     pub filesystem: Option<ExpectedFs>,
 }
 
@@ -363,6 +366,7 @@ impl Expectations {
             name: Some(name),
             guid,
             bootable: false,
+            attributes: 0,
             filesystem,
         };
         let mbr = |number, start: u64, end: u64, ty, bootable, filesystem| ExpectedPartition {
@@ -374,6 +378,7 @@ impl Expectations {
             name: None,
             guid: None,
             bootable,
+            attributes: 0,
             filesystem,
         };
         let end = match self.table() {
@@ -700,7 +705,11 @@ mod tests {
                         (Some(t), _) => {
                             assert_eq!(p["type"].as_str(), Some(t), "{ctx}: type");
                             assert_eq!(p["name"].as_str(), x.name, "{ctx}: name");
-                            assert!(p.get("attrs").is_none(), "{ctx}: attributes {:?}", p.get("attrs"));
+                            assert!(
+                                p.get("attrs").is_none() && x.attributes == 0,
+                                "{ctx}: attributes {:?}",
+                                p.get("attrs")
+                            );
                         }
                         (None, Some(t)) => {
                             assert_eq!(p["type"].as_str(), Some(format!("{t:x}").as_str()), "{ctx}: type");

@@ -136,6 +136,13 @@ fn table_section<'a>(d: &Disk<'a, dyn ReadAt + 'a>, rep: &mut VerifyReport, map:
         DiskLayout::None => TableKind::None,
     };
     rep.table.mbr_signature = d.mbr.as_ref().map(|m| m.unique_mbr_disk_signature);
+    rep.table.boot_code = d.mbr.as_ref().map(|m| match &m.boot_code {
+        crate::mbr::BootCode::Empty => "empty".to_string(),
+        crate::mbr::BootCode::Grub { kernel_sector, .. } => {
+            format!("grub boot.img, core.img at sector {kernel_sector}")
+        }
+        crate::mbr::BootCode::Other { sha256 } => format!("other (sha256 {sha256})"),
+    });
     if d.mbr.is_some() {
         map.add(Region::structure(0, None, &fields::MBR));
     }
@@ -682,6 +689,8 @@ mod tests {
         assert!(errors.contains(&"id-not-derived"), "{text}");
         assert!(errors.contains(&"time-not-epoch"), "{text}");
         assert_eq!(rep.table.disk_guid.as_deref(), Some(SEED_DISK_GUID));
+        assert_eq!(rep.layout, Some(crate::expect::LayoutName::Efi));
+        assert_eq!(rep.table.boot_code.as_deref(), Some("empty"));
         let p: Vec<(u64, u64)> = rep.table.partitions.iter().map(|p| (p.start_lba, p.sectors)).collect();
         // On a 64 MiB disk parted ends `100%` at the last usable sector (see expect.rs).
         assert_eq!(p, [(16384, 34816), (51200, 79839)]);

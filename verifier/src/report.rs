@@ -4,7 +4,10 @@
 //! The report is plain data. The readers fill it (see `glue.rs`); this module only judges it,
 //! so every check and lint here is tested on hand-made reports without any image.
 
-use crate::expect::{DiskSize, Expectations, ExpectedContent, FsKind, TableKind};
+use crate::expect::{
+    DiskSize, Expectations, ExpectedContent, FsKind, LayoutName, TYPE_BIOS_BOOT, TYPE_ESP, TYPE_LINUX_DATA,
+    TYPE_XBOOTLDR, TableKind,
+};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -52,6 +55,8 @@ impl Finding {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
     pub image: ImageInfo,
+    /// The layout the partition table looks like (see [`infer_layout`]).
+    pub layout: Option<LayoutName>,
     pub table: TableInfo,
     pub filesystems: Vec<FsInfo>,
     pub ids: Vec<IdInfo>,
@@ -69,6 +74,9 @@ pub struct ImageInfo {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TableInfo {
     pub kind: TableKind,
+    /// What the MBR's 440 bytes of boot code are: `"empty"`, `"grub boot.img, core.img at
+    /// sector 2048"`, or `"other (sha256 ...)"`.
+    pub boot_code: Option<String>,
     pub disk_guid: Option<String>,
     pub mbr_signature: Option<u32>,
     pub first_usable_lba: Option<u64>,
@@ -80,6 +88,7 @@ impl Default for TableInfo {
     fn default() -> Self {
         TableInfo {
             kind: TableKind::None,
+            boot_code: None,
             disk_guid: None,
             mbr_signature: None,
             first_usable_lba: None,
@@ -311,6 +320,7 @@ impl VerifyReport {
     /// against `expect` when a spec is given, with `env_epoch` the caller's
     /// SOURCE_DATE_EPOCH, and the IDs `derived` from the spec or the image's anchors.
     pub fn check(&mut self, expect: Option<&Expectations>, env_epoch: Option<i64>, derived: &DerivedIds) {
+        self.layout = infer_layout(&self.table);
         self.collect_ids(expect, derived);
         // Without a spec the lints only warn; a deterministic spec promises what they test.
         let lint = match expect {
@@ -479,6 +489,13 @@ impl VerifyReport {
             }
             if x.mbr_type.is_some() {
                 diff("partition-boot-flag", "boot flag", p.bootable.to_string(), x.bootable.to_string());
+            } else {
+                diff(
+                    "partition-attributes",
+                    "attributes",
+                    format!("{:#x}", p.attributes),
+                    format!("{:#x}", x.attributes),
+                );
             }
             if let Some(g) = &x.guid {
                 diff("partition-guid", "unique GUID", p.guid.clone().unwrap_or_default(), g.clone());
@@ -754,10 +771,16 @@ impl VerifyReport {
         let path = self.image.path.as_deref().unwrap_or("image");
         let _ = writeln!(out, "{path}: {} bytes", self.image.size);
 
+        if let Some(l) = self.layout {
+            let _ = writeln!(out, "layout: {}", l.as_str());
+        }
         let t = &self.table;
         let _ = write!(out, "\npartition table: {}", format!("{:?}", t.kind).to_lowercase());
         if let (Some(f), Some(l)) = (t.first_usable_lba, t.last_usable_lba) {
             let _ = write!(out, ", usable sectors {f}..={l}");
+        }
+        if let Some(b) = &t.boot_code {
+            let _ = write!(out, ", boot code: {b}");
         }
         out.push('\n');
         if !t.partitions.is_empty() {
@@ -853,6 +876,31 @@ impl VerifyReport {
             crate::diff::count(count(Severity::Warning), "warning")
         );
         out
+    }
+}
+
+/// The layout (`partitionTableType`) a partition table looks like, by its partitions' types
+/// in table order, as the seed's parted commands make them.
+pub fn infer_layout(t: &TableInfo) -> Option<LayoutName> {
+    let types: Vec<&str> = t.partitions.iter().map(|p| p.type_id.as_str()).collect();
+    let is = |got: &str, want: &str| got.eq_ignore_ascii_case(want);
+    let matches = |want: &[&str]| types.len() == want.len() && types.iter().zip(want).all(|(g, w)| is(g, w));
+    match t.kind {
+        TableKind::None => Some(LayoutName::None),
+        TableKind::Mbr => match types.as_slice() {
+            [_] => Some(LayoutName::Legacy),
+            [_, _] if t.partitions[0].bootable => Some(LayoutName::LegacyBoot),
+            _ => None,
+        },
+        TableKind::Gpt => [
+            (LayoutName::LegacyGpt, &[TYPE_BIOS_BOOT, TYPE_LINUX_DATA][..]),
+            (LayoutName::Efi, &[TYPE_ESP, TYPE_LINUX_DATA][..]),
+            (LayoutName::EfiXbootldr, &[TYPE_ESP, TYPE_XBOOTLDR, TYPE_LINUX_DATA][..]),
+            (LayoutName::Hybrid, &[TYPE_ESP, TYPE_BIOS_BOOT, TYPE_LINUX_DATA][..]),
+        ]
+        .into_iter()
+        .find(|(_, want)| matches(want))
+        .map(|(l, _)| l),
     }
 }
 
@@ -982,6 +1030,7 @@ mod tests {
             image: ImageInfo { path: Some("nixos.img".into()), size: 1024 * MIB },
             table: TableInfo {
                 kind: TableKind::Gpt,
+                boot_code: Some("empty".into()),
                 disk_guid: Some(SEED_DISK_GUID.into()),
                 mbr_signature: Some(0),
                 first_usable_lba: Some(34),
@@ -1077,6 +1126,7 @@ mod tests {
     fn layout_ids_labels_and_contents_are_checked() {
         let mut r = good();
         r.table.partitions[1].start_lba += 2048;
+        r.table.partitions[0].attributes = 1 << 2;
         r.table.partitions[1].guid = Some("00000000-0000-0000-0000-000000000001".into());
         r.table.disk_guid = Some("97FD5997-D90B-4AA3-8D16-C1723AEA73C0".into());
         r.filesystems[0].label = "BOOT".into();
@@ -1092,6 +1142,7 @@ mod tests {
                 "error:disk-guid",
                 "error:fs-label",
                 "error:fs-uuid",
+                "error:partition-attributes",
                 "error:partition-guid",
                 "error:partition-start",
             ]
@@ -1191,6 +1242,26 @@ mod tests {
         r.check(Some(&spec("")), None, &derived());
         insta::assert_snapshot!("verify_text", r.render_text());
         insta::assert_snapshot!("verify_json", r.to_json());
+    }
+
+    #[test]
+    fn layouts_are_recognised_from_the_table() {
+        let mut t = good().table;
+        assert_eq!(infer_layout(&t), Some(LayoutName::Efi));
+        t.partitions
+            .insert(1, PartitionInfo { type_id: TYPE_BIOS_BOOT.to_lowercase(), ..Default::default() });
+        assert_eq!(infer_layout(&t), Some(LayoutName::Hybrid));
+        t.partitions[1].type_id = TYPE_XBOOTLDR.into();
+        assert_eq!(infer_layout(&t), Some(LayoutName::EfiXbootldr));
+        t.partitions.remove(0);
+        assert_eq!(infer_layout(&t), None);
+        t.partitions[0].type_id = TYPE_BIOS_BOOT.into();
+        assert_eq!(infer_layout(&t), Some(LayoutName::LegacyGpt));
+        t.kind = TableKind::Mbr;
+        t.partitions[0].bootable = true;
+        assert_eq!(infer_layout(&t), Some(LayoutName::LegacyBoot));
+        t.partitions.pop();
+        assert_eq!(infer_layout(&t), Some(LayoutName::Legacy));
     }
 
     #[test]
