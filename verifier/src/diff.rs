@@ -20,6 +20,8 @@ const MAX_SHOWN: usize = 64;
 const DUMP_LEN: u64 = 32;
 /// Entry arrays larger than this are not checked for a mere change of order.
 const MAX_PERMUTATION_CHECK: u64 = 4 << 20;
+/// The human report lists at most this many groups; beyond it, it summarises by class.
+const MAX_GROUP_LINES: usize = 64;
 
 /// Where two images differ, explained.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -32,7 +34,19 @@ pub struct DiffReport {
     pub differing_ranges: u64,
     /// Explained differences, one per label (and field), in image order.
     pub groups: Vec<DiffGroup>,
+    /// The groups summed by class (the label without its detail, and the field without its
+    /// record number): "partition 2 inode i_mtime" over every inode. Sorted by name.
+    pub classes: Vec<DiffClass>,
     pub unexplained: Unexplained,
+}
+
+/// Groups of one class, summed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DiffClass {
+    pub name: String,
+    pub groups: u64,
+    pub ranges: u64,
+    pub bytes: u64,
 }
 
 /// The differences that fall under one label (and field).
@@ -40,6 +54,9 @@ pub struct DiffReport {
 pub struct DiffGroup {
     /// The whole name as printed: `"partition 2 ext4 superblock s_wtime"`.
     pub name: String,
+    /// The name without the label's detail and the record number: `"partition 2 inode
+    /// i_mtime"` for `"partition 2 inode 14 /etc/hostname i_mtime"`.
+    pub class: String,
     pub partition: Option<u32>,
     pub structure: String,
     pub detail: Option<String>,
@@ -105,7 +122,15 @@ impl DiffReport {
             count(self.unexplained.bytes, "byte"),
         );
         let _ = writeln!(out, "  a: {} bytes, b: {} bytes", self.len_a, self.len_b);
-        for g in &self.groups {
+        if self.groups.len() > MAX_GROUP_LINES {
+            let _ = writeln!(out, "by class:");
+            for c in &self.classes {
+                let _ =
+                    writeln!(out, "  {}: {} in {}", c.name, count(c.bytes, "byte"), count(c.groups, "place"));
+            }
+            let _ = writeln!(out, "first {MAX_GROUP_LINES} of {} groups:", self.groups.len());
+        }
+        for g in self.groups.iter().take(MAX_GROUP_LINES) {
             let _ = write!(out, "{}", g.name);
             if let Some(lb) = &g.label_b {
                 let _ = write!(out, " (in b: {lb})");
@@ -271,6 +296,7 @@ impl<'a> Collector<'a> {
         self.groups.insert(
             name.clone(),
             DiffGroup {
+                class: name.clone(),
                 name,
                 partition: None,
                 structure: label.structure,
@@ -317,7 +343,7 @@ impl<'a> Collector<'a> {
                 && let Layout::Entries { size, ignore } = arr.layout
                 && self.same_entries(arr, in_a, size, ignore)?
             {
-                self.count(&arr.label, Some("entry order".to_string()), None, x, y - x, None);
+                self.count(&arr.label, Some(FieldName::same("entry order")), None, x, y - x, None);
                 continue;
             }
             self.explain(piece.region, other, in_a, x, y)?;
@@ -339,7 +365,7 @@ impl<'a> Collector<'a> {
             Layout::Entries { size, ignore } => {
                 let same_entries = self.same_entries(r, in_a, size, ignore)?;
                 let field = if same_entries { "entry order" } else { "entries" };
-                self.count(&r.label, Some(field.to_string()), label_b, x, y - x, None);
+                self.count(&r.label, Some(FieldName::same(field)), label_b, x, y - x, None);
             }
             Layout::Fields(_) | Layout::Records { .. } => {
                 let fields = r.fields_in(x, y);
@@ -349,10 +375,11 @@ impl<'a> Collector<'a> {
                     let hi = (fr.offset + fr.field.len).min(y);
                     named += hi - lo;
                     let values = self.values(fr)?;
-                    self.count(&r.label, Some(fr.name()), label_b.clone(), fr.offset, hi - lo, Some(values));
+                    let name = FieldName { full: fr.name(), class: fr.field.name.to_string() };
+                    self.count(&r.label, Some(name), label_b.clone(), fr.offset, hi - lo, Some(values));
                 }
                 if named < y - x {
-                    let field = Some("(bytes outside named fields)".to_string());
+                    let field = Some(FieldName::same("(bytes outside named fields)"));
                     self.count(&r.label, field, label_b, x, y - x - named, None);
                 }
             }
@@ -364,17 +391,19 @@ impl<'a> Collector<'a> {
     fn count(
         &mut self,
         label: &Label,
-        field: Option<String>,
+        field: Option<FieldName>,
         label_b: Option<String>,
         at: u64,
         bytes: u64,
         values: Option<(String, String)>,
     ) {
         let mut name = label.to_string();
+        let mut class = Label { detail: None, ..label.clone() }.to_string();
         if let Some(f) = &field {
-            name.push(' ');
-            name.push_str(f);
+            name = format!("{name} {}", f.full);
+            class = format!("{class} {}", f.class);
         }
+        let field = field.map(|f| f.full);
         let key = match &label_b {
             Some(lb) => format!("{name}\u{0} {lb}"),
             None => name.clone(),
@@ -388,6 +417,7 @@ impl<'a> Collector<'a> {
             let (a, b) = values.map_or((None, None), |(a, b)| (Some(a), Some(b)));
             DiffGroup {
                 name,
+                class,
                 partition: label.partition,
                 structure: label.structure.clone(),
                 detail: label.detail.clone(),
@@ -495,14 +525,40 @@ impl<'a> Collector<'a> {
         self.flush_pending()?;
         let mut groups: Vec<DiffGroup> = self.groups.into_values().collect();
         groups.sort_by(|x, y| (x.first_offset, &x.name).cmp(&(y.first_offset, &y.name)));
+        let mut classes: BTreeMap<&str, DiffClass> = BTreeMap::new();
+        for g in &groups {
+            let c = classes.entry(&g.class).or_insert_with(|| DiffClass {
+                name: g.class.clone(),
+                groups: 0,
+                ranges: 0,
+                bytes: 0,
+            });
+            c.groups += 1;
+            c.ranges += g.ranges;
+            c.bytes += g.bytes;
+        }
+        let classes = classes.into_values().collect();
         Ok(DiffReport {
             len_a,
             len_b,
             differing_bytes: self.differing_bytes,
             differing_ranges: self.differing_ranges,
             groups,
+            classes,
             unexplained: self.unexplained,
         })
+    }
+}
+
+/// A field's name as shown (`"inode 12 i_mtime"`) and as classed (`"i_mtime"`).
+struct FieldName {
+    full: String,
+    class: String,
+}
+
+impl FieldName {
+    fn same(name: &str) -> Self {
+        FieldName { full: name.to_string(), class: name.to_string() }
     }
 }
 
@@ -806,6 +862,37 @@ mod tests {
         let r = diff(&a, &b, &ma.build(), &mb.build()).expect("in-memory");
         assert_eq!(r.groups[0].name, "partition 1 file /a data");
         assert_eq!(r.groups[0].label_b.as_deref(), Some("partition 1 file /b data"));
+    }
+
+    #[test]
+    fn many_groups_are_summarised_by_class() {
+        let table_at = 0x1B_0000u64;
+        let mut m = RegionMap::builder();
+        m.add(Region::new(table_at, 256 * 100, Label::new(Some(2), "ext4 inode table")).with_layout(
+            Layout::Records { table: &crate::fields::EXT4_INODE, stride: 256, first: 1, what: "inode" },
+        ));
+        let m = m.build();
+        let a = image();
+        let mut b = a.clone();
+        for i in 0..100 {
+            b[table_at as usize + 256 * i + 0x10] = 1; // i_mtime
+            b[table_at as usize + 256 * i + 0x08] = 2; // i_atime
+        }
+        let r = diff(&a, &b, &m, &m).expect("in-memory");
+        assert_eq!(r.groups.len(), 200);
+        let classes: Vec<(&str, u64)> = r.classes.iter().map(|c| (c.name.as_str(), c.groups)).collect();
+        assert_eq!(
+            classes,
+            [("partition 2 ext4 inode table i_atime", 100), ("partition 2 ext4 inode table i_mtime", 100)]
+        );
+        assert_eq!(r.groups[1].name, "partition 2 ext4 inode table inode 1 i_mtime");
+        let text = r.render_text();
+        assert!(
+            text.contains("by class:\n  partition 2 ext4 inode table i_atime: 100 bytes in 100 places\n"),
+            "{text}"
+        );
+        assert!(text.contains("first 64 of 200 groups:"), "{text}");
+        assert_eq!(text.lines().count(), 2 + 3 + 1 + 64);
     }
 
     #[test]
