@@ -702,6 +702,58 @@ mod tests {
         assert!(rep.filesystems[0].files.iter().any(|f| f.path == "/loader/loader.conf"), "{text}");
     }
 
+    /// A `legacy` (MBR) image and a bare `none` filesystem, as the seed makes them: the table,
+    /// the root filesystem and the derived-ID lints (the MBR signature parted left random).
+    #[test]
+    fn verify_seed_made_legacy_and_none_images() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let img = dir.path().join("legacy.img");
+        std::fs::File::create(&img).and_then(|f| f.set_len(48 * MIB)).expect("scratch image");
+        let script = "mklabel msdos mkpart primary ext4 1MiB 100%";
+        run(Command::new("parted").arg("--script").arg(&img).arg("--").args(script.split(' ')), "parted");
+        let mkfs = |target: &Path, offset: u64, kib: u64| {
+            run(
+                Command::new("mkfs.ext4")
+                    .args(["-q", "-F", "-b", "4096", "-L", "nixos", "-U", SEED_ROOT_GUID])
+                    .arg("-E")
+                    .arg(format!("offset={offset}"))
+                    .arg(target)
+                    .arg(format!("{kib}K")),
+                "e2fsprogs",
+            )
+        };
+        mkfs(&img, MIB, 47 * 1024);
+        let spec =
+            Expectations::from_toml_str("partitionTableType = \"legacy\"\ndiskSize = 48").expect("valid");
+        let rep = verify(&ImageFile::open(&img).expect("open"), None, Some(&spec), None);
+        let text = rep.render_text();
+        assert_eq!(rep.layout, Some(crate::expect::LayoutName::Legacy), "{text}");
+        assert_eq!(rep.table.partitions.len(), 1, "{text}");
+        assert_eq!((rep.table.partitions[0].start_lba, rep.table.partitions[0].sectors), (2048, 96256));
+        assert_eq!(rep.table.partitions[0].type_id, "0x83");
+        let codes: Vec<&str> = rep.findings.iter().map(|f| f.code.as_str()).collect();
+        for forbidden in
+            ["partition-start", "partition-size", "partition-type", "fs-missing", "fs-label", "fs-uuid"]
+        {
+            assert!(!codes.contains(&forbidden), "{forbidden}:\n{text}");
+        }
+        let sig = rep.ids.iter().find(|i| i.what == "mbr disk signature").expect(&text);
+        assert_eq!(sig.matches(), Some(false), "parted writes a random signature:\n{text}");
+
+        let bare = dir.path().join("none.img");
+        std::fs::File::create(&bare).and_then(|f| f.set_len(16 * MIB)).expect("scratch image");
+        mkfs(&bare, 0, 16 * 1024);
+        let spec = Expectations::from_toml_str("partitionTableType = \"none\"").expect("valid");
+        let rep = verify(&ImageFile::open(&bare).expect("open"), None, Some(&spec), None);
+        let text = rep.render_text();
+        assert_eq!(rep.layout, Some(crate::expect::LayoutName::None), "{text}");
+        assert!(rep.table.partitions.is_empty(), "{text}");
+        assert_eq!(rep.filesystems.len(), 1, "{text}");
+        assert_eq!((rep.filesystems[0].partition, rep.filesystems[0].label.as_str()), (None, "nixos"));
+        let codes: Vec<&str> = rep.findings.iter().map(|f| f.code.as_str()).collect();
+        assert!(!codes.contains(&"fs-missing") && !codes.contains(&"fs-uuid"), "{text}");
+    }
+
     /// Two images that differ in one superblock field: the diff names exactly that field.
     #[test]
     fn diff_names_the_one_changed_field() {
