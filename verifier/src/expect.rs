@@ -289,6 +289,16 @@ impl Expectations {
                 ));
             }
         }
+        if let Some(obj) = v.as_object() {
+            for key in obj.keys().filter(|k| !KNOWN_KEYS.contains(&k.as_str())) {
+                spec_findings.push(Finding::new(
+                    Severity::Warning,
+                    "spec-unknown-key",
+                    format!("`{key}` is not a make-disk-image or reprodisk key: the verifier ignores it"),
+                    Some(format!("spec key {key}")),
+                ));
+            }
+        }
         let source_date_epoch = match s.get(&["source_date_epoch", "sourceDateEpoch"])? {
             None => None,
             Some((k, v)) => Some(epoch(k, v)?),
@@ -428,6 +438,58 @@ fn parted_end_of_100_percent(total: u64, last: u64) -> u64 {
     let aligned = (last + 1) / GRAIN * GRAIN;
     if aligned > lowest { aligned } else { last + 1 }
 }
+
+/// Every top-level key BRIEF.md names: the seed's arguments in snake_case and camelCase, and
+/// reprodisk's own (`system`, `source_date_epoch`, `disk_guid`, `timestamps`).
+const KNOWN_KEYS: &[&str] = &[
+    "partition_table_type",
+    "partitionTableType",
+    "disk_size",
+    "diskSize",
+    "additional_space",
+    "additionalSpace",
+    "boot_size",
+    "bootSize",
+    "contents",
+    "install_boot_loader",
+    "installBootLoader",
+    "touch_efi_vars",
+    "touchEFIVars",
+    "efi_firmware",
+    "efiFirmware",
+    "efi_variables",
+    "efiVariables",
+    "fs_type",
+    "fsType",
+    "label",
+    "config_file",
+    "configFile",
+    "post_vm",
+    "postVM",
+    "mem_size",
+    "memSize",
+    "only_nix_store",
+    "onlyNixStore",
+    "name",
+    "format",
+    "base_name",
+    "baseName",
+    "deterministic",
+    "root_gpuid",
+    "rootGPUID",
+    "root_fsuid",
+    "rootFSUID",
+    "copy_channel",
+    "copyChannel",
+    "additional_paths",
+    "additionalPaths",
+    "system",
+    "source_date_epoch",
+    "sourceDateEpoch",
+    "disk_guid",
+    "diskGUID",
+    "timestamps",
+];
 
 /// `(x / MiB + 1) * MiB`, the seed's `round_to_nearest` (256M becomes 257MiB).
 pub fn round_boot_size(bytes: u64) -> u64 {
@@ -586,6 +648,7 @@ mod tests {
         assert_eq!(e.epoch(None), 0);
         assert!(e.contents[0].is_glob());
         assert_eq!(e.contents[0].octal_mode(), None);
+        assert!(e.spec_findings.is_empty(), "{:?}", e.spec_findings);
         let d = Expectations::from_toml_str("onlyNixStore = true").expect("valid spec");
         assert_eq!((d.layout, d.label.as_str()), (LayoutName::Legacy, "nix-store"));
         assert_eq!(d.epoch(None), DEFAULT_EPOCH);
@@ -601,6 +664,16 @@ mod tests {
         assert!(err("[[contents]]\nsource = \"a\"").contains("contents[0].target"));
         assert!(err("deterministic = \"yes\"").contains("deterministic"));
         assert!(Expectations::from_json_str("{").is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let e = Expectations::from_toml_str("partitionTabletype = \"efi\"\n[system]\nroot = \"r\"")
+            .expect("valid");
+        let codes: Vec<&str> = e.spec_findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["spec-unknown-key"]);
+        assert!(e.spec_findings[0].message.contains("partitionTabletype"));
+        assert_eq!(e.layout, LayoutName::Legacy);
     }
 
     #[test]
