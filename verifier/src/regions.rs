@@ -122,6 +122,16 @@ pub enum Layout {
     Entries { size: u64, ignore: &'static [(u64, u64)] },
 }
 
+/// How the records of an array are laid out and numbered, for [`Region::array`].
+#[derive(Debug, Clone, Copy)]
+pub struct Records {
+    pub table: &'static FieldTable,
+    /// The number of the first record (1 for GPT entries and inodes, 0 for groups).
+    pub first: u64,
+    /// What a record is called: `"entry"`, `"inode"`, `"group"`.
+    pub what: &'static str,
+}
+
 /// One labelled byte range `[start, end)` of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Region {
@@ -145,6 +155,17 @@ impl Region {
             label: Label::new(partition, table.name),
             layout: Layout::Fields(table),
         }
+    }
+
+    /// An array of `count` records of `stride` bytes at `start`, each laid out by `table` and
+    /// named `"{what} {first + i}"`.
+    pub fn array(start: u64, count: u64, stride: u64, label: Label, records: Records) -> Self {
+        Region::new(start, count.saturating_mul(stride), label).with_layout(Layout::Records {
+            table: records.table,
+            stride,
+            first: records.first,
+            what: records.what,
+        })
     }
 
     pub fn with_label(mut self, label: Label) -> Self {
