@@ -817,7 +817,7 @@ mod tests {
             for name in order {
                 let src = dir.path().join(name);
                 run(
-                    mtools("mcopy").args(["-m", "-i", &esp]).arg(&src).arg(format!("::/entries/{name}")),
+                    mtools("mcopy").args(["-i", &esp]).arg(&src).arg(format!("::/entries/{name}")),
                     "mtools",
                 );
             }
