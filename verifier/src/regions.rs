@@ -179,7 +179,7 @@ impl Region {
     }
 
     pub fn len(&self) -> u64 {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -192,11 +192,20 @@ impl Region {
         let start = start.max(self.start);
         let end = end.min(self.end);
         let mut out = Vec::new();
+        if start >= end {
+            return out;
+        }
         match self.layout {
             Layout::Opaque | Layout::Entries { .. } => {}
             Layout::Fields(table) => {
                 for f in table.fields_in(start - self.start, end - self.start) {
-                    out.push(FieldRef { offset: self.start + f.offset, field: f, record: None });
+                    let offset = self.start + f.offset;
+                    out.push(FieldRef {
+                        offset,
+                        end: (offset + f.len).min(self.end),
+                        field: f,
+                        record: None,
+                    });
                 }
             }
             Layout::Records { table, stride, first, what } if stride > 0 => {
@@ -209,8 +218,11 @@ impl Region {
                     let lo = start.max(rec_start) - rec_start;
                     let hi = end.min(rec_start + stride) - rec_start;
                     for f in table.fields_in(lo, hi) {
+                        let offset = rec_start + f.offset;
                         out.push(FieldRef {
-                            offset: rec_start + f.offset,
+                            offset,
+                            // A table longer than the stride must not name the next record's bytes.
+                            end: (offset + f.len).min(rec_start + stride).min(self.end),
                             field: f,
                             record: Some(format!("{what} {}", first + rec)),
                         });
@@ -228,6 +240,8 @@ impl Region {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldRef {
     pub offset: u64,
+    /// Where the field's bytes end inside its record and region (exclusive).
+    pub end: u64,
     pub field: &'static Field,
     /// `"entry 3"` when the field is inside record 3 of a [`Layout::Records`] region.
     pub record: Option<String>,
@@ -479,6 +493,42 @@ mod tests {
         let names: Vec<_> =
             arr.fields_in(1024 + 128 + 32, 1024 + 128 + 33).iter().map(FieldRef::name).collect();
         assert_eq!(names, ["entry 2 StartingLBA"]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        /// Every byte's label is the shortest region holding it (the latest of equal ones),
+        /// checked against a brute-force search.
+        #[test]
+        fn lookup_matches_brute_force(spans in proptest::collection::vec((0u64..200, 1u64..60), 0..12)) {
+            let mut b = RegionMap::builder();
+            let regions: Vec<Region> = spans
+                .iter()
+                .enumerate()
+                .map(|(i, &(start, len))| Region::new(start, len, label(&format!("r{i}"))))
+                .collect();
+            for r in &regions {
+                b.add(r.clone());
+            }
+            let map = b.build();
+            for x in 0..270u64 {
+                let want = regions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.start <= x && x < r.end)
+                    .min_by_key(|(i, r)| (r.len(), std::cmp::Reverse(*i)))
+                    .map(|(_, r)| r.label.structure.clone());
+                proptest::prop_assert_eq!(map.label_at(x).map(|l| l.structure.clone()), want, "byte {}", x);
+            }
+        }
+    }
+
+    #[test]
+    fn fields_outside_the_region_are_none() {
+        let sb = Region::structure(1024, None, &EXT4_SUPERBLOCK);
+        assert!(sb.fields_in(0, 100).is_empty());
+        assert!(sb.fields_in(5000, 6000).is_empty());
     }
 
     #[test]
