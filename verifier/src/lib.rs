@@ -10,14 +10,20 @@
 #![forbid(unsafe_code)]
 
 pub mod bytes;
+pub mod diff;
 pub mod disk;
 pub mod error;
+pub mod expect;
 pub mod ext4;
 pub mod fat;
+pub mod fields;
+pub mod glue;
 pub mod gpt;
 pub mod guid;
 pub mod ids;
 pub mod lints;
 pub mod mbr;
+pub mod regions;
+pub mod report;
 
 pub use error::{Error, Result};
