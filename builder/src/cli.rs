@@ -9,6 +9,9 @@ use crate::layout::{Content, Plan, TableKind};
 use crate::progress::Progress;
 use crate::spec::Spec;
 use anyhow::Context;
+use reprodisk_verifier::bytes::ImageFile;
+use reprodisk_verifier::expect::Expectations;
+use reprodisk_verifier::glue;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +69,50 @@ Show the layout SPEC gives: disk size and how it was found, the partition table,
 partition (sectors, type, GUID, name, MBR type and flags, the filesystem it will hold), the \
 disk GUID or MBR disk signature, and what this version does not write yet. Nothing is written.")]
     Plan(PlanArgs),
+    /// Read every structure of an image, check it (against a spec if given) and lint determinism
+    #[command(long_about = "\
+Read every structure of IMAGE with the verifier's own readers (written from the specifications, \
+sharing no code with the builder): MBR, GPT, ext4 and FAT. Print the layout, every ID (disk GUID, \
+partition GUIDs, filesystem UUIDs, FAT volume IDs, MBR signature) and every class of timestamp, \
+and check:
+  - that all structures are consistent (checksums, counts, bitmaps, directory trees);
+  - with --spec, that the image is what the spec asks for (layout, sizes, labels, IDs derived as \
+documented, contents with their modes and owners);
+  - determinism: IDs that do not derive from the spec, times other than SOURCE_DATE_EPOCH, a zero \
+or non-derived ext4 hash seed, mount counts, last-mount or last-write times, a dirty journal.
+Works on images made by anyone (reprodisk, mkfs, parted, sgdisk, nixpkgs). Exit code 1 when a \
+check fails.")]
+    Verify(VerifyArgs),
+    /// Explain where two images differ, by partition, structure and field
+    #[command(long_about = "\
+Compare images A and B byte by byte and explain every differing range by partition, structure \
+and field, e.g. `partition 2 ext4 superblock s_wtime: 0 vs 1732550400`, an inode's times, a \
+file's data or the order of a FAT directory. Ranges no structure explains are shown as hex. \
+Exit code 0 when the images are identical, 1 when they differ.")]
+    Diff(DiffArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The raw disk image to verify
+    pub image: PathBuf,
+    /// The spec the image was built from: also check the image against it
+    #[arg(long, value_name = "SPEC")]
+    pub spec: Option<PathBuf>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The first raw disk image
+    pub a: PathBuf,
+    /// The second raw disk image
+    pub b: PathBuf,
+    /// Print the differences as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,7 +145,8 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(exit_code(&e))
@@ -106,16 +154,68 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Every error of `build` and `plan` is bad input or a failing environment: exit 2.
+/// Every error (as opposed to a failed check, which `verify` and `diff` report in their
+/// output) is bad input or a failing environment: exit 2.
 pub fn exit_code(_e: &anyhow::Error) -> u8 {
     EXIT_BAD_INPUT
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// What a command found: success, or a failed check (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    CheckFailed,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
-        Command::Build(a) => run_build(a),
-        Command::Plan(a) => run_plan(a),
+        Command::Build(a) => run_build(a).map(|()| Outcome::Ok),
+        Command::Plan(a) => run_plan(a).map(|()| Outcome::Ok),
+        Command::Verify(a) => run_verify(a),
+        Command::Diff(a) => run_diff(a),
     }
+}
+
+fn open_image(path: &std::path::Path) -> anyhow::Result<ImageFile> {
+    ImageFile::open(path).with_context(|| format!("opening image `{}`", path.display()))
+}
+
+fn env_epoch() -> anyhow::Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("SOURCE_DATE_EPOCH is `{v}`, not a whole number of seconds")),
+        Err(_) => Ok(None),
+    }
+}
+
+fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
+    let image = open_image(&a.image)?;
+    let expect = match &a.spec {
+        Some(p) => Some(Expectations::from_path(p).with_context(|| format!("spec `{}`", p.display()))?),
+        None => None,
+    };
+    let path = a.image.display().to_string();
+    let report = glue::verify(&image, Some(&path), expect.as_ref(), env_epoch()?);
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(if report.failed() { Outcome::CheckFailed } else { Outcome::Ok })
+}
+
+fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {
+    let (ia, ib) = (open_image(&a.a)?, open_image(&a.b)?);
+    let d = glue::diff_images(&ia, &ib).with_context(|| format!("comparing `{}` and `{}`", a.a.display(), a.b.display()))?;
+    if a.json {
+        println!("{}", d.to_json());
+    } else {
+        print!("{}", d.render_text());
+    }
+    Ok(if d.identical() { Outcome::Ok } else { Outcome::CheckFailed })
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Spec> {
