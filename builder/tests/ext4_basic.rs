@@ -55,6 +55,12 @@ fn rich_tree() -> FsTree {
     for i in 0..2000u32 {
         b.file(huge, format!("entry-{i:05}-{}", "z".repeat((i % 40) as usize)).as_bytes(), Vec::new());
     }
+    // Names with bytes >= 0x80 in an htree: their hashes depend on the unsigned-hash flag.
+    let high = b.dir(NodeId::ROOT, b"high-bytes");
+    for i in 0..60u8 {
+        let name: Vec<u8> = (0..200u32).map(|k| 0x80 + ((k as u8).wrapping_mul(31) ^ i) % 0x7F).collect();
+        b.file(high, &name, vec![i]);
+    }
     b.tree
 }
 

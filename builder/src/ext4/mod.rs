@@ -13,8 +13,8 @@
 //! **Features.** compat: has_journal, ext_attr, resize_inode, dir_index; incompat: filetype,
 //! extents, flex_bg (+ 64bit when needed), nothing else, so GRUB 2.06 reads the filesystem;
 //! ro_compat: sparse_super, large_file, huge_file, dir_nlink, extra_isize, metadata_csum.
-//! Directory hashes are half_md4 with `s_hash_seed = opts.hash_seed` and the *unsigned*
-//! hash flag (the host's `char` signedness never matters).
+//! Directory hashes are half_md4 with `s_hash_seed = opts.hash_seed` and the *signed* hash
+//! flag, the variant mke2fs writes on x86 (fixed here, whatever the host's `char`).
 //!
 //! **Fixed metadata.** Group 0 holds the superblock (byte 1024), the group descriptor
 //! table and `s_reserved_gdt_blocks` reserved GDT blocks (mke2fs's rule: room to grow to
