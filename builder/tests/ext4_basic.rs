@@ -157,3 +157,31 @@ fn missing_source_names_the_path() {
     assert!(err.to_string().contains("/nonexistent/reprodisk-source"), "{err}");
     let _ = (BTreeMap::<u8, u8>::new(), Metadata::new(0, 0, 0, T0));
 }
+
+#[test]
+fn lost_found_from_the_tree_is_used_and_must_be_a_directory() {
+    let mut b = TreeBuilder::new();
+    let lf = b.dir(NodeId::ROOT, b"lost+found");
+    b.file(lf, b"kept", b"orphan".to_vec());
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "lf");
+    check_all(&b.tree, &img);
+    assert!(debugfs(&img, "stat <11>").contains("Size: 16384"));
+
+    let mut b = TreeBuilder::new();
+    b.file(NodeId::ROOT, b"lost+found", Vec::new());
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("a file named lost+found is refused");
+    assert!(matches!(err, Ext4Error::LostFoundNotADirectory), "{err}");
+}
+
+#[test]
+fn more_than_65000_links_to_a_file_is_an_error() {
+    let mut b = TreeBuilder::new();
+    let f = b.file(NodeId::ROOT, b"f", Vec::new());
+    let d = b.dir(NodeId::ROOT, b"d");
+    for i in 0..65000u32 {
+        b.tree.link(d, format!("{i}").as_bytes(), f, "/d").unwrap();
+    }
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("65001 links");
+    assert!(matches!(err, Ext4Error::TooManyLinks { links: 65001, .. }), "{err}");
+}

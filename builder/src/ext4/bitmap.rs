@@ -20,10 +20,6 @@ impl Bitmap {
         self.words[(i / 64) as usize] |= 1 << (i % 64);
     }
 
-    pub fn clear(&mut self, i: u64) {
-        self.words[(i / 64) as usize] &= !(1 << (i % 64));
-    }
-
     pub fn set_range(&mut self, start: u64, len: u64) {
         for i in start..start + len {
             self.set(i);

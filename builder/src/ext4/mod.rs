@@ -137,6 +137,10 @@ pub enum Ext4Error {
     DirectoryTooLarge { path: String },
     #[error("the filesystem would need {blocks} blocks, more than ext4 supports")]
     TooLarge { blocks: u64 },
+    #[error("`/lost+found` in the tree is not a directory; e2fsck needs it to be one, so remove or rename it")]
+    LostFoundNotADirectory,
+    #[error("`{path}` has {links} hard links, ext4 allows at most 65000")]
+    TooManyLinks { path: String, links: u32 },
     #[error("the tree given to write differs from the planned one ({0})")]
     TreeMismatch(&'static str),
 }

@@ -3,7 +3,7 @@
 use super::bitmap::Bitmap;
 use super::csum::{fs_seed, inode_seed};
 use super::dir::{self, Entry};
-use super::extent::{self, Extent};
+use super::extent;
 use super::journal::default_journal_blocks;
 use super::xattr::{self, Attr};
 use super::{Ext4Error, Ext4Options, SizeRequest, BLOCK_SIZE};
@@ -66,7 +66,7 @@ impl Geometry {
 }
 
 enum GeoError {
-    TooManyInodes { max: u64 },
+    TooManyInodes,
     LastGroupTooSmall { rem: u64 },
     TooLarge,
 }
@@ -81,7 +81,7 @@ fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64) -> Result<Geome
     let descs_per_block = BLOCK_SIZE / desc_size as u64;
     let max_ipg = BPG as u64; // one bitmap block per group
     if needed_inodes > groups * max_ipg || groups * max_ipg > u32::MAX as u64 && needed_inodes > u32::MAX as u64 {
-        return Err(GeoError::TooManyInodes { max: (groups * max_ipg).min(u32::MAX as u64) });
+        return Err(GeoError::TooManyInodes);
     }
     let by_ratio = blocks * BLOCK_SIZE / opts.inode_ratio.max(1024);
     let want = by_ratio.max(needed_inodes);
@@ -158,6 +158,8 @@ pub struct Census {
 }
 
 pub const ROOT_INO: u32 = 2;
+/// ext4's `EXT4_LINK_MAX` for non-directories.
+const MAX_FILE_LINKS: u32 = 65000;
 pub const LOST_FOUND_INO: u32 = 11;
 pub const LOST_FOUND_BLOCKS: usize = 4;
 
@@ -246,9 +248,20 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
     let n = tree.nodes.len();
     let order = tree.preorder();
     let tree_lost_found = match &tree.node(NodeId::ROOT).kind {
-        NodeKind::Dir(m) => m.get(&b"lost+found"[..]).copied().filter(|c| matches!(tree.node(*c).kind, NodeKind::Dir(_))),
+        NodeKind::Dir(m) => m.get(&b"lost+found"[..]).copied(),
         _ => None,
     };
+    if let Some(lf) = tree_lost_found {
+        if !matches!(tree.node(lf).kind, NodeKind::Dir(_)) {
+            return Err(Ext4Error::LostFoundNotADirectory);
+        }
+    }
+    let links = tree.link_counts();
+    for &id in &order {
+        if !matches!(tree.node(id).kind, NodeKind::Dir(_)) && links[id.0 as usize] > MAX_FILE_LINKS {
+            return Err(Ext4Error::TooManyLinks { path: node_path(tree, id), links: links[id.0 as usize] });
+        }
+    }
     let mut ino_of = vec![0u32; n];
     ino_of[0] = ROOT_INO;
     let mut inode_order: Vec<Option<NodeId>> = vec![Some(NodeId::ROOT)];
@@ -359,6 +372,19 @@ impl Ext4Plan {
     /// Size of the filesystem in bytes (a multiple of 4096).
     pub fn size_bytes(&self) -> u64 {
         self.geo.blocks * BLOCK_SIZE
+    }
+
+    /// Bytes of file data the write pass reads: the total that its `progress` callback
+    /// counts up to.
+    pub fn data_bytes(&self) -> u64 {
+        self.census
+            .items
+            .iter()
+            .map(|i| match &i.content {
+                Content::File { runs } => runs.iter().map(|r| r.1).sum::<u64>() * BLOCK_SIZE,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Number of inodes the filesystem has and uses.
@@ -529,7 +555,7 @@ fn attempt(blocks: u64, census: &Census, opts: &Ext4Options, node_count: usize) 
             Err(missing) => Attempt::Short(missing.max(1)),
         }),
         Err(GeoError::LastGroupTooSmall { rem }) => Ok(Attempt::BadLastGroup(rem)),
-        Err(GeoError::TooManyInodes { .. }) => {
+        Err(GeoError::TooManyInodes) => {
             let groups = needed_inodes.div_ceil(BPG as u64);
             Ok(Attempt::Short((groups * BPG as u64).saturating_sub(blocks).max(1)))
         }
@@ -592,9 +618,4 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
     };
     plan.census = census;
     Ok(plan)
-}
-
-/// The extents of a planned allocation (dense case), for tests and the journal.
-pub fn extents_of(al: &NodeAlloc) -> Vec<Extent> {
-    extent::from_runs(al.runs.iter().copied())
 }

@@ -189,7 +189,6 @@ fn fixed_inode(mode: u16, t: Timestamp) -> Inode {
 
 /// State shared by the whole pass.
 struct Pass<'a> {
-    plan: &'a Ext4Plan,
     out: Out<'a>,
     used: Bitmap,
     seed: u32,
@@ -279,7 +278,7 @@ impl Ext4Plan {
         }
         let geo = &self.geo;
         let seed = fs_seed(&self.opts.uuid);
-        let mut pass = Pass { plan: self, out: Out { file: out, offset }, used: self.meta_used.clone(), seed };
+        let mut pass = Pass { out: Out { file: out, offset }, used: self.meta_used.clone(), seed };
         let mut itables = InodeTables { geo, plan: self, block: None, buf: vec![0; BS] };
         let links = tree.link_counts();
         let mut used_dirs = vec![0u32; geo.groups as usize];
