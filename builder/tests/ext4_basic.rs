@@ -83,6 +83,14 @@ fn rich_tree_reads_back_with_every_oracle() {
     for f in ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg", "sparse_super", "large_file", "huge_file", "dir_nlink", "extra_isize", "metadata_csum"] {
         assert!(h.contains(f), "feature {f} missing:\n{h}");
     }
+    // Exactly these features: no incompat feature GRUB 2.06 cannot read.
+    assert!(
+        h.contains("Filesystem features:      has_journal ext_attr resize_inode dir_index filetype extent flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum\n"),
+        "{h}"
+    );
+    assert!(h.contains("Filesystem flags:         signed_directory_hash"), "{h}");
+    assert!(h.contains("Maximum mount count:      -1") && h.contains("Mount count:              0"), "{h}");
+    assert!(h.contains("Lifetime writes") == false || h.contains("Lifetime writes:          0"), "{h}");
     assert!(h.contains("Filesystem volume name:   reprodisk-test"), "{h}");
     assert!(h.contains("Filesystem UUID:          11111111-1111-1111-1111-111111111111"), "{h}");
     assert!(h.contains("Directory Hash Seed:      22222222-2222-2222-2222-222222222222"), "{h}");
@@ -172,6 +180,21 @@ fn lost_found_from_the_tree_is_used_and_must_be_a_directory() {
     b.file(NodeId::ROOT, b"lost+found", Vec::new());
     let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("a file named lost+found is refused");
     assert!(matches!(err, Ext4Error::LostFoundNotADirectory), "{err}");
+}
+
+#[test]
+fn more_inodes_than_a_fixed_size_holds_is_an_error() {
+    let mut b = TreeBuilder::new();
+    let d = b.dir(NodeId::ROOT, b"d");
+    for i in 0..40_000u32 {
+        b.add(d, format!("{i}").as_bytes(), NodeKind::Fifo, meta(0o644));
+    }
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Exact(64 << 20)).err().expect("40000 inodes in one group");
+    assert!(matches!(err, Ext4Error::TooManyInodes { needed: 40_012, max: 32768, .. }), "{err}");
+    // The automatic size makes room for them.
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "inodes");
+    assert_fsck_clean(&img);
 }
 
 #[test]
