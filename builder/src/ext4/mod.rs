@@ -41,14 +41,39 @@
 //! the pre-order (root = 0) is inode 11 + n. A tree whose root already has a `lost+found`
 //! directory uses that directory as inode 11 (with its own metadata and entries).
 //!
+//! **Journal.** An empty, clean jbd2 journal (superblock v2, `s_start = 0`, sequence 1,
+//! one user, the filesystem UUID) in extents right after the resize inode's block. Like
+//! mke2fs 1.47 on a fresh filesystem, no journal checksum feature is set (mke2fs sets
+//! `journal_checksum_v3` only when asked; `dumpe2fs` shows "Journal features: (none)").
+//! `s_jnl_blocks` backs up the journal inode's extent root.
+//!
+//! **Resize inode.** Inode 7 maps, through its double-indirect block, the primary reserved
+//! GDT blocks; each of those lists its copies in the backup groups (the layout
+//! `ext2fs_create_resize_inode` makes and e2fsck checks), so resize2fs can grow the
+//! filesystem offline and the kernel online.
+//!
+//! **Inodes.** 256 bytes, `i_extra_isize = 32`, nanosecond times and crtime; times outside
+//! ext4's range (1901..2446) are clamped to it. Note that e2fsck calls times after 2310
+//! "likely pre-1970", so ingestion should keep times before that. Generation numbers are 0.
+//! Devices use the old encoding when major and minor are below 256, the new one otherwise.
+//! Symlinks under 60 bytes are fast (target in `i_block`), longer ones (at most 4095 bytes)
+//! take one block. Xattrs go into the inode's 96 free bytes in on-disk order (name index,
+//! name length, name) while they fit, the rest into one xattr block (refcount 1, never
+//! shared); POSIX ACLs are converted to ext4's on-disk ACL format.
+//!
 //! **Directories.** Entries sorted bytewise. A directory that fits one block (with the
 //! 12-byte checksum tail) is linear; a bigger one is an htree: block 0 the dx_root, then
 //! the leaves (entries in hash order, a run of equal hashes never split), with one level of
 //! dx_node blocks when the leaves do not fit the root.
 //!
-//! **Sizing.** [`SizeRequest::Exact`] uses the given bytes (rounded down to a block) and
-//! fails with [`Ext4Error::TooSmall`] if the planned contents plus `reserved_percent` of
-//! the blocks do not fit. [`SizeRequest::Auto`] finds the smallest block count where they
+//! **Sizing.** [`SizeRequest::Exact`] uses the given bytes (rounded down to a block, and
+//! without a too-small last group, so [`Ext4Plan::size_bytes`] can be a little less) and
+//! fails with [`Ext4Error::TooSmall`] (saying how many MiB are missing) if the planned
+//! contents plus `reserved_percent` of the blocks do not fit, or with
+//! [`Ext4Error::TooManyInodes`] if the tree needs more inodes than 32768 per group.
+//! The plan counts every block of a file as data except the holes of a tar sparse map:
+//! a host file's holes are only found while streaming, so they make the filesystem larger
+//! than strictly needed (never smaller). [`SizeRequest::Auto`] finds the smallest block count where they
 //! fit, adds `extra_bytes` and rounds up to 1 MiB.
 //!
 //! **Determinism.** No clock, no RNG: every time is `opts.time` or the tree's, UUID and hash
@@ -104,6 +129,10 @@ impl Ext4Options {
 }
 
 /// How big the filesystem must be.
+///
+/// An exact size is used as given except that, like mke2fs, a last block group too small
+/// for its own metadata is left out, so the filesystem may end a little before the end of
+/// the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SizeRequest {
     /// Bytes of the partition; the filesystem uses whole blocks of it.
