@@ -3,8 +3,9 @@
 //! # On-disk layout (what [`plan`] decides and [`Ext4Plan::write`] writes)
 //!
 //! **Geometry.** 4 KiB blocks, `s_first_data_block = 0`, 32768 blocks per group, 256-byte
-//! inodes. Inodes per group: the larger of one inode per `inode_ratio` bytes (mke2fs default
-//! 16384) and what the tree needs, rounded up to a multiple of 16 (one inode-table block),
+//! inodes. Inode count: the larger of one inode per `inode_ratio` bytes (mke2fs default
+//! 16384) and the tree's inodes plus one per `inode_ratio` bytes of the space the tree
+//! leaves free; inodes per group rounded up to a multiple of 16 (one inode-table block),
 //! at most 32768. The `64bit` feature (64-byte group descriptors) is set only when the block
 //! count does not fit 32 bits (or when [`Ext4Options::force_64bit`] asks for it). Like mke2fs,
 //! a last group smaller than its own metadata plus 50 blocks is not used: an exact size drops
@@ -177,25 +178,4 @@ pub enum Ext4Error {
 /// Plans the filesystem for `tree`: geometry, every inode number and every block.
 pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
     planner::plan(tree, opts, size)
-}
-
-/// Figures from [`bench`]: how long planning and writing took.
-#[derive(Debug, Clone, Copy)]
-pub struct BenchReport {
-    pub plan: std::time::Duration,
-    pub write: std::time::Duration,
-    pub size_bytes: u64,
-}
-
-/// Plans and writes `tree` into a fresh sparse file at `out_path`, timing both steps (for
-/// `cargo xtask bench`; the builder itself never reads the clock).
-pub fn bench(tree: &FsTree, opts: &Ext4Options, size: SizeRequest, out_path: &std::path::Path) -> Result<BenchReport, Ext4Error> {
-    let t0 = std::time::Instant::now();
-    let p = plan(tree, opts, size)?;
-    let t1 = std::time::Instant::now();
-    let file = std::fs::File::create(out_path).map_err(|source| Ext4Error::Write { offset: 0, source })?;
-    file.set_len(p.size_bytes()).map_err(|source| Ext4Error::Write { offset: 0, source })?;
-    p.write(tree, &file, 0, &mut |_| {})?;
-    let t2 = std::time::Instant::now();
-    Ok(BenchReport { plan: t1 - t0, write: t2 - t1, size_bytes: p.size_bytes() })
 }

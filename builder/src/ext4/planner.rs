@@ -71,7 +71,7 @@ enum GeoError {
     TooLarge,
 }
 
-fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64) -> Result<Geometry, GeoError> {
+fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64, data_blocks: u64) -> Result<Geometry, GeoError> {
     if blocks >= 1 << 48 {
         return Err(GeoError::TooLarge);
     }
@@ -83,8 +83,13 @@ fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64) -> Result<Geome
     if needed_inodes > groups * max_ipg || groups * max_ipg > u32::MAX as u64 && needed_inodes > u32::MAX as u64 {
         return Err(GeoError::TooManyInodes);
     }
-    let by_ratio = blocks * BLOCK_SIZE / opts.inode_ratio.max(1024);
-    let want = by_ratio.max(needed_inodes);
+    // One inode per `inode_ratio` bytes, and at least the tree's inodes plus one per
+    // `inode_ratio` bytes of the space the tree leaves free, so a filesystem full of small
+    // files still has inodes for what is added later.
+    let ratio = opts.inode_ratio.max(1024);
+    let by_ratio = blocks * BLOCK_SIZE / ratio;
+    let for_free_space = blocks.saturating_sub(data_blocks) * BLOCK_SIZE / ratio;
+    let want = by_ratio.max(needed_inodes + for_free_space).min(groups * max_ipg);
     let ipg = want.div_ceil(groups).next_multiple_of(INODES_PER_BLOCK as u64).clamp(INODES_PER_BLOCK as u64, max_ipg);
     let ipg = if ipg * groups > u32::MAX as u64 { (u32::MAX as u64 / groups) / 16 * 16 } else { ipg };
     let itable_blocks = ipg / INODES_PER_BLOCK as u64;
@@ -549,7 +554,7 @@ enum Attempt {
 
 fn attempt(blocks: u64, census: &Census, opts: &Ext4Options, node_count: usize) -> Result<Attempt, Ext4Error> {
     let needed_inodes = census.max_ino as u64;
-    match geometry(blocks, opts, needed_inodes) {
+    match geometry(blocks, opts, needed_inodes, census.total_blocks) {
         Ok(geo) => Ok(match layout(geo, census, opts, node_count) {
             Ok(p) => Attempt::Fits(p),
             Err(missing) => Attempt::Short(missing.max(1)),
