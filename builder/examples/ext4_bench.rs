@@ -21,11 +21,9 @@ fn walk(t: &mut FsTree, dir: NodeId, path: &Path, seen: &mut BTreeMap<(u64, u64)
         let p = path.join(&name);
         let md = std::fs::symlink_metadata(&p)?;
         let ft = md.file_type();
-        if ft.is_file() && md.nlink() > 1 {
-            if let Some(&id) = seen.get(&(md.dev(), md.ino())) {
-                t.link(dir, name.as_bytes(), id, "/").map_err(std::io::Error::other)?;
-                continue;
-            }
+        if let Some(&id) = seen.get(&(md.dev(), md.ino())).filter(|_| ft.is_file() && md.nlink() > 1) {
+            t.link(dir, name.as_bytes(), id, "/").map_err(std::io::Error::other)?;
+            continue;
         }
         let kind = if ft.is_dir() {
             NodeKind::Dir(BTreeMap::new())

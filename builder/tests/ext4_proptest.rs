@@ -105,10 +105,8 @@ fn build_tree(root_meta: Metadata, ops: Vec<Op>) -> FsTree {
             None => *dirs.last().unwrap(),
             Some(i) => dirs[i % dirs.len()],
         };
-        if let NodeKind::Dir(m) = &t.node(parent).kind {
-            if m.contains_key(&op.name) {
-                continue;
-            }
+        if matches!(&t.node(parent).kind, NodeKind::Dir(m) if m.contains_key(&op.name)) {
+            continue;
         }
         let node_kind = match op.kind {
             Kind::Dir | Kind::BigDir(_) => NodeKind::Dir(BTreeMap::new()),

@@ -52,7 +52,7 @@ impl Geometry {
         }
         [3u32, 5, 7].iter().any(|&p| {
             let mut x = g;
-            while x % p == 0 {
+            while x.is_multiple_of(p) {
                 x /= p;
             }
             x == 1
@@ -179,10 +179,8 @@ pub fn node_path(tree: &FsTree, target: NodeId) -> String {
                 let len = path.len();
                 path.push(b'/');
                 path.extend_from_slice(name);
-                if matches!(tree.node(child).kind, NodeKind::Dir(_)) || child == target {
-                    if walk(tree, child, target, path) {
-                        return true;
-                    }
+                if (matches!(tree.node(child).kind, NodeKind::Dir(_)) || child == target) && walk(tree, child, target, path) {
+                    return true;
                 }
                 path.truncate(len);
             }
@@ -256,10 +254,8 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
         NodeKind::Dir(m) => m.get(&b"lost+found"[..]).copied(),
         _ => None,
     };
-    if let Some(lf) = tree_lost_found {
-        if !matches!(tree.node(lf).kind, NodeKind::Dir(_)) {
-            return Err(Ext4Error::LostFoundNotADirectory);
-        }
+    if tree_lost_found.is_some_and(|lf| !matches!(tree.node(lf).kind, NodeKind::Dir(_))) {
+        return Err(Ext4Error::LostFoundNotADirectory);
     }
     let links = tree.link_counts();
     for &id in &order {
@@ -545,7 +541,7 @@ fn layout(geo: Geometry, census: &Census, opts: &Ext4Options, node_count: usize)
 }
 
 enum Attempt {
-    Fits(Ext4Plan),
+    Fits(Box<Ext4Plan>),
     /// Not enough room: grow by at least this many blocks.
     Short(u64),
     /// This block count cannot be used (the last group is too small): `rem` blocks too many.
@@ -556,7 +552,7 @@ fn attempt(blocks: u64, census: &Census, opts: &Ext4Options, node_count: usize) 
     let needed_inodes = census.max_ino as u64;
     match geometry(blocks, opts, needed_inodes, census.total_blocks) {
         Ok(geo) => Ok(match layout(geo, census, opts, node_count) {
-            Ok(p) => Attempt::Fits(p),
+            Ok(p) => Attempt::Fits(Box::new(p)),
             Err(missing) => Attempt::Short(missing.max(1)),
         }),
         Err(GeoError::LastGroupTooSmall { rem }) => Ok(Attempt::BadLastGroup(rem)),
@@ -573,7 +569,7 @@ fn smallest_fit(from: u64, census: &Census, opts: &Ext4Options, node_count: usiz
     let mut blocks = from.next_multiple_of(MIB_BLOCKS).max(4 * MIB_BLOCKS);
     loop {
         match attempt(blocks, census, opts, node_count)? {
-            Attempt::Fits(p) => return Ok(p),
+            Attempt::Fits(p) => return Ok(*p),
             Attempt::Short(missing) => blocks += missing.next_multiple_of(MIB_BLOCKS),
             Attempt::BadLastGroup(_) => blocks += MIB_BLOCKS,
         }
@@ -605,7 +601,7 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
                     return Err(too_small(&census)?);
                 }
                 match attempt(blocks, &census, opts, node_count)? {
-                    Attempt::Fits(p) => break p,
+                    Attempt::Fits(p) => break *p,
                     Attempt::BadLastGroup(rem) => blocks -= rem,
                     Attempt::Short(_) => {
                         if census.max_ino as u64 > blocks.div_ceil(BPG as u64) * BPG as u64 {

@@ -323,10 +323,8 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
         assert_eq!(after(stat, "User:").parse::<i64>().unwrap() as u32, node.meta.uid, "uid of <{ino}>");
         assert_eq!(after(stat, "Group:").parse::<i64>().unwrap() as u32, node.meta.gid, "gid of <{ino}>");
         let mut want_links = links[id.0 as usize];
-        if *id == NodeId::ROOT {
-            if let NodeKind::Dir(m) = &node.kind {
-                want_links += !m.contains_key(&b"lost+found"[..]) as u32;
-            }
+        if let (true, NodeKind::Dir(m)) = (*id == NodeId::ROOT, &node.kind) {
+            want_links += !m.contains_key(&b"lost+found"[..]) as u32;
         }
         let want_links = if want_links > 65000 { 1 } else { want_links };
         assert_eq!(after(stat, "Links:").parse::<u32>().unwrap(), want_links, "links of <{ino}>");
