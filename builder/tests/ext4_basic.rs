@@ -36,7 +36,8 @@ fn rich_tree() -> FsTree {
     b.add(dev, b"fifo", NodeKind::Fifo, meta(0o644));
     b.add(dev, b"socket", NodeKind::Socket, meta(0o755));
     let mut m = meta(0o4755);
-    m.xattrs.insert(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    m.xattrs
+        .insert(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     m.xattrs.insert(b"user.small".to_vec(), b"v".to_vec());
     m.xattrs.insert(b"user.big".to_vec(), vec![0xAB; 1500]);
     m.xattrs.insert(b"user.empty".to_vec(), Vec::new());
@@ -80,7 +81,21 @@ fn rich_tree_reads_back_with_every_oracle() {
     }
     check_all(&tree, &img);
     let h = dumpe2fs_h(&img);
-    for f in ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg", "sparse_super", "large_file", "huge_file", "dir_nlink", "extra_isize", "metadata_csum"] {
+    for f in [
+        "has_journal",
+        "ext_attr",
+        "resize_inode",
+        "dir_index",
+        "filetype",
+        "extent",
+        "flex_bg",
+        "sparse_super",
+        "large_file",
+        "huge_file",
+        "dir_nlink",
+        "extra_isize",
+        "metadata_csum",
+    ] {
         assert!(h.contains(f), "feature {f} missing:\n{h}");
     }
     // Exactly these features: no incompat feature GRUB 2.06 cannot read.
@@ -127,7 +142,10 @@ fn too_small_says_how_many_mib_are_missing() {
     assert_eq!(available_bytes, 6 << 20);
     let auto = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
     assert_eq!(needed_bytes, auto.size_bytes());
-    assert!(err.to_string().contains(&format!("{} MiB missing", (needed_bytes - available_bytes).div_ceil(1 << 20))), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{} MiB missing", (needed_bytes - available_bytes).div_ceil(1 << 20))),
+        "{err}"
+    );
     assert!(ext4::plan(&b.tree, &opts(), SizeRequest::Exact(auto.size_bytes())).is_ok());
 }
 
@@ -139,7 +157,10 @@ fn auto_size_adds_extra_and_rounds_to_mib() {
     assert_eq!(a.size_bytes() % (1 << 20), 0);
     assert_eq!(b.size_bytes(), a.size_bytes() + (10 << 20));
     // One MiB less than the automatic size does not fit.
-    assert!(matches!(ext4::plan(&tree, &opts(), SizeRequest::Exact(a.size_bytes() - (1 << 20))), Err(Ext4Error::TooSmall { .. })));
+    assert!(matches!(
+        ext4::plan(&tree, &opts(), SizeRequest::Exact(a.size_bytes() - (1 << 20))),
+        Err(Ext4Error::TooSmall { .. })
+    ));
 }
 
 #[test]
@@ -179,7 +200,9 @@ fn lost_found_from_the_tree_is_used_and_must_be_a_directory() {
 
     let mut b = TreeBuilder::new();
     b.file(NodeId::ROOT, b"lost+found", Vec::new());
-    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("a file named lost+found is refused");
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 })
+        .err()
+        .expect("a file named lost+found is refused");
     assert!(matches!(err, Ext4Error::LostFoundNotADirectory), "{err}");
 }
 

@@ -7,7 +7,8 @@ use reprodisk::ext4::SizeRequest;
 use reprodisk::tree::NodeId;
 
 fn field<'a>(dump: &'a str, key: &str) -> &'a str {
-    dump.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("`{key}` missing from:\n{dump}"))[key.len()..].trim()
+    dump.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("`{key}` missing from:\n{dump}"))[key.len()..]
+        .trim()
 }
 
 #[test]
@@ -23,7 +24,17 @@ fn geometry_matches_mke2fs() {
         std::fs::File::create(&theirs).unwrap().set_len(bytes).unwrap();
         let (code, out) = run_tool(
             "mke2fs",
-            &["-q", "-F", "-t", "ext4", "-b", "4096", "-O", "^64bit,^metadata_csum_seed,^orphan_file", theirs.to_str().unwrap()],
+            &[
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-b",
+                "4096",
+                "-O",
+                "^64bit,^metadata_csum_seed,^orphan_file",
+                theirs.to_str().unwrap(),
+            ],
         );
         assert_eq!(code, 0, "mke2fs: {out}");
         let (a, m) = (dumpe2fs_h(&ours), dumpe2fs_h(&theirs));

@@ -29,9 +29,19 @@ fn host_and_archive_sources_read_back() {
     let mut b = TreeBuilder::new();
     let mk = |size, source| NodeKind::File(FileContent { size, source });
     b.add(NodeId::ROOT, b"host", mk(host_data.len() as u64, DataSource::Host(host.clone())), meta(0o600));
-    b.add(NodeId::ROOT, b"dense", mk(9000, DataSource::Archive { path: archive.clone(), offset: 100, map: None }), meta(0o644));
+    b.add(
+        NodeId::ROOT,
+        b"dense",
+        mk(9000, DataSource::Archive { path: archive.clone(), offset: 100, map: None }),
+        meta(0o644),
+    );
     let map: Arc<[(u64, u64)]> = Arc::from(vec![(20_000u64, 5000u64), (100_000, 3)]);
-    b.add(NodeId::ROOT, b"sparse", mk(200_000, DataSource::Archive { path: archive.clone(), offset: 9100, map: Some(map) }), meta(0o644));
+    b.add(
+        NodeId::ROOT,
+        b"sparse",
+        mk(200_000, DataSource::Archive { path: archive.clone(), offset: 9100, map: Some(map) }),
+        meta(0o644),
+    );
     let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "src");
     assert_fsck_clean(&img);
     check_with_ext4_view(&b.tree, &img);
@@ -50,7 +60,10 @@ fn sparse_file_over_4_gib_costs_only_its_data() {
     b.add(
         NodeId::ROOT,
         b"huge",
-        NodeKind::File(FileContent { size, source: DataSource::Archive { path: Arc::new(archive), offset: 0, map: Some(map) } }),
+        NodeKind::File(FileContent {
+            size,
+            source: DataSource::Archive { path: Arc::new(archive), offset: 0, map: Some(map) },
+        }),
         meta(0o644),
     );
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();

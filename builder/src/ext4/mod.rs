@@ -125,7 +125,15 @@ pub struct Ext4Options {
 impl Ext4Options {
     /// Options with mke2fs's defaults for everything but the identity and time.
     pub fn new(uuid: [u8; 16], hash_seed: [u8; 16], time: Timestamp) -> Self {
-        Ext4Options { label: Vec::new(), uuid, hash_seed, time, reserved_percent: 5, inode_ratio: 16384, force_64bit: false }
+        Ext4Options {
+            label: Vec::new(),
+            uuid,
+            hash_seed,
+            time,
+            reserved_percent: 5,
+            inode_ratio: 16384,
+            force_64bit: false,
+        }
     }
 }
 
@@ -149,7 +157,9 @@ pub enum Ext4Error {
         needed_bytes.saturating_sub(*available_bytes).div_ceil(1 << 20)
     )]
     TooSmall { needed_bytes: u64, available_bytes: u64 },
-    #[error("the tree has {needed} inodes but a filesystem of {size_bytes} bytes can hold at most {max}; increase diskSize")]
+    #[error(
+        "the tree has {needed} inodes but a filesystem of {size_bytes} bytes can hold at most {max}; increase diskSize"
+    )]
     TooManyInodes { needed: u64, max: u64, size_bytes: u64 },
     #[error("reading `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },

@@ -6,7 +6,7 @@ use super::dir::{self, Entry};
 use super::extent;
 use super::journal::default_journal_blocks;
 use super::xattr::{self, Attr};
-use super::{Ext4Error, Ext4Options, SizeRequest, BLOCK_SIZE};
+use super::{BLOCK_SIZE, Ext4Error, Ext4Options, SizeRequest};
 use crate::tree::{DataSource, FsTree, NodeId, NodeKind};
 
 const BPG: u32 = 32768;
@@ -130,9 +130,14 @@ fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64, data_blocks: u6
 #[derive(Debug, Clone)]
 pub enum Content {
     /// A directory of `blocks` blocks; `indexed` when it is an htree.
-    Dir { blocks: u64, indexed: bool },
+    Dir {
+        blocks: u64,
+        indexed: bool,
+    },
     /// A regular file and the logical block runs that may hold data.
-    File { runs: Vec<(u64, u64)> },
+    File {
+        runs: Vec<(u64, u64)>,
+    },
     FastSymlink,
     SlowSymlink,
     Special,
@@ -179,7 +184,9 @@ pub fn node_path(tree: &FsTree, target: NodeId) -> String {
                 let len = path.len();
                 path.push(b'/');
                 path.extend_from_slice(name);
-                if (matches!(tree.node(child).kind, NodeKind::Dir(_)) || child == target) && walk(tree, child, target, path) {
+                if (matches!(tree.node(child).kind, NodeKind::Dir(_)) || child == target)
+                    && walk(tree, child, target, path)
+                {
                     return true;
                 }
                 path.truncate(len);
@@ -210,7 +217,11 @@ pub fn dir_entries<'a>(tree: &'a FsTree, census: &Census, node: Option<NodeId>) 
     let NodeKind::Dir(map) = &tree.node(node).kind else { return Vec::new() };
     let mut v: Vec<Entry<'a>> = map
         .iter()
-        .map(|(name, &child)| Entry { name, ino: census.ino_of[child.0 as usize], file_type: file_type(&tree.node(child).kind) })
+        .map(|(name, &child)| Entry {
+            name,
+            ino: census.ino_of[child.0 as usize],
+            file_type: file_type(&tree.node(child).kind),
+        })
         .collect();
     if node == NodeId::ROOT && census.tree_lost_found.is_none() {
         let pos = v.partition_point(|e| e.name < &b"lost+found"[..]);
@@ -277,7 +288,11 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
         }
         ino_of[id.0 as usize] = next;
         inode_order.push(Some(id));
-        next = next.checked_add(1).ok_or(Ext4Error::TooManyInodes { needed: n as u64 + 11, max: u32::MAX as u64, size_bytes: 0 })?;
+        next = next.checked_add(1).ok_or(Ext4Error::TooManyInodes {
+            needed: n as u64 + 11,
+            max: u32::MAX as u64,
+            size_bytes: 0,
+        })?;
     }
     let max_ino = next - 1;
     let mut parent_ino = vec![0u32; n];
@@ -291,11 +306,24 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
             }
         }
     }
-    let mut c = Census { items: Vec::with_capacity(inode_order.len()), ino_of, parent_ino, tree_lost_found, total_blocks: 0, max_ino };
+    let mut c = Census {
+        items: Vec::with_capacity(inode_order.len()),
+        ino_of,
+        parent_ino,
+        tree_lost_found,
+        total_blocks: 0,
+        max_ino,
+    };
     let seed = fs_seed(&opts.uuid);
     let mut items = Vec::with_capacity(inode_order.len());
     for (k, node) in inode_order.into_iter().enumerate() {
-        let ino = if k == 0 { ROOT_INO } else if k == 1 { LOST_FOUND_INO } else { LOST_FOUND_INO + k as u32 - 1 };
+        let ino = if k == 0 {
+            ROOT_INO
+        } else if k == 1 {
+            LOST_FOUND_INO
+        } else {
+            LOST_FOUND_INO + k as u32 - 1
+        };
         let (content, attrs) = match node {
             None => (Content::Dir { blocks: LOST_FOUND_BLOCKS as u64, indexed: false }, Vec::new()),
             Some(id) => {
@@ -304,14 +332,23 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
                     NodeKind::Dir(_) => {
                         let entries = dir_entries(tree, &c, Some(id));
                         let min = if ino == LOST_FOUND_INO { LOST_FOUND_BLOCKS } else { 1 };
-                        let d = dir::build(ino, c.parent_ino[id.0 as usize], &entries, &opts.hash_seed, min, inode_seed(seed, ino, 0))
-                            .map_err(|()| Ext4Error::DirectoryTooLarge { path: node_path(tree, id) })?;
+                        let d = dir::build(
+                            ino,
+                            c.parent_ino[id.0 as usize],
+                            &entries,
+                            &opts.hash_seed,
+                            min,
+                            inode_seed(seed, ino, 0),
+                        )
+                        .map_err(|()| Ext4Error::DirectoryTooLarge { path: node_path(tree, id) })?;
                         Content::Dir { blocks: d.blocks.len() as u64, indexed: d.indexed }
                     }
                     NodeKind::File(f) => Content::File { runs: file_runs(f.size, &f.source) },
                     NodeKind::Symlink(t) if t.len() < 60 => Content::FastSymlink,
                     NodeKind::Symlink(t) if t.len() < BLOCK_SIZE as usize => Content::SlowSymlink,
-                    NodeKind::Symlink(t) => return Err(Ext4Error::SymlinkTooLong { path: node_path(tree, id), len: t.len() }),
+                    NodeKind::Symlink(t) => {
+                        return Err(Ext4Error::SymlinkTooLong { path: node_path(tree, id), len: t.len() });
+                    }
                     _ => Content::Special,
                 };
                 (content, xattr::attrs(&nd.meta.xattrs))
@@ -530,7 +567,14 @@ fn layout(geo: Geometry, census: &Census, opts: &Ext4Options, node_count: usize)
     Ok(Ext4Plan {
         opts: opts.clone(),
         geo,
-        census: Census { items: Vec::new(), ino_of: Vec::new(), parent_ino: Vec::new(), tree_lost_found: None, total_blocks: 0, max_ino: 0 },
+        census: Census {
+            items: Vec::new(),
+            ino_of: Vec::new(),
+            parent_ino: Vec::new(),
+            tree_lost_found: None,
+            total_blocks: 0,
+            max_ino: 0,
+        },
         meta_used,
         groups,
         resize_dind,
@@ -586,7 +630,8 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
         SizeRequest::Auto { extra_bytes } => {
             let lower = census.total_blocks + census.total_blocks / 64;
             let min = smallest_fit(lower, &census, opts, node_count)?;
-            let target = (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20) / BLOCK_SIZE;
+            let target =
+                (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20) / BLOCK_SIZE;
             if target == min.geo.blocks { min } else { smallest_fit(target, &census, opts, node_count)? }
         }
         SizeRequest::Exact(bytes) => {

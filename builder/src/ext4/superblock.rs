@@ -1,7 +1,7 @@
 //! The ext4 superblock (1024 bytes at byte 1024 of the filesystem and in backup groups).
 
-use super::csum::{crc32c_raw, put_u16, put_u32, put_u64};
 use super::Ext4Options;
+use super::csum::{crc32c_raw, put_u16, put_u32, put_u64};
 use super::planner::Geometry;
 
 pub const EXT4_SUPER_MAGIC: u16 = 0xEF53;
