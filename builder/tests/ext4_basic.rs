@@ -232,3 +232,17 @@ fn more_than_65000_links_to_a_file_is_an_error() {
     let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("65001 links");
     assert!(matches!(err, Ext4Error::TooManyLinks { links: 65001, .. }), "{err}");
 }
+
+#[test]
+fn hard_linked_directories_and_empty_symlinks_are_refused() {
+    let mut b = TreeBuilder::new();
+    let d = b.dir(NodeId::ROOT, b"d");
+    b.tree.link(NodeId::ROOT, b"again", d, "/").unwrap();
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("hard-linked dir");
+    assert!(matches!(&err, Ext4Error::DirectoryHardLink { path } if path == "/again" || path == "/d"), "{err}");
+
+    let mut b = TreeBuilder::new();
+    b.add(NodeId::ROOT, b"l", NodeKind::Symlink(Vec::new()), meta(0o777));
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("empty symlink");
+    assert!(matches!(&err, Ext4Error::EmptySymlink { path } if path == "/l"), "{err}");
+}

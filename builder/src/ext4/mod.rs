@@ -181,6 +181,10 @@ pub enum Ext4Error {
     LostFoundNotADirectory,
     #[error("`{path}` has {links} hard links, ext4 allows at most 65000")]
     TooManyLinks { path: String, links: u32 },
+    #[error("directory `{path}` is linked more than once; directories cannot be hard links")]
+    DirectoryHardLink { path: String },
+    #[error("symlink `{path}` has an empty target, which ext4 cannot store")]
+    EmptySymlink { path: String },
     #[error("the tree given to write differs from the planned one ({0})")]
     TreeMismatch(&'static str),
 }

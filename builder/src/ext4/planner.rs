@@ -237,7 +237,10 @@ fn file_runs(size: u64, source: &DataSource) -> Vec<(u64, u64)> {
     match source {
         DataSource::Archive { map: Some(map), .. } => {
             let mut runs: Vec<(u64, u64)> = Vec::new();
-            for &(off, len) in map.iter() {
+            // Archives list runs in order, but a map out of order must not give unsorted extents.
+            let mut sorted = map.to_vec();
+            sorted.sort_unstable();
+            for &(off, len) in &sorted {
                 if len == 0 || off >= size {
                     continue;
                 }
@@ -269,7 +272,22 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
         return Err(Ext4Error::LostFoundNotADirectory);
     }
     let links = tree.link_counts();
+    // Number of directory entries naming each node.
+    let mut named = vec![0u32; n];
+    for node in &tree.nodes {
+        if let NodeKind::Dir(m) = &node.kind {
+            for c in m.values() {
+                named[c.0 as usize] += 1;
+            }
+        }
+    }
     for &id in &order {
+        if matches!(tree.node(id).kind, NodeKind::Dir(_)) && named[id.0 as usize] > 1 {
+            return Err(Ext4Error::DirectoryHardLink { path: node_path(tree, id) });
+        }
+        if matches!(&tree.node(id).kind, NodeKind::Symlink(t) if t.is_empty()) {
+            return Err(Ext4Error::EmptySymlink { path: node_path(tree, id) });
+        }
         if !matches!(tree.node(id).kind, NodeKind::Dir(_)) && links[id.0 as usize] > MAX_FILE_LINKS {
             return Err(Ext4Error::TooManyLinks { path: node_path(tree, id), links: links[id.0 as usize] });
         }
