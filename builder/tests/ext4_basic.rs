@@ -36,7 +36,8 @@ fn rich_tree() -> FsTree {
     b.add(dev, b"fifo", NodeKind::Fifo, meta(0o644));
     b.add(dev, b"socket", NodeKind::Socket, meta(0o755));
     let mut m = meta(0o4755);
-    m.xattrs.insert(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    m.xattrs
+        .insert(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     m.xattrs.insert(b"user.small".to_vec(), b"v".to_vec());
     m.xattrs.insert(b"user.big".to_vec(), vec![0xAB; 1500]);
     m.xattrs.insert(b"user.empty".to_vec(), Vec::new());
@@ -54,6 +55,12 @@ fn rich_tree() -> FsTree {
     let huge = b.dir(NodeId::ROOT, b"huge");
     for i in 0..2000u32 {
         b.file(huge, format!("entry-{i:05}-{}", "z".repeat((i % 40) as usize)).as_bytes(), Vec::new());
+    }
+    // Names with bytes >= 0x80 in an htree: their hashes depend on the unsigned-hash flag.
+    let high = b.dir(NodeId::ROOT, b"high-bytes");
+    for i in 0..60u8 {
+        let name: Vec<u8> = (0..200u32).map(|k| 0x80 + ((k as u8).wrapping_mul(31) ^ i) % 0x7F).collect();
+        b.file(high, &name, vec![i]);
     }
     b.tree
 }
@@ -74,9 +81,32 @@ fn rich_tree_reads_back_with_every_oracle() {
     }
     check_all(&tree, &img);
     let h = dumpe2fs_h(&img);
-    for f in ["has_journal", "ext_attr", "resize_inode", "dir_index", "filetype", "extent", "flex_bg", "sparse_super", "large_file", "huge_file", "dir_nlink", "extra_isize", "metadata_csum"] {
+    for f in [
+        "has_journal",
+        "ext_attr",
+        "resize_inode",
+        "dir_index",
+        "filetype",
+        "extent",
+        "flex_bg",
+        "sparse_super",
+        "large_file",
+        "huge_file",
+        "dir_nlink",
+        "extra_isize",
+        "metadata_csum",
+    ] {
         assert!(h.contains(f), "feature {f} missing:\n{h}");
     }
+    // Exactly these features: no incompat feature GRUB 2.06 cannot read.
+    assert!(
+        h.contains("Filesystem features:      has_journal ext_attr resize_inode dir_index filetype extent flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum\n"),
+        "{h}"
+    );
+    assert!(h.contains("Filesystem flags:         signed_directory_hash"), "{h}");
+    assert!(h.contains("Maximum mount count:      -1") && h.contains("Mount count:              0"), "{h}");
+    // dumpe2fs prints "Lifetime writes" only when s_kbytes_written is not zero.
+    assert!(!h.contains("Lifetime writes"), "{h}");
     assert!(h.contains("Filesystem volume name:   reprodisk-test"), "{h}");
     assert!(h.contains("Filesystem UUID:          11111111-1111-1111-1111-111111111111"), "{h}");
     assert!(h.contains("Directory Hash Seed:      22222222-2222-2222-2222-222222222222"), "{h}");
@@ -90,7 +120,7 @@ fn exact_size_with_many_groups_and_64bit() {
     let tree = rich_tree();
     let tmp = tempfile::tempdir().unwrap();
     // 40 groups: flex groups 0 and 1, backups in groups 1, 3, 5, 7, 9, 25, 27.
-    let img = build(&tree, SizeRequest::Exact(40 * 128 << 20), tmp.path(), "groups");
+    let img = build(&tree, SizeRequest::Exact((40 * 128) << 20), tmp.path(), "groups");
     check_all(&tree, &img);
     let mut o = opts();
     o.force_64bit = true;
@@ -112,7 +142,10 @@ fn too_small_says_how_many_mib_are_missing() {
     assert_eq!(available_bytes, 6 << 20);
     let auto = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
     assert_eq!(needed_bytes, auto.size_bytes());
-    assert!(err.to_string().contains(&format!("{} MiB missing", (needed_bytes - available_bytes).div_ceil(1 << 20))), "{err}");
+    assert!(
+        err.to_string().contains(&format!("{} MiB missing", (needed_bytes - available_bytes).div_ceil(1 << 20))),
+        "{err}"
+    );
     assert!(ext4::plan(&b.tree, &opts(), SizeRequest::Exact(auto.size_bytes())).is_ok());
 }
 
@@ -124,7 +157,10 @@ fn auto_size_adds_extra_and_rounds_to_mib() {
     assert_eq!(a.size_bytes() % (1 << 20), 0);
     assert_eq!(b.size_bytes(), a.size_bytes() + (10 << 20));
     // One MiB less than the automatic size does not fit.
-    assert!(matches!(ext4::plan(&tree, &opts(), SizeRequest::Exact(a.size_bytes() - (1 << 20))), Err(Ext4Error::TooSmall { .. })));
+    assert!(matches!(
+        ext4::plan(&tree, &opts(), SizeRequest::Exact(a.size_bytes() - (1 << 20))),
+        Err(Ext4Error::TooSmall { .. })
+    ));
 }
 
 #[test]
@@ -150,4 +186,63 @@ fn missing_source_names_the_path() {
     let err = plan.write(&b.tree, &f, 0, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/reprodisk-source"), "{err}");
     let _ = (BTreeMap::<u8, u8>::new(), Metadata::new(0, 0, 0, T0));
+}
+
+#[test]
+fn lost_found_from_the_tree_is_used_and_must_be_a_directory() {
+    let mut b = TreeBuilder::new();
+    let lf = b.dir(NodeId::ROOT, b"lost+found");
+    b.file(lf, b"kept", b"orphan".to_vec());
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "lf");
+    check_all(&b.tree, &img);
+    assert!(debugfs(&img, "stat <11>").contains("Size: 16384"));
+
+    let mut b = TreeBuilder::new();
+    b.file(NodeId::ROOT, b"lost+found", Vec::new());
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 })
+        .err()
+        .expect("a file named lost+found is refused");
+    assert!(matches!(err, Ext4Error::LostFoundNotADirectory), "{err}");
+}
+
+#[test]
+fn more_inodes_than_a_fixed_size_holds_is_an_error() {
+    let mut b = TreeBuilder::new();
+    let d = b.dir(NodeId::ROOT, b"d");
+    for i in 0..40_000u32 {
+        b.add(d, format!("{i}").as_bytes(), NodeKind::Fifo, meta(0o644));
+    }
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Exact(64 << 20)).err().expect("40000 inodes in one group");
+    assert!(matches!(err, Ext4Error::TooManyInodes { needed: 40_012, max: 32768, .. }), "{err}");
+    // The automatic size makes room for them.
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "inodes");
+    assert_fsck_clean(&img);
+}
+
+#[test]
+fn more_than_65000_links_to_a_file_is_an_error() {
+    let mut b = TreeBuilder::new();
+    let f = b.file(NodeId::ROOT, b"f", Vec::new());
+    let d = b.dir(NodeId::ROOT, b"d");
+    for i in 0..65000u32 {
+        b.tree.link(d, format!("{i}").as_bytes(), f, "/d").unwrap();
+    }
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("65001 links");
+    assert!(matches!(err, Ext4Error::TooManyLinks { links: 65001, .. }), "{err}");
+}
+
+#[test]
+fn hard_linked_directories_and_empty_symlinks_are_refused() {
+    let mut b = TreeBuilder::new();
+    let d = b.dir(NodeId::ROOT, b"d");
+    b.tree.link(NodeId::ROOT, b"again", d, "/").unwrap();
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("hard-linked dir");
+    assert!(matches!(&err, Ext4Error::DirectoryHardLink { path } if path == "/again" || path == "/d"), "{err}");
+
+    let mut b = TreeBuilder::new();
+    b.add(NodeId::ROOT, b"l", NodeKind::Symlink(Vec::new()), meta(0o777));
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("empty symlink");
+    assert!(matches!(&err, Ext4Error::EmptySymlink { path } if path == "/l"), "{err}");
 }

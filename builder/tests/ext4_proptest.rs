@@ -14,7 +14,12 @@ use reprodisk::tree::{DataSource, FileContent, FsTree, Metadata, Node, NodeId, N
 enum Kind {
     Dir,
     /// Bit k set: block k holds data; then a tail of `tail` bytes after the blocks.
-    File { blocks: u16, nblocks: u8, tail: u16, fill: u8 },
+    File {
+        blocks: u16,
+        nblocks: u8,
+        tail: u16,
+        fill: u8,
+    },
     Symlink(Vec<u8>),
     Char(u32, u32),
     Block(u32, u32),
@@ -43,13 +48,23 @@ fn name() -> impl Strategy<Value = Vec<u8>> {
 fn timestamp() -> impl Strategy<Value = Timestamp> {
     // ext4 stores [-2^31, 2^34 - 2^31), but e2fsck calls times past 2310 (epoch bits 3
     // with the sign bit set) "likely pre-1970", so the generated range stops there.
-    (-(1i64 << 31)..3 * (1i64 << 32) - (1i64 << 31), 0u32..1_000_000_000).prop_map(|(secs, nanos)| Timestamp { secs, nanos })
+    (-(1i64 << 31)..3 * (1i64 << 32) - (1i64 << 31), 0u32..1_000_000_000)
+        .prop_map(|(secs, nanos)| Timestamp { secs, nanos })
 }
 
 fn metadata() -> impl Strategy<Value = Metadata> {
-    let xattr = ("[a-z0-9]{1,20}", prop_oneof![prop::collection::vec(any::<u8>(), 0..40), prop::collection::vec(any::<u8>(), 300..900)]);
-    (0u16..0o10000, any::<u32>(), any::<u32>(), [timestamp(), timestamp(), timestamp(), timestamp()], prop::collection::vec(xattr, 0..4)).prop_map(
-        |(perm, uid, gid, [atime, mtime, ctime, crtime], xs)| Metadata {
+    let xattr = (
+        "[a-z0-9]{1,20}",
+        prop_oneof![prop::collection::vec(any::<u8>(), 0..40), prop::collection::vec(any::<u8>(), 300..900)],
+    );
+    (
+        0u16..0o10000,
+        any::<u32>(),
+        any::<u32>(),
+        [timestamp(), timestamp(), timestamp(), timestamp()],
+        prop::collection::vec(xattr, 0..4),
+    )
+        .prop_map(|(perm, uid, gid, [atime, mtime, ctime, crtime], xs)| Metadata {
             perm,
             uid,
             gid,
@@ -58,8 +73,7 @@ fn metadata() -> impl Strategy<Value = Metadata> {
             ctime,
             crtime,
             xattrs: xs.into_iter().map(|(k, v)| (format!("user.{k}").into_bytes(), v)).collect::<BTreeMap<_, _>>(),
-        },
-    )
+        })
 }
 
 fn kind() -> impl Strategy<Value = Kind> {
@@ -77,7 +91,8 @@ fn kind() -> impl Strategy<Value = Kind> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    (prop::option::weighted(0.7, any::<usize>()), name(), kind(), metadata()).prop_map(|(parent, name, kind, meta)| Op { parent, name, kind, meta })
+    (prop::option::weighted(0.7, any::<usize>()), name(), kind(), metadata())
+        .prop_map(|(parent, name, kind, meta)| Op { parent, name, kind, meta })
 }
 
 fn file_bytes(blocks: u16, nblocks: u8, tail: u16, fill: u8) -> Vec<u8> {
@@ -105,10 +120,8 @@ fn build_tree(root_meta: Metadata, ops: Vec<Op>) -> FsTree {
             None => *dirs.last().unwrap(),
             Some(i) => dirs[i % dirs.len()],
         };
-        if let NodeKind::Dir(m) = &t.node(parent).kind {
-            if m.contains_key(&op.name) {
-                continue;
-            }
+        if matches!(&t.node(parent).kind, NodeKind::Dir(m) if m.contains_key(&op.name)) {
+            continue;
         }
         let node_kind = match op.kind {
             Kind::Dir | Kind::BigDir(_) => NodeKind::Dir(BTreeMap::new()),

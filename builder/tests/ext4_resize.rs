@@ -36,3 +36,19 @@ fn resize2fs_grows_4x_and_100x_offline() {
     grow(&img, 100);
     check_with_ext4_view(&b.tree, &img);
 }
+
+#[test]
+fn large_exact_filesystem_stays_sparse_and_clean() {
+    let mut b = TreeBuilder::new();
+    b.file(NodeId::ROOT, b"f", b"data".to_vec());
+    let tmp = tempfile::tempdir().unwrap();
+    // 64 GiB: 512 groups in 32 flex groups, a 256 MiB journal, 63 reserved GDT blocks.
+    let img = build(&b.tree, SizeRequest::Exact(64 << 30), tmp.path(), "large");
+    assert_fsck_clean(&img);
+    check_with_ext4_view(&b.tree, &img);
+    use std::os::unix::fs::MetadataExt;
+    let allocated = std::fs::metadata(&img).unwrap().blocks() * 512;
+    assert!(allocated < 64 << 20, "a 64 GiB filesystem with one file allocates {allocated} bytes of its image");
+    let h = dumpe2fs_h(&img);
+    assert!(h.contains("Block count:              16777216"), "{h}");
+}

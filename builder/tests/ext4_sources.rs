@@ -29,9 +29,19 @@ fn host_and_archive_sources_read_back() {
     let mut b = TreeBuilder::new();
     let mk = |size, source| NodeKind::File(FileContent { size, source });
     b.add(NodeId::ROOT, b"host", mk(host_data.len() as u64, DataSource::Host(host.clone())), meta(0o600));
-    b.add(NodeId::ROOT, b"dense", mk(9000, DataSource::Archive { path: archive.clone(), offset: 100, map: None }), meta(0o644));
+    b.add(
+        NodeId::ROOT,
+        b"dense",
+        mk(9000, DataSource::Archive { path: archive.clone(), offset: 100, map: None }),
+        meta(0o644),
+    );
     let map: Arc<[(u64, u64)]> = Arc::from(vec![(20_000u64, 5000u64), (100_000, 3)]);
-    b.add(NodeId::ROOT, b"sparse", mk(200_000, DataSource::Archive { path: archive.clone(), offset: 9100, map: Some(map) }), meta(0o644));
+    b.add(
+        NodeId::ROOT,
+        b"sparse",
+        mk(200_000, DataSource::Archive { path: archive.clone(), offset: 9100, map: Some(map) }),
+        meta(0o644),
+    );
     let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "src");
     assert_fsck_clean(&img);
     check_with_ext4_view(&b.tree, &img);
@@ -50,7 +60,10 @@ fn sparse_file_over_4_gib_costs_only_its_data() {
     b.add(
         NodeId::ROOT,
         b"huge",
-        NodeKind::File(FileContent { size, source: DataSource::Archive { path: Arc::new(archive), offset: 0, map: Some(map) } }),
+        NodeKind::File(FileContent {
+            size,
+            source: DataSource::Archive { path: Arc::new(archive), offset: 0, map: Some(map) },
+        }),
         meta(0o644),
     );
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
@@ -68,7 +81,7 @@ fn sparse_file_over_4_gib_costs_only_its_data() {
     assert!(buf[..4096].iter().all(|&x| x == 0) && buf[4096..].iter().all(|&x| x == 2));
     let stat = debugfs(&img, "stat /huge");
     assert!(stat.contains(&format!("Size: {size}")), "{stat}");
-    assert!(stat.contains(&format!("(0):")) && stat.contains(&format!("({}):", far / 4096)), "{stat}");
+    assert!(stat.contains("(0):") && stat.contains(&format!("({}):", far / 4096)), "{stat}");
 }
 
 #[test]
@@ -121,4 +134,38 @@ fn node_insertion_order_does_not_change_the_image() {
     assert_ne!(r.nodes[1], b.tree.nodes[1]);
     let c = build(&r, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "c");
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&c).unwrap(), "images differ");
+}
+
+#[test]
+fn file_spanning_block_groups_with_content_defined_holes() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 150 MiB, mostly holes in the host file, one non-zero 4 KiB block every 64 KiB: the
+    // plan reserves it densely across the backup superblock of group 1, the write keeps
+    // only the 2400 data blocks and builds a two-level extent tree in freed blocks.
+    let host = tmp.path().join("spanning.bin");
+    let f = std::fs::File::create(&host).unwrap();
+    let size = 150u64 << 20;
+    f.set_len(size).unwrap();
+    use std::os::unix::fs::FileExt;
+    for k in 0..size / (64 << 10) {
+        f.write_all_at(&[(k % 250) as u8 + 1; 4096], k * (64 << 10)).unwrap();
+    }
+    drop(f);
+    let mut b = TreeBuilder::new();
+    b.add(NodeId::ROOT, b"spanning", NodeKind::File(FileContent { size, source: DataSource::Host(host) }), meta(0o644));
+    b.file(NodeId::ROOT, b"after", b"written after the big file".to_vec());
+    let img = build(&b.tree, SizeRequest::Exact(1 << 30), tmp.path(), "span");
+    assert_fsck_clean(&img);
+    check_with_debugfs(&b.tree, &img);
+    let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
+    let mut file = fs.open("/spanning").unwrap();
+    let mut buf = vec![0u8; 64 << 10];
+    for k in [0u64, 1000, 2000, 2399] {
+        file.seek(SeekFrom::Start(k * (64 << 10))).unwrap();
+        file.read_exact(&mut buf).unwrap();
+        assert!(buf[..4096].iter().all(|&x| x == (k % 250) as u8 + 1) && buf[4096..].iter().all(|&x| x == 0), "chunk {k}");
+    }
+    let h = dumpe2fs_h(&img);
+    let free: u64 = h.lines().find(|l| l.starts_with("Free blocks:")).unwrap()[12..].trim().parse().unwrap();
+    assert!(free > 262_144 - 20_000, "holes must stay free: {free} free blocks\n{h}");
 }

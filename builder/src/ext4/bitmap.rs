@@ -20,10 +20,6 @@ impl Bitmap {
         self.words[(i / 64) as usize] |= 1 << (i % 64);
     }
 
-    pub fn clear(&mut self, i: u64) {
-        self.words[(i / 64) as usize] &= !(1 << (i % 64));
-    }
-
     pub fn set_range(&mut self, start: u64, len: u64) {
         for i in start..start + len {
             self.set(i);
@@ -51,18 +47,42 @@ impl Bitmap {
         self.words.iter().map(|w| w.count_ones() as u64).sum()
     }
 
+    /// The 8 bits from `pos` on (bits past the end read as clear).
+    fn byte_at(&self, pos: u64) -> u8 {
+        let (w, b) = ((pos / 64) as usize, pos % 64);
+        let lo = self.words.get(w).copied().unwrap_or(0) >> b;
+        let hi = if b > 56 { self.words.get(w + 1).copied().unwrap_or(0) << (64 - b) } else { 0 };
+        let mut v = ((lo | hi) & 0xFF) as u8;
+        if pos + 8 > self.len {
+            v &= ((1u16 << self.len.saturating_sub(pos).min(8)) - 1) as u8;
+        }
+        v
+    }
+
     /// Number of set bits in `[start, start + len)`.
     pub fn count_range(&self, start: u64, len: u64) -> u64 {
-        (start..start + len).filter(|&i| self.get(i)).count() as u64
+        let full = len / 8;
+        let mut n: u64 = (0..full).map(|j| self.byte_at(start + 8 * j).count_ones() as u64).sum();
+        for i in start + 8 * full..start + len {
+            n += self.get(i) as u64;
+        }
+        n
     }
 
     /// The on-disk bitmap block for bits `[start, start + count)`: bit `k` of the block is
     /// bit `start + k`, and every bit from `count` to the end of the block is set (padding).
     pub fn block(&self, start: u64, count: u64, block_size: usize) -> Vec<u8> {
         let mut out = vec![0u8; block_size];
-        for k in 0..(block_size as u64 * 8) {
-            if k >= count || self.get(start + k) {
-                out[(k / 8) as usize] |= 1 << (k % 8);
+        for (j, byte) in out.iter_mut().enumerate() {
+            let k = 8 * j as u64;
+            if k + 8 <= count {
+                *byte = self.byte_at(start + k);
+            } else {
+                for bit in 0..8 {
+                    if k + bit >= count || self.get(start + k + bit) {
+                        *byte |= 1 << bit;
+                    }
+                }
             }
         }
         out
@@ -83,5 +103,18 @@ mod tests {
         let blk = b.block(128, 2, 16);
         assert_eq!(blk, vec![0xFF; 16]);
         assert_eq!(b.count_range(120, 10), 10);
+        // Unaligned starts and partial bytes agree with bit-by-bit reading.
+        let mut c = Bitmap::new(200);
+        for i in (0..200).filter(|i| i % 3 == 0 || i % 7 == 0) {
+            c.set(i);
+        }
+        for start in [0, 5, 61, 63, 120] {
+            let blk = c.block(start, 70, 16);
+            for k in 0..128u64 {
+                let want = k >= 70 || c.get(start + k);
+                assert_eq!(blk[(k / 8) as usize] >> (k % 8) & 1 == 1, want, "start {start} bit {k}");
+            }
+            assert_eq!(c.count_range(start, 70), (start..start + 70).filter(|&i| c.get(i)).count() as u64);
+        }
     }
 }

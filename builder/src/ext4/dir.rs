@@ -134,7 +134,13 @@ pub fn build(
     build_htree(self_ino, parent_ino, entries, hash_seed, seed).map(|blocks| DirBlocks { blocks, indexed: true })
 }
 
-fn build_htree(self_ino: u32, parent_ino: u32, entries: &[Entry], hash_seed: &[u8; 16], seed: u32) -> Result<Vec<Vec<u8>>, ()> {
+fn build_htree(
+    self_ino: u32,
+    parent_ino: u32,
+    entries: &[Entry],
+    hash_seed: &[u8; 16],
+    seed: u32,
+) -> Result<Vec<Vec<u8>>, ()> {
     let mut hashed: Vec<(u32, &Entry)> = entries.iter().map(|e| (half_md4(e.name, hash_seed), e)).collect();
     hashed.sort_by(|a, b| (a.0, a.1.name).cmp(&(b.0, b.1.name)));
     // Leaves: runs of equal hashes never straddle two blocks, so every block's first hash

@@ -134,10 +134,13 @@ mod tests {
     #[test]
     fn runs_merge_and_split() {
         let e = from_runs([(0, 100, 10), (10, 110, 5), (15, 200, 40000)]);
-        assert_eq!(e, vec![
-            Extent { logical: 0, physical: 100, len: 15 },
-            Extent { logical: 15, physical: 200, len: 32768 },
-            Extent { logical: 15 + 32768, physical: 200 + 32768, len: 40000 - 32768 },
-        ]);
+        assert_eq!(
+            e,
+            vec![
+                Extent { logical: 0, physical: 100, len: 15 },
+                Extent { logical: 15, physical: 200, len: 32768 },
+                Extent { logical: 15 + 32768, physical: 200 + 32768, len: 40000 - 32768 },
+            ]
+        );
     }
 }

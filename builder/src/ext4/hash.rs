@@ -1,4 +1,4 @@
-//! The half_md4 directory hash of ext4's htree (`ext2fs_dirhash` with the unsigned-char flag).
+//! The half_md4 directory hash of ext4's htree (`ext2fs_dirhash` with signed name bytes).
 
 /// Hash of `name` with the 16-byte `s_hash_seed`: the 32-bit major hash with bit 0 cleared,
 /// as stored in dx_entry keys.
@@ -34,7 +34,8 @@ fn str2hashbuf(msg: &[u8], num: usize) -> [u32; 8] {
         if i % 4 == 0 {
             val = pad;
         }
-        val = (c as u32).wrapping_add(val << 8);
+        // Signed hash (EXT2_FLAGS_SIGNED_HASH): bytes are sign-extended as x86's `char`.
+        val = (c as i8 as i32 as u32).wrapping_add(val << 8);
         if i % 4 == 3 {
             out[w] = val;
             w += 1;
@@ -104,10 +105,18 @@ fn half_md4_transform(buf: &mut [u32; 4], x: &[u32; 8]) {
 mod tests {
     use super::*;
 
+    const SEED: [u8; 16] = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+    const HIGH: u32 = 0x14a7_d0be;
+    const LONG: u32 = 0x7eb7_36bc;
+
     #[test]
     fn matches_debugfs_dx_hash() {
         // `debugfs -R "dx_hash -h half_md4 -s 00000000-0000-0000-0000-000000000000 hello"`
         // prints 0x1746da32 (an all-zero seed means the default MD4 constants).
         assert_eq!(half_md4(b"hello", &[0; 16]), 0x1746_da32);
+        // Non-ASCII bytes, long names and a seed (values from debugfs `dx_hash -s`).
+        assert_eq!(half_md4(&[0xC3, 0xA9, b't', 0xE9], &[0; 16]), HIGH);
+        assert_eq!(half_md4(&[0xC3, 0xA9, b't', 0xE9], &SEED), 0xe7ce_3138);
+        assert_eq!(half_md4(&[b'n'; 100], &SEED), LONG);
     }
 }

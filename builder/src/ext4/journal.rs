@@ -10,7 +10,7 @@ pub const JBD2_MIN_JOURNAL_BLOCKS: u64 = 1024;
 /// makes no journal) still get the minimum of 1024 blocks.
 pub fn default_journal_blocks(blocks: u64) -> u64 {
     match blocks {
-        0..32768 => 1024,
+        0..32768 => JBD2_MIN_JOURNAL_BLOCKS,
         32768..262144 => 4096,
         262144..524288 => 8192,
         524288..4194304 => 16384,

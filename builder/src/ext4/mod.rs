@@ -3,8 +3,9 @@
 //! # On-disk layout (what [`plan`] decides and [`Ext4Plan::write`] writes)
 //!
 //! **Geometry.** 4 KiB blocks, `s_first_data_block = 0`, 32768 blocks per group, 256-byte
-//! inodes. Inodes per group: the larger of one inode per `inode_ratio` bytes (mke2fs default
-//! 16384) and what the tree needs, rounded up to a multiple of 16 (one inode-table block),
+//! inodes. Inode count: the larger of one inode per `inode_ratio` bytes (mke2fs default
+//! 16384) and the tree's inodes plus one per `inode_ratio` bytes of the space the tree
+//! leaves free; inodes per group rounded up to a multiple of 16 (one inode-table block),
 //! at most 32768. The `64bit` feature (64-byte group descriptors) is set only when the block
 //! count does not fit 32 bits (or when [`Ext4Options::force_64bit`] asks for it). Like mke2fs,
 //! a last group smaller than its own metadata plus 50 blocks is not used: an exact size drops
@@ -13,8 +14,8 @@
 //! **Features.** compat: has_journal, ext_attr, resize_inode, dir_index; incompat: filetype,
 //! extents, flex_bg (+ 64bit when needed), nothing else, so GRUB 2.06 reads the filesystem;
 //! ro_compat: sparse_super, large_file, huge_file, dir_nlink, extra_isize, metadata_csum.
-//! Directory hashes are half_md4 with `s_hash_seed = opts.hash_seed` and the *unsigned*
-//! hash flag (the host's `char` signedness never matters).
+//! Directory hashes are half_md4 with `s_hash_seed = opts.hash_seed` and the *signed* hash
+//! flag, the variant mke2fs writes on x86 (fixed here, whatever the host's `char`).
 //!
 //! **Fixed metadata.** Group 0 holds the superblock (byte 1024), the group descriptor
 //! table and `s_reserved_gdt_blocks` reserved GDT blocks (mke2fs's rule: room to grow to
@@ -41,14 +42,39 @@
 //! the pre-order (root = 0) is inode 11 + n. A tree whose root already has a `lost+found`
 //! directory uses that directory as inode 11 (with its own metadata and entries).
 //!
+//! **Journal.** An empty, clean jbd2 journal (superblock v2, `s_start = 0`, sequence 1,
+//! one user, the filesystem UUID) in extents right after the resize inode's block. Like
+//! mke2fs 1.47 on a fresh filesystem, no journal checksum feature is set (mke2fs sets
+//! `journal_checksum_v3` only when asked; `dumpe2fs` shows "Journal features: (none)").
+//! `s_jnl_blocks` backs up the journal inode's extent root.
+//!
+//! **Resize inode.** Inode 7 maps, through its double-indirect block, the primary reserved
+//! GDT blocks; each of those lists its copies in the backup groups (the layout
+//! `ext2fs_create_resize_inode` makes and e2fsck checks), so resize2fs can grow the
+//! filesystem offline and the kernel online.
+//!
+//! **Inodes.** 256 bytes, `i_extra_isize = 32`, nanosecond times and crtime; times outside
+//! ext4's range (1901..2446) are clamped to it. Note that e2fsck calls times after 2310
+//! "likely pre-1970", so ingestion should keep times before that. Generation numbers are 0.
+//! Devices use the old encoding when major and minor are below 256, the new one otherwise.
+//! Symlinks under 60 bytes are fast (target in `i_block`), longer ones (at most 4095 bytes)
+//! take one block. Xattrs go into the inode's 96 free bytes in on-disk order (name index,
+//! name length, name) while they fit, the rest into one xattr block (refcount 1, never
+//! shared); POSIX ACLs are converted to ext4's on-disk ACL format.
+//!
 //! **Directories.** Entries sorted bytewise. A directory that fits one block (with the
 //! 12-byte checksum tail) is linear; a bigger one is an htree: block 0 the dx_root, then
 //! the leaves (entries in hash order, a run of equal hashes never split), with one level of
 //! dx_node blocks when the leaves do not fit the root.
 //!
-//! **Sizing.** [`SizeRequest::Exact`] uses the given bytes (rounded down to a block) and
-//! fails with [`Ext4Error::TooSmall`] if the planned contents plus `reserved_percent` of
-//! the blocks do not fit. [`SizeRequest::Auto`] finds the smallest block count where they
+//! **Sizing.** [`SizeRequest::Exact`] uses the given bytes (rounded down to a block, and
+//! without a too-small last group, so [`Ext4Plan::size_bytes`] can be a little less) and
+//! fails with [`Ext4Error::TooSmall`] (saying how many MiB are missing) if the planned
+//! contents plus `reserved_percent` of the blocks do not fit, or with
+//! [`Ext4Error::TooManyInodes`] if the tree needs more inodes than 32768 per group.
+//! The plan counts every block of a file as data except the holes of a tar sparse map:
+//! a host file's holes are only found while streaming, so they make the filesystem larger
+//! than strictly needed (never smaller). [`SizeRequest::Auto`] finds the smallest block count where they
 //! fit, adds `extra_bytes` and rounds up to 1 MiB.
 //!
 //! **Determinism.** No clock, no RNG: every time is `opts.time` or the tree's, UUID and hash
@@ -99,11 +125,23 @@ pub struct Ext4Options {
 impl Ext4Options {
     /// Options with mke2fs's defaults for everything but the identity and time.
     pub fn new(uuid: [u8; 16], hash_seed: [u8; 16], time: Timestamp) -> Self {
-        Ext4Options { label: Vec::new(), uuid, hash_seed, time, reserved_percent: 5, inode_ratio: 16384, force_64bit: false }
+        Ext4Options {
+            label: Vec::new(),
+            uuid,
+            hash_seed,
+            time,
+            reserved_percent: 5,
+            inode_ratio: 16384,
+            force_64bit: false,
+        }
     }
 }
 
 /// How big the filesystem must be.
+///
+/// An exact size is used as given except that, like mke2fs, a last block group too small
+/// for its own metadata is left out, so the filesystem may end a little before the end of
+/// the partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SizeRequest {
     /// Bytes of the partition; the filesystem uses whole blocks of it.
@@ -119,7 +157,9 @@ pub enum Ext4Error {
         needed_bytes.saturating_sub(*available_bytes).div_ceil(1 << 20)
     )]
     TooSmall { needed_bytes: u64, available_bytes: u64 },
-    #[error("the tree has {needed} inodes but a filesystem of {size_bytes} bytes can hold at most {max}; increase diskSize")]
+    #[error(
+        "the tree has {needed} inodes but a filesystem of {size_bytes} bytes can hold at most {max}; increase diskSize"
+    )]
     TooManyInodes { needed: u64, max: u64, size_bytes: u64 },
     #[error("reading `{}`: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
@@ -137,6 +177,14 @@ pub enum Ext4Error {
     DirectoryTooLarge { path: String },
     #[error("the filesystem would need {blocks} blocks, more than ext4 supports")]
     TooLarge { blocks: u64 },
+    #[error("`/lost+found` in the tree is not a directory; e2fsck needs it to be one, so remove or rename it")]
+    LostFoundNotADirectory,
+    #[error("`{path}` has {links} hard links, ext4 allows at most 65000")]
+    TooManyLinks { path: String, links: u32 },
+    #[error("directory `{path}` is linked more than once; directories cannot be hard links")]
+    DirectoryHardLink { path: String },
+    #[error("symlink `{path}` has an empty target, which ext4 cannot store")]
+    EmptySymlink { path: String },
     #[error("the tree given to write differs from the planned one ({0})")]
     TreeMismatch(&'static str),
 }
@@ -144,25 +192,4 @@ pub enum Ext4Error {
 /// Plans the filesystem for `tree`: geometry, every inode number and every block.
 pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
     planner::plan(tree, opts, size)
-}
-
-/// Figures from [`bench`]: how long planning and writing took.
-#[derive(Debug, Clone, Copy)]
-pub struct BenchReport {
-    pub plan: std::time::Duration,
-    pub write: std::time::Duration,
-    pub size_bytes: u64,
-}
-
-/// Plans and writes `tree` into a fresh sparse file at `out_path`, timing both steps (for
-/// `cargo xtask bench`; the builder itself never reads the clock).
-pub fn bench(tree: &FsTree, opts: &Ext4Options, size: SizeRequest, out_path: &std::path::Path) -> Result<BenchReport, Ext4Error> {
-    let t0 = std::time::Instant::now();
-    let p = plan(tree, opts, size)?;
-    let t1 = std::time::Instant::now();
-    let file = std::fs::File::create(out_path).map_err(|source| Ext4Error::Write { offset: 0, source })?;
-    file.set_len(p.size_bytes()).map_err(|source| Ext4Error::Write { offset: 0, source })?;
-    p.write(tree, &file, 0, &mut |_| {})?;
-    let t2 = std::time::Instant::now();
-    Ok(BenchReport { plan: t1 - t0, write: t2 - t1, size_bytes: p.size_bytes() })
 }

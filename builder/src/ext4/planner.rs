@@ -3,10 +3,10 @@
 use super::bitmap::Bitmap;
 use super::csum::{fs_seed, inode_seed};
 use super::dir::{self, Entry};
-use super::extent::{self, Extent};
+use super::extent;
 use super::journal::default_journal_blocks;
 use super::xattr::{self, Attr};
-use super::{Ext4Error, Ext4Options, SizeRequest, BLOCK_SIZE};
+use super::{BLOCK_SIZE, Ext4Error, Ext4Options, SizeRequest};
 use crate::tree::{DataSource, FsTree, NodeId, NodeKind};
 
 const BPG: u32 = 32768;
@@ -52,7 +52,7 @@ impl Geometry {
         }
         [3u32, 5, 7].iter().any(|&p| {
             let mut x = g;
-            while x % p == 0 {
+            while x.is_multiple_of(p) {
                 x /= p;
             }
             x == 1
@@ -66,12 +66,12 @@ impl Geometry {
 }
 
 enum GeoError {
-    TooManyInodes { max: u64 },
+    TooManyInodes,
     LastGroupTooSmall { rem: u64 },
     TooLarge,
 }
 
-fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64) -> Result<Geometry, GeoError> {
+fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64, data_blocks: u64) -> Result<Geometry, GeoError> {
     if blocks >= 1 << 48 {
         return Err(GeoError::TooLarge);
     }
@@ -81,10 +81,15 @@ fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64) -> Result<Geome
     let descs_per_block = BLOCK_SIZE / desc_size as u64;
     let max_ipg = BPG as u64; // one bitmap block per group
     if needed_inodes > groups * max_ipg || groups * max_ipg > u32::MAX as u64 && needed_inodes > u32::MAX as u64 {
-        return Err(GeoError::TooManyInodes { max: (groups * max_ipg).min(u32::MAX as u64) });
+        return Err(GeoError::TooManyInodes);
     }
-    let by_ratio = blocks * BLOCK_SIZE / opts.inode_ratio.max(1024);
-    let want = by_ratio.max(needed_inodes);
+    // One inode per `inode_ratio` bytes, and at least the tree's inodes plus one per
+    // `inode_ratio` bytes of the space the tree leaves free, so a filesystem full of small
+    // files still has inodes for what is added later.
+    let ratio = opts.inode_ratio.max(1024);
+    let by_ratio = blocks * BLOCK_SIZE / ratio;
+    let for_free_space = blocks.saturating_sub(data_blocks) * BLOCK_SIZE / ratio;
+    let want = by_ratio.max(needed_inodes + for_free_space).min(groups * max_ipg);
     let ipg = want.div_ceil(groups).next_multiple_of(INODES_PER_BLOCK as u64).clamp(INODES_PER_BLOCK as u64, max_ipg);
     let ipg = if ipg * groups > u32::MAX as u64 { (u32::MAX as u64 / groups) / 16 * 16 } else { ipg };
     let itable_blocks = ipg / INODES_PER_BLOCK as u64;
@@ -125,9 +130,14 @@ fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64) -> Result<Geome
 #[derive(Debug, Clone)]
 pub enum Content {
     /// A directory of `blocks` blocks; `indexed` when it is an htree.
-    Dir { blocks: u64, indexed: bool },
+    Dir {
+        blocks: u64,
+        indexed: bool,
+    },
     /// A regular file and the logical block runs that may hold data.
-    File { runs: Vec<(u64, u64)> },
+    File {
+        runs: Vec<(u64, u64)>,
+    },
     FastSymlink,
     SlowSymlink,
     Special,
@@ -158,6 +168,8 @@ pub struct Census {
 }
 
 pub const ROOT_INO: u32 = 2;
+/// ext4's `EXT4_LINK_MAX` for non-directories.
+const MAX_FILE_LINKS: u32 = 65000;
 pub const LOST_FOUND_INO: u32 = 11;
 pub const LOST_FOUND_BLOCKS: usize = 4;
 
@@ -172,10 +184,10 @@ pub fn node_path(tree: &FsTree, target: NodeId) -> String {
                 let len = path.len();
                 path.push(b'/');
                 path.extend_from_slice(name);
-                if matches!(tree.node(child).kind, NodeKind::Dir(_)) || child == target {
-                    if walk(tree, child, target, path) {
-                        return true;
-                    }
+                if (matches!(tree.node(child).kind, NodeKind::Dir(_)) || child == target)
+                    && walk(tree, child, target, path)
+                {
+                    return true;
                 }
                 path.truncate(len);
             }
@@ -205,7 +217,11 @@ pub fn dir_entries<'a>(tree: &'a FsTree, census: &Census, node: Option<NodeId>) 
     let NodeKind::Dir(map) = &tree.node(node).kind else { return Vec::new() };
     let mut v: Vec<Entry<'a>> = map
         .iter()
-        .map(|(name, &child)| Entry { name, ino: census.ino_of[child.0 as usize], file_type: file_type(&tree.node(child).kind) })
+        .map(|(name, &child)| Entry {
+            name,
+            ino: census.ino_of[child.0 as usize],
+            file_type: file_type(&tree.node(child).kind),
+        })
         .collect();
     if node == NodeId::ROOT && census.tree_lost_found.is_none() {
         let pos = v.partition_point(|e| e.name < &b"lost+found"[..]);
@@ -221,7 +237,10 @@ fn file_runs(size: u64, source: &DataSource) -> Vec<(u64, u64)> {
     match source {
         DataSource::Archive { map: Some(map), .. } => {
             let mut runs: Vec<(u64, u64)> = Vec::new();
-            for &(off, len) in map.iter() {
+            // Archives list runs in order, but a map out of order must not give unsorted extents.
+            let mut sorted = map.to_vec();
+            sorted.sort_unstable();
+            for &(off, len) in &sorted {
                 if len == 0 || off >= size {
                     continue;
                 }
@@ -246,9 +265,33 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
     let n = tree.nodes.len();
     let order = tree.preorder();
     let tree_lost_found = match &tree.node(NodeId::ROOT).kind {
-        NodeKind::Dir(m) => m.get(&b"lost+found"[..]).copied().filter(|c| matches!(tree.node(*c).kind, NodeKind::Dir(_))),
+        NodeKind::Dir(m) => m.get(&b"lost+found"[..]).copied(),
         _ => None,
     };
+    if tree_lost_found.is_some_and(|lf| !matches!(tree.node(lf).kind, NodeKind::Dir(_))) {
+        return Err(Ext4Error::LostFoundNotADirectory);
+    }
+    let links = tree.link_counts();
+    // Number of directory entries naming each node.
+    let mut named = vec![0u32; n];
+    for node in &tree.nodes {
+        if let NodeKind::Dir(m) = &node.kind {
+            for c in m.values() {
+                named[c.0 as usize] += 1;
+            }
+        }
+    }
+    for &id in &order {
+        if matches!(tree.node(id).kind, NodeKind::Dir(_)) && named[id.0 as usize] > 1 {
+            return Err(Ext4Error::DirectoryHardLink { path: node_path(tree, id) });
+        }
+        if matches!(&tree.node(id).kind, NodeKind::Symlink(t) if t.is_empty()) {
+            return Err(Ext4Error::EmptySymlink { path: node_path(tree, id) });
+        }
+        if !matches!(tree.node(id).kind, NodeKind::Dir(_)) && links[id.0 as usize] > MAX_FILE_LINKS {
+            return Err(Ext4Error::TooManyLinks { path: node_path(tree, id), links: links[id.0 as usize] });
+        }
+    }
     let mut ino_of = vec![0u32; n];
     ino_of[0] = ROOT_INO;
     let mut inode_order: Vec<Option<NodeId>> = vec![Some(NodeId::ROOT)];
@@ -263,7 +306,11 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
         }
         ino_of[id.0 as usize] = next;
         inode_order.push(Some(id));
-        next = next.checked_add(1).ok_or(Ext4Error::TooManyInodes { needed: n as u64 + 11, max: u32::MAX as u64, size_bytes: 0 })?;
+        next = next.checked_add(1).ok_or(Ext4Error::TooManyInodes {
+            needed: n as u64 + 11,
+            max: u32::MAX as u64,
+            size_bytes: 0,
+        })?;
     }
     let max_ino = next - 1;
     let mut parent_ino = vec![0u32; n];
@@ -277,11 +324,24 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
             }
         }
     }
-    let mut c = Census { items: Vec::with_capacity(inode_order.len()), ino_of, parent_ino, tree_lost_found, total_blocks: 0, max_ino };
+    let mut c = Census {
+        items: Vec::with_capacity(inode_order.len()),
+        ino_of,
+        parent_ino,
+        tree_lost_found,
+        total_blocks: 0,
+        max_ino,
+    };
     let seed = fs_seed(&opts.uuid);
     let mut items = Vec::with_capacity(inode_order.len());
     for (k, node) in inode_order.into_iter().enumerate() {
-        let ino = if k == 0 { ROOT_INO } else if k == 1 { LOST_FOUND_INO } else { LOST_FOUND_INO + k as u32 - 1 };
+        let ino = if k == 0 {
+            ROOT_INO
+        } else if k == 1 {
+            LOST_FOUND_INO
+        } else {
+            LOST_FOUND_INO + k as u32 - 1
+        };
         let (content, attrs) = match node {
             None => (Content::Dir { blocks: LOST_FOUND_BLOCKS as u64, indexed: false }, Vec::new()),
             Some(id) => {
@@ -290,14 +350,23 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
                     NodeKind::Dir(_) => {
                         let entries = dir_entries(tree, &c, Some(id));
                         let min = if ino == LOST_FOUND_INO { LOST_FOUND_BLOCKS } else { 1 };
-                        let d = dir::build(ino, c.parent_ino[id.0 as usize], &entries, &opts.hash_seed, min, inode_seed(seed, ino, 0))
-                            .map_err(|()| Ext4Error::DirectoryTooLarge { path: node_path(tree, id) })?;
+                        let d = dir::build(
+                            ino,
+                            c.parent_ino[id.0 as usize],
+                            &entries,
+                            &opts.hash_seed,
+                            min,
+                            inode_seed(seed, ino, 0),
+                        )
+                        .map_err(|()| Ext4Error::DirectoryTooLarge { path: node_path(tree, id) })?;
                         Content::Dir { blocks: d.blocks.len() as u64, indexed: d.indexed }
                     }
                     NodeKind::File(f) => Content::File { runs: file_runs(f.size, &f.source) },
                     NodeKind::Symlink(t) if t.len() < 60 => Content::FastSymlink,
                     NodeKind::Symlink(t) if t.len() < BLOCK_SIZE as usize => Content::SlowSymlink,
-                    NodeKind::Symlink(t) => return Err(Ext4Error::SymlinkTooLong { path: node_path(tree, id), len: t.len() }),
+                    NodeKind::Symlink(t) => {
+                        return Err(Ext4Error::SymlinkTooLong { path: node_path(tree, id), len: t.len() });
+                    }
                     _ => Content::Special,
                 };
                 (content, xattr::attrs(&nd.meta.xattrs))
@@ -359,6 +428,19 @@ impl Ext4Plan {
     /// Size of the filesystem in bytes (a multiple of 4096).
     pub fn size_bytes(&self) -> u64 {
         self.geo.blocks * BLOCK_SIZE
+    }
+
+    /// Bytes of file data the write pass reads: the total that its `progress` callback
+    /// counts up to.
+    pub fn data_bytes(&self) -> u64 {
+        self.census
+            .items
+            .iter()
+            .map(|i| match &i.content {
+                Content::File { runs } => runs.iter().map(|r| r.1).sum::<u64>() * BLOCK_SIZE,
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Number of inodes the filesystem has and uses.
@@ -503,7 +585,14 @@ fn layout(geo: Geometry, census: &Census, opts: &Ext4Options, node_count: usize)
     Ok(Ext4Plan {
         opts: opts.clone(),
         geo,
-        census: Census { items: Vec::new(), ino_of: Vec::new(), parent_ino: Vec::new(), tree_lost_found: None, total_blocks: 0, max_ino: 0 },
+        census: Census {
+            items: Vec::new(),
+            ino_of: Vec::new(),
+            parent_ino: Vec::new(),
+            tree_lost_found: None,
+            total_blocks: 0,
+            max_ino: 0,
+        },
         meta_used,
         groups,
         resize_dind,
@@ -514,7 +603,7 @@ fn layout(geo: Geometry, census: &Census, opts: &Ext4Options, node_count: usize)
 }
 
 enum Attempt {
-    Fits(Ext4Plan),
+    Fits(Box<Ext4Plan>),
     /// Not enough room: grow by at least this many blocks.
     Short(u64),
     /// This block count cannot be used (the last group is too small): `rem` blocks too many.
@@ -523,13 +612,13 @@ enum Attempt {
 
 fn attempt(blocks: u64, census: &Census, opts: &Ext4Options, node_count: usize) -> Result<Attempt, Ext4Error> {
     let needed_inodes = census.max_ino as u64;
-    match geometry(blocks, opts, needed_inodes) {
+    match geometry(blocks, opts, needed_inodes, census.total_blocks) {
         Ok(geo) => Ok(match layout(geo, census, opts, node_count) {
-            Ok(p) => Attempt::Fits(p),
+            Ok(p) => Attempt::Fits(Box::new(p)),
             Err(missing) => Attempt::Short(missing.max(1)),
         }),
         Err(GeoError::LastGroupTooSmall { rem }) => Ok(Attempt::BadLastGroup(rem)),
-        Err(GeoError::TooManyInodes { .. }) => {
+        Err(GeoError::TooManyInodes) => {
             let groups = needed_inodes.div_ceil(BPG as u64);
             Ok(Attempt::Short((groups * BPG as u64).saturating_sub(blocks).max(1)))
         }
@@ -542,7 +631,7 @@ fn smallest_fit(from: u64, census: &Census, opts: &Ext4Options, node_count: usiz
     let mut blocks = from.next_multiple_of(MIB_BLOCKS).max(4 * MIB_BLOCKS);
     loop {
         match attempt(blocks, census, opts, node_count)? {
-            Attempt::Fits(p) => return Ok(p),
+            Attempt::Fits(p) => return Ok(*p),
             Attempt::Short(missing) => blocks += missing.next_multiple_of(MIB_BLOCKS),
             Attempt::BadLastGroup(_) => blocks += MIB_BLOCKS,
         }
@@ -559,7 +648,8 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
         SizeRequest::Auto { extra_bytes } => {
             let lower = census.total_blocks + census.total_blocks / 64;
             let min = smallest_fit(lower, &census, opts, node_count)?;
-            let target = (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20) / BLOCK_SIZE;
+            let target =
+                (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20) / BLOCK_SIZE;
             if target == min.geo.blocks { min } else { smallest_fit(target, &census, opts, node_count)? }
         }
         SizeRequest::Exact(bytes) => {
@@ -574,7 +664,7 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
                     return Err(too_small(&census)?);
                 }
                 match attempt(blocks, &census, opts, node_count)? {
-                    Attempt::Fits(p) => break p,
+                    Attempt::Fits(p) => break *p,
                     Attempt::BadLastGroup(rem) => blocks -= rem,
                     Attempt::Short(_) => {
                         if census.max_ino as u64 > blocks.div_ceil(BPG as u64) * BPG as u64 {
@@ -592,9 +682,4 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
     };
     plan.census = census;
     Ok(plan)
-}
-
-/// The extents of a planned allocation (dense case), for tests and the journal.
-pub fn extents_of(al: &NodeAlloc) -> Vec<Extent> {
-    extent::from_runs(al.runs.iter().copied())
 }

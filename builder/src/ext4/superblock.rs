@@ -1,7 +1,7 @@
 //! The ext4 superblock (1024 bytes at byte 1024 of the filesystem and in backup groups).
 
-use super::csum::{crc32c_raw, put_u16, put_u32, put_u64};
 use super::Ext4Options;
+use super::csum::{crc32c_raw, put_u16, put_u32, put_u64};
 use super::planner::Geometry;
 
 pub const EXT4_SUPER_MAGIC: u16 = 0xEF53;
@@ -23,8 +23,8 @@ pub const RO_COMPAT_DIR_NLINK: u32 = 0x20;
 pub const RO_COMPAT_EXTRA_ISIZE: u32 = 0x40;
 pub const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 
-/// `s_flags`: directory hashes treat name bytes as unsigned.
-pub const EXT2_FLAGS_UNSIGNED_HASH: u32 = 0x2;
+/// `s_flags`: directory hashes treat name bytes as signed (as mke2fs on x86 does).
+pub const EXT2_FLAGS_SIGNED_HASH: u32 = 0x1;
 /// `s_def_hash_version`: half_md4.
 pub const EXT2_HASH_HALF_MD4: u8 = 1;
 pub const LOG_GROUPS_PER_FLEX: u8 = 4;
@@ -108,7 +108,7 @@ pub fn build(geo: &Geometry, opts: &Ext4Options, counts: &SuperCounts, group: u3
     }
     put_u16(&mut b, 0x15C, EXTRA_ISIZE); // s_min_extra_isize
     put_u16(&mut b, 0x15E, EXTRA_ISIZE); // s_want_extra_isize
-    put_u32(&mut b, 0x160, EXT2_FLAGS_UNSIGNED_HASH);
+    put_u32(&mut b, 0x160, EXT2_FLAGS_SIGNED_HASH);
     b[0x174] = LOG_GROUPS_PER_FLEX;
     b[0x175] = 1; // s_checksum_type: crc32c
     put_u64(&mut b, 0x178, 0); // s_kbytes_written

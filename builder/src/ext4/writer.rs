@@ -8,13 +8,13 @@ use super::bitmap::Bitmap;
 use super::csum::{crc32c_raw, fs_seed, inode_seed, put_u32};
 use super::dir;
 use super::extent::{self, Extent};
-use super::group_descr::{GroupDesc, EXT4_BG_INODE_ZEROED};
-use super::inode::{self, Inode, EXT4_EXTENTS_FL, EXT4_INDEX_FL};
+use super::group_descr::{EXT4_BG_INODE_ZEROED, GroupDesc};
+use super::inode::{self, EXT4_EXTENTS_FL, EXT4_INDEX_FL, Inode};
 use super::journal;
-use super::planner::{dir_entries, Content, Ext4Plan, Geometry, NodeAlloc, ADDR_PER_BLOCK, LOST_FOUND_INO};
-use super::superblock::{self, SuperCounts, JOURNAL_INO};
+use super::planner::{ADDR_PER_BLOCK, Content, Ext4Plan, Geometry, LOST_FOUND_INO, NodeAlloc, dir_entries};
+use super::superblock::{self, JOURNAL_INO, SuperCounts};
 use super::xattr;
-use super::{Ext4Error, BLOCK_SIZE};
+use super::{BLOCK_SIZE, Ext4Error};
 use crate::tree::{DataSource, FsTree, Metadata, NodeKind, Timestamp};
 
 const BS: usize = BLOCK_SIZE as usize;
@@ -114,7 +114,9 @@ impl<'a> Source<'a> {
                 buf[..e - s].copy_from_slice(&b[s..e]);
             }
             DataSource::Host(_) => self.read_exact(at, &mut buf[..(end - at) as usize], end)?,
-            DataSource::Archive { offset, map: None, .. } => self.read_exact(offset + at, &mut buf[..(end - at) as usize], end)?,
+            DataSource::Archive { offset, map: None, .. } => {
+                self.read_exact(offset + at, &mut buf[..(end - at) as usize], end)?
+            }
             DataSource::Archive { map: Some(_), .. } => {
                 for &(lo, len, stored) in &self.map {
                     let s = lo.max(at);
@@ -189,7 +191,6 @@ fn fixed_inode(mode: u16, t: Timestamp) -> Inode {
 
 /// State shared by the whole pass.
 struct Pass<'a> {
-    plan: &'a Ext4Plan,
     out: Out<'a>,
     used: Bitmap,
     seed: u32,
@@ -228,7 +229,14 @@ impl Pass<'_> {
     }
 
     /// Streams a regular file; all-zero blocks become holes. Returns i_block and blocks used.
-    fn file(&mut self, ino: u32, al: &NodeAlloc, src: &Source, progress: &mut dyn FnMut(u64), done: &mut u64) -> Result<([u8; 60], u64), Ext4Error> {
+    fn file(
+        &mut self,
+        ino: u32,
+        al: &NodeAlloc,
+        src: &Source,
+        progress: &mut dyn FnMut(u64),
+        done: &mut u64,
+    ) -> Result<([u8; 60], u64), Ext4Error> {
         let mut data_runs: Vec<(u64, u64, u64)> = Vec::new();
         let mut holes: Vec<u64> = Vec::new();
         let mut buf = vec![0u8; CHUNK_BLOCKS * BS];
@@ -273,13 +281,19 @@ impl Pass<'_> {
 impl Ext4Plan {
     /// Writes the planned filesystem into `out` at byte `offset`. The region must read as
     /// zeros (a fresh sparse file); all-zero blocks are not written.
-    pub fn write(&self, tree: &FsTree, out: &File, offset: u64, progress: &mut dyn FnMut(u64)) -> Result<(), Ext4Error> {
+    pub fn write(
+        &self,
+        tree: &FsTree,
+        out: &File,
+        offset: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Ext4Error> {
         if tree.nodes.len() != self.node_count {
             return Err(Ext4Error::TreeMismatch("node count"));
         }
         let geo = &self.geo;
         let seed = fs_seed(&self.opts.uuid);
-        let mut pass = Pass { plan: self, out: Out { file: out, offset }, used: self.meta_used.clone(), seed };
+        let mut pass = Pass { out: Out { file: out, offset }, used: self.meta_used.clone(), seed };
         let mut itables = InodeTables { geo, plan: self, block: None, buf: vec![0; BS] };
         let links = tree.link_counts();
         let mut used_dirs = vec![0u32; geo.groups as usize];
@@ -320,8 +334,9 @@ impl Ext4Plan {
                         None => super::planner::ROOT_INO,
                     };
                     let min = if ino_no == LOST_FOUND_INO { super::planner::LOST_FOUND_BLOCKS } else { 1 };
-                    let d = dir::build(ino_no, parent, &entries, &self.opts.hash_seed, min, inode_seed(seed, ino_no, 0))
-                        .map_err(|()| Ext4Error::TreeMismatch("directory layout"))?;
+                    let d =
+                        dir::build(ino_no, parent, &entries, &self.opts.hash_seed, min, inode_seed(seed, ino_no, 0))
+                            .map_err(|()| Ext4Error::TreeMismatch("directory layout"))?;
                     if d.blocks.len() as u64 != al.runs.iter().map(|r| r.2).sum::<u64>() || d.indexed != *indexed {
                         return Err(Ext4Error::TreeMismatch("directory size"));
                     }
@@ -397,7 +412,8 @@ impl Ext4Plan {
         let t = self.opts.time;
         // Journal: superblock in its first block, the rest stays zero.
         let first = self.journal.runs[0].1;
-        pass.out.write_blocks(first, &journal::superblock(geo.journal_blocks as u32, &self.opts.uuid, BLOCK_SIZE as u32))?;
+        pass.out
+            .write_blocks(first, &journal::superblock(geo.journal_blocks as u32, &self.opts.uuid, BLOCK_SIZE as u32))?;
         let extents = extent::from_runs(self.journal.runs.iter().copied());
         let (root, tree) = pass.extent_tree(JOURNAL_INO, &extents, &self.journal.tree_blocks)?;
         let mut jnl = fixed_inode(inode::S_IFREG | 0o600, t);

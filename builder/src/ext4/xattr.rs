@@ -39,7 +39,7 @@ fn split_name(full: &[u8]) -> (u8, &[u8]) {
 /// ext4's on-disk format (version 1, 4-byte entries for the owner/group/mask/other tags).
 /// A value that is not a well-formed ACL is stored as it is.
 fn acl_to_disk(v: &[u8]) -> Vec<u8> {
-    if v.len() < 4 || (v.len() - 4) % 8 != 0 || v[..4] != 2u32.to_le_bytes() {
+    if v.len() < 4 || !(v.len() - 4).is_multiple_of(8) || v[..4] != 2u32.to_le_bytes() {
         return v.to_vec();
     }
     let mut out = 1u32.to_le_bytes().to_vec();

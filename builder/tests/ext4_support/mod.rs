@@ -43,7 +43,12 @@ impl TreeBuilder {
 
     pub fn file(&mut self, parent: NodeId, name: &[u8], data: Vec<u8>) -> NodeId {
         let size = data.len() as u64;
-        self.add(parent, name, NodeKind::File(FileContent { size, source: DataSource::Bytes(Arc::from(data)) }), meta(0o644))
+        self.add(
+            parent,
+            name,
+            NodeKind::File(FileContent { size, source: DataSource::Bytes(Arc::from(data)) }),
+            meta(0o644),
+        )
     }
 }
 
@@ -218,7 +223,10 @@ fn parse_ls_p(out: &[u8]) -> Vec<(u32, Vec<u8>)> {
 }
 
 fn debugfs_bytes(img: &Path, req: &str) -> Vec<u8> {
-    let out = Command::new("debugfs").args(["-R", req, img.to_str().unwrap()]).output().expect("debugfs runs: install e2fsprogs");
+    let out = Command::new("debugfs")
+        .args(["-R", req, img.to_str().unwrap()])
+        .output()
+        .expect("debugfs runs: install e2fsprogs");
     assert!(out.status.success(), "debugfs -R {req:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
@@ -261,7 +269,8 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
         let cmds: String = level.iter().map(|id| format!("ls -p <{}>\n", ino_of[id])).collect();
         let cmdfile = tmp.path().join("ls.cmds");
         std::fs::write(&cmdfile, &cmds).unwrap();
-        let o = Command::new("debugfs").args(["-f", cmdfile.to_str().unwrap(), img.to_str().unwrap()]).output().unwrap();
+        let o =
+            Command::new("debugfs").args(["-f", cmdfile.to_str().unwrap(), img.to_str().unwrap()]).output().unwrap();
         let text = o.stdout;
         // Split per command on the echoed "debugfs: ls -p <N>" lines.
         let mut next = Vec::new();
@@ -272,7 +281,11 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
             let end = rest.windows(10).position(|w| w == b"\ndebugfs: ").map(|e| e + 1).unwrap_or(rest.len());
             let mut listing = b"\n".to_vec();
             listing.extend_from_slice(&rest[..end]);
-            let got: BTreeMap<Vec<u8>, u32> = parse_ls_p(&listing).into_iter().filter(|(_, n)| n != b"." && n != b"..").map(|(i, n)| (n, i)).collect();
+            let got: BTreeMap<Vec<u8>, u32> = parse_ls_p(&listing)
+                .into_iter()
+                .filter(|(_, n)| n != b"." && n != b"..")
+                .map(|(i, n)| (n, i))
+                .collect();
             let NodeKind::Dir(m) = &tree.node(*id).kind else { unreachable!() };
             let mut want: Vec<&Vec<u8>> = m.keys().collect();
             let lf = b"lost+found".to_vec();
@@ -304,7 +317,11 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
             cmds.push_str(&format!("dump <{ino}> {}/f{ino}\n", tmp.path().display()));
         }
         for (k, name) in tree.node(*id).meta.xattrs.keys().enumerate() {
-            cmds.push_str(&format!("ea_get -f {}/x{ino}.{k} <{ino}> {}\n", tmp.path().display(), String::from_utf8(name.clone()).unwrap()));
+            cmds.push_str(&format!(
+                "ea_get -f {}/x{ino}.{k} <{ino}> {}\n",
+                tmp.path().display(),
+                String::from_utf8(name.clone()).unwrap()
+            ));
         }
     }
     let cmdfile = tmp.path().join("all.cmds");
@@ -323,14 +340,17 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
         assert_eq!(after(stat, "User:").parse::<i64>().unwrap() as u32, node.meta.uid, "uid of <{ino}>");
         assert_eq!(after(stat, "Group:").parse::<i64>().unwrap() as u32, node.meta.gid, "gid of <{ino}>");
         let mut want_links = links[id.0 as usize];
-        if *id == NodeId::ROOT {
-            if let NodeKind::Dir(m) = &node.kind {
-                want_links += !m.contains_key(&b"lost+found"[..]) as u32;
-            }
+        if let (true, NodeKind::Dir(m)) = (*id == NodeId::ROOT, &node.kind) {
+            want_links += !m.contains_key(&b"lost+found"[..]) as u32;
         }
         let want_links = if want_links > 65000 { 1 } else { want_links };
         assert_eq!(after(stat, "Links:").parse::<u32>().unwrap(), want_links, "links of <{ino}>");
-        for (key, t) in [(" ctime:", node.meta.ctime), (" atime:", node.meta.atime), (" mtime:", node.meta.mtime), ("crtime:", node.meta.crtime)] {
+        for (key, t) in [
+            (" ctime:", node.meta.ctime),
+            (" atime:", node.meta.atime),
+            (" mtime:", node.meta.mtime),
+            ("crtime:", node.meta.crtime),
+        ] {
             assert_eq!(decode_time(after(stat, key)), t, "{key} of <{ino}>");
         }
         match &node.kind {
@@ -339,13 +359,22 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
                 let data = expected_bytes(c);
                 let got = std::fs::read(tmp.path().join(format!("f{ino}"))).unwrap();
                 assert!(got == data, "debugfs dump of <{ino}> differs");
-                let want_mapped: Vec<u64> = data.chunks(4096).enumerate().filter(|(_, b)| b.iter().any(|&x| x != 0)).map(|(i, _)| i as u64).collect();
+                let want_mapped: Vec<u64> = data
+                    .chunks(4096)
+                    .enumerate()
+                    .filter(|(_, b)| b.iter().any(|&x| x != 0))
+                    .map(|(i, _)| i as u64)
+                    .collect();
                 assert_eq!(mapped_blocks(stat), want_mapped, "mapped blocks (holes) of <{ino}>");
             }
             NodeKind::CharDevice { major, minor } | NodeKind::BlockDevice { major, minor } => {
                 let mm = after(stat, "Device major/minor number:");
                 let (a, b) = mm.split_once(':').unwrap();
-                assert_eq!((a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap()), (*major, *minor), "device of <{ino}>");
+                assert_eq!(
+                    (a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap()),
+                    (*major, *minor),
+                    "device of <{ino}>"
+                );
             }
             _ => {}
         }
