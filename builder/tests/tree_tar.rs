@@ -327,3 +327,43 @@ fn multi_frame_zstd_and_multi_member_gzip() {
         assert!(!scratch_path.exists(), "the scratch file goes with its guard");
     }
 }
+
+/// A small archive with pax records, a sparse 1.0 member, long names and links, made once.
+fn fuzz_base() -> &'static [u8] {
+    static BASE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        sh(&format!(
+            "cd '{d}' && mkdir -p s/$(printf 'l%.0s' $(seq 120))/x && printf a > s/f && ln s/f s/h && ln -s f s/l && \
+             printf y | dd of=s/sp bs=1 seek=20000 conv=notrunc status=none",
+            d = tmp.path().display()
+        ));
+        xattr::set(tmp.path().join("s/f"), "user.k", b"v").unwrap();
+        sh(&format!("tar --format=posix --xattrs --sparse -C '{}/s' -cf '{}/a.tar' .", tmp.path().display(), tmp.path().display()));
+        std::fs::read(tmp.path().join("a.tar")).unwrap()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Corrupted or truncated archives give an error or a tree, never a panic.
+    #[test]
+    fn corrupt_archives_never_panic(
+        edits in proptest::collection::vec((0usize..8192, proptest::prelude::any::<u8>()), 1..12),
+        cut in proptest::option::of(0usize..12000),
+    ) {
+        let mut bytes = fuzz_base().to_vec();
+        for (pos, b) in edits {
+            let len = bytes.len();
+            bytes[pos % len] = b;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.tar");
+        std::fs::write(&path, &bytes).unwrap();
+        let _ = add_tar(&mut empty(), &path, b"/", &opts());
+    }
+}

@@ -332,10 +332,10 @@ impl Reader {
 
     /// Skips `size` bytes and the padding to the next 512-byte boundary.
     fn skip(&mut self, size: u64) -> Result<(), IngestError> {
-        let target = (self.pos + size).div_ceil(512) * 512;
-        if target > self.len {
+        let target = self.pos.checked_add(size).and_then(|end| end.div_ceil(512).checked_mul(512));
+        let Some(target) = target.filter(|&t| t <= self.len) else {
             return Err(self.err(self.pos, "member data runs past the end of the archive"));
-        }
+        };
         let delta = i64::try_from(target - self.pos).map_err(|_| self.err(self.pos, "member too large"))?;
         self.inner
             .seek_relative(delta)
@@ -568,7 +568,8 @@ impl Member<'_> {
                         let v = num(&line).ok_or_else(|| bad(r, "map number"))?;
                         line.clear();
                         match count {
-                            None if v > 1 << 24 => return Err(bad(r, "map too long")),
+                            // Each pair takes at least four bytes of the member.
+                            None if v.saturating_mul(4) > self.size => return Err(bad(r, "map too long")),
                             None => count = Some(v),
                             Some(_) => numbers.push(v),
                         }
@@ -620,9 +621,9 @@ fn sparse_content(
         let run_end = off.checked_add(len).filter(|&e| off >= end && e <= real);
         end = run_end
             .ok_or_else(|| r.err(start, "sparse map runs overlap, are unsorted or pass the file size"))?;
-        total += len;
+        total = total.saturating_add(len);
     }
-    if total != stored || r.pos + stored > r.len {
+    if total != stored || r.pos.saturating_add(stored) > r.len {
         return Err(r.err(start, &format!("sparse map holds {total} bytes but the member stores {stored}")));
     }
     let map = if runs == [(0, real)] { None } else { Some(Arc::from(runs)) };
