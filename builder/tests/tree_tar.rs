@@ -4,7 +4,7 @@ mod tree_support;
 
 use reprodisk::tree::dir::add_dir;
 use reprodisk::tree::ingest::{IngestError, IngestOptions};
-use reprodisk::tree::tar::add_tar;
+use reprodisk::tree::tar::{add_tar, add_tar_with_scratch};
 use reprodisk::tree::{DataSource, FsTree, Metadata, NodeKind, Timestamp};
 use tree_support::{by_content, content, make_sample, sh};
 
@@ -317,13 +317,17 @@ fn multi_frame_zstd_and_multi_member_gzip() {
     ));
     let mut plain = empty();
     add_tar(&mut plain, &tmp.path().join("a.tar"), b"/", &opts()).unwrap();
+    let scratch_dir = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch_dir).unwrap();
     for name in ["a.tar.zst", "a.tar.gz"] {
         let mut t = empty();
-        let scratch = add_tar(&mut t, &tmp.path().join(name), b"/", &opts()).unwrap();
+        let scratch =
+            add_tar_with_scratch(&mut t, &tmp.path().join(name), b"/", &opts(), Some(&scratch_dir)).unwrap();
         let scratch_path =
             scratch.path.as_ref().expect("a compressed archive has a scratch file").to_path_buf();
         tree_support::assert_same_tree(&t, &plain, name);
         drop(scratch);
+        assert!(scratch_path.starts_with(&scratch_dir), "{}", scratch_path.display());
         assert!(!scratch_path.exists(), "the scratch file goes with its guard");
     }
 }

@@ -50,14 +50,27 @@ pub struct TarScratch {
 }
 
 /// Adds every member of the tar archive `archive` under image directory `at` (created when
-/// missing). A member `./` sets `at`'s own metadata.
+/// missing). A member `./` sets `at`'s own metadata. A compressed archive is unpacked into
+/// the system's temporary directory; see [`add_tar_with_scratch`] to choose another.
 pub fn add_tar(
     tree: &mut FsTree,
     archive: &Path,
     at: &[u8],
     opts: &IngestOptions,
 ) -> Result<TarScratch, IngestError> {
-    let (data_path, scratch) = open_uncompressed(archive)?;
+    add_tar_with_scratch(tree, archive, at, opts, None)
+}
+
+/// [`add_tar`] unpacking a compressed archive into `scratch_dir` (for example next to the
+/// output image, when the temporary directory is a small tmpfs).
+pub fn add_tar_with_scratch(
+    tree: &mut FsTree,
+    archive: &Path,
+    at: &[u8],
+    opts: &IngestOptions,
+    scratch_dir: Option<&Path>,
+) -> Result<TarScratch, IngestError> {
+    let (data_path, scratch) = open_uncompressed(archive, scratch_dir)?;
     let data_path = Arc::new(data_path);
     let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
     let file = File::open(data_path.as_path()).map_err(io)?;
@@ -217,7 +230,10 @@ pub fn add_tar(
 }
 
 /// The uncompressed archive: the input itself, or a scratch file it was decompressed into.
-fn open_uncompressed(archive: &Path) -> Result<(PathBuf, Option<tempfile::TempPath>), IngestError> {
+fn open_uncompressed(
+    archive: &Path,
+    scratch_dir: Option<&Path>,
+) -> Result<(PathBuf, Option<tempfile::TempPath>), IngestError> {
     let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
     let mut input = BufReader::new(File::open(archive).map_err(io)?);
     let magic = input.fill_buf().map_err(io)?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
@@ -233,7 +249,11 @@ fn open_uncompressed(archive: &Path) -> Result<(PathBuf, Option<tempfile::TempPa
         }
         return Ok((archive.to_path_buf(), None));
     }
-    let mut scratch = tempfile::NamedTempFile::new().map_err(io)?;
+    let mut scratch = match scratch_dir {
+        Some(dir) => tempfile::NamedTempFile::new_in(dir)
+            .map_err(|source| IngestError::Io { path: dir.to_path_buf(), source })?,
+        None => tempfile::NamedTempFile::new().map_err(io)?,
+    };
     let bad = |what: String| IngestError::Tar { archive: archive.to_path_buf(), offset: 0, what };
     {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, scratch.as_file_mut());
