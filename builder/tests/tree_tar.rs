@@ -416,3 +416,44 @@ fn gnu_incremental_dumpdirs_read_as_directories() {
     assert!(matches!(t.node(t.lookup(b"d").unwrap()).kind, NodeKind::Dir(_)));
     assert!(t.lookup(b"d/f").is_some());
 }
+
+#[test]
+fn sparse_files_over_8_gib_use_base256_and_pax_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let size: u64 = 9 << 30;
+    sh(&format!(
+        "cd '{}' && mkdir s && printf head > s/big && printf tail | dd of=s/big bs=1 seek={} conv=notrunc status=none",
+        tmp.path().display(),
+        size - 4
+    ));
+    for format in ["gnu", "posix"] {
+        let archive = tmp.path().join(format!("{format}.tar"));
+        sh(&format!(
+            "tar --format={format} --sparse -C '{}/s' -cf '{}' big",
+            tmp.path().display(),
+            archive.display()
+        ));
+        let mut t = empty();
+        add_tar(&mut t, &archive, b"/", &opts()).unwrap();
+        let NodeKind::File(c) = &t.node(t.lookup(b"big").unwrap()).kind else { panic!("big is a file") };
+        assert_eq!(c.size, size, "{format}");
+        let DataSource::Archive { path, offset, map: Some(map) } = &c.source else {
+            panic!("{format}: not sparse")
+        };
+        let last = *map.last().unwrap();
+        assert_eq!(last.0 + last.1, size, "{format}: the last run ends the file");
+        assert_eq!(map[0].0, 0, "{format}");
+        // The data runs hold the bytes written: read the first and last run back.
+        let mut f = std::fs::File::open(path.as_path()).unwrap();
+        use std::io::{Read, Seek, SeekFrom};
+        let mut head = [0u8; 4];
+        f.seek(SeekFrom::Start(*offset)).unwrap();
+        f.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"head", "{format}");
+        let before_last: u64 = map[..map.len() - 1].iter().map(|r| r.1).sum();
+        let mut tail = [0u8; 4];
+        f.seek(SeekFrom::Start(offset + before_last + last.1 - 4)).unwrap();
+        f.read_exact(&mut tail).unwrap();
+        assert_eq!(&tail, b"tail", "{format}");
+    }
+}

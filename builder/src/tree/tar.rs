@@ -91,7 +91,10 @@ pub fn add_tar_with_scratch(
     loop {
         let start = r.pos;
         let Some(h) = r.header()? else { break };
-        let size = match pax_get(&local, b"size") {
+        // A pax `size` describes the member the records belong to, never another
+        // extension header in between.
+        let is_extension = matches!(h.typeflag(), b'L' | b'K' | b'x' | b'g' | b'V');
+        let size = match pax_get(&local, b"size").filter(|_| !is_extension) {
             Some(v) => parse_decimal(v).ok_or_else(|| r.err(start, "bad pax `size`"))?,
             None => h.num(124, 12).ok_or_else(|| r.err(start, "bad size field"))?,
         };
