@@ -150,3 +150,69 @@ fn globs_expand_like_bash() {
         assert_eq!(ours, want, "pattern {pat}");
     }
 }
+
+#[test]
+fn glob_matcher_agrees_with_bash_pattern_matching() {
+    // Deterministic pseudo-random pairs (a 64-bit LCG), judged by bash's `[[ name == pattern ]]`
+    // in the C locale, in one bash run. No `(`: bash enables extglob inside `[[ ]]`.
+    let pat_chars = b"ab-.]![^*?\\";
+    let name_chars = b"ab-]![^*?.";
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: usize| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % n
+    };
+    let mut pairs = Vec::new();
+    for _ in 0..3000 {
+        let pat: Vec<u8> = (0..1 + next(6)).map(|_| pat_chars[next(pat_chars.len())]).collect();
+        // Half of the names are built to fit the pattern's shape, so both outcomes are common.
+        let mut name: Vec<u8> = if next(2) == 0 {
+            (0..next(6)).map(|_| name_chars[next(name_chars.len())]).collect()
+        } else {
+            let mut n = Vec::new();
+            for &c in &pat {
+                match c {
+                    b'*' => (0..next(3)).for_each(|_| n.push(name_chars[next(name_chars.len())])),
+                    b'?' => n.push(name_chars[next(name_chars.len())]),
+                    b'\\' => {}
+                    c => n.push(c),
+                }
+            }
+            n
+        };
+        if name.first() == Some(&b'.') {
+            name[0] = b'a'; // the leading-dot rule is pathname expansion's, not `[[ ]]`'s
+        }
+        pairs.push((pat, name));
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("pairs");
+    let mut text = Vec::new();
+    for (p, n) in &pairs {
+        text.extend_from_slice(p);
+        text.push(b'\t');
+        text.extend_from_slice(n);
+        text.push(b'\n');
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = sh(&format!(
+        "export LC_ALL=C; while IFS=$'\\t' read -r p n; do if [[ $n == $p ]]; then echo 1; else echo 0; fi; done < '{}'",
+        input.display()
+    ));
+    let verdicts: Vec<&str> = out.lines().collect();
+    assert_eq!(verdicts.len(), pairs.len());
+    let hits = verdicts.iter().filter(|v| **v == "1").count();
+    assert!(hits > 300 && hits < pairs.len() - 300, "the pairs exercise both outcomes ({hits} matches)");
+    let mut wrong = Vec::new();
+    for ((p, n), v) in pairs.iter().zip(verdicts) {
+        let ours = reprodisk::tree::glob::matches(p, n);
+        if ours != (v == "1") {
+            wrong.push(format!(
+                "{:?} vs {:?}: bash {v}",
+                String::from_utf8_lossy(p),
+                String::from_utf8_lossy(n)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{} disagreements, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(10)]);
+}
