@@ -216,3 +216,86 @@ fn glob_matcher_agrees_with_bash_pattern_matching() {
     }
     assert!(wrong.is_empty(), "{} disagreements, e.g. {:?}", wrong.len(), &wrong[..wrong.len().min(10)]);
 }
+
+#[test]
+fn generated_chmod_strings_agree_with_rsync() {
+    // Deterministic pseudo-random clause strings from rsync's alphabet, some malformed.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % n
+    };
+    let pick = |s: &[u8], i: usize| s[i % s.len()] as char;
+    let mut specs = Vec::new();
+    for _ in 0..150 {
+        let mut spec = String::new();
+        for c in 0..1 + next(3) {
+            if c > 0 {
+                spec.push(',');
+            }
+            match next(10) {
+                0 => spec.push('D'),
+                1 => spec.push('F'),
+                _ => {}
+            }
+            if next(5) == 0 {
+                (0..1 + next(4)).for_each(|_| spec.push(pick(b"01234567", next(8))));
+            } else {
+                (0..next(3)).for_each(|_| spec.push(pick(b"ugoa", next(4))));
+                spec.push(pick(b"+-=", next(3)));
+                (0..next(4)).for_each(|_| spec.push(pick(b"rwxXstugo", next(9))));
+            }
+        }
+        specs.push(spec);
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let modes: &[u32] = &[0o644, 0o755, 0o4750, 0o2711, 0o1777, 0o600];
+    for &m in modes {
+        let f = src.join(format!("f{m:o}"));
+        std::fs::write(&f, b"x").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
+        let d = src.join(format!("d{m:o}"));
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let (mut accepted, mut rejected) = (0, 0);
+    for (k, spec) in specs.iter().enumerate() {
+        let dst = tmp.path().join(format!("d{k}"));
+        let status = std::process::Command::new("bash")
+            .args(["-c", "umask 022; exec rsync -a --chmod=\"$1\" \"$2/\" \"$3\"", "x", spec])
+            .arg(&src)
+            .arg(&dst)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("bash and rsync are installed (apt-get install rsync)");
+        let ours = ChmodSpec::parse(spec);
+        if !status.success() {
+            assert_eq!(ours, None, "rsync rejects --chmod={spec}");
+            rejected += 1;
+            continue;
+        }
+        accepted += 1;
+        let ours = ours.unwrap_or_else(|| panic!("rsync accepts --chmod={spec}, we do not"));
+        for &m in modes {
+            for (prefix, is_dir) in [("f", false), ("d", true)] {
+                let got = std::fs::symlink_metadata(dst.join(format!("{prefix}{m:o}")))
+                    .unwrap()
+                    .permissions()
+                    .mode()
+                    & 0o7777;
+                let want = ours.apply(m as u16, is_dir);
+                assert_eq!(
+                    u32::from(want),
+                    got,
+                    "--chmod={spec} on {prefix}{m:o}: ours {want:o}, rsync {got:o}"
+                );
+            }
+        }
+    }
+    assert!(
+        accepted > 25 && rejected > 10,
+        "both outcomes exercised ({accepted} accepted, {rejected} rejected)"
+    );
+}
