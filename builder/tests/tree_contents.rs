@@ -125,6 +125,8 @@ fn seed_errors() {
     // mkdir -p of a later target's parent makes an earlier target's path exist.
     let e = run(vec![entry(&single, "/a/b/c", None), entry(&single, "/a/b", None)]);
     assert!(e.starts_with("duplicate entry /a/b -> "), "{e}");
+    let e = run(vec![entry(&src.join("e*/.."), "/etc", None)]);
+    assert!(e.contains("must end in a file name"), "{e}");
     let e = run(vec![entry(&src.join("*.none"), "/etc", None)]);
     assert!(e.contains("matched no file"), "{e}");
     let e = run(vec![entry(&single, "/../etc/x", None)]);

@@ -4,7 +4,7 @@ mod tree_support;
 
 use reprodisk::tree::dir::add_dir;
 use reprodisk::tree::ingest::{IngestError, IngestOptions};
-use reprodisk::tree::tar::add_tar;
+use reprodisk::tree::tar::{add_tar, add_tar_with_scratch};
 use reprodisk::tree::{DataSource, FsTree, Metadata, NodeKind, Timestamp};
 use tree_support::{by_content, content, make_sample, sh};
 
@@ -317,13 +317,143 @@ fn multi_frame_zstd_and_multi_member_gzip() {
     ));
     let mut plain = empty();
     add_tar(&mut plain, &tmp.path().join("a.tar"), b"/", &opts()).unwrap();
+    let scratch_dir = tmp.path().join("scratch");
+    std::fs::create_dir(&scratch_dir).unwrap();
     for name in ["a.tar.zst", "a.tar.gz"] {
         let mut t = empty();
-        let scratch = add_tar(&mut t, &tmp.path().join(name), b"/", &opts()).unwrap();
+        let scratch =
+            add_tar_with_scratch(&mut t, &tmp.path().join(name), b"/", &opts(), Some(&scratch_dir)).unwrap();
         let scratch_path =
             scratch.path.as_ref().expect("a compressed archive has a scratch file").to_path_buf();
         tree_support::assert_same_tree(&t, &plain, name);
         drop(scratch);
+        assert!(scratch_path.starts_with(&scratch_dir), "{}", scratch_path.display());
         assert!(!scratch_path.exists(), "the scratch file goes with its guard");
+    }
+}
+
+/// A small archive with pax records, a sparse 1.0 member, long names and links, made once.
+fn fuzz_base() -> &'static [u8] {
+    static BASE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BASE.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        sh(&format!(
+            "cd '{d}' && mkdir -p s/$(printf 'l%.0s' $(seq 120))/x && printf a > s/f && ln s/f s/h && ln -s f s/l && \
+             printf y | dd of=s/sp bs=1 seek=20000 conv=notrunc status=none",
+            d = tmp.path().display()
+        ));
+        xattr::set(tmp.path().join("s/f"), "user.k", b"v").unwrap();
+        sh(&format!("tar --format=posix --xattrs --sparse -C '{}/s' -cf '{}/a.tar' .", tmp.path().display(), tmp.path().display()));
+        std::fs::read(tmp.path().join("a.tar")).unwrap()
+    })
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+
+    /// Corrupted or truncated archives give an error or a tree, never a panic.
+    #[test]
+    fn corrupt_archives_never_panic(
+        edits in proptest::collection::vec((0usize..8192, proptest::prelude::any::<u8>()), 1..12),
+        cut in proptest::option::of(0usize..12000),
+    ) {
+        let mut bytes = fuzz_base().to_vec();
+        for (pos, b) in edits {
+            let len = bytes.len();
+            bytes[pos % len] = b;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("x.tar");
+        std::fs::write(&path, &bytes).unwrap();
+        let _ = add_tar(&mut empty(), &path, b"/", &opts());
+    }
+}
+
+#[test]
+fn member_order_does_not_change_the_tree() {
+    let (tmp, src, _) = sample_as_dir();
+    let mut trees = Vec::new();
+    for (i, sort) in ["--sort=name", "--sort=inode", "--sort=none"].iter().enumerate() {
+        let archive = tmp.path().join(format!("{i}.tar"));
+        sh(&format!(
+            "tar --format=posix --xattrs --sparse --numeric-owner {sort} -C '{}' -cf '{}' .",
+            src.display(),
+            archive.display()
+        ));
+        let mut t = empty();
+        add_tar(&mut t, &archive, b"/", &opts()).unwrap();
+        trees.push(t);
+    }
+    // Reversing the member list is the strongest reordering; GNU tar cannot write it, so
+    // list the names in reverse and archive them with --no-recursion.
+    let rev = tmp.path().join("rev.tar");
+    sh(&format!(
+        "cd '{}' && find . | LC_ALL=C sort -r | tar --format=posix --xattrs --sparse --numeric-owner --no-recursion -T - -cf '{}'",
+        src.display(),
+        rev.display()
+    ));
+    let mut t = empty();
+    add_tar(&mut t, &rev, b"/", &opts()).unwrap();
+    trees.push(t);
+    for t in &trees[1..] {
+        tree_support::assert_same_tree(t, &trees[0], "member order");
+    }
+}
+
+#[test]
+fn gnu_incremental_dumpdirs_read_as_directories() {
+    let tmp = tempfile::tempdir().unwrap();
+    sh(&format!(
+        "cd '{}' && mkdir -p s/d && printf x > s/d/f && tar --listed-incremental=snap -C s -cf inc.tar . && \
+         tar -tvf inc.tar | grep -q '^d' ",
+        tmp.path().display()
+    ));
+    let mut t = empty();
+    add_tar(&mut t, &tmp.path().join("inc.tar"), b"/", &opts()).unwrap();
+    assert!(matches!(t.node(t.lookup(b"d").unwrap()).kind, NodeKind::Dir(_)));
+    assert!(t.lookup(b"d/f").is_some());
+}
+
+#[test]
+fn sparse_files_over_8_gib_use_base256_and_pax_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let size: u64 = 9 << 30;
+    sh(&format!(
+        "cd '{}' && mkdir s && printf head > s/big && printf tail | dd of=s/big bs=1 seek={} conv=notrunc status=none",
+        tmp.path().display(),
+        size - 4
+    ));
+    for format in ["gnu", "posix"] {
+        let archive = tmp.path().join(format!("{format}.tar"));
+        sh(&format!(
+            "tar --format={format} --sparse -C '{}/s' -cf '{}' big",
+            tmp.path().display(),
+            archive.display()
+        ));
+        let mut t = empty();
+        add_tar(&mut t, &archive, b"/", &opts()).unwrap();
+        let NodeKind::File(c) = &t.node(t.lookup(b"big").unwrap()).kind else { panic!("big is a file") };
+        assert_eq!(c.size, size, "{format}");
+        let DataSource::Archive { path, offset, map: Some(map) } = &c.source else {
+            panic!("{format}: not sparse")
+        };
+        let last = *map.last().unwrap();
+        assert_eq!(last.0 + last.1, size, "{format}: the last run ends the file");
+        assert_eq!(map[0].0, 0, "{format}");
+        // The data runs hold the bytes written: read the first and last run back.
+        let mut f = std::fs::File::open(path.as_path()).unwrap();
+        use std::io::{Read, Seek, SeekFrom};
+        let mut head = [0u8; 4];
+        f.seek(SeekFrom::Start(*offset)).unwrap();
+        f.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"head", "{format}");
+        let before_last: u64 = map[..map.len() - 1].iter().map(|r| r.1).sum();
+        let mut tail = [0u8; 4];
+        f.seek(SeekFrom::Start(offset + before_last + last.1 - 4)).unwrap();
+        f.read_exact(&mut tail).unwrap();
+        assert_eq!(&tail, b"tail", "{format}");
     }
 }

@@ -171,7 +171,9 @@ fn parse_clause(s: &[u8], umask: u16) -> Option<Clause> {
                 what |= 1;
                 x_keep = true;
             }
-            b's' => topoct |= if topbits != 0 { topbits } else { 0o4000 },
+            // rsync assigns here when no `u`/`g`/`a` was named, dropping an earlier `t`.
+            b's' if topbits == 0 => topoct = 0o4000,
+            b's' => topoct |= topbits,
             b't' => topoct |= 0o1000,
             _ => return None,
         }
@@ -240,6 +242,8 @@ mod tests {
         ("+u", 0o754, false, 0o755),
         ("o=u,u-g", 0o640, false, 0o246),
         ("a+s", 0o754, false, 0o6754),
+        ("+ts", 0o644, false, 0o4644),
+        ("+st", 0o644, false, 0o5644),
     ];
 
     #[test]

@@ -114,8 +114,13 @@ fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Resu
             return Err(IngestError::GlobNoMatch { target: e.target.clone(), from: e.source_display() });
         }
         for m in matches {
-            // Matches come from reading directories, so each ends in a real name.
-            let name = m.file_name().expect("a glob match names a directory entry").as_bytes().to_vec();
+            let Some(name) = m.file_name().map(|n| n.as_bytes().to_vec()) else {
+                return Err(IngestError::Unsupported {
+                    path: m,
+                    origin: "contents",
+                    what: "a glob must end in a file name, not `..`",
+                });
+            };
             copy_host_entry(tree, &m, &comps, &name, HostCopy::RSYNC, opts, &mut touched)?;
         }
     } else {

@@ -2,7 +2,9 @@
 //!
 //! Decisions (bash's defaults: no `dotglob`, no `globstar`, no `nullglob`):
 //! - `*`, `?` and bracket expressions `[abc]`, `[a-z]`, `[!x]`/`[^x]` match within one path
-//!   component, in any component; `\` quotes the next character; `**` is `*`.
+//!   component, in any component; `\` quotes the next character; `**` is `*`. Byte ranges
+//!   (the C locale); no character classes (`[:alpha:]`). Unclosed brackets behave as in
+//!   bash: checked against bash's own matcher on thousands of generated patterns.
 //! - A name starting with `.` is matched only by a pattern component starting with a
 //!   literal `.`; `.` and `..` are never matched.
 //! - Results are sorted bytewise (bash sorts by the locale's collation, which is host state).
@@ -65,12 +67,7 @@ fn match_from(pat: &[u8], name: &[u8]) -> bool {
                 continue;
             }
             Some(b'?') => Some(p + 1),
-            Some(b'[') => match bracket(&pat[p..], name[n]) {
-                Some((true, len)) => Some(p + len),
-                Some((false, _)) => None,
-                // An unclosed `[` is an ordinary character.
-                None => (name[n] == b'[').then_some(p + 1),
-            },
+            Some(b'[') => bracket(&pat[p..], name[n]).map(|len| p + len),
             Some(b'\\') if p + 1 < pat.len() => (pat[p + 1] == name[n]).then_some(p + 2),
             Some(&c) => (c == name[n]).then_some(p + 1),
             None => None,
@@ -93,37 +90,56 @@ fn match_from(pat: &[u8], name: &[u8]) -> bool {
     pat[p..].iter().all(|&c| c == b'*')
 }
 
-/// Matches byte `c` against the bracket expression at the start of `pat`; returns whether it
-/// matched and the expression's length, or `None` when the bracket is not closed.
-fn bracket(pat: &[u8], c: u8) -> Option<(bool, usize)> {
+/// Matches byte `c` against the bracket expression at the start of `pat`; returns the length
+/// of pattern consumed when `c` matches. As bash does: a `[` without its `]` matches a literal
+/// `[` (and nothing else), while a range or `\` cut off by the end of the pattern matches
+/// nothing.
+fn bracket(pat: &[u8], c: u8) -> Option<usize> {
+    let unclosed = || (c == b'[').then_some(1);
     let mut i = 1;
     let negate = matches!(pat.get(i), Some(b'!' | b'^'));
     if negate {
         i += 1;
     }
-    let mut hit = false;
     let mut first = true;
     loop {
-        let mut lo = *pat.get(i)?;
-        if lo == b']' && !first {
-            return Some((hit != negate, i + 1));
+        let Some(&member) = pat.get(i) else { return unclosed() };
+        if member == b']' && !first {
+            return negate.then_some(i + 1);
         }
         first = false;
-        if lo == b'\\' {
+        let lo = if member == b'\\' {
             i += 1;
-            lo = *pat.get(i)?;
-        }
+            *pat.get(i)?
+        } else {
+            member
+        };
         i += 1;
-        if pat.get(i) == Some(&b'-') && pat.get(i + 1).is_some_and(|&h| h != b']') {
-            let mut hi = pat[i + 1];
+        let hit = if pat.get(i) == Some(&b'-') && pat.get(i + 1) != Some(&b']') {
+            let mut hi = *pat.get(i + 1)?;
             i += 2;
             if hi == b'\\' {
                 hi = *pat.get(i)?;
                 i += 1;
             }
-            hit |= lo <= c && c <= hi;
+            lo <= c && c <= hi
         } else {
-            hit |= lo == c;
+            lo == c
+        };
+        if hit {
+            // The rest of the expression is only skipped, not parsed (so a cut-off range
+            // there does not matter), up to its `]`.
+            loop {
+                match pat.get(i) {
+                    None => return unclosed(),
+                    Some(b']') => return (!negate).then_some(i + 1),
+                    Some(b'\\') => {
+                        pat.get(i + 1)?;
+                        i += 2;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
         }
     }
 }

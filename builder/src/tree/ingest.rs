@@ -155,13 +155,13 @@ pub fn display_path(comps: &[Vec<u8>]) -> String {
 }
 
 /// `parent` + `/` + `name` for messages.
-pub fn child_path(parent: &str, name: &[u8]) -> String {
+pub(crate) fn child_path(parent: &str, name: &[u8]) -> String {
     let name = String::from_utf8_lossy(name);
     if parent.ends_with('/') { format!("{parent}{name}") } else { format!("{parent}/{name}") }
 }
 
 /// The entries of a directory node, or `None` for other kinds.
-pub fn entries(tree: &FsTree, dir: NodeId) -> Option<&BTreeMap<Vec<u8>, NodeId>> {
+pub(crate) fn entries(tree: &FsTree, dir: NodeId) -> Option<&BTreeMap<Vec<u8>, NodeId>> {
     match &tree.node(dir).kind {
         NodeKind::Dir(e) => Some(e),
         _ => None,
@@ -169,7 +169,7 @@ pub fn entries(tree: &FsTree, dir: NodeId) -> Option<&BTreeMap<Vec<u8>, NodeId>>
 }
 
 /// Adds an unlinked node, enforcing the node budget.
-pub fn add_node(
+pub(crate) fn add_node(
     tree: &mut FsTree,
     node: Node,
     path: &str,
@@ -224,7 +224,7 @@ pub fn mkdir_p(
 }
 
 /// [`FsTree::link`] with the error carrying the full path.
-pub fn link(
+pub(crate) fn link(
     tree: &mut FsTree,
     dir: NodeId,
     name: &[u8],
@@ -236,7 +236,7 @@ pub fn link(
 }
 
 /// What [`place`] found at the name.
-pub enum Placed {
+pub(crate) enum Placed {
     /// The name was free or held a non-directory: `node` is now linked there.
     New(NodeId),
     /// The name held a directory and the incoming node is a directory: the existing one was
@@ -245,7 +245,7 @@ pub enum Placed {
 }
 
 /// Links `node` as `name` in directory `dir`, following the module's merge/replace rules.
-pub fn place(
+pub(crate) fn place(
     tree: &mut FsTree,
     dir: NodeId,
     dir_path: &str,
@@ -283,7 +283,7 @@ pub fn place(
 }
 
 /// Links an existing node (a hard link) as `name` in `dir`, replacing a non-directory there.
-pub fn place_link(
+pub(crate) fn place_link(
     tree: &mut FsTree,
     dir: NodeId,
     dir_path: &str,
@@ -312,7 +312,7 @@ pub fn place_link(
 }
 
 /// A short name of a node kind for messages.
-pub fn kind_name(kind: &NodeKind) -> &'static str {
+pub(crate) fn kind_name(kind: &NodeKind) -> &'static str {
     match kind {
         NodeKind::Dir(_) => "directory",
         NodeKind::File(_) => "regular file",

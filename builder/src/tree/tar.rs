@@ -50,14 +50,27 @@ pub struct TarScratch {
 }
 
 /// Adds every member of the tar archive `archive` under image directory `at` (created when
-/// missing). A member `./` sets `at`'s own metadata.
+/// missing). A member `./` sets `at`'s own metadata. A compressed archive is unpacked into
+/// the system's temporary directory; see [`add_tar_with_scratch`] to choose another.
 pub fn add_tar(
     tree: &mut FsTree,
     archive: &Path,
     at: &[u8],
     opts: &IngestOptions,
 ) -> Result<TarScratch, IngestError> {
-    let (data_path, scratch) = open_uncompressed(archive)?;
+    add_tar_with_scratch(tree, archive, at, opts, None)
+}
+
+/// [`add_tar`] unpacking a compressed archive into `scratch_dir` (for example next to the
+/// output image, when the temporary directory is a small tmpfs).
+pub fn add_tar_with_scratch(
+    tree: &mut FsTree,
+    archive: &Path,
+    at: &[u8],
+    opts: &IngestOptions,
+    scratch_dir: Option<&Path>,
+) -> Result<TarScratch, IngestError> {
+    let (data_path, scratch) = open_uncompressed(archive, scratch_dir)?;
     let data_path = Arc::new(data_path);
     let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
     let file = File::open(data_path.as_path()).map_err(io)?;
@@ -78,7 +91,10 @@ pub fn add_tar(
     loop {
         let start = r.pos;
         let Some(h) = r.header()? else { break };
-        let size = match pax_get(&local, b"size") {
+        // A pax `size` describes the member the records belong to, never another
+        // extension header in between.
+        let is_extension = matches!(h.typeflag(), b'L' | b'K' | b'x' | b'g' | b'V');
+        let size = match pax_get(&local, b"size").filter(|_| !is_extension) {
             Some(v) => parse_decimal(v).ok_or_else(|| r.err(start, "bad pax `size`"))?,
             None => h.num(124, 12).ok_or_else(|| r.err(start, "bad size field"))?,
         };
@@ -217,7 +233,10 @@ pub fn add_tar(
 }
 
 /// The uncompressed archive: the input itself, or a scratch file it was decompressed into.
-fn open_uncompressed(archive: &Path) -> Result<(PathBuf, Option<tempfile::TempPath>), IngestError> {
+fn open_uncompressed(
+    archive: &Path,
+    scratch_dir: Option<&Path>,
+) -> Result<(PathBuf, Option<tempfile::TempPath>), IngestError> {
     let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
     let mut input = BufReader::new(File::open(archive).map_err(io)?);
     let magic = input.fill_buf().map_err(io)?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
@@ -233,7 +252,11 @@ fn open_uncompressed(archive: &Path) -> Result<(PathBuf, Option<tempfile::TempPa
         }
         return Ok((archive.to_path_buf(), None));
     }
-    let mut scratch = tempfile::NamedTempFile::new().map_err(io)?;
+    let mut scratch = match scratch_dir {
+        Some(dir) => tempfile::NamedTempFile::new_in(dir)
+            .map_err(|source| IngestError::Io { path: dir.to_path_buf(), source })?,
+        None => tempfile::NamedTempFile::new().map_err(io)?,
+    };
     let bad = |what: String| IngestError::Tar { archive: archive.to_path_buf(), offset: 0, what };
     {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, scratch.as_file_mut());
@@ -332,10 +355,10 @@ impl Reader {
 
     /// Skips `size` bytes and the padding to the next 512-byte boundary.
     fn skip(&mut self, size: u64) -> Result<(), IngestError> {
-        let target = (self.pos + size).div_ceil(512) * 512;
-        if target > self.len {
+        let target = self.pos.checked_add(size).and_then(|end| end.div_ceil(512).checked_mul(512));
+        let Some(target) = target.filter(|&t| t <= self.len) else {
             return Err(self.err(self.pos, "member data runs past the end of the archive"));
-        }
+        };
         let delta = i64::try_from(target - self.pos).map_err(|_| self.err(self.pos, "member too large"))?;
         self.inner
             .seek_relative(delta)
@@ -568,7 +591,8 @@ impl Member<'_> {
                         let v = num(&line).ok_or_else(|| bad(r, "map number"))?;
                         line.clear();
                         match count {
-                            None if v > 1 << 24 => return Err(bad(r, "map too long")),
+                            // Each pair takes at least four bytes of the member.
+                            None if v.saturating_mul(4) > self.size => return Err(bad(r, "map too long")),
                             None => count = Some(v),
                             Some(_) => numbers.push(v),
                         }
@@ -620,9 +644,9 @@ fn sparse_content(
         let run_end = off.checked_add(len).filter(|&e| off >= end && e <= real);
         end = run_end
             .ok_or_else(|| r.err(start, "sparse map runs overlap, are unsorted or pass the file size"))?;
-        total += len;
+        total = total.saturating_add(len);
     }
-    if total != stored || r.pos + stored > r.len {
+    if total != stored || r.pos.saturating_add(stored) > r.len {
         return Err(r.err(start, &format!("sparse map holds {total} bytes but the member stores {stored}")));
     }
     let map = if runs == [(0, real)] { None } else { Some(Arc::from(runs)) };
