@@ -193,3 +193,38 @@ fn a_classic_mbr_in_front_of_a_stale_gpt_is_read_as_blkid_does() {
         ["disk.stale-gpt"]
     );
 }
+
+#[test]
+fn huge_sparse_disks_open_quickly_and_cap_the_protective_record() {
+    let dir = tempdir();
+    // 3 TiB: past what a protective record's 32-bit size can hold.
+    let img = sparse(dir.path(), "huge.img", 3 << 40);
+    run(sgdisk().args(["-n", "1:2048:+1G", "-n", "2:0:0"]).arg(&img));
+    let r = image(&img);
+    let t = std::time::Instant::now();
+    let d = disk::open(&r).expect("opens");
+    let elapsed = t.elapsed();
+    // Only metadata is read: a few KiB, whatever the size.
+    assert!(
+        elapsed < std::time::Duration::from_secs(2),
+        "open took {elapsed:?}"
+    );
+    assert_eq!(d.layout, Layout::Gpt);
+    let m = d.mbr.as_ref().expect("protective mbr");
+    assert_eq!(m.protective_record().map(|p| p.size_in_lba), Some(u32::MAX));
+    assert!(d.findings.is_empty(), "{:#?}", d.findings);
+    let j = sfdisk_json(&img);
+    assert_eq!(
+        j["lastlba"],
+        d.gpt.as_ref().expect("gpt").primary.last_usable_lba
+    );
+    let last = &j["partitions"][1];
+    assert_eq!(
+        last["start"].as_u64().map(|s| s * 512),
+        Some(d.partitions[1].start)
+    );
+    assert_eq!(
+        last["size"].as_u64().map(|s| s * 512),
+        Some(d.partitions[1].len)
+    );
+}
