@@ -144,7 +144,7 @@ fn fault(code: &'static str, error: Error) -> HeaderFault {
     HeaderFault { code, error }
 }
 
-/// True if a GPT header signature is at LBA 1 for a 512- or 4096-byte sector size.
+/// The sector size (512 or 4096) for which a GPT header signature is at LBA 1, if any.
 pub fn probe<R: ReadAt + ?Sized>(r: &R) -> Option<u64> {
     [512u64, 4096].into_iter().find(|&ss| {
         r.len() >= 2 * ss
