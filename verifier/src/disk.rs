@@ -5,7 +5,7 @@ use crate::bytes::{Le, ReadAt, Slice};
 use crate::error::Result;
 use crate::gpt::{self, Gpt};
 use crate::guid::Guid;
-use crate::lints::Finding;
+use crate::lints::{Finding, Severity};
 use crate::mbr::{self, Mbr, OS_TYPE_GPT_PROTECTIVE};
 use serde::Serialize;
 
@@ -90,8 +90,9 @@ pub struct DiskReport<'d> {
     pub findings: &'d [Finding],
 }
 
-/// Opens an image: GPT if a GPT header is at LBA 1 (or a protective record asks for one),
-/// else MBR if sector 0 is a DOS table and not a FAT boot sector, else no table.
+/// Opens an image: GPT if a protective or hybrid MBR asks for one, or a GPT header is at
+/// LBA 1 and no classic MBR table with partitions is in front of it; else MBR if sector 0
+/// is a DOS table and not a FAT boot sector; else no table.
 ///
 /// Errors: whatever [`gpt::read`] or [`mbr::read`] fail with on the primary structures.
 pub fn open<R: ReadAt + ?Sized>(reader: &R) -> Result<Disk<'_, R>> {
@@ -120,7 +121,23 @@ pub fn open<R: ReadAt + ?Sized>(reader: &R) -> Result<Disk<'_, R>> {
         partitions: Vec::new(),
         findings: Vec::new(),
     };
-    if gpt::probe(reader).is_some() || wants_gpt {
+    // A classic table with partitions wins over a GPT header left behind at LBA 1: libblkid
+    // and libfdisk only read a GPT behind a protective (or hybrid) MBR.
+    let gpt_header = gpt::probe(reader).is_some();
+    let classic = mbr
+        .as_ref()
+        .is_some_and(|m| !wants_gpt && m.partitions().next().is_some());
+    if gpt_header && classic {
+        disk.findings.push(Finding::new(
+            Severity::Warning,
+            "disk.stale-gpt",
+            "gpt header (primary)",
+            Some(512),
+            "a gpt header is at lba 1 but the mbr is a classic table without a 0xee record; \
+             the mbr is used, as blkid and fdisk do; wipe the stale gpt (sgdisk --zap)",
+        ));
+    }
+    if (gpt_header && !classic) || wants_gpt {
         let g = gpt::read(reader)?;
         disk.findings
             .extend(mbr.iter().flat_map(|m| m.findings.iter().cloned()));

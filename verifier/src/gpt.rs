@@ -144,7 +144,7 @@ fn fault(code: &'static str, error: Error) -> HeaderFault {
     HeaderFault { code, error }
 }
 
-/// True if a GPT header signature is at LBA 1 for a 512- or 4096-byte sector size.
+/// The sector size (512 or 4096) for which a GPT header signature is at LBA 1, if any.
 pub fn probe<R: ReadAt + ?Sized>(r: &R) -> Option<u64> {
     [512u64, 4096].into_iter().find(|&ss| {
         r.len() >= 2 * ss
@@ -201,6 +201,7 @@ pub fn read_with_sector_size<R: ReadAt + ?Sized>(r: &R, ss: u64) -> Result<Gpt> 
     check_header_ranges(&primary, disk_lbas, ss, &mut findings);
     check_entries(&entries, &primary, ss, disk_lbas, &mut findings);
     let backup = check_backup(r, ss, disk_lbas, &primary, &array, &mut findings);
+    let findings = crate::lints::cap_per_code(findings, crate::lints::MAX_FINDINGS_PER_CODE);
     Ok(Gpt {
         sector_size: ss,
         disk_lbas,
@@ -565,39 +566,51 @@ fn check_entries(
             ));
         }
     }
-    for (i, a) in entries.iter().enumerate() {
-        for b in &entries[i + 1..] {
-            if a.starting_lba <= b.ending_lba && b.starting_lba <= a.ending_lba {
-                f.push(Finding::new(
-                    Severity::Error,
-                    "gpt.entry.overlap",
-                    format!("gpt entry {}", b.index),
-                    Some(b.offset + 0x20),
-                    format!(
-                        "partition {} (lba {}-{}) overlaps partition {} (lba {}-{})",
-                        b.index,
-                        b.starting_lba,
-                        b.ending_lba,
-                        a.index,
-                        a.starting_lba,
-                        a.ending_lba
-                    ),
-                ));
-            }
-            if a.unique_partition_guid == b.unique_partition_guid
-                && !a.unique_partition_guid.is_nil()
-            {
-                f.push(Finding::new(
-                    Severity::Error,
-                    "gpt.entry.duplicate-guid",
-                    format!("gpt entry {}", b.index),
-                    Some(b.offset + 0x10),
-                    format!(
-                        "partitions {} and {} share unique_partition_guid {}",
-                        a.index, b.index, a.unique_partition_guid
-                    ),
-                ));
-            }
+    // Sweep in start order against the entry reaching furthest so far: every overlapping
+    // entry is reported once, in O(n log n), however many entries the array holds.
+    let mut by_start: Vec<&GptEntry> = entries
+        .iter()
+        .filter(|e| e.starting_lba <= e.ending_lba)
+        .collect();
+    by_start.sort_by_key(|e| (e.starting_lba, e.index));
+    let mut furthest: Option<&GptEntry> = None;
+    for b in by_start {
+        if let Some(a) = furthest
+            && b.starting_lba <= a.ending_lba
+        {
+            f.push(Finding::new(
+                Severity::Error,
+                "gpt.entry.overlap",
+                format!("gpt entry {}", b.index),
+                Some(b.offset + 0x20),
+                format!(
+                    "partition {} (lba {}-{}) overlaps partition {} (lba {}-{})",
+                    b.index, b.starting_lba, b.ending_lba, a.index, a.starting_lba, a.ending_lba
+                ),
+            ));
+        }
+        if furthest.is_none_or(|a| b.ending_lba > a.ending_lba) {
+            furthest = Some(b);
+        }
+    }
+    let mut by_guid: Vec<&GptEntry> = entries
+        .iter()
+        .filter(|e| !e.unique_partition_guid.is_nil())
+        .collect();
+    by_guid.sort_by_key(|e| (e.unique_partition_guid, e.index));
+    for pair in by_guid.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if a.unique_partition_guid == b.unique_partition_guid {
+            f.push(Finding::new(
+                Severity::Error,
+                "gpt.entry.duplicate-guid",
+                format!("gpt entry {}", b.index),
+                Some(b.offset + 0x10),
+                format!(
+                    "partitions {} and {} share unique_partition_guid {}",
+                    a.index, b.index, a.unique_partition_guid
+                ),
+            ));
         }
     }
 }

@@ -76,6 +76,40 @@ fn ser_location<S: serde::Serializer>(l: &Location, s: S) -> Result<S::Ok, S::Er
     st.end()
 }
 
+/// The most findings of one code a reader keeps; the rest are counted in one summary
+/// finding, so a table of 32768 overlapping entries reports in bounded memory.
+pub const MAX_FINDINGS_PER_CODE: usize = 64;
+
+/// Keeps the first `max` findings of each code, in order, and replaces the rest of a code
+/// with one finding saying how many were left out.
+pub fn cap_per_code(findings: Vec<Finding>, max: usize) -> Vec<Finding> {
+    let mut seen: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut out = Vec::new();
+    for f in findings {
+        let n = seen.entry(f.code).or_default();
+        *n += 1;
+        if *n <= max {
+            out.push(f);
+        }
+    }
+    for (code, n) in seen.into_iter().filter(|(_, n)| *n > max) {
+        let first = out
+            .iter()
+            .find(|f| f.code == code)
+            .map(|f| (f.severity, f.location.structure.clone()));
+        // A code over the cap had at least one finding kept, so `first` is always Some.
+        let (severity, structure) = first.unwrap_or((Severity::Error, String::new()));
+        out.push(Finding::new(
+            severity,
+            code,
+            structure,
+            None,
+            format!("{} more findings of this kind were left out", n - max),
+        ));
+    }
+    out
+}
+
 /// What the image is expected to be, from a spec. Without one, the lints infer what they
 /// can from the image itself.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -308,6 +308,10 @@ pub fn read<R: ReadAt + ?Sized>(r: &R) -> Result<Mbr> {
         findings,
     };
     check(&mut mbr);
+    mbr.findings = crate::lints::cap_per_code(
+        std::mem::take(&mut mbr.findings),
+        crate::lints::MAX_FINDINGS_PER_CODE,
+    );
     Ok(mbr)
 }
 

@@ -7,6 +7,7 @@ mod support;
 
 use reprodisk_verifier::bytes::ReadAt;
 use reprodisk_verifier::disk::{self, Contents, Layout};
+use reprodisk_verifier::gpt;
 use std::path::Path;
 use support::*;
 
@@ -163,4 +164,67 @@ fn report_of_the_seed_efi_layout() {
     );
     assert_eq!(v["partitions"][0]["type_name"], "EFI system partition");
     insta::assert_json_snapshot!("seed_efi_report", v);
+}
+
+#[test]
+fn a_classic_mbr_in_front_of_a_stale_gpt_is_read_as_blkid_does() {
+    let dir = tempdir();
+    let img = sparse(dir.path(), "s.img", 16 << 20);
+    run(sgdisk().args(["-n", "1:2048:+4M"]).arg(&img));
+    // Write a dos table over sector 0 only, keeping the GPT headers behind it.
+    run_with_input(
+        sfdisk()
+            .args(["-q", "--wipe", "never", "--label", "dos"])
+            .arg(&img),
+        "start=2048, size=8192, type=83\n",
+    );
+    let r = image(&img);
+    assert!(
+        gpt::probe(&r).is_some(),
+        "the stale gpt header is still there"
+    );
+    let d = disk::open(&r).expect("opens");
+    let b = blkid_probe(&img, &[]);
+    assert_eq!(b.get("PTTYPE").map(String::as_str), Some("dos"));
+    assert_eq!(d.layout, Layout::Mbr);
+    assert_eq!(d.report().ptuuid.as_ref(), b.get("PTUUID"));
+    assert_eq!(
+        d.findings.iter().map(|f| f.code).collect::<Vec<_>>(),
+        ["disk.stale-gpt"]
+    );
+}
+
+#[test]
+fn huge_sparse_disks_open_quickly_and_cap_the_protective_record() {
+    let dir = tempdir();
+    // 3 TiB: past what a protective record's 32-bit size can hold.
+    let img = sparse(dir.path(), "huge.img", 3 << 40);
+    run(sgdisk().args(["-n", "1:2048:+1G", "-n", "2:0:0"]).arg(&img));
+    let r = image(&img);
+    let t = std::time::Instant::now();
+    let d = disk::open(&r).expect("opens");
+    let elapsed = t.elapsed();
+    // Only metadata is read: a few KiB, whatever the size.
+    assert!(
+        elapsed < std::time::Duration::from_secs(2),
+        "open took {elapsed:?}"
+    );
+    assert_eq!(d.layout, Layout::Gpt);
+    let m = d.mbr.as_ref().expect("protective mbr");
+    assert_eq!(m.protective_record().map(|p| p.size_in_lba), Some(u32::MAX));
+    assert!(d.findings.is_empty(), "{:#?}", d.findings);
+    let j = sfdisk_json(&img);
+    assert_eq!(
+        j["lastlba"],
+        d.gpt.as_ref().expect("gpt").primary.last_usable_lba
+    );
+    let last = &j["partitions"][1];
+    assert_eq!(
+        last["start"].as_u64().map(|s| s * 512),
+        Some(d.partitions[1].start)
+    );
+    assert_eq!(
+        last["size"].as_u64().map(|s| s * 512),
+        Some(d.partitions[1].len)
+    );
 }

@@ -326,3 +326,52 @@ fn a_gpt_without_protective_mbr_is_a_finding() {
         ["gpt.pmbr.missing"]
     );
 }
+
+#[test]
+fn the_largest_array_of_identical_entries_reports_in_bounded_time_and_memory() {
+    let dir = tempdir();
+    let img = sparse(dir.path(), "big.img", 24 << 20);
+    run(sgdisk().args(["-n", "1:10240:+1M"]).arg(&img));
+    let mut b = read_bytes(&img);
+    // Grow both arrays to 32768 entries of 128 bytes, the largest the reader accepts
+    // (4 MiB, 8192 sectors; sgdisk itself takes half a minute to write one), every entry
+    // a copy of partition 1.
+    let last = last_lba(&b);
+    let (n, arr_lbas) = (32768u32, 8192usize);
+    let backup_arr = last - arr_lbas;
+    for (h, arr) in [(1, 2), (last, backup_arr)] {
+        let o = h * SS;
+        b[o + 0x28..o + 0x30].copy_from_slice(&(2 + arr_lbas as u64).to_le_bytes());
+        b[o + 0x30..o + 0x38].copy_from_slice(&(backup_arr as u64 - 1).to_le_bytes());
+        b[o + 0x48..o + 0x50].copy_from_slice(&(arr as u64).to_le_bytes());
+        b[o + 0x50..o + 0x54].copy_from_slice(&n.to_le_bytes());
+    }
+    let entry = b[2 * SS..2 * SS + 128].to_vec();
+    for arr in [2, backup_arr] {
+        for i in 0..n as usize {
+            b[arr * SS + i * 128..arr * SS + (i + 1) * 128].copy_from_slice(&entry);
+        }
+    }
+    restamp_both(&mut b);
+    let t = std::time::Instant::now();
+    let g = gpt::read(&b).expect("reads");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(g.entries.len(), 32768);
+    let count = |c: &str| g.findings.iter().filter(|f| f.code == c).count();
+    // 32767 of each, capped: 64 kept and one summary.
+    assert_eq!(count("gpt.entry.overlap"), 65);
+    assert_eq!(count("gpt.entry.duplicate-guid"), 65);
+    let summary = g
+        .findings
+        .iter()
+        .rfind(|f| f.code == "gpt.entry.overlap")
+        .expect("a summary");
+    assert_eq!(
+        summary.message,
+        "32703 more findings of this kind were left out"
+    );
+}
