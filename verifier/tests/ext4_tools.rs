@@ -52,6 +52,23 @@ fn populate(dir: &Path) {
     )
     .unwrap();
     std::os::unix::fs::chown(dir.join("setuid"), Some(1000), Some(1001)).unwrap();
+    // Times past 2038 (epoch bits) and before 1970 (negative seconds), with nanoseconds.
+    w("future", b"2200\n");
+    w("past", b"1960\n");
+    let future = std::time::UNIX_EPOCH + std::time::Duration::new(7_258_118_400, 987_654_321);
+    let past = std::time::UNIX_EPOCH - std::time::Duration::new(315_619_200, 0);
+    fs::File::options()
+        .write(true)
+        .open(dir.join("future"))
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    fs::File::options()
+        .write(true)
+        .open(dir.join("past"))
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 123_456_789);
     fs::File::options()
         .write(true)
@@ -550,6 +567,18 @@ fn by_path<'a>(entries: &'a [Entry], p: &str) -> &'a Entry {
 #[test]
 fn ext4_default_matches_e2fsprogs() {
     let (_tmp, entries, img) = populated(&["-t", "ext4", "-L", "root-fs"], 16);
+    // mke2fs -d drops nanoseconds and epoch bits; set them with debugfs: 2200-01-01 is
+    // 0xB09E1900 as a signed 32-bit word plus 2 << 32 (epoch bits 2), nsec 987654321.
+    let extra = (987_654_321u32 << 2) | 2;
+    run_ok(
+        "debugfs",
+        &[
+            "-w",
+            "-R",
+            &format!("sif /future mtime_extra {extra:#x}"),
+            img.to_str().unwrap(),
+        ],
+    );
     // Index the big directory the way e2fsck does, then read everything again.
     let (out, code) = run("e2fsck", &["-fyD", img.to_str().unwrap()]);
     assert!(code <= 1, "e2fsck -fyD failed:\n{out}");
@@ -575,6 +604,9 @@ fn ext4_default_matches_e2fsprogs() {
     assert_eq!(by_path(&entries, "/blk").device, Some((259, 300000)));
     assert_eq!(by_path(&entries, "/chr").device, Some((4, 65)));
     assert_eq!(by_path(&entries, "/hello.txt").mtime.sec, 1_234_567_890);
+    let future = by_path(&entries2, "/future").mtime;
+    assert_eq!((future.sec, future.nsec), (7_258_118_400, 987_654_321));
+    assert_eq!(by_path(&entries, "/past").mtime.sec, -315_619_200);
     let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
     let x = &by_path(&entries2, "/xbig");
     assert!(

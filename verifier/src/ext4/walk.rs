@@ -55,6 +55,7 @@ impl<R: ReadAt> Ext4<R> {
         let mut refs: HashMap<u32, u32> = HashMap::new();
         let mut subdirs: HashMap<u32, u32> = HashMap::new();
         let mut index: HashMap<u32, Vec<u64>> = HashMap::new();
+        let mut seen_files: HashMap<u32, Entry> = HashMap::new();
         // (directory inode, its path, its parent's inode)
         let mut stack = vec![(EXT4_ROOT_INO, b"/".to_vec(), EXT4_ROOT_INO)];
         visited.insert(EXT4_ROOT_INO);
@@ -109,7 +110,21 @@ impl<R: ReadAt> Ext4<R> {
                 };
                 path.push(b'/');
                 path.extend_from_slice(&e.name);
-                let child = self.entry(e.inode, path.clone())?;
+                // A hard-linked inode is read once; later names reuse what was read, so a
+                // directory full of links to one large file costs no more than the file.
+                let child = match seen_files.get(&e.inode) {
+                    Some(known) => Entry {
+                        path: path.clone(),
+                        ..Clone::clone(known)
+                    },
+                    None => {
+                        let c = self.entry(e.inode, path.clone())?;
+                        if c.file_type != FileType::Directory {
+                            seen_files.insert(e.inode, c.clone());
+                        }
+                        c
+                    }
+                };
                 if self.sb.features.filetype() && e.file_type != child.file_type.dirent_code() {
                     return Err(Error::corrupt(
                         &name,
