@@ -856,3 +856,97 @@ fn dx_hash_matches_debugfs() {
         }
     }
 }
+
+/// Features the reader does not implement are reported as unsupported, never misread.
+#[test]
+fn unsupported_features_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("small"), b"inline").unwrap();
+    let img = mkfs(
+        tmp.path(),
+        "inline.img",
+        4,
+        &["-t", "ext4", "-O", "inline_data"],
+        Some(&src),
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    match fs.check() {
+        Err(reprodisk_verifier::Error::Unsupported { what, .. }) => {
+            assert!(what.contains("inline data"), "{what}")
+        }
+        other => panic!("inline_data: expected Unsupported, got {:?}", other.err()),
+    }
+    let img = mkfs(
+        tmp.path(),
+        "bigalloc.img",
+        32,
+        &["-t", "ext4", "-O", "bigalloc", "-C", "16384"],
+        None,
+    );
+    match Ext4::open(ImageFile::open(&img).unwrap()) {
+        Err(reprodisk_verifier::Error::Unsupported { what, .. }) => {
+            assert!(what.contains("bigalloc"), "{what}")
+        }
+        other => panic!("bigalloc: expected Unsupported, got {:?}", other.err()),
+    }
+}
+
+/// The summary of an image made with fixed IDs and a fixed clock reports exactly them.
+#[test]
+fn summary_reports_fixed_ids_and_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("fixed.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let out = std::process::Command::new("mke2fs")
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            "fixed",
+            "-U",
+            "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+        ])
+        .args([
+            "-E",
+            "hash_seed=11111111-2222-4333-8444-555555555555",
+            img.to_str().unwrap(),
+        ])
+        .env("E2FSPROGS_FAKE_TIME", "315532800")
+        .output()
+        .expect("mke2fs (package e2fsprogs) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    let checked = fs.check().unwrap();
+    let s = fs.summary(Some(&checked.entries));
+    assert_eq!(s.uuid, "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9");
+    assert_eq!(s.hash_seed, "11111111-2222-4333-8444-555555555555");
+    assert_eq!(s.volume_name, "fixed");
+    assert_eq!(s.superblock_times.s_mkfs_time, 315_532_800);
+    assert_eq!(s.superblock_times.s_wtime, 315_532_800);
+    assert_eq!(s.superblock_times.s_lastcheck, 315_532_800);
+    assert_eq!(s.superblock_times.s_mtime, 0);
+    assert_eq!(s.mount_count, 0);
+    let ft = s.file_times.as_ref().unwrap();
+    assert_eq!(
+        (ft.mtime.distinct, ft.mtime.min.unwrap().sec),
+        (1, 315_532_800),
+        "mke2fs stamps / and lost+found with its clock"
+    );
+    let j = s.journal.as_ref().unwrap();
+    assert!(j.clean);
+    assert_eq!(j.inode, 8);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["features"][0], "has_journal");
+    check_dumpe2fs(&img, &fs);
+}
