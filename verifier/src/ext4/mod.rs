@@ -105,31 +105,32 @@ impl<R: ReadAt> Ext4<R> {
 
     /// Fails unless `block` is inside the filesystem.
     pub fn check_block(&self, block: u64, what: &str) -> Result<()> {
-        if block < u64::from(self.sb.s_first_data_block) || block >= self.sb.s_blocks_count {
-            return Err(Error::corrupt(
-                what,
-                None,
-                format!(
-                    "block {block} lies outside the filesystem's {} blocks",
-                    self.sb.s_blocks_count
-                ),
-            ));
+        if block < u64::from(self.sb.s_first_data_block) {
+            return Err(self.outside(block, what));
+        }
+        self.read_block_check(block, what)
+    }
+
+    /// Block 0 may be read (it holds the superblock with large blocks) but not pointed at.
+    fn read_block_check(&self, block: u64, what: &str) -> Result<()> {
+        if block >= self.sb.s_blocks_count {
+            return Err(self.outside(block, what));
         }
         Ok(())
     }
 
+    fn outside(&self, block: u64, what: &str) -> Error {
+        let n = self.sb.s_blocks_count;
+        Error::corrupt(
+            what,
+            None,
+            format!("block {block} lies outside the filesystem's {n} blocks"),
+        )
+    }
+
     /// Reads one filesystem block, naming `what` in errors.
     pub fn read_block(&self, block: u64, what: &str) -> Result<Vec<u8>> {
-        if block >= self.sb.s_blocks_count {
-            return Err(Error::corrupt(
-                what,
-                None,
-                format!(
-                    "block {block} lies outside the filesystem's {} blocks",
-                    self.sb.s_blocks_count
-                ),
-            ));
-        }
+        self.read_block_check(block, what)?;
         let bs = self.sb.block_size();
         self.r.read_vec(block * bs, bs as usize, what)
     }
