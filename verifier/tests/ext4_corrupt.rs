@@ -230,6 +230,24 @@ fn inode_flip_is_a_checksum_mismatch() {
 }
 
 #[test]
+fn i_blocks_and_link_count_disagreements_are_named() {
+    let img = ext2_image();
+    let entries = full_read(img).unwrap();
+    let hello = entry(&entries, "/hello").ino;
+    let off = inode_offset(img, hello);
+    expect_corrupt(
+        full_read(&flip(img, off + 0x1C)),
+        &format!("ext4 inode {hello}"),
+        "i_blocks says",
+    );
+    expect_corrupt(
+        full_read(&flip(img, off + 0x1A)),
+        &format!("ext4 inode {hello}"),
+        "i_links_count",
+    );
+}
+
+#[test]
 fn extent_header_flip_names_the_extent_block() {
     for img in [ext4_image(), ext4_nocsum_image()] {
         let frag = entry(&full_read(img).unwrap(), "/frag").clone();

@@ -118,6 +118,24 @@ impl<R: ReadAt> Ext4<R> {
                         ..Clone::clone(known)
                     },
                     None => {
+                        // The entry's type is checked against the inode's before anything
+                        // else is read, so a wrong type is reported as such.
+                        let kind = self.inode(e.inode)?.file_type();
+                        if self.sb.features.filetype()
+                            && kind.is_some_and(|k| e.file_type != k.dirent_code())
+                        {
+                            return Err(Error::corrupt(
+                                &name,
+                                Some(inode.offset),
+                                format!(
+                                    "entry {:?} has file_type {}, its inode {} is a {:?}",
+                                    String::from_utf8_lossy(&e.name),
+                                    e.file_type,
+                                    e.inode,
+                                    kind
+                                ),
+                            ));
+                        }
                         let c = self.entry(e.inode, path.clone())?;
                         if c.file_type != FileType::Directory {
                             seen_files.insert(e.inode, c.clone());
@@ -223,6 +241,21 @@ impl<R: ReadAt> Ext4<R> {
         } else {
             BlockMap::default()
         };
+        // i_blocks counts every block the inode holds: data, map blocks and its xattr block.
+        let held = map.extents.iter().map(|e| e.len).sum::<u64>()
+            + map.meta_blocks.len() as u64
+            + u64::from(inode.i_file_acl != 0);
+        let want = held * (self.sb.block_size() / 512);
+        if inode.sectors(&self.sb) != want {
+            return Err(Error::corrupt(
+                format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
+                Some(inode.offset),
+                format!(
+                    "i_blocks says {} sectors, the inode holds {held} blocks ({want} sectors)",
+                    inode.sectors(&self.sb)
+                ),
+            ));
+        }
         let link_target = if file_type == FileType::Symlink {
             if inode.i_size > MAX_LINK_TARGET {
                 return Err(Error::corrupt(
