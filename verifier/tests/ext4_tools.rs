@@ -950,3 +950,100 @@ fn summary_reports_fixed_ids_and_times() {
     assert_eq!(json["features"][0], "has_journal");
     check_dumpe2fs(&img, &fs);
 }
+
+/// Two mke2fs images, identical but for one tune2fs or debugfs edit: every differing byte
+/// is named by structure and field, and the names are exactly the edited field and the
+/// checksums that cover it.
+#[test]
+fn differing_bytes_are_named_by_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("file"), b"data\n").unwrap();
+    let make = |name: &str| {
+        let img = tmp.path().join(name);
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let out = std::process::Command::new("mke2fs")
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-U",
+                "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+            ])
+            .args([
+                "-E",
+                "hash_seed=11111111-2222-4333-8444-555555555555",
+                "-d",
+                src.to_str().unwrap(),
+                img.to_str().unwrap(),
+            ])
+            .env("E2FSPROGS_FAKE_TIME", "315532800")
+            .output()
+            .expect("mke2fs (package e2fsprogs) must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        img
+    };
+    let a = make("a.img");
+    let names = |b: &Path| -> BTreeSet<(String, Option<&'static str>)> {
+        let x = std::fs::read(&a).unwrap();
+        let y = std::fs::read(b).unwrap();
+        let fs = Ext4::open(&y[..]).unwrap();
+        let checked = fs.check().unwrap();
+        let paths = Ext4::<&[u8]>::paths_by_inode(&checked.entries);
+        x.iter()
+            .zip(&y)
+            .enumerate()
+            .filter(|(_, (p, q))| p != q)
+            .map(|(i, _)| {
+                let info = fs.describe_byte(&checked.owners, &paths, i as u64);
+                (info.structure, info.field)
+            })
+            .collect()
+    };
+    let b = make("b.img");
+    assert!(
+        names(&b).is_empty(),
+        "mke2fs with fixed IDs and clock is reproducible"
+    );
+    run_ok(
+        "debugfs",
+        &[
+            "-w",
+            "-R",
+            "sif /file mtime 0x12345678",
+            b.to_str().unwrap(),
+        ],
+    );
+    let n = names(&b);
+    let fields: BTreeSet<&str> = n.iter().filter_map(|(_, f)| *f).collect();
+    assert!(n.iter().all(|(s, _)| s == "inode 12 /file"), "{n:?}");
+    assert_eq!(
+        fields,
+        BTreeSet::from(["i_mtime", "l_i_checksum_lo", "i_checksum_hi"]),
+        "{n:?}"
+    );
+    let c = make("c.img");
+    run_ok("tune2fs", &["-c", "20", c.to_str().unwrap()]);
+    let n = names(&c);
+    assert!(
+        n.contains(&("superblock".to_string(), Some("s_max_mnt_count"))),
+        "{n:?}"
+    );
+    for (s, f) in &n {
+        assert!(s.starts_with("superblock"), "{s} {f:?}");
+        // tune2fs also stamps the write time with the real clock.
+        assert!(
+            matches!(f, Some("s_max_mnt_count" | "s_checksum" | "s_wtime")),
+            "{s} {f:?}"
+        );
+    }
+}

@@ -17,6 +17,7 @@ pub mod group;
 pub mod hash;
 pub mod inode;
 pub mod journal;
+pub mod locate;
 pub mod owner;
 pub mod summary;
 pub mod superblock;
