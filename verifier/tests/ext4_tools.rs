@@ -631,6 +631,38 @@ fn ext4_without_metadata_csum_and_64bit_variants() {
 }
 
 #[test]
+fn quota_and_orphan_file_inodes_are_owned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    populate(&src);
+    let img = mkfs(
+        tmp.path(),
+        "q.img",
+        16,
+        &["-t", "ext4", "-O", "quota,project,orphan_file"],
+        Some(&src),
+    );
+    // mke2fs -d leaves the quota files stale; e2fsck brings them up to date.
+    let (out, code) = run("e2fsck", &["-fy", img.to_str().unwrap()]);
+    assert!(code <= 1, "e2fsck -fy failed:\n{out}");
+    check_image(&img);
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    let specials = fs.special_inodes();
+    for ino in [
+        fs.sb.s_usr_quota_inum,
+        fs.sb.s_grp_quota_inum,
+        fs.sb.s_prj_quota_inum,
+        fs.sb.s_orphan_file_inum,
+    ] {
+        assert!(
+            ino != 0 && specials.contains(&ino),
+            "inode {ino} missing from {specials:?}"
+        );
+    }
+}
+
+#[test]
 fn ext2_and_ext3_match_e2fsprogs() {
     let (_t, entries, _) = populated(&["-t", "ext2"], 16);
     assert!(

@@ -64,7 +64,7 @@ impl<R: ReadAt> Ext4<R> {
         let sb = &self.sb;
         let bs = sb.block_size();
         let mut used_inodes: BTreeSet<u32> = entries.iter().map(|e| e.ino).collect();
-        used_inodes.extend(1..sb.s_first_ino.min(sb.s_inodes_count + 1));
+        used_inodes.extend(self.special_inodes());
         let mut dirs_per_group = vec![0u64; self.groups.len()];
         let mut seen = HashSet::new();
         for e in entries {
@@ -169,23 +169,11 @@ impl<R: ReadAt> Ext4<R> {
                         (false, false) => free += 1,
                         (true, true) => {}
                         (true, false) => {
-                            // Quota, orphan and other special inodes outside the tree.
-                            let special = [
-                                sb.s_usr_quota_inum,
-                                sb.s_grp_quota_inum,
-                                sb.s_prj_quota_inum,
-                                sb.s_orphan_file_inum,
-                                sb.s_journal_inum,
-                            ];
-                            if !special.contains(&ino) {
-                                return Err(Error::corrupt(
-                                    &what,
-                                    Some(off),
-                                    format!(
-                                        "inode {ino} is marked in use but no directory names it"
-                                    ),
-                                ));
-                            }
+                            return Err(Error::corrupt(
+                                &what,
+                                Some(off),
+                                format!("inode {ino} is marked in use but no directory names it"),
+                            ));
                         }
                         (false, true) => {
                             return Err(Error::corrupt(

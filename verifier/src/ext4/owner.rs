@@ -189,6 +189,27 @@ impl<R: ReadAt> Ext4<R> {
         v
     }
 
+    /// Inodes outside the tree that may hold blocks: the reserved ones below `s_first_ino`
+    /// (except the root) and the quota and orphan file inodes the superblock names.
+    pub fn special_inodes(&self) -> Vec<u32> {
+        let sb = &self.sb;
+        let mut v: Vec<u32> = (1..sb.s_first_ino.min(sb.s_inodes_count + 1))
+            .filter(|&i| i != super::EXT4_ROOT_INO)
+            .collect();
+        for i in [
+            sb.s_usr_quota_inum,
+            sb.s_grp_quota_inum,
+            sb.s_prj_quota_inum,
+            sb.s_orphan_file_inum,
+            sb.s_journal_inum,
+        ] {
+            if i != 0 && i <= sb.s_inodes_count && !v.contains(&i) {
+                v.push(i);
+            }
+        }
+        v
+    }
+
     /// Builds the ownership map from the metadata, the reserved inodes and a walk.
     pub fn owner_map(&self, entries: &[Entry]) -> Result<OwnerMap> {
         let mut v = self.metadata_ranges();
@@ -197,10 +218,7 @@ impl<R: ReadAt> Ext4<R> {
             .filter(|r| matches!(r.owner, Owner::ReservedGdt { .. }))
             .map(|r| (r.start, r.start + r.len))
             .collect();
-        for ino in 1..self.sb.s_first_ino.min(self.sb.s_inodes_count + 1) {
-            if ino == super::EXT4_ROOT_INO {
-                continue;
-            }
+        for ino in self.special_inodes() {
             let inode = self.inode(ino)?;
             if inode.i_mode == 0 && inode.i_blocks == 0 {
                 continue;
