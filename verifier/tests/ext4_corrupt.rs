@@ -185,6 +185,26 @@ fn group_descriptor_flip_is_a_checksum_mismatch() {
 }
 
 #[test]
+fn itable_unused_below_a_used_inode_is_named() {
+    // A consistent descriptor (checksum recomputed) that claims nearly the whole inode
+    // table was never used, while the tree uses inodes 11 and up.
+    let img = ext4_image();
+    let fs = Ext4::open(&img[..]).unwrap();
+    let mut bad = img.clone();
+    let d = 2048;
+    let unused = (fs.sb.s_inodes_per_group - 2) as u16;
+    bad[d + 0x1C..d + 0x1E].copy_from_slice(&unused.to_le_bytes());
+    let ds = fs.sb.desc_size() as usize;
+    let c = reprodisk_verifier::ext4::group::checksum(&fs.sb, 0, &bad[d..d + ds]).unwrap();
+    bad[d + 0x1E..d + 0x20].copy_from_slice(&c.to_le_bytes());
+    expect_corrupt(
+        full_read(&bad),
+        "ext4 group descriptor 0",
+        "bg_itable_unused",
+    );
+}
+
+#[test]
 fn bitmap_flip_is_a_checksum_mismatch() {
     let img = ext4_image();
     let fs = Ext4::open(&img[..]).unwrap();

@@ -197,6 +197,28 @@ impl<R: ReadAt> Ext4<R> {
                 ));
             }
             totals.free_inodes += free_inodes;
+            // With group checksums, inodes past `ipg - bg_itable_unused` were never used.
+            if sb.features.gdt_csum() || sb.features.has_metadata_csum() {
+                let unused = u64::from(gd.bg_itable_unused);
+                if unused > ipg {
+                    return Err(Error::corrupt(
+                        format!("ext4 group descriptor {g}"),
+                        None,
+                        format!("bg_itable_unused {unused} exceeds s_inodes_per_group {ipg}"),
+                    ));
+                }
+                let base = (g * ipg) as u32;
+                let first_unused = base + (ipg - unused) as u32 + 1;
+                if let Some(ino) = used_inodes.range(first_unused..=base + ipg as u32).next() {
+                    return Err(Error::corrupt(
+                        format!("ext4 group descriptor {g}"),
+                        None,
+                        format!(
+                            "bg_itable_unused {unused} says inode {ino} was never used, but it is"
+                        ),
+                    ));
+                }
+            }
             if dirs_per_group[g as usize] != u64::from(gd.bg_used_dirs_count) {
                 return Err(Error::corrupt(
                     format!("ext4 group descriptor {g}"),
