@@ -500,6 +500,12 @@ fn check_rdump(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
                     "{}: contents",
                     host.display()
                 );
+                let mut streamed = Vec::new();
+                assert_eq!(
+                    fs.copy_file(e.ino, &mut streamed).unwrap(),
+                    theirs.len() as u64
+                );
+                assert_eq!(streamed, theirs, "{}: streamed contents", host.display());
                 files += 1;
             }
             FileType::Symlink => {

@@ -163,6 +163,62 @@ impl<R: ReadAt> Ext4<R> {
         self.read_inode_data(&inode, max_size)
     }
 
+    /// Streams the contents of a regular file, symlink or directory to `out` with bounded
+    /// memory (at most 1 MiB at a time): `i_size` bytes, holes and unwritten extents as
+    /// zeros. Returns the number of bytes written.
+    pub fn copy_file(&self, ino: u32, out: &mut dyn std::io::Write) -> Result<u64> {
+        const CHUNK: u64 = 1 << 20;
+        let inode = self.inode(ino)?;
+        if inode.is_fast_symlink()
+            || !matches!(
+                inode.file_type(),
+                Some(FileType::Regular | FileType::Directory | FileType::Symlink)
+            )
+        {
+            let data = self.read_inode_data(&inode, 60)?;
+            out.write_all(&data)?;
+            return Ok(data.len() as u64);
+        }
+        let map = self.block_map(&inode)?;
+        let bs = self.sb.block_size();
+        let size = inode.i_size;
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut pos = 0u64;
+        let emit_zeros = |from: u64, to: u64, out: &mut dyn std::io::Write| -> Result<()> {
+            let mut p = from;
+            while p < to {
+                let n = (to - p).min(CHUNK);
+                out.write_all(&zeros[..n as usize])?;
+                p += n;
+            }
+            Ok(())
+        };
+        for e in map.extents.iter().filter(|e| !e.unwritten) {
+            let Some(start) = e.logical.checked_mul(bs) else {
+                break;
+            };
+            if start >= size {
+                break;
+            }
+            emit_zeros(pos, start, out)?;
+            let end = start.saturating_add(e.len * bs).min(size);
+            let mut p = start;
+            while p < end {
+                let n = (end - p).min(CHUNK);
+                let buf = self.r.read_vec(
+                    e.physical * bs + (p - start),
+                    n as usize,
+                    &format!("ext4 inode {ino} data"),
+                )?;
+                out.write_all(&buf)?;
+                p += n;
+            }
+            pos = end;
+        }
+        emit_zeros(pos, size, out)?;
+        Ok(size)
+    }
+
     /// Like [`Ext4::read_file`] for an inode already read.
     pub fn read_inode_data(&self, inode: &Inode, max_size: u64) -> Result<Vec<u8>> {
         let name = format!("ext4 inode {}", inode.ino);
