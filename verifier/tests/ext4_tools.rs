@@ -669,13 +669,42 @@ fn quota_and_orphan_file_inodes_are_owned() {
 }
 
 #[test]
+fn more_feature_variants_match_e2fsprogs() {
+    populated(&["-t", "ext4", "-O", "^has_journal"], 16);
+    populated(&["-t", "ext4", "-O", "^resize_inode"], 16);
+    populated(
+        &[
+            "-t",
+            "ext4",
+            "-O",
+            "sparse_super2",
+            "-b",
+            "1024",
+            "-O",
+            "^flex_bg",
+        ],
+        40,
+    );
+    populated(&["-t", "ext4", "-b", "65536"], 64);
+    populated(&["-t", "ext4", "-O", "^dir_index,^filetype"], 16);
+}
+
+#[test]
 fn ext2_and_ext3_match_e2fsprogs() {
     let (_t, entries, _) = populated(&["-t", "ext2"], 16);
     assert!(
         !by_path(&entries, "/fragmented").map_blocks.is_empty(),
         "an indirect block for 30+ blocks"
     );
-    populated(&["-t", "ext3"], 16);
+    let (_t, _, img) = populated(&["-t", "ext3"], 16);
+    // An htree over an indirect-mapped directory.
+    let (out, code) = run("e2fsck", &["-fyD", img.to_str().unwrap()]);
+    assert!(code <= 1, "e2fsck -fyD failed:\n{out}");
+    let entries = check_image(&img);
+    assert!(
+        !by_path(&entries, "/bigdir").index_blocks.is_empty(),
+        "/bigdir has no htree after e2fsck -D"
+    );
     populated(&["-t", "ext2", "-b", "4096", "-I", "128"], 24);
 }
 
