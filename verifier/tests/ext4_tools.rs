@@ -686,6 +686,17 @@ fn more_feature_variants_match_e2fsprogs() {
         40,
     );
     populated(&["-t", "ext4", "-b", "65536"], 64);
+    // meta_bg: 20 groups of 8 MiB, 16 descriptors per block, so two meta groups.
+    let (_t, _, img) = populated(
+        &["-t", "ext4", "-b", "1024", "-O", "meta_bg,^resize_inode"],
+        160,
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    assert!(
+        fs.sb.features.meta_bg() && fs.sb.gdt_blocks() == 2,
+        "{:?}",
+        fs.sb.features.names()
+    );
     populated(&["-t", "ext4", "-O", "^dir_index,^filetype"], 16);
 }
 

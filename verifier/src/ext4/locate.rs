@@ -231,25 +231,26 @@ impl<R: ReadAt> Ext4<R> {
                 }
             }
             Some(Owner::Gdt { group }) => {
-                let first = self.sb.group_first_block(u64::from(*group)) + 1;
-                let rel = (block - first) * bs + in_block as u64;
                 let ds = self.sb.desc_size();
-                let index = rel / ds;
-                if index >= self.sb.group_count() {
-                    return named(
-                        format!("group descriptor table in group {group} padding"),
-                        None,
-                    );
-                }
-                let copy = if *group == 0 {
+                let locations = self.sb.gdt_locations();
+                let i = locations
+                    .iter()
+                    .position(|c| c.iter().any(|&(_, b)| b == block));
+                let index = i.map(|i| i as u64 * self.sb.descs_per_block() + in_block as u64 / ds);
+                // The first copy of each descriptor block is the primary.
+                let primary = i.is_some_and(|i| locations[i][0].1 == block);
+                let copy = if primary {
                     String::new()
                 } else {
                     format!(" backup in group {group}")
                 };
-                named(
-                    format!("group descriptor {index}{copy}"),
-                    field(GROUP_DESC_FIELDS, (rel % ds) as usize),
-                )
+                match index {
+                    Some(index) if index < self.sb.group_count() => named(
+                        format!("group descriptor {index}{copy}"),
+                        field(GROUP_DESC_FIELDS, in_block % ds as usize),
+                    ),
+                    _ => named(format!("group descriptor table{copy} padding"), None),
+                }
             }
             Some(Owner::InodeTable { group }) => {
                 let gd = &self.groups[*group as usize];

@@ -73,21 +73,28 @@ impl<R: ReadAt> Ext4<R> {
                 available: r.len(),
             });
         }
-        let gdt_off = (u64::from(sb.s_first_data_block) + 1) * bs;
         let count = sb.group_count();
         let ds = sb.desc_size();
+        let dpb = sb.descs_per_block();
         // group_count is bounded by s_blocks_count, bounded above by the image length, so
         // this allocation is a small fraction of the image.
-        let table = r.read_vec(
-            gdt_off,
-            (count * ds) as usize,
-            "ext4 group descriptor table",
-        )?;
         let mut groups = Vec::with_capacity(count as usize);
-        for g in 0..count {
-            let start = (g * ds) as usize;
-            let raw = table.get(start..start + ds as usize).unwrap_or(&[]);
-            groups.push(GroupDesc::parse(&sb, g as u32, raw, gdt_off + g * ds)?);
+        for (i, copies) in sb.gdt_locations().iter().enumerate() {
+            let block = copies[0].1;
+            let raw = r.read_vec(block * bs, bs as usize, "ext4 group descriptor table")?;
+            for k in 0..dpb {
+                let g = i as u64 * dpb + k;
+                if g >= count {
+                    break;
+                }
+                let at = (k * ds) as usize;
+                groups.push(GroupDesc::parse(
+                    &sb,
+                    g as u32,
+                    &raw[at..at + ds as usize],
+                    block * bs + at as u64,
+                )?);
+            }
         }
         let mut fs = Ext4 {
             r,

@@ -147,6 +147,15 @@ impl<R: ReadAt> Ext4<R> {
         let sb = &self.sb;
         let mut v = Vec::new();
         let itb = sb.inode_table_blocks();
+        for copies in sb.gdt_locations() {
+            for (g, block) in copies {
+                v.push(OwnedRange {
+                    start: block,
+                    len: 1,
+                    owner: Owner::Gdt { group: g as u32 },
+                });
+            }
+        }
         for (g, gd) in self.groups.iter().enumerate() {
             let group = g as u32;
             if sb.group_has_super(g as u64) {
@@ -156,13 +165,8 @@ impl<R: ReadAt> Ext4<R> {
                     len: 1,
                     owner: Owner::Superblock { group },
                 });
-                v.push(OwnedRange {
-                    start: first + 1,
-                    len: sb.gdt_blocks(),
-                    owner: Owner::Gdt { group },
-                });
                 if sb.s_reserved_gdt_blocks > 0 {
-                    let start = first + 1 + sb.gdt_blocks();
+                    let start = first + 1 + sb.old_gdt_blocks();
                     v.push(OwnedRange {
                         start,
                         len: u64::from(sb.s_reserved_gdt_blocks),

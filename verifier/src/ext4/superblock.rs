@@ -360,12 +360,12 @@ impl Superblock {
                 self.s_first_ino
             )));
         }
-        if self.features.meta_bg() {
-            return Err(Error::unsupported(
-                "ext4 superblock",
-                Some(offset),
-                "the meta_bg feature",
-            ));
+        if self.features.meta_bg() && u64::from(self.s_first_meta_bg) > self.gdt_blocks() {
+            return Err(at(format!(
+                "s_first_meta_bg is {}, beyond the {} descriptor blocks",
+                self.s_first_meta_bg,
+                self.gdt_blocks()
+            )));
         }
         Ok(())
     }
@@ -441,6 +441,60 @@ impl Superblock {
     /// Blocks taken by the group descriptor table.
     pub fn gdt_blocks(&self) -> u64 {
         (self.group_count() * self.desc_size()).div_ceil(self.block_size())
+    }
+
+    /// Descriptors per descriptor block.
+    pub fn descs_per_block(&self) -> u64 {
+        self.block_size() / self.desc_size()
+    }
+
+    /// Descriptor blocks kept right after the superblock copies: all of them, or with
+    /// meta_bg only the first `s_first_meta_bg`.
+    pub fn old_gdt_blocks(&self) -> u64 {
+        if self.features.meta_bg() {
+            u64::from(self.s_first_meta_bg).min(self.gdt_blocks())
+        } else {
+            self.gdt_blocks()
+        }
+    }
+
+    /// Where each descriptor block and its copies live: for descriptor block `i`, a list of
+    /// `(group holding the copy, block)`, the primary first. Old-style blocks follow each
+    /// superblock copy; a meta_bg block lives in the first, second and last group of its
+    /// meta group, after that group's superblock copy if it has one.
+    pub fn gdt_locations(&self) -> Vec<Vec<(u64, u64)>> {
+        let groups = self.group_count();
+        let backups: Vec<u64> = (0..groups).filter(|&g| self.group_has_super(g)).collect();
+        (0..self.gdt_blocks())
+            .map(|i| {
+                if i < self.old_gdt_blocks() {
+                    backups
+                        .iter()
+                        .map(|&g| (g, self.group_first_block(g) + 1 + i))
+                        .collect()
+                } else {
+                    let g0 = i * self.descs_per_block();
+                    let last = g0 + self.descs_per_block() - 1;
+                    [g0, g0 + 1, last]
+                        .into_iter()
+                        .filter(|&g| g < groups)
+                        .fold(Vec::new(), |mut v: Vec<u64>, g| {
+                            if !v.contains(&g) {
+                                v.push(g);
+                            }
+                            v
+                        })
+                        .into_iter()
+                        .map(|g| {
+                            (
+                                g,
+                                self.group_first_block(g) + u64::from(self.group_has_super(g)),
+                            )
+                        })
+                        .collect()
+                }
+            })
+            .collect()
     }
 
     /// Name of the default directory hash, as dumpe2fs prints it.
