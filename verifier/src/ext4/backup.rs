@@ -99,7 +99,7 @@ impl<R: ReadAt> Ext4<R> {
         }
         let ds = sb.desc_size();
         let dpb = sb.descs_per_block();
-        for (i, copies) in sb.gdt_locations().iter().enumerate() {
+        for (i, copies) in self.gdt_locations().iter().enumerate() {
             for &(g, block) in &copies[1..] {
                 let raw = self.reader().read_vec(
                     block * bs,

@@ -232,7 +232,7 @@ impl<R: ReadAt> Ext4<R> {
             }
             Some(Owner::Gdt { group }) => {
                 let ds = self.sb.desc_size();
-                let locations = self.sb.gdt_locations();
+                let locations = self.gdt_locations();
                 let i = locations
                     .iter()
                     .position(|c| c.iter().any(|&(_, b)| b == block));

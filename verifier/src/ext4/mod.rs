@@ -54,6 +54,8 @@ pub struct Ext4<R: ReadAt> {
     pub groups: Vec<GroupDesc>,
     /// The journal superblock, when the filesystem has an internal journal.
     pub journal: Option<JournalSuperblock>,
+    /// [`Superblock::gdt_locations`], computed once.
+    gdt: Vec<Vec<(u64, u64)>>,
 }
 
 impl<R: ReadAt> Ext4<R> {
@@ -79,7 +81,8 @@ impl<R: ReadAt> Ext4<R> {
         // group_count is bounded by s_blocks_count, bounded above by the image length, so
         // this allocation is a small fraction of the image.
         let mut groups = Vec::with_capacity(count as usize);
-        for (i, copies) in sb.gdt_locations().iter().enumerate() {
+        let gdt = sb.gdt_locations();
+        for (i, copies) in gdt.iter().enumerate() {
             let block = copies[0].1;
             let raw = r.read_vec(block * bs, bs as usize, "ext4 group descriptor table")?;
             for k in 0..dpb {
@@ -101,9 +104,16 @@ impl<R: ReadAt> Ext4<R> {
             sb,
             groups,
             journal: None,
+            gdt,
         };
         fs.journal = fs.read_journal_superblock()?;
         Ok(fs)
+    }
+
+    /// Where each group descriptor block and its copies live (see
+    /// [`Superblock::gdt_locations`]).
+    pub fn gdt_locations(&self) -> &[Vec<(u64, u64)>] {
+        &self.gdt
     }
 
     /// The underlying reader.

@@ -147,8 +147,8 @@ impl<R: ReadAt> Ext4<R> {
         let sb = &self.sb;
         let mut v = Vec::new();
         let itb = sb.inode_table_blocks();
-        for copies in sb.gdt_locations() {
-            for (g, block) in copies {
+        for copies in self.gdt_locations() {
+            for &(g, block) in copies {
                 v.push(OwnedRange {
                     start: block,
                     len: 1,
