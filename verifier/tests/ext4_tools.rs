@@ -1076,7 +1076,7 @@ fn differing_bytes_are_named_by_field() {
         let y = std::fs::read(b).unwrap();
         let fs = Ext4::open(&y[..]).unwrap();
         let checked = fs.check().unwrap();
-        let paths = Ext4::<&[u8]>::paths_by_inode(&checked.entries);
+        let paths = reprodisk_verifier::ext4::paths_by_inode(&checked.entries);
         x.iter()
             .zip(&y)
             .enumerate()

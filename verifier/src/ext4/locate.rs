@@ -196,7 +196,7 @@ pub struct ByteInfo {
 
 impl<R: ReadAt> Ext4<R> {
     /// Names the byte at `offset` (from the start of the filesystem). `paths` maps inode
-    /// numbers to a path (e.g. from [`Ext4::paths_by_inode`]) for inode table bytes.
+    /// numbers to a path (e.g. from [`super::walk::paths_by_inode`]) for inode table bytes.
     pub fn describe_byte(
         &self,
         owners: &OwnerMap,

@@ -33,7 +33,7 @@ pub use journal::JournalSuperblock;
 pub use owner::{Owner, OwnerMap};
 pub use summary::Summary;
 pub use superblock::Superblock;
-pub use walk::Entry;
+pub use walk::{Entry, paths_by_inode};
 pub use xattr::Xattr;
 
 use crate::bytes::ReadAt;

@@ -293,13 +293,13 @@ impl<R: ReadAt> Ext4<R> {
             xattr_block: (inode.i_file_acl != 0).then_some(inode.i_file_acl),
         })
     }
+}
 
-    /// The walk as a map from inode number to the paths that name it.
-    pub fn paths_by_inode(entries: &[Entry]) -> BTreeMap<u32, Vec<Vec<u8>>> {
-        let mut m: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-        for e in entries {
-            m.entry(e.ino).or_default().push(e.path.clone());
-        }
-        m
+/// The walk as a map from inode number to the paths that name it, in path order.
+pub fn paths_by_inode(entries: &[Entry]) -> BTreeMap<u32, Vec<Vec<u8>>> {
+    let mut m: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    for e in entries {
+        m.entry(e.ino).or_default().push(e.path.clone());
     }
+    m
 }
