@@ -391,6 +391,35 @@ fn backup_superblock_and_descriptor_flips_are_named() {
 }
 
 #[test]
+fn filesystem_inside_a_partition_reads_through_a_slice() {
+    // The image placed 1 MiB into a larger disk; errors name disk offsets after rebase.
+    use reprodisk_verifier::bytes::Slice;
+    use reprodisk_verifier::ext4::rebase;
+    let img = ext4_image();
+    let base = 1 << 20;
+    let mut disk = vec![0u8; base];
+    disk.extend_from_slice(img);
+    disk.extend_from_slice(&[0u8; 4096]);
+    let part = Slice {
+        inner: &disk[..],
+        start: base as u64,
+        len: img.len() as u64,
+    };
+    let fs = Ext4::open(part).unwrap();
+    assert_eq!(fs.check().unwrap().entries, full_read(img).unwrap());
+    disk[base + 1024 + 0x10] ^= 1;
+    let part = Slice {
+        inner: &disk[..],
+        start: base as u64,
+        len: img.len() as u64,
+    };
+    match Ext4::open(part).map_err(|e| rebase(e, base as u64)) {
+        Err(Error::Corrupt { at, .. }) => assert_eq!(at.offset, Some(base as u64 + 1024)),
+        other => panic!("expected a corrupt superblock, got {:?}", other.err()),
+    }
+}
+
+#[test]
 fn truncated_images_fail_with_truncated() {
     let img = ext4_image();
     for len in [0, 1000, 1500, 4096, img.len() / 2, img.len() - 1] {

@@ -6,6 +6,19 @@
 //! [`Ext4::open`] checks the superblock, every group descriptor and the journal superblock.
 //! Everything else is read on demand, so reading only metadata of a large sparse image is
 //! fast. Every count that sizes an allocation is bounded by the image size first.
+//!
+//! [`Ext4::check`] runs every check: the walk (directory entries, `.`/`..`, file types,
+//! link counts, `i_blocks`, extent trees and block maps, htree index and name hashes,
+//! xattrs, every metadata_csum/gdt_csum checksum met on the way), the ownership map (no
+//! block owned twice), the bitmaps against both and against the free counts of the group
+//! descriptors and the superblock, and the superblock and descriptor backups.
+//!
+//! Byte offsets in errors are relative to the reader given to [`Ext4::open`]; for a
+//! filesystem inside a partition, [`rebase`] turns them into image offsets.
+//!
+//! Not implemented (reported as [`Error::Unsupported`]): bigalloc, inline data, xattr
+//! values in separate inodes (ea_inode). Journal transactions are not replayed or parsed;
+//! only the journal superblock is read.
 
 pub mod backup;
 pub mod bitmap;
@@ -275,6 +288,34 @@ impl<R: ReadAt> Ext4<R> {
             self.r.read_exact_at(&mut out[s..s + n], e.physical * bs)?;
         }
         Ok(out)
+    }
+}
+
+/// Adds `base` (the filesystem's offset in the image) to the offset an error names.
+pub fn rebase(e: Error, base: u64) -> Error {
+    let shift = |mut at: crate::error::Location| {
+        at.offset = at.offset.map(|o| o + base);
+        at
+    };
+    match e {
+        Error::Corrupt { at, what } => Error::Corrupt {
+            at: shift(at),
+            what,
+        },
+        Error::Unsupported { at, what } => Error::Unsupported {
+            at: shift(at),
+            what,
+        },
+        Error::Truncated {
+            at,
+            needed,
+            available,
+        } => Error::Truncated {
+            at: shift(at),
+            needed,
+            available,
+        },
+        other => other,
     }
 }
 
