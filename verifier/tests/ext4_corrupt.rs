@@ -185,6 +185,26 @@ fn group_descriptor_flip_is_a_checksum_mismatch() {
 }
 
 #[test]
+fn itable_unused_below_a_used_inode_is_named() {
+    // A consistent descriptor (checksum recomputed) that claims nearly the whole inode
+    // table was never used, while the tree uses inodes 11 and up.
+    let img = ext4_image();
+    let fs = Ext4::open(&img[..]).unwrap();
+    let mut bad = img.clone();
+    let d = 2048;
+    let unused = (fs.sb.s_inodes_per_group - 2) as u16;
+    bad[d + 0x1C..d + 0x1E].copy_from_slice(&unused.to_le_bytes());
+    let ds = fs.sb.desc_size() as usize;
+    let c = reprodisk_verifier::ext4::group::checksum(&fs.sb, 0, &bad[d..d + ds]).unwrap();
+    bad[d + 0x1E..d + 0x20].copy_from_slice(&c.to_le_bytes());
+    expect_corrupt(
+        full_read(&bad),
+        "ext4 group descriptor 0",
+        "bg_itable_unused",
+    );
+}
+
+#[test]
 fn bitmap_flip_is_a_checksum_mismatch() {
     let img = ext4_image();
     let fs = Ext4::open(&img[..]).unwrap();
@@ -227,6 +247,24 @@ fn inode_flip_is_a_checksum_mismatch() {
     let mut bad = img.clone();
     bad[inode_offset(img, hello) + 1] ^= 0x40; // regular (0x8000) becomes 0xC000 (socket)
     expect_corrupt(full_read(&bad), "ext4 directory /", "file_type 1");
+}
+
+#[test]
+fn i_blocks_and_link_count_disagreements_are_named() {
+    let img = ext2_image();
+    let entries = full_read(img).unwrap();
+    let hello = entry(&entries, "/hello").ino;
+    let off = inode_offset(img, hello);
+    expect_corrupt(
+        full_read(&flip(img, off + 0x1C)),
+        &format!("ext4 inode {hello}"),
+        "i_blocks says",
+    );
+    expect_corrupt(
+        full_read(&flip(img, off + 0x1A)),
+        &format!("ext4 inode {hello}"),
+        "i_links_count",
+    );
 }
 
 #[test]
@@ -350,6 +388,35 @@ fn backup_superblock_and_descriptor_flips_are_named() {
         "ext4 group descriptor 1 backup in group 1",
         "bg_checksum mismatch",
     );
+}
+
+#[test]
+fn filesystem_inside_a_partition_reads_through_a_slice() {
+    // The image placed 1 MiB into a larger disk; errors name disk offsets after rebase.
+    use reprodisk_verifier::bytes::Slice;
+    use reprodisk_verifier::ext4::rebase;
+    let img = ext4_image();
+    let base = 1 << 20;
+    let mut disk = vec![0u8; base];
+    disk.extend_from_slice(img);
+    disk.extend_from_slice(&[0u8; 4096]);
+    let part = Slice {
+        inner: &disk[..],
+        start: base as u64,
+        len: img.len() as u64,
+    };
+    let fs = Ext4::open(part).unwrap();
+    assert_eq!(fs.check().unwrap().entries, full_read(img).unwrap());
+    disk[base + 1024 + 0x10] ^= 1;
+    let part = Slice {
+        inner: &disk[..],
+        start: base as u64,
+        len: img.len() as u64,
+    };
+    match Ext4::open(part).map_err(|e| rebase(e, base as u64)) {
+        Err(Error::Corrupt { at, .. }) => assert_eq!(at.offset, Some(base as u64 + 1024)),
+        other => panic!("expected a corrupt superblock, got {:?}", other.err()),
+    }
 }
 
 #[test]

@@ -52,6 +52,23 @@ fn populate(dir: &Path) {
     )
     .unwrap();
     std::os::unix::fs::chown(dir.join("setuid"), Some(1000), Some(1001)).unwrap();
+    // Times past 2038 (epoch bits) and before 1970 (negative seconds), with nanoseconds.
+    w("future", b"2200\n");
+    w("past", b"1960\n");
+    let future = std::time::UNIX_EPOCH + std::time::Duration::new(7_258_118_400, 987_654_321);
+    let past = std::time::UNIX_EPOCH - std::time::Duration::new(315_619_200, 0);
+    fs::File::options()
+        .write(true)
+        .open(dir.join("future"))
+        .unwrap()
+        .set_modified(future)
+        .unwrap();
+    fs::File::options()
+        .write(true)
+        .open(dir.join("past"))
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
     let mtime = std::time::UNIX_EPOCH + std::time::Duration::new(1_234_567_890, 123_456_789);
     fs::File::options()
         .write(true)
@@ -483,6 +500,12 @@ fn check_rdump(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
                     "{}: contents",
                     host.display()
                 );
+                let mut streamed = Vec::new();
+                assert_eq!(
+                    fs.copy_file(e.ino, &mut streamed).unwrap(),
+                    theirs.len() as u64
+                );
+                assert_eq!(streamed, theirs, "{}: streamed contents", host.display());
                 files += 1;
             }
             FileType::Symlink => {
@@ -550,6 +573,18 @@ fn by_path<'a>(entries: &'a [Entry], p: &str) -> &'a Entry {
 #[test]
 fn ext4_default_matches_e2fsprogs() {
     let (_tmp, entries, img) = populated(&["-t", "ext4", "-L", "root-fs"], 16);
+    // mke2fs -d drops nanoseconds and epoch bits; set them with debugfs: 2200-01-01 is
+    // 0xB09E1900 as a signed 32-bit word plus 2 << 32 (epoch bits 2), nsec 987654321.
+    let extra = (987_654_321u32 << 2) | 2;
+    run_ok(
+        "debugfs",
+        &[
+            "-w",
+            "-R",
+            &format!("sif /future mtime_extra {extra:#x}"),
+            img.to_str().unwrap(),
+        ],
+    );
     // Index the big directory the way e2fsck does, then read everything again.
     let (out, code) = run("e2fsck", &["-fyD", img.to_str().unwrap()]);
     assert!(code <= 1, "e2fsck -fyD failed:\n{out}");
@@ -575,6 +610,9 @@ fn ext4_default_matches_e2fsprogs() {
     assert_eq!(by_path(&entries, "/blk").device, Some((259, 300000)));
     assert_eq!(by_path(&entries, "/chr").device, Some((4, 65)));
     assert_eq!(by_path(&entries, "/hello.txt").mtime.sec, 1_234_567_890);
+    let future = by_path(&entries2, "/future").mtime;
+    assert_eq!((future.sec, future.nsec), (7_258_118_400, 987_654_321));
+    assert_eq!(by_path(&entries, "/past").mtime.sec, -315_619_200);
     let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
     let x = &by_path(&entries2, "/xbig");
     assert!(
@@ -599,13 +637,85 @@ fn ext4_without_metadata_csum_and_64bit_variants() {
 }
 
 #[test]
+fn quota_and_orphan_file_inodes_are_owned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    populate(&src);
+    let img = mkfs(
+        tmp.path(),
+        "q.img",
+        16,
+        &["-t", "ext4", "-O", "quota,project,orphan_file"],
+        Some(&src),
+    );
+    // mke2fs -d leaves the quota files stale; e2fsck brings them up to date.
+    let (out, code) = run("e2fsck", &["-fy", img.to_str().unwrap()]);
+    assert!(code <= 1, "e2fsck -fy failed:\n{out}");
+    check_image(&img);
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    let specials = fs.special_inodes();
+    for ino in [
+        fs.sb.s_usr_quota_inum,
+        fs.sb.s_grp_quota_inum,
+        fs.sb.s_prj_quota_inum,
+        fs.sb.s_orphan_file_inum,
+    ] {
+        assert!(
+            ino != 0 && specials.contains(&ino),
+            "inode {ino} missing from {specials:?}"
+        );
+    }
+}
+
+#[test]
+fn more_feature_variants_match_e2fsprogs() {
+    populated(&["-t", "ext4", "-O", "^has_journal"], 16);
+    populated(&["-t", "ext4", "-O", "^resize_inode"], 16);
+    populated(
+        &[
+            "-t",
+            "ext4",
+            "-O",
+            "sparse_super2",
+            "-b",
+            "1024",
+            "-O",
+            "^flex_bg",
+        ],
+        40,
+    );
+    populated(&["-t", "ext4", "-b", "65536"], 64);
+    // meta_bg: 20 groups of 8 MiB, 16 descriptors per block, so two meta groups.
+    let (_t, _, img) = populated(
+        &["-t", "ext4", "-b", "1024", "-O", "meta_bg,^resize_inode"],
+        160,
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    assert!(
+        fs.sb.features.meta_bg() && fs.sb.gdt_blocks() == 2,
+        "{:?}",
+        fs.sb.features.names()
+    );
+    populated(&["-t", "ext4", "-O", "^dir_index,^filetype"], 16);
+}
+
+#[test]
 fn ext2_and_ext3_match_e2fsprogs() {
     let (_t, entries, _) = populated(&["-t", "ext2"], 16);
     assert!(
         !by_path(&entries, "/fragmented").map_blocks.is_empty(),
         "an indirect block for 30+ blocks"
     );
-    populated(&["-t", "ext3"], 16);
+    let (_t, _, img) = populated(&["-t", "ext3"], 16);
+    // An htree over an indirect-mapped directory.
+    let (out, code) = run("e2fsck", &["-fyD", img.to_str().unwrap()]);
+    assert!(code <= 1, "e2fsck -fyD failed:\n{out}");
+    let entries = check_image(&img);
+    assert!(
+        !by_path(&entries, "/bigdir").index_blocks.is_empty(),
+        "/bigdir has no htree after e2fsck -D"
+    );
     populated(&["-t", "ext2", "-b", "4096", "-I", "128"], 24);
 }
 
@@ -822,5 +932,196 @@ fn dx_hash_matches_debugfs() {
                 );
             }
         }
+    }
+}
+
+/// Features the reader does not implement are reported as unsupported, never misread.
+#[test]
+fn unsupported_features_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("small"), b"inline").unwrap();
+    let img = mkfs(
+        tmp.path(),
+        "inline.img",
+        4,
+        &["-t", "ext4", "-O", "inline_data"],
+        Some(&src),
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    match fs.check() {
+        Err(reprodisk_verifier::Error::Unsupported { what, .. }) => {
+            assert!(what.contains("inline data"), "{what}")
+        }
+        other => panic!("inline_data: expected Unsupported, got {:?}", other.err()),
+    }
+    let img = mkfs(
+        tmp.path(),
+        "bigalloc.img",
+        32,
+        &["-t", "ext4", "-O", "bigalloc", "-C", "16384"],
+        None,
+    );
+    match Ext4::open(ImageFile::open(&img).unwrap()) {
+        Err(reprodisk_verifier::Error::Unsupported { what, .. }) => {
+            assert!(what.contains("bigalloc"), "{what}")
+        }
+        other => panic!("bigalloc: expected Unsupported, got {:?}", other.err()),
+    }
+}
+
+/// The summary of an image made with fixed IDs and a fixed clock reports exactly them.
+#[test]
+fn summary_reports_fixed_ids_and_times() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("fixed.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let out = std::process::Command::new("mke2fs")
+        .args([
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-L",
+            "fixed",
+            "-U",
+            "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+        ])
+        .args([
+            "-E",
+            "hash_seed=11111111-2222-4333-8444-555555555555",
+            img.to_str().unwrap(),
+        ])
+        .env("E2FSPROGS_FAKE_TIME", "315532800")
+        .output()
+        .expect("mke2fs (package e2fsprogs) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    let checked = fs.check().unwrap();
+    let s = fs.summary(Some(&checked.entries));
+    assert_eq!(s.uuid, "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9");
+    assert_eq!(s.hash_seed, "11111111-2222-4333-8444-555555555555");
+    assert_eq!(s.volume_name, "fixed");
+    assert_eq!(s.superblock_times.s_mkfs_time, 315_532_800);
+    assert_eq!(s.superblock_times.s_wtime, 315_532_800);
+    assert_eq!(s.superblock_times.s_lastcheck, 315_532_800);
+    assert_eq!(s.superblock_times.s_mtime, 0);
+    assert_eq!(s.mount_count, 0);
+    let ft = s.file_times.as_ref().unwrap();
+    assert_eq!(
+        (ft.mtime.distinct, ft.mtime.min.unwrap().sec),
+        (1, 315_532_800),
+        "mke2fs stamps / and lost+found with its clock"
+    );
+    let j = s.journal.as_ref().unwrap();
+    assert!(j.clean);
+    assert_eq!(j.inode, 8);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["features"][0], "has_journal");
+    check_dumpe2fs(&img, &fs);
+}
+
+/// Two mke2fs images, identical but for one tune2fs or debugfs edit: every differing byte
+/// is named by structure and field, and the names are exactly the edited field and the
+/// checksums that cover it.
+#[test]
+fn differing_bytes_are_named_by_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("file"), b"data\n").unwrap();
+    let make = |name: &str| {
+        let img = tmp.path().join(name);
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(8 << 20)
+            .unwrap();
+        let out = std::process::Command::new("mke2fs")
+            .args([
+                "-q",
+                "-F",
+                "-t",
+                "ext4",
+                "-U",
+                "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
+            ])
+            .args([
+                "-E",
+                "hash_seed=11111111-2222-4333-8444-555555555555",
+                "-d",
+                src.to_str().unwrap(),
+                img.to_str().unwrap(),
+            ])
+            .env("E2FSPROGS_FAKE_TIME", "315532800")
+            .output()
+            .expect("mke2fs (package e2fsprogs) must be installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        img
+    };
+    let a = make("a.img");
+    let names = |b: &Path| -> BTreeSet<(String, Option<&'static str>)> {
+        let x = std::fs::read(&a).unwrap();
+        let y = std::fs::read(b).unwrap();
+        let fs = Ext4::open(&y[..]).unwrap();
+        let checked = fs.check().unwrap();
+        let paths = reprodisk_verifier::ext4::paths_by_inode(&checked.entries);
+        x.iter()
+            .zip(&y)
+            .enumerate()
+            .filter(|(_, (p, q))| p != q)
+            .map(|(i, _)| {
+                let info = fs.describe_byte(&checked.owners, &paths, i as u64);
+                (info.structure, info.field)
+            })
+            .collect()
+    };
+    let b = make("b.img");
+    assert!(
+        names(&b).is_empty(),
+        "mke2fs with fixed IDs and clock is reproducible"
+    );
+    run_ok(
+        "debugfs",
+        &[
+            "-w",
+            "-R",
+            "sif /file mtime 0x12345678",
+            b.to_str().unwrap(),
+        ],
+    );
+    let n = names(&b);
+    let fields: BTreeSet<&str> = n.iter().filter_map(|(_, f)| *f).collect();
+    assert!(n.iter().all(|(s, _)| s == "inode 12 /file"), "{n:?}");
+    assert_eq!(
+        fields,
+        BTreeSet::from(["i_mtime", "l_i_checksum_lo", "i_checksum_hi"]),
+        "{n:?}"
+    );
+    let c = make("c.img");
+    run_ok("tune2fs", &["-c", "20", c.to_str().unwrap()]);
+    let n = names(&c);
+    assert!(
+        n.contains(&("superblock".to_string(), Some("s_max_mnt_count"))),
+        "{n:?}"
+    );
+    for (s, f) in &n {
+        assert!(s.starts_with("superblock"), "{s} {f:?}");
+        // tune2fs also stamps the write time with the real clock.
+        assert!(
+            matches!(f, Some("s_max_mnt_count" | "s_checksum" | "s_wtime")),
+            "{s} {f:?}"
+        );
     }
 }

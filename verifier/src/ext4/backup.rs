@@ -95,46 +95,42 @@ impl<R: ReadAt> Ext4<R> {
                     "s_uuid or s_hash_seed differs from the primary superblock",
                 ));
             }
-            let ds = sb.desc_size();
-            let gdt_off = (first + 1) * bs;
-            let table = self.reader().read_vec(
-                gdt_off,
-                (sb.group_count() * ds) as usize,
-                &format!("ext4 group descriptor table backup in group {g}"),
-            )?;
-            for (i, primary) in self.groups.iter().enumerate() {
-                let at = i * ds as usize;
-                let dname = format!("ext4 group descriptor {i} backup in group {g}");
-                let d = GroupDesc::parse(
-                    sb,
-                    i as u32,
-                    &table[at..at + ds as usize],
-                    gdt_off + at as u64,
-                )
-                .map_err(|e| rename(e, &dname))?;
-                if (d.bg_block_bitmap, d.bg_inode_bitmap, d.bg_inode_table)
-                    != (
+            checked += 1;
+        }
+        let ds = sb.desc_size();
+        let dpb = sb.descs_per_block();
+        for (i, copies) in self.gdt_locations().iter().enumerate() {
+            for &(g, block) in &copies[1..] {
+                let raw = self.reader().read_vec(
+                    block * bs,
+                    bs as usize,
+                    &format!("ext4 group descriptor table backup in group {g}"),
+                )?;
+                for k in 0..dpb {
+                    let index = i as u64 * dpb + k;
+                    let Some(primary) = self.groups.get(index as usize) else {
+                        break;
+                    };
+                    let at = (k * ds) as usize;
+                    let off = block * bs + at as u64;
+                    let dname = format!("ext4 group descriptor {index} backup in group {g}");
+                    let d = GroupDesc::parse(sb, index as u32, &raw[at..at + ds as usize], off)
+                        .map_err(|e| rename(e, &dname))?;
+                    let here = (d.bg_block_bitmap, d.bg_inode_bitmap, d.bg_inode_table);
+                    let there = (
                         primary.bg_block_bitmap,
                         primary.bg_inode_bitmap,
                         primary.bg_inode_table,
-                    )
-                {
-                    return Err(Error::corrupt(
-                        &dname,
-                        Some(gdt_off + at as u64),
-                        format!(
-                            "bitmaps/inode table at {}/{}/{}, the primary says {}/{}/{}",
-                            d.bg_block_bitmap,
-                            d.bg_inode_bitmap,
-                            d.bg_inode_table,
-                            primary.bg_block_bitmap,
-                            primary.bg_inode_bitmap,
-                            primary.bg_inode_table
-                        ),
-                    ));
+                    );
+                    if here != there {
+                        return Err(Error::corrupt(
+                            &dname,
+                            Some(off),
+                            format!("bitmaps/inode table at {here:?}, the primary says {there:?}"),
+                        ));
+                    }
                 }
             }
-            checked += 1;
         }
         Ok(checked)
     }

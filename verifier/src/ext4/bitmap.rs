@@ -64,7 +64,7 @@ impl<R: ReadAt> Ext4<R> {
         let sb = &self.sb;
         let bs = sb.block_size();
         let mut used_inodes: BTreeSet<u32> = entries.iter().map(|e| e.ino).collect();
-        used_inodes.extend(1..sb.s_first_ino.min(sb.s_inodes_count + 1));
+        used_inodes.extend(self.special_inodes());
         let mut dirs_per_group = vec![0u64; self.groups.len()];
         let mut seen = HashSet::new();
         for e in entries {
@@ -169,23 +169,11 @@ impl<R: ReadAt> Ext4<R> {
                         (false, false) => free += 1,
                         (true, true) => {}
                         (true, false) => {
-                            // Quota, orphan and other special inodes outside the tree.
-                            let special = [
-                                sb.s_usr_quota_inum,
-                                sb.s_grp_quota_inum,
-                                sb.s_prj_quota_inum,
-                                sb.s_orphan_file_inum,
-                                sb.s_journal_inum,
-                            ];
-                            if !special.contains(&ino) {
-                                return Err(Error::corrupt(
-                                    &what,
-                                    Some(off),
-                                    format!(
-                                        "inode {ino} is marked in use but no directory names it"
-                                    ),
-                                ));
-                            }
+                            return Err(Error::corrupt(
+                                &what,
+                                Some(off),
+                                format!("inode {ino} is marked in use but no directory names it"),
+                            ));
                         }
                         (false, true) => {
                             return Err(Error::corrupt(
@@ -209,6 +197,28 @@ impl<R: ReadAt> Ext4<R> {
                 ));
             }
             totals.free_inodes += free_inodes;
+            // With group checksums, inodes past `ipg - bg_itable_unused` were never used.
+            if sb.features.gdt_csum() || sb.features.has_metadata_csum() {
+                let unused = u64::from(gd.bg_itable_unused);
+                if unused > ipg {
+                    return Err(Error::corrupt(
+                        format!("ext4 group descriptor {g}"),
+                        None,
+                        format!("bg_itable_unused {unused} exceeds s_inodes_per_group {ipg}"),
+                    ));
+                }
+                let base = (g * ipg) as u32;
+                let first_unused = base + (ipg - unused) as u32 + 1;
+                if let Some(ino) = used_inodes.range(first_unused..=base + ipg as u32).next() {
+                    return Err(Error::corrupt(
+                        format!("ext4 group descriptor {g}"),
+                        None,
+                        format!(
+                            "bg_itable_unused {unused} says inode {ino} was never used, but it is"
+                        ),
+                    ));
+                }
+            }
             if dirs_per_group[g as usize] != u64::from(gd.bg_used_dirs_count) {
                 return Err(Error::corrupt(
                     format!("ext4 group descriptor {g}"),

@@ -63,16 +63,30 @@ impl<R: ReadAt> Ext4<R> {
                 ),
             ));
         }
-        // A directory can not be larger than the filesystem; this bounds the read below.
-        let cap = self.sb.s_blocks_count.saturating_mul(bs);
-        let data = self.read_inode_data(inode, cap)?;
         let nblocks = inode.i_size / bs;
         let map = self.block_map(inode)?;
         let physical = |lblk: u64| {
+            // Extents are sorted by logical block and never overlap.
+            let i = map.extents.partition_point(|e| e.logical + e.len <= lblk);
             map.extents
-                .iter()
-                .find(|e| lblk >= e.logical && lblk < e.logical + e.len)
+                .get(i)
+                .filter(|e| lblk >= e.logical && !e.unwritten)
                 .map(|e| e.physical + (lblk - e.logical))
+        };
+        // Blocks are read one at a time, so a corrupt i_size costs no memory; a directory
+        // may not have holes.
+        let read = |lblk: u64| -> Result<Vec<u8>> {
+            let p = physical(lblk).ok_or_else(|| {
+                Error::corrupt(
+                    format!("ext4 directory inode {}", inode.ino),
+                    Some(inode.offset),
+                    format!("block {lblk} of {nblocks} is a hole"),
+                )
+            })?;
+            self.read_block(
+                p,
+                &format!("ext4 directory inode {} block {lblk}", inode.ino),
+            )
         };
         let csum = self.sb.features.has_metadata_csum();
         let seed = inode.csum_seed(&self.sb);
@@ -80,8 +94,9 @@ impl<R: ReadAt> Ext4<R> {
         let mut leaves = HashMap::new();
         let mut version = 0;
         if inode.i_flags & EXT4_INDEX_FL != 0 {
-            leaves = self.dx_walk(inode, &data, nblocks, &mut index, &physical)?;
-            version = data[0x1C];
+            let root = read(0)?;
+            leaves = self.dx_walk(inode, &root, &read, nblocks, &mut index, &physical)?;
+            version = root[0x1C];
             // EXT2_FLAGS_UNSIGNED_HASH turns versions 0..=2 into their unsigned variants.
             if version <= 2 && self.sb.s_flags & 0x2 != 0 {
                 version += 3;
@@ -89,12 +104,12 @@ impl<R: ReadAt> Ext4<R> {
         }
         let mut out = Directory::default();
         for lblk in 0..nblocks {
-            let block = &data[(lblk * bs) as usize..((lblk + 1) * bs) as usize];
-            let off = physical(lblk).map(|p| p * bs);
-            let bname = format!("ext4 directory inode {} block {lblk}", inode.ino);
             if index.contains(&lblk) && lblk != 0 {
                 continue;
             }
+            let block = &read(lblk)?;
+            let off = physical(lblk).map(|p| p * bs);
+            let bname = format!("ext4 directory inode {} block {lblk}", inode.ino);
             let mut end = bs as usize;
             if csum {
                 let t = Le(block);
@@ -251,13 +266,13 @@ impl<R: ReadAt> Ext4<R> {
     fn dx_walk(
         &self,
         inode: &Inode,
-        data: &[u8],
+        root: &[u8],
+        read: &dyn Fn(u64) -> Result<Vec<u8>>,
         nblocks: u64,
         index: &mut HashSet<u64>,
         physical: &dyn Fn(u64) -> Option<u64>,
     ) -> Result<HashMap<u64, HashRange>> {
         let bs = self.sb.block_size() as usize;
-        let root = &data[..bs];
         let b = Le(root);
         let name = format!("ext4 directory inode {} dx_root", inode.ino);
         let off = physical(0).map(|p| p * bs as u64);
@@ -281,7 +296,13 @@ impl<R: ReadAt> Ext4<R> {
         for depth in 0..=levels {
             let mut next = Vec::new();
             for (lblk, count_off, range) in frontier {
-                let block = &data[(lblk as usize) * bs..(lblk as usize + 1) * bs];
+                let owned;
+                let block = if lblk == 0 {
+                    root
+                } else {
+                    owned = read(lblk)?;
+                    &owned[..]
+                };
                 let nname = if lblk == 0 {
                     name.clone()
                 } else {

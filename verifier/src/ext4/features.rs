@@ -66,7 +66,7 @@ const RO_COMPAT: &[(u32, &str)] = &[
 
 /// Names of the bits set in `mask`, bit by bit upwards; bits without a name are written as
 /// e2fsprogs writes them (`FEATURE_C12`).
-fn names(mask: u32, table: &[(u32, &str)], letter: char, out: &mut Vec<String>) {
+pub(crate) fn names(mask: u32, table: &[(u32, &str)], letter: char, out: &mut Vec<String>) {
     for bit in 0..32 {
         let m = 1u32 << bit;
         if mask & m != 0 {

@@ -112,6 +112,19 @@ fn legacy(name: &[u8], signed: bool) -> u32 {
     h0 << 1
 }
 
+/// Feeds `name` to `transform` in chunks of `words` 32-bit words, as packed by
+/// [`str2hashbuf`] from the remaining bytes.
+fn rounds(name: &[u8], words: usize, signed: bool, transform: &mut dyn FnMut(&[u32])) {
+    let mut rest = name;
+    loop {
+        transform(&str2hashbuf(rest, rest.len(), words, signed));
+        if rest.len() <= words * 4 {
+            break;
+        }
+        rest = &rest[words * 4..];
+    }
+}
+
 /// The major hash of `name` for hash version `version` (0..=5, the unsigned variants being
 /// 3..=5) with the superblock's `seed`; `None` for versions this reader does not compute.
 pub fn dx_hash(name: &[u8], version: u8, seed: &[u8; 16]) -> Option<u32> {
@@ -131,25 +144,11 @@ pub fn dx_hash(name: &[u8], version: u8, seed: &[u8; 16]) -> Option<u32> {
     let hash = match version {
         0 | 3 => legacy(name, signed),
         1 | 4 => {
-            let mut rest = name;
-            loop {
-                half_md4(&mut buf, &str2hashbuf(rest, rest.len(), 8, signed));
-                if rest.len() <= 32 {
-                    break;
-                }
-                rest = &rest[32..];
-            }
+            rounds(name, 8, signed, &mut |inp| half_md4(&mut buf, inp));
             buf[1]
         }
         2 | 5 => {
-            let mut rest = name;
-            loop {
-                tea(&mut buf, &str2hashbuf(rest, rest.len(), 4, signed));
-                if rest.len() <= 16 {
-                    break;
-                }
-                rest = &rest[16..];
-            }
+            rounds(name, 4, signed, &mut |inp| tea(&mut buf, inp));
             buf[0]
         }
         _ => return None,

@@ -252,3 +252,71 @@ pub fn checksum(sb: &Superblock, ino: u32, raw: &[u8], has_hi: bool) -> u32 {
         c & 0xFFFF
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_decode_epoch_bits_and_nanoseconds() {
+        let cases: &[(u32, Option<u32>, i64, u32)] = &[
+            (0, None, 0, 0),
+            (0x7FFF_FFFF, Some(0), 0x7FFF_FFFF, 0),
+            (0x8000_0000, Some(0), -0x8000_0000, 0),
+            (0x8000_0000, Some(1), 0x8000_0000, 0),
+            (
+                0xB09E_1900,
+                Some((987_654_321 << 2) | 2),
+                7_258_118_400,
+                987_654_321,
+            ),
+            (0xFFFF_FFFF, None, -1, 0),
+        ];
+        for &(secs, extra, sec, nsec) in cases {
+            assert_eq!(
+                Timestamp::decode(secs, extra),
+                Timestamp { sec, nsec },
+                "{secs:#x} {extra:?}"
+            );
+        }
+    }
+
+    fn device(mode: u16, w0: u32, w1: u32) -> Option<(u32, u32)> {
+        let mut i_block = [0u8; 60];
+        i_block[..4].copy_from_slice(&w0.to_le_bytes());
+        i_block[4..8].copy_from_slice(&w1.to_le_bytes());
+        let inode = Inode {
+            ino: 12,
+            offset: 0,
+            i_mode: mode,
+            i_uid: 0,
+            i_gid: 0,
+            i_size: 0,
+            i_atime: Timestamp { sec: 0, nsec: 0 },
+            i_ctime: Timestamp { sec: 0, nsec: 0 },
+            i_mtime: Timestamp { sec: 0, nsec: 0 },
+            i_crtime: None,
+            i_dtime: 0,
+            i_links_count: 1,
+            i_blocks: 0,
+            i_flags: 0,
+            i_generation: 0,
+            i_file_acl: 0,
+            i_block,
+            i_extra_isize: 0,
+            i_checksum: 0,
+            i_projid: 0,
+            ibody: Vec::new(),
+        };
+        inode.device()
+    }
+
+    #[test]
+    fn device_numbers_old_and_new_encoding() {
+        assert_eq!(device(0o020644, 0x0441, 0), Some((4, 65)));
+        // 259:300000 only fits the new encoding: minor low byte, major, minor high bits.
+        let new = (300_000 & 0xFF) | (259 << 8) | ((300_000 & !0xFF) << 12);
+        assert_eq!(device(0o060644, 0, new), Some((259, 300_000)));
+        assert_eq!(device(0o100644, 0x0441, 0), None);
+    }
+}

@@ -133,15 +133,7 @@ impl JournalSuperblock {
             (self.s_feature_incompat, incompat, 'I'),
             (self.s_feature_ro_compat, &[][..], 'R'),
         ] {
-            for bit in 0..32 {
-                let m = 1u32 << bit;
-                if mask & m != 0 {
-                    match table.iter().find(|(v, _)| *v == m) {
-                        Some((_, n)) => out.push((*n).to_string()),
-                        None => out.push(format!("FEATURE_{letter}{bit}")),
-                    }
-                }
-            }
+            super::features::names(mask, table, letter, &mut out);
         }
         out
     }

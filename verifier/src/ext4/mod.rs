@@ -6,6 +6,19 @@
 //! [`Ext4::open`] checks the superblock, every group descriptor and the journal superblock.
 //! Everything else is read on demand, so reading only metadata of a large sparse image is
 //! fast. Every count that sizes an allocation is bounded by the image size first.
+//!
+//! [`Ext4::check`] runs every check: the walk (directory entries, `.`/`..`, file types,
+//! link counts, `i_blocks`, extent trees and block maps, htree index and name hashes,
+//! xattrs, every metadata_csum/gdt_csum checksum met on the way), the ownership map (no
+//! block owned twice), the bitmaps against both and against the free counts of the group
+//! descriptors and the superblock, and the superblock and descriptor backups.
+//!
+//! Byte offsets in errors are relative to the reader given to [`Ext4::open`]; for a
+//! filesystem inside a partition, [`rebase`] turns them into image offsets.
+//!
+//! Not implemented (reported as [`Error::Unsupported`]): bigalloc, inline data, xattr
+//! values in separate inodes (ea_inode). Journal transactions are not replayed or parsed;
+//! only the journal superblock is read.
 
 pub mod backup;
 pub mod bitmap;
@@ -17,6 +30,7 @@ pub mod group;
 pub mod hash;
 pub mod inode;
 pub mod journal;
+pub mod locate;
 pub mod owner;
 pub mod summary;
 pub mod superblock;
@@ -32,7 +46,7 @@ pub use journal::JournalSuperblock;
 pub use owner::{Owner, OwnerMap};
 pub use summary::Summary;
 pub use superblock::Superblock;
-pub use walk::Entry;
+pub use walk::{Entry, paths_by_inode};
 pub use xattr::Xattr;
 
 use crate::bytes::ReadAt;
@@ -53,6 +67,8 @@ pub struct Ext4<R: ReadAt> {
     pub groups: Vec<GroupDesc>,
     /// The journal superblock, when the filesystem has an internal journal.
     pub journal: Option<JournalSuperblock>,
+    /// [`Superblock::gdt_locations`], computed once.
+    gdt: Vec<Vec<(u64, u64)>>,
 }
 
 impl<R: ReadAt> Ext4<R> {
@@ -72,30 +88,45 @@ impl<R: ReadAt> Ext4<R> {
                 available: r.len(),
             });
         }
-        let gdt_off = (u64::from(sb.s_first_data_block) + 1) * bs;
         let count = sb.group_count();
         let ds = sb.desc_size();
+        let dpb = sb.descs_per_block();
         // group_count is bounded by s_blocks_count, bounded above by the image length, so
         // this allocation is a small fraction of the image.
-        let table = r.read_vec(
-            gdt_off,
-            (count * ds) as usize,
-            "ext4 group descriptor table",
-        )?;
         let mut groups = Vec::with_capacity(count as usize);
-        for g in 0..count {
-            let start = (g * ds) as usize;
-            let raw = table.get(start..start + ds as usize).unwrap_or(&[]);
-            groups.push(GroupDesc::parse(&sb, g as u32, raw, gdt_off + g * ds)?);
+        let gdt = sb.gdt_locations();
+        for (i, copies) in gdt.iter().enumerate() {
+            let block = copies[0].1;
+            let raw = r.read_vec(block * bs, bs as usize, "ext4 group descriptor table")?;
+            for k in 0..dpb {
+                let g = i as u64 * dpb + k;
+                if g >= count {
+                    break;
+                }
+                let at = (k * ds) as usize;
+                groups.push(GroupDesc::parse(
+                    &sb,
+                    g as u32,
+                    &raw[at..at + ds as usize],
+                    block * bs + at as u64,
+                )?);
+            }
         }
         let mut fs = Ext4 {
             r,
             sb,
             groups,
             journal: None,
+            gdt,
         };
         fs.journal = fs.read_journal_superblock()?;
         Ok(fs)
+    }
+
+    /// Where each group descriptor block and its copies live (see
+    /// [`Superblock::gdt_locations`]).
+    pub fn gdt_locations(&self) -> &[Vec<(u64, u64)>] {
+        &self.gdt
     }
 
     /// The underlying reader.
@@ -105,31 +136,32 @@ impl<R: ReadAt> Ext4<R> {
 
     /// Fails unless `block` is inside the filesystem.
     pub fn check_block(&self, block: u64, what: &str) -> Result<()> {
-        if block < u64::from(self.sb.s_first_data_block) || block >= self.sb.s_blocks_count {
-            return Err(Error::corrupt(
-                what,
-                None,
-                format!(
-                    "block {block} lies outside the filesystem's {} blocks",
-                    self.sb.s_blocks_count
-                ),
-            ));
+        if block < u64::from(self.sb.s_first_data_block) {
+            return Err(self.outside(block, what));
+        }
+        self.read_block_check(block, what)
+    }
+
+    /// Block 0 may be read (it holds the superblock with large blocks) but not pointed at.
+    fn read_block_check(&self, block: u64, what: &str) -> Result<()> {
+        if block >= self.sb.s_blocks_count {
+            return Err(self.outside(block, what));
         }
         Ok(())
     }
 
+    fn outside(&self, block: u64, what: &str) -> Error {
+        let n = self.sb.s_blocks_count;
+        Error::corrupt(
+            what,
+            None,
+            format!("block {block} lies outside the filesystem's {n} blocks"),
+        )
+    }
+
     /// Reads one filesystem block, naming `what` in errors.
     pub fn read_block(&self, block: u64, what: &str) -> Result<Vec<u8>> {
-        if block >= self.sb.s_blocks_count {
-            return Err(Error::corrupt(
-                what,
-                None,
-                format!(
-                    "block {block} lies outside the filesystem's {} blocks",
-                    self.sb.s_blocks_count
-                ),
-            ));
-        }
+        self.read_block_check(block, what)?;
         let bs = self.sb.block_size();
         self.r.read_vec(block * bs, bs as usize, what)
     }
@@ -159,6 +191,62 @@ impl<R: ReadAt> Ext4<R> {
     pub fn read_file(&self, ino: u32, max_size: u64) -> Result<Vec<u8>> {
         let inode = self.inode(ino)?;
         self.read_inode_data(&inode, max_size)
+    }
+
+    /// Streams the contents of a regular file, symlink or directory to `out` with bounded
+    /// memory (at most 1 MiB at a time): `i_size` bytes, holes and unwritten extents as
+    /// zeros. Returns the number of bytes written.
+    pub fn copy_file(&self, ino: u32, out: &mut dyn std::io::Write) -> Result<u64> {
+        const CHUNK: u64 = 1 << 20;
+        let inode = self.inode(ino)?;
+        if inode.is_fast_symlink()
+            || !matches!(
+                inode.file_type(),
+                Some(FileType::Regular | FileType::Directory | FileType::Symlink)
+            )
+        {
+            let data = self.read_inode_data(&inode, 60)?;
+            out.write_all(&data)?;
+            return Ok(data.len() as u64);
+        }
+        let map = self.block_map(&inode)?;
+        let bs = self.sb.block_size();
+        let size = inode.i_size;
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut pos = 0u64;
+        let emit_zeros = |from: u64, to: u64, out: &mut dyn std::io::Write| -> Result<()> {
+            let mut p = from;
+            while p < to {
+                let n = (to - p).min(CHUNK);
+                out.write_all(&zeros[..n as usize])?;
+                p += n;
+            }
+            Ok(())
+        };
+        for e in map.extents.iter().filter(|e| !e.unwritten) {
+            let Some(start) = e.logical.checked_mul(bs) else {
+                break;
+            };
+            if start >= size {
+                break;
+            }
+            emit_zeros(pos, start, out)?;
+            let end = start.saturating_add(e.len * bs).min(size);
+            let mut p = start;
+            while p < end {
+                let n = (end - p).min(CHUNK);
+                let buf = self.r.read_vec(
+                    e.physical * bs + (p - start),
+                    n as usize,
+                    &format!("ext4 inode {ino} data"),
+                )?;
+                out.write_all(&buf)?;
+                p += n;
+            }
+            pos = end;
+        }
+        emit_zeros(pos, size, out)?;
+        Ok(size)
     }
 
     /// Like [`Ext4::read_file`] for an inode already read.
@@ -200,6 +288,34 @@ impl<R: ReadAt> Ext4<R> {
             self.r.read_exact_at(&mut out[s..s + n], e.physical * bs)?;
         }
         Ok(out)
+    }
+}
+
+/// Adds `base` (the filesystem's offset in the image) to the offset an error names.
+pub fn rebase(e: Error, base: u64) -> Error {
+    let shift = |mut at: crate::error::Location| {
+        at.offset = at.offset.map(|o| o + base);
+        at
+    };
+    match e {
+        Error::Corrupt { at, what } => Error::Corrupt {
+            at: shift(at),
+            what,
+        },
+        Error::Unsupported { at, what } => Error::Unsupported {
+            at: shift(at),
+            what,
+        },
+        Error::Truncated {
+            at,
+            needed,
+            available,
+        } => Error::Truncated {
+            at: shift(at),
+            needed,
+            available,
+        },
+        other => other,
     }
 }
 

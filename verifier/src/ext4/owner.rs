@@ -147,6 +147,15 @@ impl<R: ReadAt> Ext4<R> {
         let sb = &self.sb;
         let mut v = Vec::new();
         let itb = sb.inode_table_blocks();
+        for copies in self.gdt_locations() {
+            for &(g, block) in copies {
+                v.push(OwnedRange {
+                    start: block,
+                    len: 1,
+                    owner: Owner::Gdt { group: g as u32 },
+                });
+            }
+        }
         for (g, gd) in self.groups.iter().enumerate() {
             let group = g as u32;
             if sb.group_has_super(g as u64) {
@@ -156,13 +165,8 @@ impl<R: ReadAt> Ext4<R> {
                     len: 1,
                     owner: Owner::Superblock { group },
                 });
-                v.push(OwnedRange {
-                    start: first + 1,
-                    len: sb.gdt_blocks(),
-                    owner: Owner::Gdt { group },
-                });
                 if sb.s_reserved_gdt_blocks > 0 {
-                    let start = first + 1 + sb.gdt_blocks();
+                    let start = first + 1 + sb.old_gdt_blocks();
                     v.push(OwnedRange {
                         start,
                         len: u64::from(sb.s_reserved_gdt_blocks),
@@ -189,6 +193,27 @@ impl<R: ReadAt> Ext4<R> {
         v
     }
 
+    /// Inodes outside the tree that may hold blocks: the reserved ones below `s_first_ino`
+    /// (except the root) and the quota and orphan file inodes the superblock names.
+    pub fn special_inodes(&self) -> Vec<u32> {
+        let sb = &self.sb;
+        let mut v: Vec<u32> = (1..sb.s_first_ino.min(sb.s_inodes_count + 1))
+            .filter(|&i| i != super::EXT4_ROOT_INO)
+            .collect();
+        for i in [
+            sb.s_usr_quota_inum,
+            sb.s_grp_quota_inum,
+            sb.s_prj_quota_inum,
+            sb.s_orphan_file_inum,
+            sb.s_journal_inum,
+        ] {
+            if i != 0 && i <= sb.s_inodes_count && !v.contains(&i) {
+                v.push(i);
+            }
+        }
+        v
+    }
+
     /// Builds the ownership map from the metadata, the reserved inodes and a walk.
     pub fn owner_map(&self, entries: &[Entry]) -> Result<OwnerMap> {
         let mut v = self.metadata_ranges();
@@ -197,10 +222,7 @@ impl<R: ReadAt> Ext4<R> {
             .filter(|r| matches!(r.owner, Owner::ReservedGdt { .. }))
             .map(|r| (r.start, r.start + r.len))
             .collect();
-        for ino in 1..self.sb.s_first_ino.min(self.sb.s_inodes_count + 1) {
-            if ino == super::EXT4_ROOT_INO {
-                continue;
-            }
+        for ino in self.special_inodes() {
             let inode = self.inode(ino)?;
             if inode.i_mode == 0 && inode.i_blocks == 0 {
                 continue;

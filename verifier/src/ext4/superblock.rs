@@ -89,12 +89,15 @@ pub struct Superblock {
     pub s_last_error_ino: u32,
     pub s_last_error_line: u32,
     pub s_last_error_block: u64,
+    pub s_first_error_func: Vec<u8>,
+    pub s_last_error_func: Vec<u8>,
     pub s_mount_opts: Vec<u8>,
     pub s_usr_quota_inum: u32,
     pub s_grp_quota_inum: u32,
     pub s_overhead_clusters: u32,
     pub s_backup_bgs: [u32; 2],
     pub s_encrypt_algos: [u8; 4],
+    pub s_encrypt_pw_salt: [u8; 16],
     pub s_lpf_ino: u32,
     pub s_prj_quota_inum: u32,
     pub s_checksum_seed: u32,
@@ -231,12 +234,15 @@ impl Superblock {
             s_last_error_ino: b.u32(0x1D0),
             s_last_error_line: b.u32(0x1D4),
             s_last_error_block: b.u64(0x1D8),
+            s_first_error_func: cstr(b.bytes(0x1A8, 32)),
+            s_last_error_func: cstr(b.bytes(0x1E0, 32)),
             s_mount_opts: cstr(b.bytes(0x200, 64)),
             s_usr_quota_inum: b.u32(0x240),
             s_grp_quota_inum: b.u32(0x244),
             s_overhead_clusters: b.u32(0x248),
             s_backup_bgs: [b.u32(0x24C), b.u32(0x250)],
             s_encrypt_algos: b.array(0x254),
+            s_encrypt_pw_salt: b.array(0x258),
             s_lpf_ino: b.u32(0x268),
             s_prj_quota_inum: b.u32(0x26C),
             s_checksum_seed: b.u32(0x270),
@@ -354,12 +360,12 @@ impl Superblock {
                 self.s_first_ino
             )));
         }
-        if self.features.meta_bg() {
-            return Err(Error::unsupported(
-                "ext4 superblock",
-                Some(offset),
-                "the meta_bg feature",
-            ));
+        if self.features.meta_bg() && u64::from(self.s_first_meta_bg) > self.gdt_blocks() {
+            return Err(at(format!(
+                "s_first_meta_bg is {}, beyond the {} descriptor blocks",
+                self.s_first_meta_bg,
+                self.gdt_blocks()
+            )));
         }
         Ok(())
     }
@@ -435,6 +441,60 @@ impl Superblock {
     /// Blocks taken by the group descriptor table.
     pub fn gdt_blocks(&self) -> u64 {
         (self.group_count() * self.desc_size()).div_ceil(self.block_size())
+    }
+
+    /// Descriptors per descriptor block.
+    pub fn descs_per_block(&self) -> u64 {
+        self.block_size() / self.desc_size()
+    }
+
+    /// Descriptor blocks kept right after the superblock copies: all of them, or with
+    /// meta_bg only the first `s_first_meta_bg`.
+    pub fn old_gdt_blocks(&self) -> u64 {
+        if self.features.meta_bg() {
+            u64::from(self.s_first_meta_bg).min(self.gdt_blocks())
+        } else {
+            self.gdt_blocks()
+        }
+    }
+
+    /// Where each descriptor block and its copies live: for descriptor block `i`, a list of
+    /// `(group holding the copy, block)`, the primary first. Old-style blocks follow each
+    /// superblock copy; a meta_bg block lives in the first, second and last group of its
+    /// meta group, after that group's superblock copy if it has one.
+    pub fn gdt_locations(&self) -> Vec<Vec<(u64, u64)>> {
+        let groups = self.group_count();
+        let backups: Vec<u64> = (0..groups).filter(|&g| self.group_has_super(g)).collect();
+        (0..self.gdt_blocks())
+            .map(|i| {
+                if i < self.old_gdt_blocks() {
+                    backups
+                        .iter()
+                        .map(|&g| (g, self.group_first_block(g) + 1 + i))
+                        .collect()
+                } else {
+                    let g0 = i * self.descs_per_block();
+                    let last = g0 + self.descs_per_block() - 1;
+                    [g0, g0 + 1, last]
+                        .into_iter()
+                        .filter(|&g| g < groups)
+                        .fold(Vec::new(), |mut v: Vec<u64>, g| {
+                            if !v.contains(&g) {
+                                v.push(g);
+                            }
+                            v
+                        })
+                        .into_iter()
+                        .map(|g| {
+                            (
+                                g,
+                                self.group_first_block(g) + u64::from(self.group_has_super(g)),
+                            )
+                        })
+                        .collect()
+                }
+            })
+            .collect()
     }
 
     /// Name of the default directory hash, as dumpe2fs prints it.
@@ -540,5 +600,93 @@ pub fn hash_name(v: u8) -> String {
         5 => "tea_unsigned".into(),
         6 => "siphash".into(),
         n => format!("unknown ({n})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal valid superblock: 1 KiB blocks, one group of 8192 blocks, 128 inodes.
+    fn raw() -> Vec<u8> {
+        let mut b = vec![0u8; SUPERBLOCK_SIZE];
+        let mut put =
+            |off: usize, v: u32, n: usize| b[off..off + n].copy_from_slice(&v.to_le_bytes()[..n]);
+        put(0x0, 128, 4);
+        put(0x4, 8192, 4);
+        put(0x14, 1, 4);
+        put(0x20, 8192, 4);
+        put(0x24, 8192, 4);
+        put(0x28, 128, 4);
+        put(0x38, u32::from(EXT4_MAGIC), 2);
+        put(0x4C, 1, 4);
+        put(0x54, 11, 4);
+        put(0x58, 256, 2);
+        b
+    }
+
+    #[test]
+    fn parses_a_minimal_superblock() {
+        let sb = Superblock::parse(&raw(), 1024).unwrap();
+        assert_eq!(
+            (sb.block_size(), sb.group_count(), sb.s_inode_size),
+            (1024, 1, 256)
+        );
+    }
+
+    #[test]
+    fn times_take_their_hi_bytes() {
+        let mut b = raw();
+        b[0x108..0x10C].copy_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
+        b[0x276] = 1;
+        assert_eq!(
+            Superblock::parse(&b, 1024).unwrap().s_mkfs_time,
+            0x1_FFFF_FFFF
+        );
+    }
+
+    #[test]
+    fn sparse_super_backup_groups() {
+        let mut b = raw();
+        b[0x64] = 1; // sparse_super
+        let sb = Superblock::parse(&b, 1024).unwrap();
+        let with: Vec<u64> = (0..60).filter(|&g| sb.group_has_super(g)).collect();
+        assert_eq!(with, [0, 1, 3, 5, 7, 9, 25, 27, 49]);
+    }
+
+    #[test]
+    fn bad_geometry_is_named() {
+        for (off, v, field) in [
+            (0x18, 7u32, "s_log_block_size"),
+            (0x14, 0, "s_first_data_block"),
+            (0x28, 0, "s_inodes_per_group"),
+            (0x58, 100, "s_inode_size"),
+        ] {
+            let mut b = raw();
+            b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+            if off == 0x58 {
+                b[0x5A] = 0;
+                b[0x5B] = 0;
+            }
+            let e = Superblock::parse(&b, 1024).unwrap_err().to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn hash_names() {
+        let names: Vec<String> = (0..7).map(hash_name).collect();
+        assert_eq!(
+            names,
+            [
+                "legacy",
+                "half_md4",
+                "tea",
+                "legacy_unsigned",
+                "half_md4_unsigned",
+                "tea_unsigned",
+                "siphash"
+            ]
+        );
     }
 }

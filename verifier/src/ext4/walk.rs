@@ -55,6 +55,7 @@ impl<R: ReadAt> Ext4<R> {
         let mut refs: HashMap<u32, u32> = HashMap::new();
         let mut subdirs: HashMap<u32, u32> = HashMap::new();
         let mut index: HashMap<u32, Vec<u64>> = HashMap::new();
+        let mut seen_files: HashMap<u32, Entry> = HashMap::new();
         // (directory inode, its path, its parent's inode)
         let mut stack = vec![(EXT4_ROOT_INO, b"/".to_vec(), EXT4_ROOT_INO)];
         visited.insert(EXT4_ROOT_INO);
@@ -109,7 +110,39 @@ impl<R: ReadAt> Ext4<R> {
                 };
                 path.push(b'/');
                 path.extend_from_slice(&e.name);
-                let child = self.entry(e.inode, path.clone())?;
+                // A hard-linked inode is read once; later names reuse what was read, so a
+                // directory full of links to one large file costs no more than the file.
+                let child = match seen_files.get(&e.inode) {
+                    Some(known) => Entry {
+                        path: path.clone(),
+                        ..Clone::clone(known)
+                    },
+                    None => {
+                        // The entry's type is checked against the inode's before anything
+                        // else is read, so a wrong type is reported as such.
+                        let kind = self.inode(e.inode)?.file_type();
+                        if self.sb.features.filetype()
+                            && kind.is_some_and(|k| e.file_type != k.dirent_code())
+                        {
+                            return Err(Error::corrupt(
+                                &name,
+                                Some(inode.offset),
+                                format!(
+                                    "entry {:?} has file_type {}, its inode {} is a {:?}",
+                                    String::from_utf8_lossy(&e.name),
+                                    e.file_type,
+                                    e.inode,
+                                    kind
+                                ),
+                            ));
+                        }
+                        let c = self.entry(e.inode, path.clone())?;
+                        if c.file_type != FileType::Directory {
+                            seen_files.insert(e.inode, c.clone());
+                        }
+                        c
+                    }
+                };
                 if self.sb.features.filetype() && e.file_type != child.file_type.dirent_code() {
                     return Err(Error::corrupt(
                         &name,
@@ -208,6 +241,21 @@ impl<R: ReadAt> Ext4<R> {
         } else {
             BlockMap::default()
         };
+        // i_blocks counts every block the inode holds: data, map blocks and its xattr block.
+        let held = map.extents.iter().map(|e| e.len).sum::<u64>()
+            + map.meta_blocks.len() as u64
+            + u64::from(inode.i_file_acl != 0);
+        let want = held * (self.sb.block_size() / 512);
+        if inode.sectors(&self.sb) != want {
+            return Err(Error::corrupt(
+                format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
+                Some(inode.offset),
+                format!(
+                    "i_blocks says {} sectors, the inode holds {held} blocks ({want} sectors)",
+                    inode.sectors(&self.sb)
+                ),
+            ));
+        }
         let link_target = if file_type == FileType::Symlink {
             if inode.i_size > MAX_LINK_TARGET {
                 return Err(Error::corrupt(
@@ -245,13 +293,13 @@ impl<R: ReadAt> Ext4<R> {
             xattr_block: (inode.i_file_acl != 0).then_some(inode.i_file_acl),
         })
     }
+}
 
-    /// The walk as a map from inode number to the paths that name it.
-    pub fn paths_by_inode(entries: &[Entry]) -> BTreeMap<u32, Vec<Vec<u8>>> {
-        let mut m: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-        for e in entries {
-            m.entry(e.ino).or_default().push(e.path.clone());
-        }
-        m
+/// The walk as a map from inode number to the paths that name it, in path order.
+pub fn paths_by_inode(entries: &[Entry]) -> BTreeMap<u32, Vec<Vec<u8>>> {
+    let mut m: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
+    for e in entries {
+        m.entry(e.ino).or_default().push(e.path.clone());
     }
+    m
 }
