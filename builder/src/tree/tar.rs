@@ -27,7 +27,8 @@
 //!   error.
 //! - Hard links (`1`) name a member that came earlier and become the same node. Sparse
 //!   members (GNU `S`, pax 0.0, 0.1 and 1.0) keep their map; a map that covers the whole file
-//!   in one run is stored as dense. Volume labels are skipped; GNU dumpdirs read as
+//!   in one run is stored as dense. A sparse member's name: see `member_name` (GNU tar and
+//!   libarchive each cut a different one of `path` and `GNU.sparse.name` to 100 bytes). Volume labels are skipped; GNU dumpdirs read as
 //!   directories; multi-volume members are an error.
 
 use std::collections::BTreeMap;
@@ -126,8 +127,7 @@ pub fn add_tar_with_scratch(
         }
         // Local pax records override global ones: look them up in that order.
         let pax: Vec<(Vec<u8>, Vec<u8>)> = local.drain(..).chain(global.iter().cloned()).collect();
-        let path = pax_get(&pax, b"GNU.sparse.name")
-            .or_else(|| pax_get(&pax, b"path"))
+        let path = member_name(pax_get(&pax, b"GNU.sparse.name"), pax_get(&pax, b"path"))
             .map(<[u8]>::to_vec)
             .or(long_name.take())
             .unwrap_or_else(|| h.path());
@@ -230,6 +230,22 @@ pub fn add_tar_with_scratch(
     }
     canonicalize(tree);
     Ok(TarScratch { path: scratch })
+}
+
+/// A sparse member's real name. GNU tar writes it to `GNU.sparse.name` and a stand-in
+/// (`DIR/GNUSparseFile.PID/NAME`, sometimes cut to the 100-byte ustar name field) to
+/// `path`; libarchive writes the real name to `path` and, for names it cannot convert to
+/// UTF-8, a copy cut to 100 bytes to `GNU.sparse.name`. So: a `path` with a
+/// `GNUSparseFile.` component is a stand-in; otherwise a `path` longer than 100 bytes is
+/// libarchive's real name; otherwise `GNU.sparse.name` is right (for libarchive the two are
+/// then equal).
+fn member_name<'a>(sparse_name: Option<&'a [u8]>, path: Option<&'a [u8]>) -> Option<&'a [u8]> {
+    let stand_in = |p: &[u8]| p.split(|&b| b == b'/').any(|c| c.starts_with(b"GNUSparseFile."));
+    match (sparse_name, path) {
+        (Some(_), Some(p)) if p.len() > 100 && !stand_in(p) => Some(p),
+        (Some(s), _) => Some(s),
+        (None, p) => p,
+    }
 }
 
 /// The uncompressed archive: the input itself, or a scratch file it was decompressed into.
