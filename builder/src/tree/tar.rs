@@ -15,7 +15,8 @@
 //!   itself. Empty id fields read as 0.
 //! - Times: the mtime (pax `mtime` with nanoseconds over the header field); atime and ctime
 //!   are ignored and the timestamp policy applies, see [`super::ingest`].
-//! - Xattrs: pax `SCHILY.xattr.NAME` (raw value) and `LIBARCHIVE.xattr.NAME` (URL-encoded name,
+//! - Xattrs: pax `SCHILY.xattr.NAME` (raw value; GNU tar's `%25`/`%3D` escapes in the name
+//!   undone) and `LIBARCHIVE.xattr.NAME` (URL-encoded name,
 //!   base64 value), filtered by [`keep_xattr`] as for directories.
 //! - Paths: leading `/` and `./` are stripped, `.` and `..` resolved lexically; a `..` that
 //!   leaves the root is an error. Missing parent directories are created `0755 0:0`
@@ -532,7 +533,7 @@ impl Member<'_> {
         let mut meta = opts.meta((mode & 0o7777) as u16, uid, gid, mtime);
         for (k, v) in self.pax {
             let xattr = if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
-                Some((name.to_vec(), v.clone()))
+                Some((schily_decode(name), v.clone()))
             } else if let Some(name) = k.strip_prefix(b"LIBARCHIVE.xattr.") {
                 let bad = || r.err(self.start, "bad LIBARCHIVE.xattr record");
                 Some((url_decode(name).ok_or_else(bad)?, base64_decode(v).ok_or_else(bad)?))
@@ -669,6 +670,26 @@ fn sparse_content(
     Ok(FileContent { size: real, source: DataSource::Archive { path: data.clone(), offset: r.pos, map } })
 }
 
+/// GNU tar escapes `%` and `=` in xattr names as `%25` and `%3D` (a pax keyword cannot hold
+/// `=`); other escapes are left as they are, as GNU tar does.
+fn schily_decode(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        match name.get(i..i + 3) {
+            Some(b"%25") => out.push(b'%'),
+            Some(b"%3D") => out.push(b'='),
+            _ => {
+                out.push(name[i]);
+                i += 1;
+                continue;
+            }
+        }
+        i += 3;
+    }
+    out
+}
+
 fn url_decode(s: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
@@ -769,6 +790,7 @@ mod tests {
         assert_eq!(pax_get(&recs, b"uid"), Some(&b"123"[..]));
         assert!(parse_pax(b"99 path=x\n").is_none());
         assert_eq!(url_decode(b"user.a%3Db").unwrap(), b"user.a=b");
+        assert_eq!(schily_decode(b"user.%25%3D%41%"), b"user.%=%41%");
         assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
         assert_eq!(base64_decode(b"AQID").unwrap(), [1, 2, 3]);
     }
