@@ -16,8 +16,8 @@
 //! - Times: the mtime (pax `mtime` with nanoseconds over the header field); atime and ctime
 //!   are ignored and the timestamp policy applies, see [`super::ingest`].
 //! - Xattrs: pax `SCHILY.xattr.NAME` (raw value; GNU tar's `%25`/`%3D` escapes in the name
-//!   undone) and `LIBARCHIVE.xattr.NAME` (URL-encoded name,
-//!   base64 value), filtered by [`keep_xattr`] as for directories.
+//!   undone) and `LIBARCHIVE.xattr.NAME` (URL-encoded name, base64 value), filtered by
+//!   [`keep_xattr`] as for directories.
 //! - Paths: leading `/` and `./` are stripped, `.` and `..` resolved lexically; a `..` that
 //!   leaves the root is an error. Missing parent directories are created `0755 0:0`
 //!   SOURCE_DATE_EPOCH. A member under a non-directory (for example under a symlink) is an
@@ -29,8 +29,9 @@
 //! - Hard links (`1`) name a member that came earlier and become the same node. Sparse
 //!   members (GNU `S`, pax 0.0, 0.1 and 1.0) keep their map; a map that covers the whole file
 //!   in one run is stored as dense. A sparse member's name: see `member_name` (GNU tar and
-//!   libarchive each cut a different one of `path` and `GNU.sparse.name` to 100 bytes). Volume labels are skipped; GNU dumpdirs read as
-//!   directories; multi-volume members are an error.
+//!   libarchive each cut a different one of `path` and `GNU.sparse.name` to 100 bytes).
+//! - Volume labels are skipped; GNU dumpdirs read as directories; multi-volume members and
+//!   unknown member types are errors.
 
 use std::collections::BTreeMap;
 use std::fs::File;
