@@ -18,6 +18,13 @@ fn empty() -> FsTree {
     FsTree::new(Metadata::new(0o755, 0, 0, Timestamp::from_secs(0)))
 }
 
+/// The tree of a tar archive ingested at the root with the default options.
+fn tar_tree(archive: &std::path::Path) -> FsTree {
+    let mut t = empty();
+    add_tar(&mut t, archive, b"/", &opts()).unwrap();
+    t
+}
+
 /// The sample tree in a fresh temporary directory, and the tree ingested from it.
 fn sample_as_dir() -> (tempfile::TempDir, std::path::PathBuf, FsTree) {
     let tmp = tempfile::tempdir().unwrap();
@@ -383,9 +390,7 @@ fn member_order_does_not_change_the_tree() {
             src.display(),
             archive.display()
         ));
-        let mut t = empty();
-        add_tar(&mut t, &archive, b"/", &opts()).unwrap();
-        trees.push(t);
+        trees.push(tar_tree(&archive));
     }
     // Reversing the member list is the strongest reordering; GNU tar cannot write it, so
     // list the names in reverse and archive them with --no-recursion.
@@ -395,9 +400,7 @@ fn member_order_does_not_change_the_tree() {
         src.display(),
         rev.display()
     ));
-    let mut t = empty();
-    add_tar(&mut t, &rev, b"/", &opts()).unwrap();
-    trees.push(t);
+    trees.push(tar_tree(&rev));
     for t in &trees[1..] {
         tree_support::assert_same_tree(t, &trees[0], "member order");
     }
