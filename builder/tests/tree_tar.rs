@@ -410,12 +410,12 @@ fn member_order_does_not_change_the_tree() {
 fn gnu_incremental_dumpdirs_read_as_directories() {
     let tmp = tempfile::tempdir().unwrap();
     sh(&format!(
-        "cd '{}' && mkdir -p s/d && printf x > s/d/f && tar --listed-incremental=snap -C s -cf inc.tar . && \
-         tar -tvf inc.tar | grep -q '^d' ",
+        "cd '{}' && mkdir -p s/d && printf x > s/d/f && tar --listed-incremental=snap -C s -cf inc.tar .",
         tmp.path().display()
     ));
-    let mut t = empty();
-    add_tar(&mut t, &tmp.path().join("inc.tar"), b"/", &opts()).unwrap();
+    let bytes = std::fs::read(tmp.path().join("inc.tar")).unwrap();
+    assert_eq!(bytes[156], b'D', "GNU tar wrote a dumpdir member first");
+    let t = tar_tree(&tmp.path().join("inc.tar"));
     assert!(matches!(t.node(t.lookup(b"d").unwrap()).kind, NodeKind::Dir(_)));
     assert!(t.lookup(b"d/f").is_some());
 }

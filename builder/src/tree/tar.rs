@@ -268,7 +268,9 @@ fn open_uncompressed(
                 what: "xz and bzip2 compression are not supported; recompress with gzip or zstd",
             });
         }
-        return Ok((archive.to_path_buf(), None));
+        // Absolute, so the writer finds it whatever its working directory.
+        let path = std::path::absolute(archive).map_err(io)?;
+        return Ok((path, None));
     }
     let mut scratch = match scratch_dir {
         Some(dir) => tempfile::NamedTempFile::new_in(dir)
