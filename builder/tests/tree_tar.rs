@@ -243,6 +243,9 @@ fn bad_archives_are_errors_naming_the_problem() {
     ));
     let e = add_tar(&mut empty(), &tmp.path().join("cut.tar"), b"/", &opts()).unwrap_err();
     assert!(matches!(&e, IngestError::Tar { what, .. } if what.contains("past the end")), "{e}");
+    sh(&format!("cd {t} && xz -k full.tar", t = tmp.path().display()));
+    let e = add_tar(&mut empty(), &tmp.path().join("full.tar.xz"), b"/", &opts()).unwrap_err();
+    assert!(e.to_string().contains("recompress with gzip or zstd"), "{e}");
     let e = add_tar(&mut empty(), &tmp.path().join("missing.tar"), b"/", &opts()).unwrap_err();
     assert!(matches!(&e, IngestError::Io { path, .. } if path.ends_with("missing.tar")), "{e}");
 }
