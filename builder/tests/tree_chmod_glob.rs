@@ -61,6 +61,39 @@ const SPECS: &[&str] = &[
 
 const MODES: &[u32] = &[0o600, 0o644, 0o755, 0o700, 0o4755, 0o2750, 0o1777, 0o000, 0o111, 0o6711];
 
+/// A file `fMODE` and a directory `dMODE` for each mode.
+fn make_modes(src: &std::path::Path, modes: &[u32]) {
+    for &m in modes {
+        let f = src.join(format!("f{m:o}"));
+        std::fs::write(&f, b"x").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
+        let d = src.join(format!("d{m:o}"));
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+}
+
+/// Every entry rsync wrote to `dst` has the mode `spec` gives it here.
+fn assert_modes_as_rsync(spec: &str, parsed: &ChmodSpec, dst: &std::path::Path, modes: &[u32]) {
+    for &m in modes {
+        for (prefix, is_dir) in [("f", false), ("d", true)] {
+            let got =
+                std::fs::symlink_metadata(dst.join(format!("{prefix}{m:o}"))).unwrap().permissions().mode()
+                    & 0o7777;
+            let ours = parsed.apply(m as u16, is_dir);
+            assert_eq!(u32::from(ours), got, "--chmod={spec} on {prefix}{m:o}: ours {ours:o}, rsync {got:o}");
+        }
+    }
+}
+
+/// A deterministic pseudo-random source (a 64-bit LCG) giving numbers below `n`.
+fn lcg(mut state: u64) -> impl FnMut(usize) -> usize {
+    move |n| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) as usize % n
+    }
+}
+
 #[test]
 fn chmod_strings_give_what_rsync_gives() {
     let tmp = tempfile::tempdir().unwrap();
@@ -68,31 +101,10 @@ fn chmod_strings_give_what_rsync_gives() {
     for (k, spec) in SPECS.iter().enumerate() {
         let (src, dst) = (t.join(format!("s{k}")), t.join(format!("d{k}")));
         std::fs::create_dir(&src).unwrap();
-        for &m in MODES {
-            let f = src.join(format!("f{m:o}"));
-            std::fs::write(&f, b"x").unwrap();
-            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
-            let d = src.join(format!("d{m:o}"));
-            std::fs::create_dir(&d).unwrap();
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m)).unwrap();
-        }
+        make_modes(&src, MODES);
         sh(&format!("umask 022; rsync -a --chmod='{spec}' '{}/' '{}'", src.display(), dst.display()));
         let parsed = ChmodSpec::parse(spec).unwrap_or_else(|| panic!("{spec} parses in rsync but not here"));
-        for &m in MODES {
-            for (prefix, is_dir) in [("f", false), ("d", true)] {
-                let got = std::fs::symlink_metadata(dst.join(format!("{prefix}{m:o}")))
-                    .unwrap()
-                    .permissions()
-                    .mode()
-                    & 0o7777;
-                let ours = parsed.apply(m as u16, is_dir);
-                assert_eq!(
-                    u32::from(ours),
-                    got,
-                    "--chmod={spec} on {prefix}{m:o}: ours {ours:o}, rsync {got:o}"
-                );
-            }
-        }
+        assert_modes_as_rsync(spec, &parsed, &dst, MODES);
     }
 }
 
@@ -157,11 +169,7 @@ fn glob_matcher_agrees_with_bash_pattern_matching() {
     // in the C locale, in one bash run. No `(`: bash enables extglob inside `[[ ]]`.
     let pat_chars = b"ab-.]![^*?\\";
     let name_chars = b"ab-]![^*?.";
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = |n: usize| {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as usize % n
-    };
+    let mut next = lcg(0x2545_f491_4f6c_dd1d);
     let mut pairs = Vec::new();
     for _ in 0..3000 {
         let pat: Vec<u8> = (0..1 + next(6)).map(|_| pat_chars[next(pat_chars.len())]).collect();
@@ -220,11 +228,7 @@ fn glob_matcher_agrees_with_bash_pattern_matching() {
 #[test]
 fn generated_chmod_strings_agree_with_rsync() {
     // Deterministic pseudo-random clause strings from rsync's alphabet, some malformed.
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = |n: usize| {
-        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-        (state >> 33) as usize % n
-    };
+    let mut next = lcg(0x9e37_79b9_7f4a_7c15);
     let pick = |s: &[u8], i: usize| s[i % s.len()] as char;
     let mut specs = Vec::new();
     for _ in 0..150 {
@@ -252,14 +256,7 @@ fn generated_chmod_strings_agree_with_rsync() {
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
     let modes: &[u32] = &[0o644, 0o755, 0o4750, 0o2711, 0o1777, 0o600];
-    for &m in modes {
-        let f = src.join(format!("f{m:o}"));
-        std::fs::write(&f, b"x").unwrap();
-        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(m)).unwrap();
-        let d = src.join(format!("d{m:o}"));
-        std::fs::create_dir(&d).unwrap();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(m)).unwrap();
-    }
+    make_modes(&src, modes);
     let (mut accepted, mut rejected) = (0, 0);
     for (k, spec) in specs.iter().enumerate() {
         let dst = tmp.path().join(format!("d{k}"));
@@ -278,21 +275,7 @@ fn generated_chmod_strings_agree_with_rsync() {
         }
         accepted += 1;
         let ours = ours.unwrap_or_else(|| panic!("rsync accepts --chmod={spec}, we do not"));
-        for &m in modes {
-            for (prefix, is_dir) in [("f", false), ("d", true)] {
-                let got = std::fs::symlink_metadata(dst.join(format!("{prefix}{m:o}")))
-                    .unwrap()
-                    .permissions()
-                    .mode()
-                    & 0o7777;
-                let want = ours.apply(m as u16, is_dir);
-                assert_eq!(
-                    u32::from(want),
-                    got,
-                    "--chmod={spec} on {prefix}{m:o}: ours {want:o}, rsync {got:o}"
-                );
-            }
-        }
+        assert_modes_as_rsync(spec, &ours, &dst, modes);
     }
     assert!(
         accepted > 25 && rejected > 10,

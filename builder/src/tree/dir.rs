@@ -98,6 +98,7 @@ pub(crate) fn copy_host_dir(
     opts: &IngestOptions,
     touched: &mut Vec<NodeId>,
 ) -> Result<NodeId, IngestError> {
+    let src = &absolute(src)?;
     let origin = format!("`{}`", src.display());
     let md = fs::metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
     if !md.is_dir() {
@@ -125,12 +126,19 @@ pub(crate) fn copy_host_entry(
     opts: &IngestOptions,
     touched: &mut Vec<NodeId>,
 ) -> Result<(), IngestError> {
+    let src = &absolute(src)?;
     let origin = format!("`{}`", src.display());
     let md =
         fs::symlink_metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
     let dir = mkdir_p(tree, parent, &origin, opts)?;
     let mut w = Walker::new(tree, opts, how, origin, touched);
     w.add_entry(dir, &display_path(parent), name, src, &md)
+}
+
+/// `src` made absolute (without resolving links), so that [`DataSource::Host`] paths do not
+/// depend on the working directory the writer later runs in.
+fn absolute(src: &Path) -> Result<PathBuf, IngestError> {
+    std::path::absolute(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })
 }
 
 /// Walks one host source.

@@ -15,8 +15,9 @@
 //!   itself. Empty id fields read as 0.
 //! - Times: the mtime (pax `mtime` with nanoseconds over the header field); atime and ctime
 //!   are ignored and the timestamp policy applies, see [`super::ingest`].
-//! - Xattrs: pax `SCHILY.xattr.NAME` (raw value) and `LIBARCHIVE.xattr.NAME` (URL-encoded name,
-//!   base64 value), filtered by [`keep_xattr`] as for directories.
+//! - Xattrs: pax `SCHILY.xattr.NAME` (raw value; GNU tar's `%25`/`%3D` escapes in the name
+//!   undone) and `LIBARCHIVE.xattr.NAME` (URL-encoded name, base64 value), filtered by
+//!   [`keep_xattr`] as for directories.
 //! - Paths: leading `/` and `./` are stripped, `.` and `..` resolved lexically; a `..` that
 //!   leaves the root is an error. Missing parent directories are created `0755 0:0`
 //!   SOURCE_DATE_EPOCH. A member under a non-directory (for example under a symlink) is an
@@ -27,8 +28,10 @@
 //!   error.
 //! - Hard links (`1`) name a member that came earlier and become the same node. Sparse
 //!   members (GNU `S`, pax 0.0, 0.1 and 1.0) keep their map; a map that covers the whole file
-//!   in one run is stored as dense. Volume labels are skipped; GNU dumpdirs read as
-//!   directories; multi-volume members are an error.
+//!   in one run is stored as dense. A sparse member's name: see `member_name` (GNU tar and
+//!   libarchive each cut a different one of `path` and `GNU.sparse.name` to 100 bytes).
+//! - Volume labels are skipped; GNU dumpdirs read as directories; multi-volume members and
+//!   unknown member types are errors.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -126,8 +129,7 @@ pub fn add_tar_with_scratch(
         }
         // Local pax records override global ones: look them up in that order.
         let pax: Vec<(Vec<u8>, Vec<u8>)> = local.drain(..).chain(global.iter().cloned()).collect();
-        let path = pax_get(&pax, b"GNU.sparse.name")
-            .or_else(|| pax_get(&pax, b"path"))
+        let path = member_name(pax_get(&pax, b"GNU.sparse.name"), pax_get(&pax, b"path"))
             .map(<[u8]>::to_vec)
             .or(long_name.take())
             .unwrap_or_else(|| h.path());
@@ -232,6 +234,22 @@ pub fn add_tar_with_scratch(
     Ok(TarScratch { path: scratch })
 }
 
+/// A sparse member's real name. GNU tar writes it to `GNU.sparse.name` and a stand-in
+/// (`DIR/GNUSparseFile.PID/NAME`, sometimes cut to the 100-byte ustar name field) to
+/// `path`; libarchive writes the real name to `path` and, for names it cannot convert to
+/// UTF-8, a copy cut to 100 bytes to `GNU.sparse.name`. So: a `path` with a
+/// `GNUSparseFile.` component is a stand-in; otherwise a `path` longer than 100 bytes is
+/// libarchive's real name; otherwise `GNU.sparse.name` is right (for libarchive the two are
+/// then equal).
+fn member_name<'a>(sparse_name: Option<&'a [u8]>, path: Option<&'a [u8]>) -> Option<&'a [u8]> {
+    let stand_in = |p: &[u8]| p.split(|&b| b == b'/').any(|c| c.starts_with(b"GNUSparseFile."));
+    match (sparse_name, path) {
+        (Some(_), Some(p)) if p.len() > 100 && !stand_in(p) => Some(p),
+        (Some(s), _) => Some(s),
+        (None, p) => p,
+    }
+}
+
 /// The uncompressed archive: the input itself, or a scratch file it was decompressed into.
 fn open_uncompressed(
     archive: &Path,
@@ -250,7 +268,9 @@ fn open_uncompressed(
                 what: "xz and bzip2 compression are not supported; recompress with gzip or zstd",
             });
         }
-        return Ok((archive.to_path_buf(), None));
+        // Absolute, so the writer finds it whatever its working directory.
+        let path = std::path::absolute(archive).map_err(io)?;
+        return Ok((path, None));
     }
     let mut scratch = match scratch_dir {
         Some(dir) => tempfile::NamedTempFile::new_in(dir)
@@ -516,7 +536,7 @@ impl Member<'_> {
         let mut meta = opts.meta((mode & 0o7777) as u16, uid, gid, mtime);
         for (k, v) in self.pax {
             let xattr = if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
-                Some((name.to_vec(), v.clone()))
+                Some((schily_decode(name), v.clone()))
             } else if let Some(name) = k.strip_prefix(b"LIBARCHIVE.xattr.") {
                 let bad = || r.err(self.start, "bad LIBARCHIVE.xattr record");
                 Some((url_decode(name).ok_or_else(bad)?, base64_decode(v).ok_or_else(bad)?))
@@ -653,6 +673,26 @@ fn sparse_content(
     Ok(FileContent { size: real, source: DataSource::Archive { path: data.clone(), offset: r.pos, map } })
 }
 
+/// GNU tar escapes `%` and `=` in xattr names as `%25` and `%3D` (a pax keyword cannot hold
+/// `=`); other escapes are left as they are, as GNU tar does.
+fn schily_decode(name: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(name.len());
+    let mut i = 0;
+    while i < name.len() {
+        match name.get(i..i + 3) {
+            Some(b"%25") => out.push(b'%'),
+            Some(b"%3D") => out.push(b'='),
+            _ => {
+                out.push(name[i]);
+                i += 1;
+                continue;
+            }
+        }
+        i += 3;
+    }
+    out
+}
+
 fn url_decode(s: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
@@ -753,6 +793,7 @@ mod tests {
         assert_eq!(pax_get(&recs, b"uid"), Some(&b"123"[..]));
         assert!(parse_pax(b"99 path=x\n").is_none());
         assert_eq!(url_decode(b"user.a%3Db").unwrap(), b"user.a=b");
+        assert_eq!(schily_decode(b"user.%25%3D%41%"), b"user.%=%41%");
         assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
         assert_eq!(base64_decode(b"AQID").unwrap(), [1, 2, 3]);
     }

@@ -79,6 +79,7 @@ pub fn make_sample(dir: &Path, secs: i64) {
         mkfifo fifo
         mknod chardev c 1 3; mknod blockdev b 7 0
         printf deep > a/b/{long}/deep
+        printf z | dd of=a/b/{long}/$'sparse-\xff-with-a-long-path' bs=1 seek=300000 conv=notrunc status=none
         printf odd > $'\xff\xfename'
         "#,
         d = dir.display()
