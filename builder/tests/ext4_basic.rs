@@ -69,6 +69,7 @@ fn check_all(tree: &FsTree, img: &std::path::Path) {
     assert_fsck_clean(img);
     check_with_ext4_view(tree, img);
     check_with_debugfs(tree, img);
+    check_with_rdump(tree, img);
 }
 
 #[test]

@@ -86,7 +86,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         1 => Just(Kind::Fifo),
         1 => Just(Kind::Socket),
         2 => any::<usize>().prop_map(Kind::HardLink),
-        1 => (0u16..2500).prop_map(Kind::BigDir),
+        1 => (0u16..1200).prop_map(Kind::BigDir),
     ]
 }
 
@@ -170,5 +170,6 @@ proptest! {
         assert_fsck_clean(&img);
         check_with_ext4_view(&tree, &img);
         check_with_debugfs(&tree, &img);
+        check_with_rdump(&tree, &img);
     }
 }
