@@ -169,3 +169,27 @@ fn file_spanning_block_groups_with_content_defined_holes() {
     let free: u64 = h.lines().find(|l| l.starts_with("Free blocks:")).unwrap()[12..].trim().parse().unwrap();
     assert!(free > 262_144 - 20_000, "holes must stay free: {free} free blocks\n{h}");
 }
+
+#[test]
+fn writes_at_an_offset_inside_a_larger_image() {
+    let mut b = TreeBuilder::new();
+    b.file(NodeId::ROOT, b"f", vec![7u8; 10_000]);
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk.img");
+    let offset = 1u64 << 20;
+    let f = std::fs::File::create(&disk).unwrap();
+    f.set_len(offset + plan.size_bytes() + (1 << 20)).unwrap();
+    let mut last = 0;
+    plan.write(&b.tree, &f, offset, &mut |done| last = done).unwrap();
+    assert_eq!(last, plan.data_bytes());
+    drop(f);
+    let bytes = std::fs::read(&disk).unwrap();
+    let (before, rest) = bytes.split_at(offset as usize);
+    let (fs, after) = rest.split_at(plan.size_bytes() as usize);
+    assert!(before.iter().all(|&x| x == 0) && after.iter().all(|&x| x == 0), "nothing written outside the partition");
+    let part = tmp.path().join("part.img");
+    std::fs::write(&part, fs).unwrap();
+    assert_fsck_clean(&part);
+    check_with_ext4_view(&b.tree, &part);
+}
