@@ -139,9 +139,10 @@ fn node_insertion_order_does_not_change_the_image() {
 #[test]
 fn file_spanning_block_groups_with_content_defined_holes() {
     let tmp = tempfile::tempdir().unwrap();
-    // 150 MiB, mostly holes in the host file, one non-zero 4 KiB block every 64 KiB: the
-    // plan reserves it densely across the backup superblock of group 1, the write keeps
-    // only the 2400 data blocks and builds a two-level extent tree in freed blocks.
+    // 150 MiB, one non-zero 4 KiB block every 64 KiB, read as a dense archive member (so
+    // the plan does not scan it): the plan reserves it densely across the backup superblock
+    // of group 1, the write keeps only the 2400 data blocks and builds a two-level extent
+    // tree in freed blocks.
     let host = tmp.path().join("spanning.bin");
     let f = std::fs::File::create(&host).unwrap();
     let size = 150u64 << 20;
@@ -152,7 +153,8 @@ fn file_spanning_block_groups_with_content_defined_holes() {
     }
     drop(f);
     let mut b = TreeBuilder::new();
-    b.add(NodeId::ROOT, b"spanning", NodeKind::File(FileContent { size, source: DataSource::Host(host) }), meta(0o644));
+    let source = DataSource::Archive { path: Arc::new(host), offset: 0, map: None };
+    b.add(NodeId::ROOT, b"spanning", NodeKind::File(FileContent { size, source }), meta(0o644));
     b.file(NodeId::ROOT, b"after", b"written after the big file".to_vec());
     let img = build(&b.tree, SizeRequest::Exact(1 << 30), tmp.path(), "span");
     assert_fsck_clean(&img);
@@ -192,4 +194,33 @@ fn writes_at_an_offset_inside_a_larger_image() {
     std::fs::write(&part, fs).unwrap();
     assert_fsck_clean(&part);
     check_with_ext4_view(&b.tree, &part);
+}
+
+#[test]
+fn sparse_host_file_is_planned_by_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("sparse-host.bin");
+    let f = std::fs::File::create(&host).unwrap();
+    let size = 5u64 << 30;
+    f.set_len(size).unwrap();
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(b"head", 0).unwrap();
+    f.write_all_at(b"tail", size - 4).unwrap();
+    drop(f);
+    let mut b = TreeBuilder::new();
+    b.add(NodeId::ROOT, b"vm.img", NodeKind::File(FileContent { size, source: DataSource::Host(host) }), meta(0o600));
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    assert!(plan.size_bytes() <= 16 << 20, "a 5 GiB sparse file with 8 bytes needs {} bytes", plan.size_bytes());
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "sparse-host");
+    assert_fsck_clean(&img);
+    let stat = debugfs(&img, "stat /vm.img");
+    assert!(stat.contains(&format!("Size: {size}")) && stat.contains(&format!("({}):", (size - 1) / 4096)), "{stat}");
+    let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
+    let mut file = fs.open("/vm.img").unwrap();
+    let mut buf = [0u8; 4];
+    file.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"head");
+    file.seek(SeekFrom::Start(size - 4)).unwrap();
+    file.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"tail");
 }

@@ -72,9 +72,11 @@
 //! fails with [`Ext4Error::TooSmall`] (saying how many MiB are missing) if the planned
 //! contents plus `reserved_percent` of the blocks do not fit, or with
 //! [`Ext4Error::TooManyInodes`] if the tree needs more inodes than 32768 per group.
-//! The plan counts every block of a file as data except the holes of a tar sparse map:
-//! a host file's holes are only found while streaming, so they make the filesystem larger
-//! than strictly needed (never smaller). [`SizeRequest::Auto`] finds the smallest block count where they
+//! The plan counts every block of a file as data except the holes of a tar sparse map and,
+//! for a host file the host stores sparsely (fewer allocated bytes than its size), its
+//! all-zero blocks: such a file is scanned once while planning, so a 10 GiB sparse file
+//! with little data costs little. Other all-zero blocks are found while streaming and left
+//! free, so the filesystem can be larger than strictly needed (never smaller). [`SizeRequest::Auto`] finds the smallest block count where they
 //! fit, adds `extra_bytes` and rounds up to 1 MiB.
 //!
 //! **Determinism.** No clock, no RNG: every time is `opts.time` or the tree's, UUID and hash
@@ -103,6 +105,13 @@ pub use planner::Ext4Plan;
 
 /// Block size of every filesystem this writer makes.
 pub const BLOCK_SIZE: u64 = 4096;
+
+/// Whether `block` (at most one block long) is all zeros; a slice compare is a memcmp,
+/// fast even in unoptimised builds.
+pub(crate) fn is_zero(block: &[u8]) -> bool {
+    static ZERO: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
+    block == &ZERO[..block.len()]
+}
 
 /// What the caller decides about the filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]

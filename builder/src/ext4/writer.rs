@@ -161,7 +161,7 @@ impl InodeTables<'_> {
 
     fn flush(&mut self, out: &Out) -> Result<(), Ext4Error> {
         if let Some(b) = self.block.take() {
-            if self.buf.iter().any(|&x| x != 0) {
+            if !super::is_zero(&self.buf) {
                 out.write_blocks(b, &self.buf)?;
             }
             self.buf.fill(0);
@@ -248,7 +248,7 @@ impl Pass<'_> {
                 src.read((l0 + k) * BLOCK_SIZE, chunk)?;
                 let mut i = 0;
                 while i < m {
-                    let zero = |j: usize| chunk[j * BS..(j + 1) * BS].iter().all(|&b| b == 0);
+                    let zero = |j: usize| super::is_zero(&chunk[j * BS..(j + 1) * BS]);
                     if zero(i) {
                         holes.push(p0 + k + i as u64);
                         i += 1;
