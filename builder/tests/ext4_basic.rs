@@ -175,17 +175,31 @@ fn building_twice_gives_identical_bytes() {
 
 #[test]
 fn missing_source_names_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("vanishing-source");
+    std::fs::write(&src, b"data").unwrap();
     let mut b = TreeBuilder::new();
     let id = b.file(NodeId::ROOT, b"f", vec![1]);
     if let NodeKind::File(c) = &mut b.tree.node_mut(id).kind {
-        c.source = reprodisk::tree::DataSource::Host("/nonexistent/reprodisk-source".into());
+        c.size = 4;
+        c.source = reprodisk::tree::DataSource::Host(src.clone());
     }
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    // Gone between planning and writing: the write names it.
+    std::fs::remove_file(&src).unwrap();
     let f = std::fs::File::create(tmp.path().join("x.img")).unwrap();
     f.set_len(plan.size_bytes()).unwrap();
     let err = plan.write(&b.tree, &f, 0, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/reprodisk-source"), "{err}");
+    assert!(matches!(&err, Ext4Error::Read { path, .. } if *path == src), "{err}");
+    assert!(err.to_string().contains("vanishing-source"), "{err}");
+    // Missing before planning: the plan names it (it checks whether host files are sparse).
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("missing source");
+    assert!(err.to_string().contains("vanishing-source"), "{err}");
+    // Shorter than the tree says: the write reports the change.
+    std::fs::write(&src, b"da").unwrap();
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    let err = plan.write(&b.tree, &f, 0, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Ext4Error::SourceChanged { expected: 4, actual: 2, .. }), "{err}");
     let _ = (BTreeMap::<u8, u8>::new(), Metadata::new(0, 0, 0, T0));
 }
 
