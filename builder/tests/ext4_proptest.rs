@@ -163,10 +163,15 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
-    fn random_trees_are_fsck_clean_and_read_back(root in metadata(), ops in prop::collection::vec(op(), 0..40)) {
+    fn random_trees_are_fsck_clean_and_read_back(
+        root in metadata(),
+        ops in prop::collection::vec(op(), 0..40),
+        // Extra space up to 600 MiB gives filesystems of several groups (backups, flex groups).
+        extra_bytes in prop_oneof![3 => Just(0u64), 1 => 0u64..(600 << 20)],
+    ) {
         let tree = build_tree(root, ops);
         let tmp = tempfile::tempdir().unwrap();
-        let img = build(&tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "prop");
+        let img = build(&tree, SizeRequest::Auto { extra_bytes }, tmp.path(), "prop");
         assert_fsck_clean(&img);
         check_with_ext4_view(&tree, &img);
         check_with_debugfs(&tree, &img);
