@@ -224,3 +224,24 @@ fn sparse_host_file_is_planned_by_its_data() {
     file.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"tail");
 }
+
+#[test]
+fn build_folder_and_source_paths_do_not_change_the_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree_in = |folder: &str| {
+        let dir = tmp.path().join(folder);
+        std::fs::create_dir(&dir).unwrap();
+        let mut b = TreeBuilder::new();
+        for (name, data) in [("a", &b"alpha"[..]), ("b", &[0u8; 9000][..]), ("c", &b"gamma"[..])] {
+            let p = dir.join(name);
+            std::fs::write(&p, data).unwrap();
+            let size = data.len() as u64;
+            b.add(NodeId::ROOT, name.as_bytes(), NodeKind::File(FileContent { size, source: DataSource::Host(p) }), meta(0o644));
+        }
+        b.tree
+    };
+    let (t1, t2) = (tree_in("first-folder"), tree_in("second/deeper".replace('/', "-").as_str()));
+    let a = build(&t1, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "one");
+    let b = build(&t2, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "two");
+    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "images differ with the source folder");
+}
