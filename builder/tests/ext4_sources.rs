@@ -165,7 +165,10 @@ fn file_spanning_block_groups_with_content_defined_holes() {
     for k in [0u64, 1000, 2000, 2399] {
         file.seek(SeekFrom::Start(k * (64 << 10))).unwrap();
         file.read_exact(&mut buf).unwrap();
-        assert!(buf[..4096].iter().all(|&x| x == (k % 250) as u8 + 1) && buf[4096..].iter().all(|&x| x == 0), "chunk {k}");
+        assert!(
+            buf[..4096].iter().all(|&x| x == (k % 250) as u8 + 1) && buf[4096..].iter().all(|&x| x == 0),
+            "chunk {k}"
+        );
     }
     let h = dumpe2fs_h(&img);
     let free: u64 = h.lines().find(|l| l.starts_with("Free blocks:")).unwrap()[12..].trim().parse().unwrap();
@@ -236,7 +239,12 @@ fn build_folder_and_source_paths_do_not_change_the_image() {
             let p = dir.join(name);
             std::fs::write(&p, data).unwrap();
             let size = data.len() as u64;
-            b.add(NodeId::ROOT, name.as_bytes(), NodeKind::File(FileContent { size, source: DataSource::Host(p) }), meta(0o644));
+            b.add(
+                NodeId::ROOT,
+                name.as_bytes(),
+                NodeKind::File(FileContent { size, source: DataSource::Host(p) }),
+                meta(0o644),
+            );
         }
         b.tree
     };
@@ -244,4 +252,32 @@ fn build_folder_and_source_paths_do_not_change_the_image() {
     let a = build(&t1, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "one");
     let b = build(&t2, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "two");
     assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "images differ with the source folder");
+}
+
+#[test]
+fn a_hole_that_deepens_the_extent_tree_still_fits() {
+    // 1360 planned extents fill the four leaves an inode can index; a zero block inside the
+    // last run splits it into a 1361st extent, which needs a fifth leaf and an index block:
+    // two blocks, while the hole frees one. The writer takes the other from unplanned space.
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("runs.tar");
+    let mut stored = Vec::new();
+    let mut map = Vec::new();
+    for k in 0..1359u64 {
+        map.push((k * 2 * 4096, 4096u64));
+        stored.extend_from_slice(&[(k % 200) as u8 + 1; 4096]);
+    }
+    map.push((1359 * 2 * 4096, 3 * 4096));
+    stored.extend_from_slice(&[9u8; 4096]);
+    stored.extend_from_slice(&[0u8; 4096]);
+    stored.extend_from_slice(&[9u8; 4096]);
+    std::fs::write(&archive, &stored).unwrap();
+    let size = 1359 * 2 * 4096 + 3 * 4096;
+    let mut b = TreeBuilder::new();
+    let source = DataSource::Archive { path: Arc::new(archive), offset: 0, map: Some(Arc::from(map)) };
+    b.add(NodeId::ROOT, b"runs", NodeKind::File(FileContent { size, source }), meta(0o644));
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "deepen");
+    assert_fsck_clean(&img);
+    check_with_ext4_view(&b.tree, &img);
+    check_with_debugfs(&b.tree, &img);
 }

@@ -203,6 +203,8 @@ pub enum Ext4Error {
     DirectoryHardLink { path: String },
     #[error("symlink `{path}` has an empty target, which ext4 cannot store")]
     EmptySymlink { path: String },
+    #[error("no free block left for the extent tree of inode {ino}; give the filesystem a little more space")]
+    NoSpaceForExtentTree { ino: u32 },
     #[error("the tree given to write differs from the planned one ({0})")]
     TreeMismatch(&'static str),
 }

@@ -464,6 +464,8 @@ pub struct Ext4Plan {
     /// Blocks in use before any inode's data: superblocks, GDTs, bitmaps, inode tables,
     /// the resize inode's block and the journal.
     pub(crate) meta_used: Bitmap,
+    /// Every block the plan hands out; its clear bits are space no inode was given.
+    pub(crate) never_planned: Bitmap,
     pub(crate) groups: Vec<GroupMeta>,
     pub(crate) resize_dind: u64,
     pub(crate) journal: NodeAlloc,
@@ -641,6 +643,7 @@ fn layout(geo: Geometry, census: &Census, opts: &Ext4Options, node_count: usize)
             max_ino: 0,
         },
         meta_used,
+        never_planned: a.used.clone(),
         groups,
         resize_dind,
         journal,
