@@ -424,7 +424,7 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
             needed,
         })?;
         c.total_blocks += match &content {
-            Content::Dir { blocks, .. } => *blocks + extent::tree_blocks(1) as u64,
+            Content::Dir { blocks, .. } => *blocks,
             Content::File { runs } => {
                 let b: u64 = runs.iter().map(|r| r.1).sum();
                 b + extent::tree_blocks(runs.len() + (b / extent::MAX_EXTENT_LEN) as usize) as u64
@@ -492,7 +492,7 @@ impl Ext4Plan {
             .sum()
     }
 
-    /// Number of inodes the filesystem has and uses.
+    /// Inodes the filesystem has, and the highest inode number the tree uses.
     pub fn inode_counts(&self) -> (u32, u32) {
         (self.geo.inodes_count(), self.census.max_ino)
     }
