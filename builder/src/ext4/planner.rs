@@ -267,11 +267,11 @@ fn file_runs(size: u64, source: &DataSource) -> Vec<(u64, u64)> {
 fn sparse_host_runs(path: &std::path::Path, size: u64) -> Result<Option<Vec<(u64, u64)>>, Ext4Error> {
     use std::os::unix::fs::{FileExt, MetadataExt};
     let err = |source| Ext4Error::Read { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(err)?;
-    let allocated = file.metadata().map_err(err)?.blocks() * 512;
+    let allocated = std::fs::metadata(path).map_err(err)?.blocks() * 512;
     if allocated >= size {
         return Ok(None);
     }
+    let file = std::fs::File::open(path).map_err(err)?;
     const CHUNK: usize = 1 << 20;
     let mut buf = vec![0u8; CHUNK];
     let mut runs: Vec<(u64, u64)> = Vec::new();
