@@ -261,3 +261,20 @@ fn hard_linked_directories_and_empty_symlinks_are_refused() {
     let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("empty symlink");
     assert!(matches!(&err, Ext4Error::EmptySymlink { path } if path == "/l"), "{err}");
 }
+
+#[test]
+fn e2fsck_notices_a_flipped_byte_so_the_checksums_are_checked() {
+    let tree = rich_tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "flip");
+    assert_fsck_clean(&img);
+    // A byte of the entry names in /etc's first directory block.
+    let out = debugfs(&img, "bmap /etc 0");
+    let block: u64 = out.split_whitespace().find_map(|w| w.parse().ok()).expect("bmap prints a block number");
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[(block * 4096 + 30) as usize] ^= 0x20;
+    std::fs::write(&img, &bytes).unwrap();
+    let (code, out) = run_tool("e2fsck", &["-fn", img.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.to_lowercase().contains("checksum"), "{out}");
+}
