@@ -128,12 +128,9 @@ fn node_insertion_order_does_not_change_the_image() {
             b.file(id, f, [d, f].concat());
         }
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let a = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "a");
     let r = reversed(&b.tree);
     assert_ne!(r.nodes[1], b.tree.nodes[1]);
-    let c = build(&r, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "c");
-    assert!(std::fs::read(&a).unwrap() == std::fs::read(&c).unwrap(), "images differ");
+    assert_same_image(&b.tree, &r);
 }
 
 #[test]
@@ -144,14 +141,8 @@ fn file_spanning_block_groups_with_content_defined_holes() {
     // of group 1, the write keeps only the 2400 data blocks and builds a two-level extent
     // tree in freed blocks.
     let host = tmp.path().join("spanning.bin");
-    let f = std::fs::File::create(&host).unwrap();
     let size = 150u64 << 20;
-    f.set_len(size).unwrap();
-    use std::os::unix::fs::FileExt;
-    for k in 0..size / (64 << 10) {
-        f.write_all_at(&[(k % 250) as u8 + 1; 4096], k * (64 << 10)).unwrap();
-    }
-    drop(f);
+    sparse_host_file(&host, size, (0..size / (64 << 10)).map(|k| (k * (64 << 10), vec![(k % 250) as u8 + 1; 4096])));
     let mut b = TreeBuilder::new();
     let source = DataSource::Archive { path: Arc::new(host), offset: 0, map: None };
     b.add(NodeId::ROOT, b"spanning", NodeKind::File(FileContent { size, source }), meta(0o644));
@@ -203,13 +194,8 @@ fn writes_at_an_offset_inside_a_larger_image() {
 fn sparse_host_file_is_planned_by_its_data() {
     let tmp = tempfile::tempdir().unwrap();
     let host = tmp.path().join("sparse-host.bin");
-    let f = std::fs::File::create(&host).unwrap();
     let size = 5u64 << 30;
-    f.set_len(size).unwrap();
-    use std::os::unix::fs::FileExt;
-    f.write_all_at(b"head", 0).unwrap();
-    f.write_all_at(b"tail", size - 4).unwrap();
-    drop(f);
+    sparse_host_file(&host, size, [(0, b"head".to_vec()), (size - 4, b"tail".to_vec())]);
     let mut b = TreeBuilder::new();
     b.add(NodeId::ROOT, b"vm.img", NodeKind::File(FileContent { size, source: DataSource::Host(host) }), meta(0o600));
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
@@ -248,10 +234,7 @@ fn build_folder_and_source_paths_do_not_change_the_image() {
         }
         b.tree
     };
-    let (t1, t2) = (tree_in("first-folder"), tree_in("second/deeper".replace('/', "-").as_str()));
-    let a = build(&t1, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "one");
-    let b = build(&t2, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "two");
-    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "images differ with the source folder");
+    assert_same_image(&tree_in("first-folder"), &tree_in("second-folder"));
 }
 
 #[test]

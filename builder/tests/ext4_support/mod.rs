@@ -454,3 +454,21 @@ pub fn check_with_rdump(tree: &FsTree, img: &Path) {
         }
     }
 }
+
+/// Builds both trees with the automatic size and asserts the images are byte-identical.
+pub fn assert_same_image(a: &FsTree, b: &FsTree) {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = build(a, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "first");
+    let y = build(b, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "second");
+    assert!(std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(), "the two images differ");
+}
+
+/// A host file of `size` bytes that holds `chunks` (offset, bytes) and holes elsewhere.
+pub fn sparse_host_file(path: &Path, size: u64, chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    for (at, data) in chunks {
+        f.write_all_at(&data, at).unwrap();
+    }
+}
