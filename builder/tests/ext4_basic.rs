@@ -69,6 +69,7 @@ fn check_all(tree: &FsTree, img: &std::path::Path) {
     assert_fsck_clean(img);
     check_with_ext4_view(tree, img);
     check_with_debugfs(tree, img);
+    check_with_rdump(tree, img);
 }
 
 #[test]
@@ -166,25 +167,36 @@ fn auto_size_adds_extra_and_rounds_to_mib() {
 #[test]
 fn building_twice_gives_identical_bytes() {
     let tree = rich_tree();
-    let tmp = tempfile::tempdir().unwrap();
-    let a = build(&tree, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "a");
-    let b = build(&tree, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "b");
-    assert!(std::fs::read(&a).unwrap() == std::fs::read(&b).unwrap(), "two builds differ");
+    assert_same_image(&tree, &tree.clone());
 }
 
 #[test]
 fn missing_source_names_the_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("vanishing-source");
+    std::fs::write(&src, b"data").unwrap();
     let mut b = TreeBuilder::new();
     let id = b.file(NodeId::ROOT, b"f", vec![1]);
     if let NodeKind::File(c) = &mut b.tree.node_mut(id).kind {
-        c.source = reprodisk::tree::DataSource::Host("/nonexistent/reprodisk-source".into());
+        c.size = 4;
+        c.source = reprodisk::tree::DataSource::Host(src.clone());
     }
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
+    // Gone between planning and writing: the write names it.
+    std::fs::remove_file(&src).unwrap();
     let f = std::fs::File::create(tmp.path().join("x.img")).unwrap();
     f.set_len(plan.size_bytes()).unwrap();
     let err = plan.write(&b.tree, &f, 0, &mut |_| {}).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/reprodisk-source"), "{err}");
+    assert!(matches!(&err, Ext4Error::Read { path, .. } if *path == src), "{err}");
+    assert!(err.to_string().contains("vanishing-source"), "{err}");
+    // Missing before planning: the plan names it (it checks whether host files are sparse).
+    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("missing source");
+    assert!(err.to_string().contains("vanishing-source"), "{err}");
+    // Shorter than the tree says: the write reports the change.
+    std::fs::write(&src, b"da").unwrap();
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    let err = plan.write(&b.tree, &f, 0, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, Ext4Error::SourceChanged { expected: 4, actual: 2, .. }), "{err}");
     let _ = (BTreeMap::<u8, u8>::new(), Metadata::new(0, 0, 0, T0));
 }
 
@@ -245,4 +257,21 @@ fn hard_linked_directories_and_empty_symlinks_are_refused() {
     b.add(NodeId::ROOT, b"l", NodeKind::Symlink(Vec::new()), meta(0o777));
     let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("empty symlink");
     assert!(matches!(&err, Ext4Error::EmptySymlink { path } if path == "/l"), "{err}");
+}
+
+#[test]
+fn e2fsck_notices_a_flipped_byte_so_the_checksums_are_checked() {
+    let tree = rich_tree();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = build(&tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "flip");
+    assert_fsck_clean(&img);
+    // A byte of the entry names in /etc's first directory block.
+    let out = debugfs(&img, "bmap /etc 0");
+    let block: u64 = out.split_whitespace().find_map(|w| w.parse().ok()).expect("bmap prints a block number");
+    let mut bytes = std::fs::read(&img).unwrap();
+    bytes[(block * 4096 + 30) as usize] ^= 0x20;
+    std::fs::write(&img, &bytes).unwrap();
+    let (code, out) = run_tool("e2fsck", &["-fn", img.to_str().unwrap()]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.to_lowercase().contains("checksum"), "{out}");
 }

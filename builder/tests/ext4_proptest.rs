@@ -86,7 +86,7 @@ fn kind() -> impl Strategy<Value = Kind> {
         1 => Just(Kind::Fifo),
         1 => Just(Kind::Socket),
         2 => any::<usize>().prop_map(Kind::HardLink),
-        1 => (0u16..2500).prop_map(Kind::BigDir),
+        1 => (0u16..1200).prop_map(Kind::BigDir),
     ]
 }
 
@@ -163,12 +163,18 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
     #[test]
-    fn random_trees_are_fsck_clean_and_read_back(root in metadata(), ops in prop::collection::vec(op(), 0..40)) {
+    fn random_trees_are_fsck_clean_and_read_back(
+        root in metadata(),
+        ops in prop::collection::vec(op(), 0..40),
+        // Extra space up to 600 MiB gives filesystems of several groups (backups, flex groups).
+        extra_bytes in prop_oneof![3 => Just(0u64), 1 => 0u64..(600 << 20)],
+    ) {
         let tree = build_tree(root, ops);
         let tmp = tempfile::tempdir().unwrap();
-        let img = build(&tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "prop");
+        let img = build(&tree, SizeRequest::Auto { extra_bytes }, tmp.path(), "prop");
         assert_fsck_clean(&img);
         check_with_ext4_view(&tree, &img);
         check_with_debugfs(&tree, &img);
+        check_with_rdump(&tree, &img);
     }
 }

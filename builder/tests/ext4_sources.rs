@@ -128,31 +128,24 @@ fn node_insertion_order_does_not_change_the_image() {
             b.file(id, f, [d, f].concat());
         }
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let a = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "a");
     let r = reversed(&b.tree);
     assert_ne!(r.nodes[1], b.tree.nodes[1]);
-    let c = build(&r, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "c");
-    assert!(std::fs::read(&a).unwrap() == std::fs::read(&c).unwrap(), "images differ");
+    assert_same_image(&b.tree, &r);
 }
 
 #[test]
 fn file_spanning_block_groups_with_content_defined_holes() {
     let tmp = tempfile::tempdir().unwrap();
-    // 150 MiB, mostly holes in the host file, one non-zero 4 KiB block every 64 KiB: the
-    // plan reserves it densely across the backup superblock of group 1, the write keeps
-    // only the 2400 data blocks and builds a two-level extent tree in freed blocks.
+    // 150 MiB, one non-zero 4 KiB block every 64 KiB, read as a dense archive member (so
+    // the plan does not scan it): the plan reserves it densely across the backup superblock
+    // of group 1, the write keeps only the 2400 data blocks and builds a two-level extent
+    // tree in freed blocks.
     let host = tmp.path().join("spanning.bin");
-    let f = std::fs::File::create(&host).unwrap();
     let size = 150u64 << 20;
-    f.set_len(size).unwrap();
-    use std::os::unix::fs::FileExt;
-    for k in 0..size / (64 << 10) {
-        f.write_all_at(&[(k % 250) as u8 + 1; 4096], k * (64 << 10)).unwrap();
-    }
-    drop(f);
+    sparse_host_file(&host, size, (0..size / (64 << 10)).map(|k| (k * (64 << 10), vec![(k % 250) as u8 + 1; 4096])));
     let mut b = TreeBuilder::new();
-    b.add(NodeId::ROOT, b"spanning", NodeKind::File(FileContent { size, source: DataSource::Host(host) }), meta(0o644));
+    let source = DataSource::Archive { path: Arc::new(host), offset: 0, map: None };
+    b.add(NodeId::ROOT, b"spanning", NodeKind::File(FileContent { size, source }), meta(0o644));
     b.file(NodeId::ROOT, b"after", b"written after the big file".to_vec());
     let img = build(&b.tree, SizeRequest::Exact(1 << 30), tmp.path(), "span");
     assert_fsck_clean(&img);
@@ -163,9 +156,111 @@ fn file_spanning_block_groups_with_content_defined_holes() {
     for k in [0u64, 1000, 2000, 2399] {
         file.seek(SeekFrom::Start(k * (64 << 10))).unwrap();
         file.read_exact(&mut buf).unwrap();
-        assert!(buf[..4096].iter().all(|&x| x == (k % 250) as u8 + 1) && buf[4096..].iter().all(|&x| x == 0), "chunk {k}");
+        assert!(
+            buf[..4096].iter().all(|&x| x == (k % 250) as u8 + 1) && buf[4096..].iter().all(|&x| x == 0),
+            "chunk {k}"
+        );
     }
     let h = dumpe2fs_h(&img);
     let free: u64 = h.lines().find(|l| l.starts_with("Free blocks:")).unwrap()[12..].trim().parse().unwrap();
     assert!(free > 262_144 - 20_000, "holes must stay free: {free} free blocks\n{h}");
+}
+
+#[test]
+fn writes_at_an_offset_inside_a_larger_image() {
+    let mut b = TreeBuilder::new();
+    b.file(NodeId::ROOT, b"f", vec![7u8; 10_000]);
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk.img");
+    let offset = 1u64 << 20;
+    let f = std::fs::File::create(&disk).unwrap();
+    f.set_len(offset + plan.size_bytes() + (1 << 20)).unwrap();
+    let mut last = 0;
+    plan.write(&b.tree, &f, offset, &mut |done| last = done).unwrap();
+    assert_eq!(last, plan.data_bytes());
+    drop(f);
+    let bytes = std::fs::read(&disk).unwrap();
+    let (before, rest) = bytes.split_at(offset as usize);
+    let (fs, after) = rest.split_at(plan.size_bytes() as usize);
+    assert!(before.iter().all(|&x| x == 0) && after.iter().all(|&x| x == 0), "nothing written outside the partition");
+    let part = tmp.path().join("part.img");
+    std::fs::write(&part, fs).unwrap();
+    assert_fsck_clean(&part);
+    check_with_ext4_view(&b.tree, &part);
+}
+
+#[test]
+fn sparse_host_file_is_planned_by_its_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let host = tmp.path().join("sparse-host.bin");
+    let size = 5u64 << 30;
+    sparse_host_file(&host, size, [(0, b"head".to_vec()), (size - 4, b"tail".to_vec())]);
+    let mut b = TreeBuilder::new();
+    b.add(NodeId::ROOT, b"vm.img", NodeKind::File(FileContent { size, source: DataSource::Host(host) }), meta(0o600));
+    let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
+    assert!(plan.size_bytes() <= 16 << 20, "a 5 GiB sparse file with 8 bytes needs {} bytes", plan.size_bytes());
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "sparse-host");
+    assert_fsck_clean(&img);
+    let stat = debugfs(&img, "stat /vm.img");
+    assert!(stat.contains(&format!("Size: {size}")) && stat.contains(&format!("({}):", (size - 1) / 4096)), "{stat}");
+    let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
+    let mut file = fs.open("/vm.img").unwrap();
+    let mut buf = [0u8; 4];
+    file.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"head");
+    file.seek(SeekFrom::Start(size - 4)).unwrap();
+    file.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"tail");
+}
+
+#[test]
+fn build_folder_and_source_paths_do_not_change_the_image() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tree_in = |folder: &str| {
+        let dir = tmp.path().join(folder);
+        std::fs::create_dir(&dir).unwrap();
+        let mut b = TreeBuilder::new();
+        for (name, data) in [("a", &b"alpha"[..]), ("b", &[0u8; 9000][..]), ("c", &b"gamma"[..])] {
+            let p = dir.join(name);
+            std::fs::write(&p, data).unwrap();
+            let size = data.len() as u64;
+            b.add(
+                NodeId::ROOT,
+                name.as_bytes(),
+                NodeKind::File(FileContent { size, source: DataSource::Host(p) }),
+                meta(0o644),
+            );
+        }
+        b.tree
+    };
+    assert_same_image(&tree_in("first-folder"), &tree_in("second-folder"));
+}
+
+#[test]
+fn a_hole_that_deepens_the_extent_tree_still_fits() {
+    // 1360 planned extents fill the four leaves an inode can index; a zero block inside the
+    // last run splits it into a 1361st extent, which needs a fifth leaf and an index block:
+    // two blocks, while the hole frees one. The writer takes the other from unplanned space.
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = tmp.path().join("runs.tar");
+    let mut stored = Vec::new();
+    let mut map = Vec::new();
+    for k in 0..1359u64 {
+        map.push((k * 2 * 4096, 4096u64));
+        stored.extend_from_slice(&[(k % 200) as u8 + 1; 4096]);
+    }
+    map.push((1359 * 2 * 4096, 3 * 4096));
+    stored.extend_from_slice(&[9u8; 4096]);
+    stored.extend_from_slice(&[0u8; 4096]);
+    stored.extend_from_slice(&[9u8; 4096]);
+    std::fs::write(&archive, &stored).unwrap();
+    let size = 1359 * 2 * 4096 + 3 * 4096;
+    let mut b = TreeBuilder::new();
+    let source = DataSource::Archive { path: Arc::new(archive), offset: 0, map: Some(Arc::from(map)) };
+    b.add(NodeId::ROOT, b"runs", NodeKind::File(FileContent { size, source }), meta(0o644));
+    let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "deepen");
+    assert_fsck_clean(&img);
+    check_with_ext4_view(&b.tree, &img);
+    check_with_debugfs(&b.tree, &img);
 }

@@ -12,6 +12,10 @@ impl Bitmap {
         Bitmap { words: vec![0; len.div_ceil(64) as usize], len }
     }
 
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
     pub fn get(&self, i: u64) -> bool {
         i < self.len && self.words[(i / 64) as usize] & (1 << (i % 64)) != 0
     }

@@ -30,7 +30,7 @@
 //! the journal (mke2fs's `ext2fs_default_journal_size`, at least 1024 blocks), then for
 //! every inode in inode-number order: its xattr block, its directory blocks or file data,
 //! and its extent tree blocks. A file's data gets physical blocks for every logical block
-//! that may hold data (all of them, except the holes of a tar's sparse map). Holes are
+//! that may hold data (see **Sizing**), logical block i of a run at physical start + i. Holes are
 //! content-defined: a block that turns out all-zero when the data is streamed becomes a
 //! hole and its block stays free, so the plan is an upper bound by at most those blocks.
 //! Extent-tree blocks that holes make necessary are taken from that same file's freed
@@ -38,9 +38,11 @@
 //!
 //! **Inode numbers.** 1-10 are reserved (7 is the resize inode, 8 the journal), the root is
 //! 2, `lost+found` is 11 (as mke2fs makes it: 16 KiB, mode 0700, owned by root, times from
-//! `opts.time`), and the other nodes follow [`FsTree::preorder`] from 12 on: the n-th node of
-//! the pre-order (root = 0) is inode 11 + n. A tree whose root already has a `lost+found`
-//! directory uses that directory as inode 11 (with its own metadata and entries).
+//! `opts.time`), and the other nodes follow [`FsTree::preorder`] from 12 on (hard links
+//! share their node's inode). A tree whose root already has a `lost+found` directory uses
+//! that directory as inode 11 (with its own metadata and entries, at least 16 KiB); a
+//! `lost+found` that is not a directory is refused. Inode bitmaps mark 1..=last used inode;
+//! every group is flagged ITABLE_ZEROED with an exact `bg_itable_unused`, no UNINIT flags.
 //!
 //! **Journal.** An empty, clean jbd2 journal (superblock v2, `s_start = 0`, sequence 1,
 //! one user, the filesystem UUID) in extents right after the resize inode's block. Like
@@ -72,10 +74,19 @@
 //! fails with [`Ext4Error::TooSmall`] (saying how many MiB are missing) if the planned
 //! contents plus `reserved_percent` of the blocks do not fit, or with
 //! [`Ext4Error::TooManyInodes`] if the tree needs more inodes than 32768 per group.
-//! The plan counts every block of a file as data except the holes of a tar sparse map:
-//! a host file's holes are only found while streaming, so they make the filesystem larger
-//! than strictly needed (never smaller). [`SizeRequest::Auto`] finds the smallest block count where they
-//! fit, adds `extra_bytes` and rounds up to 1 MiB.
+//! The plan counts every block of a file as data except the holes of a tar sparse map and,
+//! for a host file the host stores sparsely (fewer allocated bytes than its size), its
+//! all-zero blocks: such a file is scanned once while planning, so a 10 GiB sparse file
+//! with little data costs little. Other all-zero blocks are found while streaming and left
+//! free, so the filesystem can be larger than strictly needed (never smaller).
+//! [`SizeRequest::Auto`] finds the smallest multiple of 1 MiB where everything fits
+//! (including the reserved blocks), adds `extra_bytes` and rounds up to 1 MiB again.
+//!
+//! **Write pass.** Positional writes (`write_at`) at `offset` into a region that must read
+//! as zeros; all-zero blocks are never written. File data streams in 1 MiB chunks, each
+//! file read once (sparse host files once more while planning); inode-table blocks are
+//! written as they fill; bitmaps, descriptors and superblocks last. Memory: the plan keeps
+//! per-inode block runs and one bit per filesystem block, independent of file data size.
 //!
 //! **Determinism.** No clock, no RNG: every time is `opts.time` or the tree's, UUID and hash
 //! seed come from `opts`, the journal has sequence 1 and the filesystem UUID, generation
@@ -103,6 +114,13 @@ pub use planner::Ext4Plan;
 
 /// Block size of every filesystem this writer makes.
 pub const BLOCK_SIZE: u64 = 4096;
+
+/// Whether `block` (at most one block long) is all zeros; a slice compare is a memcmp,
+/// fast even in unoptimised builds.
+pub(crate) fn is_zero(block: &[u8]) -> bool {
+    static ZERO: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
+    block == &ZERO[..block.len()]
+}
 
 /// What the caller decides about the filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +203,8 @@ pub enum Ext4Error {
     DirectoryHardLink { path: String },
     #[error("symlink `{path}` has an empty target, which ext4 cannot store")]
     EmptySymlink { path: String },
+    #[error("no free block left for the extent tree of inode {ino}; give the filesystem a little more space")]
+    NoSpaceForExtentTree { ino: u32 },
     #[error("the tree given to write differs from the planned one ({0})")]
     TreeMismatch(&'static str),
 }

@@ -261,6 +261,47 @@ fn file_runs(size: u64, source: &DataSource) -> Vec<(u64, u64)> {
     }
 }
 
+/// Logical block runs of a host file that the host stores sparsely (fewer allocated bytes
+/// than its size): the file is scanned once here so that its holes cost no blocks in the
+/// plan. Dense host files (the common case) are not read. `None` means "not sparse".
+fn sparse_host_runs(path: &std::path::Path, size: u64) -> Result<Option<Vec<(u64, u64)>>, Ext4Error> {
+    use std::os::unix::fs::{FileExt, MetadataExt};
+    let err = |source| Ext4Error::Read { path: path.to_path_buf(), source };
+    let allocated = std::fs::metadata(path).map_err(err)?.blocks() * 512;
+    if allocated >= size {
+        return Ok(None);
+    }
+    let file = std::fs::File::open(path).map_err(err)?;
+    const CHUNK: usize = 1 << 20;
+    let mut buf = vec![0u8; CHUNK];
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    let mut at = 0u64;
+    while at < size {
+        let want = (size - at).min(CHUNK as u64) as usize;
+        let mut got = 0;
+        while got < want {
+            match file.read_at(&mut buf[got..want], at + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        buf[got..want].fill(0);
+        for (i, blk) in buf[..want].chunks(BLOCK_SIZE as usize).enumerate() {
+            if !super::is_zero(blk) {
+                let l = at / BLOCK_SIZE + i as u64;
+                match runs.last_mut() {
+                    Some((s, n)) if *s + *n == l => *n += 1,
+                    _ => runs.push((l, 1)),
+                }
+            }
+        }
+        at += want as u64;
+    }
+    Ok(Some(runs))
+}
+
 fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
     let n = tree.nodes.len();
     let order = tree.preorder();
@@ -361,7 +402,13 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
                         .map_err(|()| Ext4Error::DirectoryTooLarge { path: node_path(tree, id) })?;
                         Content::Dir { blocks: d.blocks.len() as u64, indexed: d.indexed }
                     }
-                    NodeKind::File(f) => Content::File { runs: file_runs(f.size, &f.source) },
+                    NodeKind::File(f) => {
+                        let sparse = match &f.source {
+                            DataSource::Host(p) => sparse_host_runs(p, f.size)?,
+                            _ => None,
+                        };
+                        Content::File { runs: sparse.unwrap_or_else(|| file_runs(f.size, &f.source)) }
+                    }
                     NodeKind::Symlink(t) if t.len() < 60 => Content::FastSymlink,
                     NodeKind::Symlink(t) if t.len() < BLOCK_SIZE as usize => Content::SlowSymlink,
                     NodeKind::Symlink(t) => {
@@ -377,7 +424,7 @@ fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
             needed,
         })?;
         c.total_blocks += match &content {
-            Content::Dir { blocks, .. } => *blocks + extent::tree_blocks(1) as u64,
+            Content::Dir { blocks, .. } => *blocks,
             Content::File { runs } => {
                 let b: u64 = runs.iter().map(|r| r.1).sum();
                 b + extent::tree_blocks(runs.len() + (b / extent::MAX_EXTENT_LEN) as usize) as u64
@@ -417,6 +464,8 @@ pub struct Ext4Plan {
     /// Blocks in use before any inode's data: superblocks, GDTs, bitmaps, inode tables,
     /// the resize inode's block and the journal.
     pub(crate) meta_used: Bitmap,
+    /// Every block the plan hands out; its clear bits are space no inode was given.
+    pub(crate) never_planned: Bitmap,
     pub(crate) groups: Vec<GroupMeta>,
     pub(crate) resize_dind: u64,
     pub(crate) journal: NodeAlloc,
@@ -443,7 +492,7 @@ impl Ext4Plan {
             .sum()
     }
 
-    /// Number of inodes the filesystem has and uses.
+    /// Inodes the filesystem has, and the highest inode number the tree uses.
     pub fn inode_counts(&self) -> (u32, u32) {
         (self.geo.inodes_count(), self.census.max_ino)
     }
@@ -594,6 +643,7 @@ fn layout(geo: Geometry, census: &Census, opts: &Ext4Options, node_count: usize)
             max_ino: 0,
         },
         meta_used,
+        never_planned: a.used.clone(),
         groups,
         resize_dind,
         journal,

@@ -161,7 +161,7 @@ impl InodeTables<'_> {
 
     fn flush(&mut self, out: &Out) -> Result<(), Ext4Error> {
         if let Some(b) = self.block.take() {
-            if self.buf.iter().any(|&x| x != 0) {
+            if !super::is_zero(&self.buf) {
                 out.write_blocks(b, &self.buf)?;
             }
             self.buf.fill(0);
@@ -191,6 +191,8 @@ fn fixed_inode(mode: u16, t: Timestamp) -> Inode {
 
 /// State shared by the whole pass.
 struct Pass<'a> {
+    never_planned: &'a Bitmap,
+    spare_cursor: u64,
     out: Out<'a>,
     used: Bitmap,
     seed: u32,
@@ -204,8 +206,18 @@ impl Pass<'_> {
     /// Writes an extent tree for `extents`, taking tree blocks from `supply` in order.
     fn extent_tree(&mut self, ino: u32, extents: &[Extent], supply: &[u64]) -> Result<([u8; 60], u64), Ext4Error> {
         let need = extent::tree_blocks(extents.len());
-        let blocks = &supply[..need];
-        let (root, tree) = extent::build(extents, blocks, inode_seed(self.seed, ino, 0));
+        let mut blocks: Vec<u64> = supply.iter().copied().take(need).collect();
+        // Holes free at least one block per extra extent, but a split that adds a tree level
+        // can need one more than a one-block hole gives: take it from space no inode was
+        // planned to use (deterministic: the lowest such block).
+        while blocks.len() < need {
+            let b = (self.spare_cursor..self.never_planned.len())
+                .find(|&b| !self.never_planned.get(b) && !self.used.get(b))
+                .ok_or(Ext4Error::NoSpaceForExtentTree { ino })?;
+            self.spare_cursor = b + 1;
+            blocks.push(b);
+        }
+        let (root, tree) = extent::build(extents, &blocks, inode_seed(self.seed, ino, 0));
         for (b, data) in &tree {
             self.mark(*b, 1);
             self.out.write_blocks(*b, data)?;
@@ -238,7 +250,11 @@ impl Pass<'_> {
         done: &mut u64,
     ) -> Result<([u8; 60], u64), Ext4Error> {
         let mut data_runs: Vec<(u64, u64, u64)> = Vec::new();
+        // Hole blocks that may hold extent-tree blocks: a few per run of holes is enough
+        // (each run adds at most one extent), so memory follows the extent count, not the
+        // amount of zeros.
         let mut holes: Vec<u64> = Vec::new();
+        let (mut last_zero, mut run_len): (Option<u64>, u64) = (None, 0);
         let mut buf = vec![0u8; CHUNK_BLOCKS * BS];
         for &(l0, p0, n) in &al.runs {
             let mut k = 0;
@@ -248,9 +264,14 @@ impl Pass<'_> {
                 src.read((l0 + k) * BLOCK_SIZE, chunk)?;
                 let mut i = 0;
                 while i < m {
-                    let zero = |j: usize| chunk[j * BS..(j + 1) * BS].iter().all(|&b| b == 0);
+                    let zero = |j: usize| super::is_zero(&chunk[j * BS..(j + 1) * BS]);
                     if zero(i) {
-                        holes.push(p0 + k + i as u64);
+                        let p = p0 + k + i as u64;
+                        run_len = if last_zero == Some(p.wrapping_sub(1)) { run_len + 1 } else { 0 };
+                        last_zero = Some(p);
+                        if run_len < 4 {
+                            holes.push(p);
+                        }
                         i += 1;
                         continue;
                     }
@@ -293,7 +314,13 @@ impl Ext4Plan {
         }
         let geo = &self.geo;
         let seed = fs_seed(&self.opts.uuid);
-        let mut pass = Pass { out: Out { file: out, offset }, used: self.meta_used.clone(), seed };
+        let mut pass = Pass {
+            never_planned: &self.never_planned,
+            spare_cursor: 0,
+            out: Out { file: out, offset },
+            used: self.meta_used.clone(),
+            seed,
+        };
         let mut itables = InodeTables { geo, plan: self, block: None, buf: vec![0; BS] };
         let links = tree.link_counts();
         let mut used_dirs = vec![0u32; geo.groups as usize];

@@ -395,3 +395,80 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
         }
     }
 }
+
+/// Dumps the image with `debugfs -R "rdump / DIR"` and compares the host copy with the tree:
+/// file bytes, symlink targets, directory entries, owner and permission bits, and the low
+/// 32 bits of mtime (rdump sets times from `i_mtime` alone and does not restore setuid,
+/// setgid or sticky bits, so those are compared as rdump can show them). rdump skips devices, FIFOs and
+/// sockets, which `check_with_debugfs` covers.
+pub fn check_with_rdump(tree: &FsTree, img: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("root");
+    std::fs::create_dir(&out).unwrap();
+    let text = debugfs(img, &format!("rdump / {}", out.display()));
+    assert!(!text.contains("rdump:"), "debugfs rdump reported an error:\n{text}");
+    for (p, id) in all_paths(tree) {
+        let node = tree.node(id);
+        let host = out.join(std::ffi::OsStr::from_bytes(&p[1..]));
+        let shown = String::from_utf8_lossy(&p);
+        let kind_dumped = matches!(node.kind, NodeKind::File(_) | NodeKind::Dir(_) | NodeKind::Symlink(_));
+        let md = match std::fs::symlink_metadata(&host) {
+            Ok(md) => md,
+            Err(_) if !kind_dumped => continue,
+            Err(e) => panic!("rdump lost {shown:?}: {e}"),
+        };
+        match &node.kind {
+            NodeKind::File(c) => {
+                assert!(std::fs::read(&host).unwrap() == expected_bytes(c), "rdump content of {shown:?}");
+            }
+            NodeKind::Symlink(t) => {
+                assert_eq!(std::fs::read_link(&host).unwrap().as_os_str().as_bytes(), &t[..], "rdump link {shown:?}");
+                continue; // rdump leaves symlinks owned by the dumping user
+            }
+            NodeKind::Dir(m) => {
+                let mut names: Vec<Vec<u8>> =
+                    std::fs::read_dir(&host).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+                names.sort();
+                let mut want: Vec<Vec<u8>> = m.keys().cloned().collect();
+                if id == NodeId::ROOT && !m.contains_key(&b"lost+found"[..]) {
+                    want.push(b"lost+found".to_vec());
+                    want.sort();
+                }
+                // Devices, FIFOs and sockets are not dumped.
+                want.retain(|n| {
+                    m.get(n).is_none_or(|c| {
+                        matches!(tree.node(*c).kind, NodeKind::File(_) | NodeKind::Dir(_) | NodeKind::Symlink(_))
+                    })
+                });
+                assert_eq!(names, want, "rdump entries of {shown:?}");
+            }
+            _ => {}
+        }
+        // rdump does not restore setuid, setgid and sticky bits; `check_with_debugfs` checks them.
+        assert_eq!(md.mode() as u16 & 0o777, node.meta.perm & 0o777, "rdump mode of {shown:?}");
+        assert_eq!((md.uid(), md.gid()), (node.meta.uid, node.meta.gid), "rdump owner of {shown:?}");
+        if !matches!(node.kind, NodeKind::Dir(_)) {
+            assert_eq!(md.mtime(), node.meta.mtime.secs as u32 as i64, "rdump mtime of {shown:?}");
+        }
+    }
+}
+
+/// Builds both trees with the automatic size and asserts the images are byte-identical.
+pub fn assert_same_image(a: &FsTree, b: &FsTree) {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = build(a, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "first");
+    let y = build(b, SizeRequest::Auto { extra_bytes: 1 << 20 }, tmp.path(), "second");
+    assert!(std::fs::read(&x).unwrap() == std::fs::read(&y).unwrap(), "the two images differ");
+}
+
+/// A host file of `size` bytes that holds `chunks` (offset, bytes) and holes elsewhere.
+pub fn sparse_host_file(path: &Path, size: u64, chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    for (at, data) in chunks {
+        f.write_all_at(&data, at).unwrap();
+    }
+}
