@@ -592,3 +592,49 @@ fn checked_paths_come_from_mke2fs() {
         let _ = Path::new(&p);
     }
 }
+
+/// Applies debugfs write commands to a copy of `img`.
+fn debugfs_edit(img: &[u8], cmds: &[String]) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("e.img");
+    std::fs::write(&p, img).unwrap();
+    for c in cmds {
+        run_ok("debugfs", &["-w", "-R", c, p.to_str().unwrap()]);
+    }
+    std::fs::read(&p).unwrap()
+}
+
+#[test]
+fn orphan_list_inodes_own_their_blocks() {
+    let img = ext4_image();
+    let entries = full_read(img).unwrap();
+    let hello = entry(&entries, "/hello").clone();
+    // What the kernel leaves after unlinking an open file: no name, no links, on the list.
+    let orphaned = debugfs_edit(
+        img,
+        &[
+            "unlink /hello".into(),
+            format!("sif <{}> links_count 0", hello.ino),
+            format!("ssv last_orphan {}", hello.ino),
+        ],
+    );
+    let fs = Ext4::open(&orphaned[..]).unwrap();
+    assert_eq!(fs.orphan_inodes().unwrap(), [hello.ino]);
+    let checked = fs.check().unwrap();
+    assert!(checked.entries.iter().all(|e| e.ino != hello.ino));
+    let block = hello.extents[0].physical;
+    assert_eq!(
+        checked.owners.owner(block),
+        Some(&reprodisk_verifier::ext4::Owner::Orphan { ino: hello.ino })
+    );
+    // An orphan whose i_dtime points back at itself is a loop, not a hang.
+    let looped = debugfs_edit(
+        &orphaned,
+        &[format!("sif <{}> dtime {}", hello.ino, hello.ino)],
+    );
+    expect_corrupt(
+        Ext4::open(&looped[..]).unwrap().check().map(|c| c.entries),
+        "ext4 orphan list",
+        "loop",
+    );
+}

@@ -65,6 +65,7 @@ impl<R: ReadAt> Ext4<R> {
         let bs = sb.block_size();
         let mut used_inodes: BTreeSet<u32> = entries.iter().map(|e| e.ino).collect();
         used_inodes.extend(self.special_inodes());
+        used_inodes.extend(self.orphan_inodes()?);
         let mut dirs_per_group = vec![0u64; self.groups.len()];
         let mut seen = HashSet::new();
         for e in entries {

@@ -43,6 +43,10 @@ pub enum Owner {
     ReservedInode {
         ino: u32,
     },
+    /// Blocks of an inode on the orphan list (unlinked, still open when last written).
+    Orphan {
+        ino: u32,
+    },
     /// Data of a regular file or a slow symlink.
     FileData {
         ino: u32,
@@ -79,6 +83,7 @@ impl fmt::Display for Owner {
             Owner::Journal => write!(f, "journal"),
             Owner::ResizeInode => write!(f, "resize inode"),
             Owner::ReservedInode { ino } => write!(f, "reserved inode {ino}"),
+            Owner::Orphan { ino } => write!(f, "orphan inode {ino}"),
             Owner::FileData { path, .. } => write!(f, "file {} data", p(path)),
             Owner::DirBlock { path, .. } => write!(f, "directory {} block", p(path)),
             Owner::BlockMapBlock { path, .. } => write!(f, "extent/indirect block of {}", p(path)),
@@ -193,6 +198,25 @@ impl<R: ReadAt> Ext4<R> {
         v
     }
 
+    /// The orphan list: inodes unlinked while open, chained from `s_last_orphan` through
+    /// their `i_dtime`. A loop or an inode number out of range is an error.
+    pub fn orphan_inodes(&self) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        let mut next = self.sb.s_last_orphan;
+        while next != 0 {
+            if out.contains(&next) || out.len() as u64 >= u64::from(self.sb.s_inodes_count) {
+                return Err(Error::corrupt(
+                    "ext4 orphan list",
+                    Some(super::superblock::SUPERBLOCK_OFFSET + 0xE8),
+                    format!("inode {next} is reached twice: the list has a loop"),
+                ));
+            }
+            out.push(next);
+            next = self.inode(next)?.i_dtime;
+        }
+        Ok(out)
+    }
+
     /// Inodes outside the tree that may hold blocks: the reserved ones below `s_first_ino`
     /// (except the root) and the quota and orphan file inodes the superblock names.
     pub fn special_inodes(&self) -> Vec<u32> {
@@ -222,13 +246,20 @@ impl<R: ReadAt> Ext4<R> {
             .filter(|r| matches!(r.owner, Owner::ReservedGdt { .. }))
             .map(|r| (r.start, r.start + r.len))
             .collect();
-        for ino in self.special_inodes() {
+        let orphans = self.orphan_inodes()?;
+        for ino in self
+            .special_inodes()
+            .into_iter()
+            .chain(orphans.iter().copied())
+        {
             let inode = self.inode(ino)?;
             if inode.i_mode == 0 && inode.i_blocks == 0 {
                 continue;
             }
             let map = self.block_map(&inode)?;
-            let owner = if ino == self.sb.s_journal_inum {
+            let owner = if orphans.contains(&ino) {
+                Owner::Orphan { ino }
+            } else if ino == self.sb.s_journal_inum {
                 Owner::Journal
             } else if ino == EXT4_RESIZE_INO {
                 Owner::ResizeInode
