@@ -237,6 +237,14 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
         ("Default directory hash", sb.def_hash_name()),
         ("Directory Hash Seed", uuid_string(&sb.s_hash_seed)),
     ];
+    expect.push((
+        "Last mounted on",
+        if sb.s_last_mounted.is_empty() {
+            "<not available>".into()
+        } else {
+            String::from_utf8_lossy(&sb.s_last_mounted).into()
+        },
+    ));
     if sb.s_flags != 0 {
         expect.push(("Filesystem flags", sb.flag_names().join(" ")));
     }
@@ -268,6 +276,9 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
     }
     if sb.features.has_journal() {
         expect.push(("Journal inode", sb.s_journal_inum.to_string()));
+        if sb.s_jnl_backup_type == 1 {
+            expect.push(("Journal backup", "inode blocks".into()));
+        }
         let j = fs
             .journal
             .as_ref()
