@@ -335,6 +335,113 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
     }
 }
 
+/// Formats block numbers as dumpe2fs lists ranges: `a-b, c, d-e`.
+fn ranges(blocks: impl Iterator<Item = u64>) -> String {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for b in blocks {
+        match out.last_mut() {
+            Some(last) if last.1 + 1 == b => last.1 = b,
+            _ => out.push((b, b)),
+        }
+    }
+    out.iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every group against the per-group part of `dumpe2fs`: descriptor fields and checksums,
+/// where the superblock and descriptor copies are, and which blocks are free (from the
+/// ownership map: a block is free exactly when nothing owns it).
+fn check_groups(img: &Path, fs: &Ext4<ImageFile>, owners: &reprodisk_verifier::ext4::OwnerMap) {
+    let theirs = dumpe2fs_groups(img);
+    let sb = &fs.sb;
+    assert_eq!(theirs.len(), fs.groups.len(), "group count");
+    let csum = sb.features.has_metadata_csum() || sb.features.gdt_csum();
+    let locations = fs.gdt_locations();
+    for (gd, t) in fs.groups.iter().zip(&theirs) {
+        let g = u64::from(gd.group);
+        let mut mine: BTreeMap<String, String> = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            mine.insert(k.to_string(), v);
+        };
+        if csum {
+            put("csum", format!("{:04x}", gd.bg_checksum));
+            let flags: Vec<&str> = [
+                (1, "INODE_UNINIT"),
+                (2, "BLOCK_UNINIT"),
+                (4, "ITABLE_ZEROED"),
+            ]
+            .iter()
+            .filter(|(m, _)| gd.bg_flags & m != 0)
+            .map(|(_, n)| *n)
+            .collect();
+            put("flags", flags.join(", "));
+            put("unused", gd.bg_itable_unused.to_string());
+        }
+        if sb.group_has_super(g) {
+            put("superblock", sb.group_first_block(g).to_string());
+        }
+        // dumpe2fs prints the old-style table as a range ("2-2"), a meta_bg block alone.
+        let held: Vec<(usize, u64)> = locations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.iter().find(|(cg, _)| *cg == g).map(|&(_, b)| (i, b)))
+            .collect();
+        let old = sb.old_gdt_blocks() as usize;
+        match (held.first(), held.last()) {
+            (Some(&(i, a)), Some(&(_, b))) if i < old => put("gdt", format!("{a}-{b}")),
+            (Some(&(_, a)), _) => put("gdt", a.to_string()),
+            _ => {}
+        }
+        if sb.group_has_super(g) && sb.s_reserved_gdt_blocks > 0 {
+            let start = sb.group_first_block(g) + 1 + sb.old_gdt_blocks();
+            put(
+                "reserved_gdt",
+                format!(
+                    "{start}-{}",
+                    start + u64::from(sb.s_reserved_gdt_blocks) - 1
+                ),
+            );
+        }
+        put("block_bitmap", gd.bg_block_bitmap.to_string());
+        put("inode_bitmap", gd.bg_inode_bitmap.to_string());
+        put(
+            "inode_table",
+            format!(
+                "{}-{}",
+                gd.bg_inode_table,
+                gd.bg_inode_table + sb.inode_table_blocks() - 1
+            ),
+        );
+        if sb.features.has_metadata_csum() {
+            let wide = sb.desc_size() >= 64;
+            let c = |v: u32| {
+                if wide {
+                    format!("{v:08x}")
+                } else {
+                    format!("{:08x}", v & 0xFFFF)
+                }
+            };
+            put("block_bitmap_csum", c(gd.bg_block_bitmap_csum));
+            put("inode_bitmap_csum", c(gd.bg_inode_bitmap_csum));
+        }
+        put("free_blocks_count", gd.bg_free_blocks_count.to_string());
+        put("free_inodes_count", gd.bg_free_inodes_count.to_string());
+        put("dirs", gd.bg_used_dirs_count.to_string());
+        let first = sb.group_first_block(g);
+        let free = (first..first + sb.blocks_in_group(g)).filter(|&b| owners.owner(b).is_none());
+        put("free_blocks", ranges(free));
+        assert_eq!(&mine, t, "{}: group {g}", img.display());
+    }
+}
+
 /// Every walked inode against `debugfs stat`.
 fn check_debugfs(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
     let inos: Vec<u32> = entries
@@ -541,16 +648,21 @@ fn check_image(img: &Path) -> Vec<Entry> {
     let fs = Ext4::open(ImageFile::open(img).unwrap())
         .unwrap_or_else(|e| panic!("{}: {e}", img.display()));
     check_dumpe2fs(img, &fs);
-    let entries = fs
-        .walk()
-        .unwrap_or_else(|e| panic!("{}: walk: {e}", img.display()));
-    let owners = fs
-        .owner_map(&entries)
-        .unwrap_or_else(|e| panic!("{}: owners: {e}", img.display()));
-    let totals = fs
-        .check_bitmaps(&owners, &entries)
-        .unwrap_or_else(|e| panic!("{}: bitmaps: {e}", img.display()));
-    assert_eq!(totals.free_blocks, fs.sb.s_free_blocks_count);
+    let checked = fs
+        .check()
+        .unwrap_or_else(|e| panic!("{}: {e}", img.display()));
+    assert_eq!(checked.totals.free_blocks, fs.sb.s_free_blocks_count);
+    let backups = (1..fs.sb.group_count())
+        .filter(|&g| fs.sb.group_has_super(g))
+        .count();
+    assert_eq!(
+        checked.backups as usize,
+        backups,
+        "{}: superblock backups checked",
+        img.display()
+    );
+    check_groups(img, &fs, &checked.owners);
+    let entries = checked.entries;
     check_debugfs(img, &fs, &entries);
     check_rdump(img, &fs, &entries);
     // The summary is plain data: it must serialize.
@@ -880,6 +992,7 @@ fn sparse_64_gib_image_reads_metadata_only() {
     assert_eq!(totals.free_blocks, fs.sb.s_free_blocks_count);
     assert_eq!(fs.groups.len(), 512);
     check_dumpe2fs(&img, &fs);
+    check_groups(&img, &fs, &checked.owners);
 }
 
 /// The directory hashes against `debugfs dx_hash` for every algorithm, both seeds

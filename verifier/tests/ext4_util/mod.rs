@@ -242,3 +242,77 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
     }
     res
 }
+
+/// The per-group part of `dumpe2fs` (without -h): one map per group with keys `csum`,
+/// `flags`, `superblock`, `gdt`, `reserved_gdt`, `block_bitmap`, `block_bitmap_csum`,
+/// `inode_bitmap`, `inode_bitmap_csum`, `inode_table`, `free_blocks_count`,
+/// `free_inodes_count`, `dirs`, `unused`, `free_blocks`, as dumpe2fs prints the values.
+pub fn dumpe2fs_groups(img: &Path) -> Vec<BTreeMap<String, String>> {
+    let out = run_ok("dumpe2fs", &[img.to_str().unwrap()]);
+    let mut groups: Vec<BTreeMap<String, String>> = Vec::new();
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Group ")
+            && let Some((_, h)) = rest.split_once(": (Blocks ")
+        {
+            let mut m = BTreeMap::new();
+            if let Some((_, c)) = h.split_once(" csum 0x") {
+                m.insert(
+                    "csum".into(),
+                    c.split_whitespace().next().unwrap().to_string(),
+                );
+            }
+            if let Some((_, f)) = h.split_once('[') {
+                m.insert("flags".into(), f.trim_end_matches(']').to_string());
+            }
+            groups.push(m);
+            continue;
+        }
+        let Some(m) = groups.last_mut() else { continue };
+        fn put(m: &mut BTreeMap<String, String>, k: &str, v: &str) {
+            m.insert(k.to_string(), v.trim().to_string());
+        }
+        for part in t.split(", ") {
+            let first = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+            if let Some(v) = part
+                .strip_prefix("Primary superblock at ")
+                .or(part.strip_prefix("Backup superblock at "))
+            {
+                put(m, "superblock", v);
+            } else if let Some(v) = part
+                .strip_prefix("Group descriptors at ")
+                .or(part.strip_prefix("Group descriptor at "))
+            {
+                put(m, "gdt", v);
+            } else if let Some(v) = part.strip_prefix("Reserved GDT blocks at ") {
+                put(m, "reserved_gdt", v);
+            } else if let Some(v) = part.strip_prefix("Block bitmap at ") {
+                put(m, "block_bitmap", &first(v));
+            } else if let Some(v) = part.strip_prefix("Inode bitmap at ") {
+                put(m, "inode_bitmap", &first(v));
+            } else if let Some(v) = part.strip_prefix("Inode table at ") {
+                put(m, "inode_table", &first(v));
+            } else if let Some(v) = part.strip_prefix("csum 0x") {
+                let key = if m.contains_key("inode_bitmap") {
+                    "inode_bitmap_csum"
+                } else {
+                    "block_bitmap_csum"
+                };
+                m.insert(key.into(), v.to_string());
+            } else if let Some(v) = part.strip_suffix(" free blocks") {
+                put(m, "free_blocks_count", v);
+            } else if let Some(v) = part.strip_suffix(" free inodes") {
+                put(m, "free_inodes_count", v);
+            } else if let Some(v) = part.strip_suffix(" directories") {
+                put(m, "dirs", v);
+            } else if let Some(v) = part.strip_suffix(" unused inodes") {
+                put(m, "unused", v);
+            }
+        }
+        // An empty list is printed as "Free blocks: " (trimmed above to "Free blocks:").
+        if let Some(v) = t.strip_prefix("Free blocks:") {
+            m.insert("free_blocks".into(), v.trim().to_string());
+        }
+    }
+    groups
+}
