@@ -335,27 +335,6 @@ fn check_dumpe2fs(img: &Path, fs: &Ext4<ImageFile>) {
     }
 }
 
-/// Formats block numbers as dumpe2fs lists ranges: `a-b, c, d-e`.
-fn ranges(blocks: impl Iterator<Item = u64>) -> String {
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    for b in blocks {
-        match out.last_mut() {
-            Some(last) if last.1 + 1 == b => last.1 = b,
-            _ => out.push((b, b)),
-        }
-    }
-    out.iter()
-        .map(|&(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Every group against the per-group part of `dumpe2fs`: descriptor fields and checksums,
 /// where the superblock and descriptor copies are, and which blocks are free (from the
 /// ownership map: a block is free exactly when nothing owns it).
@@ -436,8 +415,32 @@ fn check_groups(img: &Path, fs: &Ext4<ImageFile>, owners: &reprodisk_verifier::e
         put("free_inodes_count", gd.bg_free_inodes_count.to_string());
         put("dirs", gd.bg_used_dirs_count.to_string());
         let first = sb.group_first_block(g);
-        let free = (first..first + sb.blocks_in_group(g)).filter(|&b| owners.owner(b).is_none());
-        put("free_blocks", ranges(free));
+        // The gaps between owned ranges inside the group are its free blocks.
+        let end = first + sb.blocks_in_group(g);
+        let mut gaps = Vec::new();
+        let mut at = first;
+        for r in owners
+            .ranges()
+            .iter()
+            .filter(|r| r.start < end && r.start + r.len > first)
+        {
+            if r.start > at {
+                gaps.push(if r.start - 1 == at {
+                    at.to_string()
+                } else {
+                    format!("{at}-{}", r.start - 1)
+                });
+            }
+            at = at.max(r.start + r.len);
+        }
+        if at < end {
+            gaps.push(if end - 1 == at {
+                at.to_string()
+            } else {
+                format!("{at}-{}", end - 1)
+            });
+        }
+        put("free_blocks", gaps.join(", "));
         assert_eq!(&mine, t, "{}: group {g}", img.display());
     }
 }
