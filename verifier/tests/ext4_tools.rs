@@ -1151,6 +1151,11 @@ fn summary_reports_fixed_ids_and_times() {
     let j = s.journal.as_ref().unwrap();
     assert!(j.clean);
     assert_eq!(j.inode, 8);
+    assert_eq!(
+        j.uuid, s.uuid,
+        "mke2fs copies the filesystem UUID into an internal journal"
+    );
+    assert_eq!((s.last_mounted.as_str(), s.error_count), ("", 0));
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["features"][0], "has_journal");
     check_dumpe2fs(&img, &fs);

@@ -64,7 +64,7 @@ pub struct FileTimes {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JournalSummary {
     pub inode: u32,
-    /// The jbd2 superblock's `s_uuid` (zero for internal journals made by mke2fs).
+    /// The jbd2 superblock's `s_uuid` (mke2fs copies the filesystem UUID into it).
     pub uuid: String,
     pub blocks: u32,
     pub sequence: u32,
