@@ -1159,6 +1159,17 @@ fn summary_reports_fixed_ids_and_times() {
     let json = serde_json::to_value(&s).unwrap();
     assert_eq!(json["features"][0], "has_journal");
     check_dumpe2fs(&img, &fs);
+    // A v3-checksummed journal (debugfs opens it with checksums): its checksum type and
+    // value match dumpe2fs too.
+    let cmds = tmp.path().join("jcmds");
+    std::fs::write(&cmds, "jo -c\njc\n").unwrap();
+    run_ok(
+        "debugfs",
+        &["-w", "-f", cmds.to_str().unwrap(), img.to_str().unwrap()],
+    );
+    let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
+    assert!(fs.journal.as_ref().unwrap().has_csum_v2v3());
+    check_dumpe2fs(&img, &fs);
 }
 
 /// Two mke2fs images, identical but for one tune2fs or debugfs edit: every differing byte
