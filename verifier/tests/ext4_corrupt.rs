@@ -265,6 +265,13 @@ fn i_blocks_and_link_count_disagreements_are_named() {
         &format!("ext4 inode {hello}"),
         "i_links_count",
     );
+    // /dir spans two blocks; an i_size of one block leaves the second mapped past it.
+    let dir = entry(&entries, "/dir").clone();
+    assert!(dir.size >= 2048, "/dir has {} bytes", dir.size);
+    let mut bad = img.clone();
+    let d = inode_offset(img, dir.ino);
+    bad[d + 4..d + 8].copy_from_slice(&1024u32.to_le_bytes());
+    expect_corrupt(full_read(&bad), "ext4 directory inode", "past i_size");
 }
 
 #[test]

@@ -65,6 +65,19 @@ impl<R: ReadAt> Ext4<R> {
         }
         let nblocks = inode.i_size / bs;
         let map = self.block_map(inode)?;
+        if let Some(e) = map.extents.last()
+            && e.logical + e.len > nblocks
+        {
+            return Err(Error::corrupt(
+                &name,
+                Some(inode.offset),
+                format!(
+                    "block {} is mapped past i_size {} ({nblocks} blocks)",
+                    e.logical + e.len - 1,
+                    inode.i_size
+                ),
+            ));
+        }
         let physical = |lblk: u64| {
             // Extents are sorted by logical block and never overlap.
             let i = map.extents.partition_point(|e| e.logical + e.len <= lblk);
