@@ -1102,40 +1102,12 @@ fn unsupported_features_are_reported() {
 #[test]
 fn summary_reports_fixed_ids_and_times() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = tmp.path().join("fixed.img");
-    std::fs::File::create(&img)
-        .unwrap()
-        .set_len(8 << 20)
-        .unwrap();
-    let out = std::process::Command::new("mke2fs")
-        .args([
-            "-q",
-            "-F",
-            "-t",
-            "ext4",
-            "-L",
-            "fixed",
-            "-U",
-            "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
-        ])
-        .args([
-            "-E",
-            "hash_seed=11111111-2222-4333-8444-555555555555",
-            img.to_str().unwrap(),
-        ])
-        .env("E2FSPROGS_FAKE_TIME", "315532800")
-        .output()
-        .expect("mke2fs (package e2fsprogs) must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let img = mkfs_fixed(tmp.path(), "fixed.img", &["-L", "fixed"], None);
     let fs = Ext4::open(ImageFile::open(&img).unwrap()).unwrap();
     let checked = fs.check().unwrap();
     let s = fs.summary(Some(&checked.entries));
-    assert_eq!(s.uuid, "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9");
-    assert_eq!(s.hash_seed, "11111111-2222-4333-8444-555555555555");
+    assert_eq!(s.uuid, FIXED_UUID);
+    assert_eq!(s.hash_seed, FIXED_HASH_SEED);
     assert_eq!(s.volume_name, "fixed");
     assert_eq!(s.superblock_times.s_mkfs_time, 315_532_800);
     assert_eq!(s.superblock_times.s_wtime, 315_532_800);
@@ -1181,38 +1153,7 @@ fn differing_bytes_are_named_by_field() {
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("file"), b"data\n").unwrap();
-    let make = |name: &str| {
-        let img = tmp.path().join(name);
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(8 << 20)
-            .unwrap();
-        let out = std::process::Command::new("mke2fs")
-            .args([
-                "-q",
-                "-F",
-                "-t",
-                "ext4",
-                "-U",
-                "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9",
-            ])
-            .args([
-                "-E",
-                "hash_seed=11111111-2222-4333-8444-555555555555",
-                "-d",
-                src.to_str().unwrap(),
-                img.to_str().unwrap(),
-            ])
-            .env("E2FSPROGS_FAKE_TIME", "315532800")
-            .output()
-            .expect("mke2fs (package e2fsprogs) must be installed");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        img
-    };
+    let make = |name: &str| mkfs_fixed(tmp.path(), name, &[], Some(&src));
     let a = make("a.img");
     let names = |b: &Path| -> BTreeSet<(String, Option<&'static str>)> {
         let x = std::fs::read(&a).unwrap();

@@ -42,6 +42,38 @@ pub fn mkfs(dir: &Path, name: &str, mib: u64, args: &[&str], src: Option<&Path>)
     img
 }
 
+/// UUID and hash seed of the reproducible images made by [`mkfs_fixed`].
+pub const FIXED_UUID: &str = "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9";
+pub const FIXED_HASH_SEED: &str = "11111111-2222-4333-8444-555555555555";
+
+/// Makes a reproducible 8 MiB ext4 image: fixed UUID and hash seed, and mke2fs's clock
+/// fixed at 1980-01-01 (`E2FSPROGS_FAKE_TIME`).
+pub fn mkfs_fixed(dir: &Path, name: &str, args: &[&str], src: Option<&Path>) -> PathBuf {
+    let img = dir.join(name);
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(8 << 20)
+        .unwrap();
+    let seed = format!("hash_seed={FIXED_HASH_SEED}");
+    let mut a = vec!["-q", "-F", "-t", "ext4", "-U", FIXED_UUID, "-E", &seed];
+    a.extend_from_slice(args);
+    if let Some(s) = src {
+        a.extend(["-d", s.to_str().unwrap()]);
+    }
+    a.push(img.to_str().unwrap());
+    let out = Command::new("mke2fs")
+        .args(&a)
+        .env("E2FSPROGS_FAKE_TIME", "315532800")
+        .output()
+        .expect("mke2fs (package e2fsprogs) must be installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    img
+}
+
 /// `dumpe2fs -h` as `field -> value`.
 pub fn dumpe2fs(img: &Path) -> BTreeMap<String, String> {
     let out = run_ok("dumpe2fs", &["-h", img.to_str().unwrap()]);
