@@ -665,3 +665,24 @@ fn orphan_list_inodes_own_their_blocks() {
         "loop",
     );
 }
+
+#[test]
+fn wrong_dot_dot_is_named() {
+    // In /dir/nested's first block, `.` takes 12 bytes and `..` follows: point it at the root.
+    let img = ext2_image();
+    let entries = full_read(img).unwrap();
+    let nested = entry(&entries, "/dir/nested").clone();
+    let parent = entry(&entries, "/dir").ino;
+    let b = nested.extents[0].physical as usize * 1024;
+    assert_eq!(
+        u32::from_le_bytes(img[b + 12..b + 16].try_into().unwrap()),
+        parent
+    );
+    let mut bad = img.clone();
+    bad[b + 12..b + 16].copy_from_slice(&2u32.to_le_bytes());
+    expect_corrupt(
+        full_read(&bad),
+        "ext4 directory /dir/nested",
+        &format!("`..` names inode 2, expected {parent}"),
+    );
+}

@@ -71,26 +71,24 @@ impl<R: ReadAt> Ext4<R> {
             let mut seen_dot = false;
             let mut seen_dotdot = false;
             for e in dir.entries {
-                if e.name == b"." {
-                    if e.inode != dir_ino {
+                // `.` must name the directory itself, `..` its parent.
+                let dots = [
+                    (&b"."[..], dir_ino, &mut seen_dot),
+                    (&b".."[..], parent, &mut seen_dotdot),
+                ];
+                if let Some((dot, want, seen)) = dots.into_iter().find(|(d, _, _)| e.name == *d) {
+                    if e.inode != want {
                         return Err(Error::corrupt(
                             &name,
                             Some(inode.offset),
-                            format!("`.` names inode {}, expected {dir_ino}", e.inode),
+                            format!(
+                                "`{}` names inode {}, expected {want}",
+                                String::from_utf8_lossy(dot),
+                                e.inode
+                            ),
                         ));
                     }
-                    seen_dot = true;
-                    continue;
-                }
-                if e.name == b".." {
-                    if e.inode != parent {
-                        return Err(Error::corrupt(
-                            &name,
-                            Some(inode.offset),
-                            format!("`..` names inode {}, expected the parent {parent}", e.inode),
-                        ));
-                    }
-                    seen_dotdot = true;
+                    *seen = true;
                     continue;
                 }
                 if e.name.contains(&b'/') {
