@@ -43,11 +43,7 @@ pub struct TimeClass {
 impl TimeClass {
     fn of(times: impl Iterator<Item = Timestamp>) -> Self {
         let set: BTreeSet<Timestamp> = times.collect();
-        TimeClass {
-            min: set.first().copied(),
-            max: set.last().copied(),
-            distinct: set.len(),
-        }
+        TimeClass { min: set.first().copied(), max: set.last().copied(), distinct: set.len() }
     }
 }
 
@@ -151,9 +147,7 @@ impl<R: ReadAt> Ext4<R> {
                 start: j.s_start,
                 clean: j.is_clean(),
                 features: j.feature_names(),
-                checksum_type: j
-                    .has_csum_v2v3()
-                    .then(|| j.checksum_type_name().to_string()),
+                checksum_type: j.has_csum_v2v3().then(|| j.checksum_type_name().to_string()),
             }),
         }
     }

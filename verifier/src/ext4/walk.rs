@@ -72,10 +72,7 @@ impl<R: ReadAt> Ext4<R> {
             let mut seen_dotdot = false;
             for e in dir.entries {
                 // `.` must name the directory itself, `..` its parent.
-                let dots = [
-                    (&b"."[..], dir_ino, &mut seen_dot),
-                    (&b".."[..], parent, &mut seen_dotdot),
-                ];
+                let dots = [(&b"."[..], dir_ino, &mut seen_dot), (&b".."[..], parent, &mut seen_dotdot)];
                 if let Some((dot, want, seen)) = dots.into_iter().find(|(d, _, _)| e.name == *d) {
                     if e.inode != want {
                         return Err(Error::corrupt(
@@ -95,32 +92,21 @@ impl<R: ReadAt> Ext4<R> {
                     return Err(Error::corrupt(
                         &name,
                         Some(inode.offset),
-                        format!(
-                            "entry {:?} contains a slash",
-                            String::from_utf8_lossy(&e.name)
-                        ),
+                        format!("entry {:?} contains a slash", String::from_utf8_lossy(&e.name)),
                     ));
                 }
-                let mut path = if dir_path == b"/" {
-                    Vec::new()
-                } else {
-                    dir_path.clone()
-                };
+                let mut path = if dir_path == b"/" { Vec::new() } else { dir_path.clone() };
                 path.push(b'/');
                 path.extend_from_slice(&e.name);
                 // A hard-linked inode is read once; later names reuse what was read, so a
                 // directory full of links to one large file costs no more than the file.
                 let child = match seen_files.get(&e.inode) {
-                    Some(known) => Entry {
-                        path: path.clone(),
-                        ..Clone::clone(known)
-                    },
+                    Some(known) => Entry { path: path.clone(), ..Clone::clone(known) },
                     None => {
                         // The entry's type is checked against the inode's before anything
                         // else is read, so a wrong type is reported as such.
                         let kind = self.inode(e.inode)?.file_type();
-                        if self.sb.features.filetype()
-                            && kind.is_some_and(|k| e.file_type != k.dirent_code())
+                        if self.sb.features.filetype() && kind.is_some_and(|k| e.file_type != k.dirent_code())
                         {
                             return Err(Error::corrupt(
                                 &name,
@@ -172,11 +158,7 @@ impl<R: ReadAt> Ext4<R> {
                 out.push(child);
             }
             if !seen_dot || !seen_dotdot {
-                return Err(Error::corrupt(
-                    &name,
-                    Some(inode.offset),
-                    "`.` or `..` is missing",
-                ));
+                return Err(Error::corrupt(&name, Some(inode.offset), "`.` or `..` is missing"));
             }
         }
         for e in out.iter_mut() {
@@ -195,16 +177,9 @@ impl<R: ReadAt> Ext4<R> {
                 || (e.file_type == FileType::Directory && e.links == 1 && expected >= 65000);
             if !ok {
                 return Err(Error::corrupt(
-                    format!(
-                        "ext4 inode {} ({})",
-                        e.ino,
-                        String::from_utf8_lossy(&e.path)
-                    ),
+                    format!("ext4 inode {} ({})", e.ino, String::from_utf8_lossy(&e.path)),
                     None,
-                    format!(
-                        "i_links_count is {}, the tree holds {expected} links to it",
-                        e.links
-                    ),
+                    format!("i_links_count is {}, the tree holds {expected} links to it", e.links),
                 ));
             }
         }
@@ -219,10 +194,7 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
                 Some(inode.offset),
-                format!(
-                    "i_mode {:#o} has no valid file type (a free inode in use?)",
-                    inode.i_mode
-                ),
+                format!("i_mode {:#o} has no valid file type (a free inode in use?)", inode.i_mode),
             ));
         };
         if inode.i_links_count == 0 {
@@ -234,11 +206,7 @@ impl<R: ReadAt> Ext4<R> {
         }
         let has_map = matches!(file_type, FileType::Regular | FileType::Directory)
             || (file_type == FileType::Symlink && !inode.is_fast_symlink());
-        let map = if has_map {
-            self.block_map(&inode)?
-        } else {
-            BlockMap::default()
-        };
+        let map = if has_map { self.block_map(&inode)? } else { BlockMap::default() };
         // i_blocks counts every block the inode holds: data, map blocks and its xattr block.
         let held = map.extents.iter().map(|e| e.len).sum::<u64>()
             + map.meta_blocks.len() as u64
@@ -259,10 +227,7 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 inode {ino}"),
                     Some(inode.offset),
-                    format!(
-                        "symlink target of {} bytes exceeds {MAX_LINK_TARGET}",
-                        inode.i_size
-                    ),
+                    format!("symlink target of {} bytes exceeds {MAX_LINK_TARGET}", inode.i_size),
                 ));
             }
             Some(self.read_inode_data(&inode, MAX_LINK_TARGET)?)
