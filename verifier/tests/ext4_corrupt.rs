@@ -473,7 +473,11 @@ fn interesting(img: &[u8]) -> Vec<(usize, usize)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
-    fn random_flips_never_panic(which in 0usize..4, flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 1u8..=255), 1..8)) {
+    fn random_flips_never_panic(
+        which in 0usize..4,
+        flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 1u8..=255), 1..8),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
         let img = [ext4_image(), ext4_nocsum_image(), ext2_image(), htree_image()][which];
         let ranges = interesting(img);
         let mut bad = img.clone();
@@ -481,6 +485,10 @@ proptest! {
             let (s, e) = ranges[r % ranges.len()];
             let at = (s + off % (e - s)).min(bad.len() - 1);
             bad[at] ^= x;
+        }
+        // Sometimes also cut the image short somewhere.
+        if let Some(c) = cut {
+            bad.truncate(c % bad.len());
         }
         // Any result is fine; a panic or a hang is not.
         let _ = full_read(&bad);
