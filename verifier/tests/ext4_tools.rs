@@ -328,6 +328,9 @@ fn check_debugfs(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
         );
         assert_eq!(f("User"), e.uid.to_string(), "{where_}");
         assert_eq!(f("Group"), e.gid.to_string(), "{where_}");
+        if let Some(p) = st.fields.get("Project") {
+            assert_eq!(p, &inode.i_projid.to_string(), "{where_}");
+        }
         assert_eq!(f("Size"), e.size.to_string(), "{where_}");
         assert_eq!(f("File ACL"), inode.i_file_acl.to_string(), "{where_}");
         assert_eq!(f("Links"), e.links.to_string(), "{where_}");
