@@ -98,28 +98,31 @@ impl<R: ReadAt> Ext4<R> {
                 let mut path = if dir_path == b"/" { Vec::new() } else { dir_path.clone() };
                 path.push(b'/');
                 path.extend_from_slice(&e.name);
+                // With the filetype feature the entry's type must be its inode's.
+                let check_type = |kind: Option<FileType>| -> Result<()> {
+                    if self.sb.features.filetype() && kind.is_some_and(|k| e.file_type != k.dirent_code()) {
+                        return Err(Error::corrupt(
+                            &name,
+                            Some(inode.offset),
+                            format!(
+                                "entry {:?} has file_type {}, its inode {} is a {:?}",
+                                String::from_utf8_lossy(&e.name),
+                                e.file_type,
+                                e.inode,
+                                kind
+                            ),
+                        ));
+                    }
+                    Ok(())
+                };
                 // A hard-linked inode is read once; later names reuse what was read, so a
                 // directory full of links to one large file costs no more than the file.
                 let child = match seen_files.get(&e.inode) {
                     Some(known) => Entry { path: path.clone(), ..Clone::clone(known) },
                     None => {
-                        // The entry's type is checked against the inode's before anything
-                        // else is read, so a wrong type is reported as such.
-                        let kind = self.inode(e.inode)?.file_type();
-                        if self.sb.features.filetype() && kind.is_some_and(|k| e.file_type != k.dirent_code())
-                        {
-                            return Err(Error::corrupt(
-                                &name,
-                                Some(inode.offset),
-                                format!(
-                                    "entry {:?} has file_type {}, its inode {} is a {:?}",
-                                    String::from_utf8_lossy(&e.name),
-                                    e.file_type,
-                                    e.inode,
-                                    kind
-                                ),
-                            ));
-                        }
+                        // The type is checked before anything else of the inode is read, so
+                        // a wrong type is reported as such.
+                        check_type(self.inode(e.inode)?.file_type())?;
                         let c = self.entry(e.inode, path.clone())?;
                         if c.file_type != FileType::Directory {
                             seen_files.insert(e.inode, c.clone());
@@ -127,19 +130,7 @@ impl<R: ReadAt> Ext4<R> {
                         c
                     }
                 };
-                if self.sb.features.filetype() && e.file_type != child.file_type.dirent_code() {
-                    return Err(Error::corrupt(
-                        &name,
-                        Some(inode.offset),
-                        format!(
-                            "entry {:?} has file_type {}, its inode {} is a {:?}",
-                            String::from_utf8_lossy(&e.name),
-                            e.file_type,
-                            e.inode,
-                            child.file_type
-                        ),
-                    ));
-                }
+                check_type(Some(child.file_type))?;
                 *refs.entry(e.inode).or_default() += 1;
                 if child.file_type == FileType::Directory {
                     if !visited.insert(e.inode) {
