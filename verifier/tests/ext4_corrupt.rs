@@ -21,11 +21,7 @@ fn build(args: &[&str]) -> Vec<u8> {
     std::fs::write(src.join("dir/nested/file"), b"nested\n").unwrap();
     std::fs::write(src.join("hello"), b"hello\n").unwrap();
     for i in 0..40 {
-        std::fs::write(
-            src.join(format!("dir/a-long-file-name-to-fill-blocks-{i:03}")),
-            b"x",
-        )
-        .unwrap();
+        std::fs::write(src.join(format!("dir/a-long-file-name-to-fill-blocks-{i:03}")), b"x").unwrap();
     }
     use std::os::unix::fs::FileExt;
     let f = std::fs::File::create(src.join("frag")).unwrap();
@@ -33,16 +29,7 @@ fn build(args: &[&str]) -> Vec<u8> {
         f.write_all_at(&[b'f'; 1024], i * 2048).unwrap();
     }
     std::fs::write(src.join("xbig"), b"x").unwrap();
-    run_ok(
-        "setfattr",
-        &[
-            "-n",
-            "user.big",
-            "-v",
-            &"v".repeat(600),
-            src.join("xbig").to_str().unwrap(),
-        ],
-    );
+    run_ok("setfattr", &["-n", "user.big", "-v", &"v".repeat(600), src.join("xbig").to_str().unwrap()]);
     let mut a = vec!["-b", "1024", "-N", "128"];
     a.extend_from_slice(args);
     let img = mkfs(tmp.path(), "fs.img", 2, &a, Some(&src));
@@ -98,11 +85,7 @@ fn expect_corrupt(r: Result<Vec<Entry>, Error>, structure: &str, what: &str) {
                 "error names `{}`, expected `{structure}` ({w})",
                 at.structure
             );
-            assert!(
-                w.contains(what),
-                "error says `{w}`, expected `{what}` ({})",
-                at.structure
-            );
+            assert!(w.contains(what), "error says `{w}`, expected `{what}` ({})", at.structure);
         }
         other => panic!("expected a corrupt {structure} ({what}), got {other:?}"),
     }
@@ -126,28 +109,16 @@ fn flip(img: &[u8], at: usize) -> Vec<u8> {
 
 #[test]
 fn pristine_images_read_cleanly() {
-    for img in [
-        ext4_image(),
-        ext4_nocsum_image(),
-        ext2_image(),
-        htree_image(),
-    ] {
+    for img in [ext4_image(), ext4_nocsum_image(), ext2_image(), htree_image()] {
         let entries = full_read(img).unwrap();
-        assert!(
-            !entry(&entries, "/frag").map_blocks.is_empty(),
-            "12 extents need a map block"
-        );
+        assert!(!entry(&entries, "/frag").map_blocks.is_empty(), "12 extents need a map block");
         assert!(entry(&entries, "/xbig").xattr_block.is_some());
     }
 }
 
 #[test]
 fn superblock_flip_is_a_checksum_mismatch() {
-    expect_corrupt(
-        full_read(&flip(ext4_image(), 1024 + 0x10)),
-        "ext4 superblock",
-        "s_checksum mismatch",
-    );
+    expect_corrupt(full_read(&flip(ext4_image(), 1024 + 0x10)), "ext4 superblock", "s_checksum mismatch");
     // Without checksums the same flip (s_free_inodes_count) disagrees with the bitmaps.
     expect_corrupt(
         full_read(&flip(ext4_nocsum_image(), 1024 + 0x10)),
@@ -155,11 +126,7 @@ fn superblock_flip_is_a_checksum_mismatch() {
         "s_free_inodes_count",
     );
     // The magic.
-    expect_corrupt(
-        full_read(&flip(ext2_image(), 1024 + 0x38)),
-        "ext4 superblock",
-        "s_magic",
-    );
+    expect_corrupt(full_read(&flip(ext2_image(), 1024 + 0x38)), "ext4 superblock", "s_magic");
 }
 
 #[test]
@@ -197,11 +164,7 @@ fn itable_unused_below_a_used_inode_is_named() {
     let ds = fs.sb.desc_size() as usize;
     let c = reprodisk_verifier::ext4::group::checksum(&fs.sb, 0, &bad[d..d + ds]).unwrap();
     bad[d + 0x1E..d + 0x20].copy_from_slice(&c.to_le_bytes());
-    expect_corrupt(
-        full_read(&bad),
-        "ext4 group descriptor 0",
-        "bg_itable_unused",
-    );
+    expect_corrupt(full_read(&bad), "ext4 group descriptor 0", "bg_itable_unused");
 }
 
 #[test]
@@ -210,16 +173,8 @@ fn bitmap_flip_is_a_checksum_mismatch() {
     let fs = Ext4::open(&img[..]).unwrap();
     let bb = (fs.groups[0].bg_block_bitmap * 1024) as usize;
     let ib = (fs.groups[0].bg_inode_bitmap * 1024) as usize;
-    expect_corrupt(
-        full_read(&flip(img, bb + 100)),
-        "block bitmap of group 0",
-        "checksum mismatch",
-    );
-    expect_corrupt(
-        full_read(&flip(img, ib + 10)),
-        "inode bitmap of group 0",
-        "checksum mismatch",
-    );
+    expect_corrupt(full_read(&flip(img, bb + 100)), "block bitmap of group 0", "checksum mismatch");
+    expect_corrupt(full_read(&flip(img, ib + 10)), "inode bitmap of group 0", "checksum mismatch");
     // Without checksums a flipped bit is a block owned but free, or used but unowned.
     let img = ext2_image();
     let fs = Ext4::open(&img[..]).unwrap();
@@ -236,11 +191,7 @@ fn inode_flip_is_a_checksum_mismatch() {
     let img = ext4_image();
     let hello = entry(&full_read(img).unwrap(), "/hello").ino;
     let off = inode_offset(img, hello);
-    expect_corrupt(
-        full_read(&flip(img, off + 0x4)),
-        &format!("ext4 inode {hello}"),
-        "i_checksum mismatch",
-    );
+    expect_corrupt(full_read(&flip(img, off + 0x4)), &format!("ext4 inode {hello}"), "i_checksum mismatch");
     // Without checksums, a flipped i_mode type bit disagrees with the directory entry.
     let img = ext2_image();
     let hello = entry(&full_read(img).unwrap(), "/hello").ino;
@@ -255,16 +206,15 @@ fn i_blocks_and_link_count_disagreements_are_named() {
     let entries = full_read(img).unwrap();
     let hello = entry(&entries, "/hello").ino;
     let off = inode_offset(img, hello);
-    expect_corrupt(
-        full_read(&flip(img, off + 0x1C)),
-        &format!("ext4 inode {hello}"),
-        "i_blocks says",
-    );
-    expect_corrupt(
-        full_read(&flip(img, off + 0x1A)),
-        &format!("ext4 inode {hello}"),
-        "i_links_count",
-    );
+    expect_corrupt(full_read(&flip(img, off + 0x1C)), &format!("ext4 inode {hello}"), "i_blocks says");
+    expect_corrupt(full_read(&flip(img, off + 0x1A)), &format!("ext4 inode {hello}"), "i_links_count");
+    // /dir spans two blocks; an i_size of one block leaves the second mapped past it.
+    let dir = entry(&entries, "/dir").clone();
+    assert!(dir.size >= 2048, "/dir has {} bytes", dir.size);
+    let mut bad = img.clone();
+    let d = inode_offset(img, dir.ino);
+    bad[d + 4..d + 8].copy_from_slice(&1024u32.to_le_bytes());
+    expect_corrupt(full_read(&bad), "ext4 directory inode", "past i_size");
 }
 
 #[test]
@@ -320,11 +270,7 @@ fn htree_hash_out_of_range_is_named() {
     assert!(count >= 2, "/dir's index has {count} entries");
     let last = root + 0x20 + 8 * (count - 1);
     bad[last..last + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
-    expect_corrupt(
-        full_read(&bad),
-        "ext4 directory inode",
-        "outside the index range",
-    );
+    expect_corrupt(full_read(&bad), "ext4 directory inode", "outside the index range");
     // A dx_root_info with a wrong info_length.
     let mut bad = img.clone();
     bad[root + 0x1D] = 9;
@@ -334,14 +280,8 @@ fn htree_hash_out_of_range_is_named() {
 #[test]
 fn xattr_block_flip_is_a_checksum_mismatch() {
     let img = ext4_image();
-    let x = entry(&full_read(img).unwrap(), "/xbig")
-        .xattr_block
-        .unwrap();
-    expect_corrupt(
-        full_read(&flip(img, (x * 1024) as usize + 0x40)),
-        "xattr block",
-        "h_checksum mismatch",
-    );
+    let x = entry(&full_read(img).unwrap(), "/xbig").xattr_block.unwrap();
+    expect_corrupt(full_read(&flip(img, (x * 1024) as usize + 0x40)), "xattr block", "h_checksum mismatch");
 }
 
 #[test]
@@ -351,29 +291,14 @@ fn journal_superblock_flip_is_a_checksum_mismatch() {
     let j = fs.inode(8).unwrap();
     let first = fs.block_map(&j).unwrap().extents[0].physical as usize * 1024;
     // mke2fs writes journals without a v2/v3 checksum; a flip of s_blocksize is caught.
-    expect_corrupt(
-        full_read(&flip(img, first + 0xE)),
-        "jbd2 journal superblock",
-        "s_blocksize",
-    );
-    expect_corrupt(
-        full_read(&flip(img, first)),
-        "jbd2 journal superblock",
-        "h_magic",
-    );
+    expect_corrupt(full_read(&flip(img, first + 0xE)), "jbd2 journal superblock", "s_blocksize");
+    expect_corrupt(full_read(&flip(img, first)), "jbd2 journal superblock", "h_magic");
 }
 
 #[test]
 fn backup_superblock_and_descriptor_flips_are_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let img = std::fs::read(mkfs(
-        tmp.path(),
-        "g.img",
-        20,
-        &["-t", "ext4", "-b", "1024"],
-        None,
-    ))
-    .unwrap();
+    let img = std::fs::read(mkfs(tmp.path(), "g.img", 20, &["-t", "ext4", "-b", "1024"], None)).unwrap();
     let fs = Ext4::open(&img[..]).unwrap();
     assert!(fs.check().unwrap().backups >= 1);
     // Group 1 starts at block 8193: its superblock copy, then its descriptor table copy.
@@ -400,19 +325,11 @@ fn filesystem_inside_a_partition_reads_through_a_slice() {
     let mut disk = vec![0u8; base];
     disk.extend_from_slice(img);
     disk.extend_from_slice(&[0u8; 4096]);
-    let part = Slice {
-        inner: &disk[..],
-        start: base as u64,
-        len: img.len() as u64,
-    };
+    let part = Slice { inner: &disk[..], start: base as u64, len: img.len() as u64 };
     let fs = Ext4::open(part).unwrap();
     assert_eq!(fs.check().unwrap().entries, full_read(img).unwrap());
     disk[base + 1024 + 0x10] ^= 1;
-    let part = Slice {
-        inner: &disk[..],
-        start: base as u64,
-        len: img.len() as u64,
-    };
+    let part = Slice { inner: &disk[..], start: base as u64, len: img.len() as u64 };
     match Ext4::open(part).map_err(|e| rebase(e, base as u64)) {
         Err(Error::Corrupt { at, .. }) => assert_eq!(at.offset, Some(base as u64 + 1024)),
         other => panic!("expected a corrupt superblock, got {:?}", other.err()),
@@ -425,10 +342,7 @@ fn truncated_images_fail_with_truncated() {
     for len in [0, 1000, 1500, 4096, img.len() / 2, img.len() - 1] {
         match Ext4::open(&img[..len]) {
             Err(Error::Truncated { .. }) => {}
-            other => panic!(
-                "a {len}-byte prefix: expected Truncated, got {:?}",
-                other.err()
-            ),
+            other => panic!("a {len}-byte prefix: expected Truncated, got {:?}", other.err()),
         }
     }
 }
@@ -452,10 +366,7 @@ fn huge_counts_fail_before_allocating() {
         "ext4 superblock",
         "s_inodes_count",
     );
-    assert!(matches!(
-        Ext4::open(&set_sb_u32(img, 0x150, u32::MAX)[..]),
-        Err(Error::Corrupt { .. })
-    ));
+    assert!(matches!(Ext4::open(&set_sb_u32(img, 0x150, u32::MAX)[..]), Err(Error::Corrupt { .. })));
     // s_inodes_per_group beyond one bitmap block, s_log_block_size absurd, s_inodes_count.
     expect_corrupt(
         Ext4::open(&set_sb_u32(img, 0x28, u32::MAX)[..]).map(|_| vec![]),
@@ -562,7 +473,11 @@ fn interesting(img: &[u8]) -> Vec<(usize, usize)> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
     #[test]
-    fn random_flips_never_panic(which in 0usize..4, flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 1u8..=255), 1..8)) {
+    fn random_flips_never_panic(
+        which in 0usize..4,
+        flips in proptest::collection::vec((any::<usize>(), any::<usize>(), 1u8..=255), 1..8),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
         let img = [ext4_image(), ext4_nocsum_image(), ext2_image(), htree_image()][which];
         let ranges = interesting(img);
         let mut bad = img.clone();
@@ -570,6 +485,10 @@ proptest! {
             let (s, e) = ranges[r % ranges.len()];
             let at = (s + off % (e - s)).min(bad.len() - 1);
             bad[at] ^= x;
+        }
+        // Sometimes also cut the image short somewhere.
+        if let Some(c) = cut {
+            bad.truncate(c % bad.len());
         }
         // Any result is fine; a panic or a hang is not.
         let _ = full_read(&bad);
@@ -579,11 +498,8 @@ proptest! {
 #[test]
 fn checked_paths_come_from_mke2fs() {
     // Sanity of the fixture itself: e2fsck agrees the pristine images are clean.
-    for (name, img) in [
-        ("ext4", ext4_image()),
-        ("ext4-nocsum", ext4_nocsum_image()),
-        ("ext2", ext2_image()),
-    ] {
+    for (name, img) in [("ext4", ext4_image()), ("ext4-nocsum", ext4_nocsum_image()), ("ext2", ext2_image())]
+    {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("x.img");
         std::fs::write(&p, img).unwrap();
@@ -591,4 +507,74 @@ fn checked_paths_come_from_mke2fs() {
         assert_eq!(code, 0, "{name}: {out}");
         let _ = Path::new(&p);
     }
+}
+
+/// Applies debugfs write commands, in one debugfs session, to a copy of `img`.
+fn debugfs_edit(img: &[u8], cmds: &[String]) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("e.img");
+    let f = tmp.path().join("cmds");
+    std::fs::write(&p, img).unwrap();
+    std::fs::write(&f, cmds.join("\n") + "\n").unwrap();
+    run_ok("debugfs", &["-w", "-f", f.to_str().unwrap(), p.to_str().unwrap()]);
+    std::fs::read(&p).unwrap()
+}
+
+#[test]
+fn journal_v3_checksum_is_verified() {
+    // debugfs opens the journal with checksums (v3) and closes it: a clean v3 journal.
+    let img = debugfs_edit(ext4_image(), &["jo -c".into(), "jc".into()]);
+    let fs = Ext4::open(&img[..]).unwrap();
+    let j = fs.journal.as_ref().unwrap();
+    assert!(j.has_csum_v2v3(), "{:?}", j.feature_names());
+    assert_eq!(j.checksum_type_name(), "crc32c");
+    full_read(&img).unwrap();
+    let first = fs.block_map(&fs.inode(8).unwrap()).unwrap().extents[0].physical as usize * 1024;
+    expect_corrupt(full_read(&flip(&img, first + 0x1B)), "jbd2 journal superblock", "s_checksum mismatch");
+}
+
+#[test]
+fn orphan_list_inodes_own_their_blocks() {
+    let img = ext4_image();
+    let entries = full_read(img).unwrap();
+    let hello = entry(&entries, "/hello").clone();
+    // What the kernel leaves after unlinking an open file: no name, no links, on the list.
+    let orphaned = debugfs_edit(
+        img,
+        &[
+            "unlink /hello".into(),
+            format!("sif <{}> links_count 0", hello.ino),
+            format!("ssv last_orphan {}", hello.ino),
+        ],
+    );
+    let fs = Ext4::open(&orphaned[..]).unwrap();
+    assert_eq!(fs.orphan_inodes().unwrap(), [hello.ino]);
+    let checked = fs.check().unwrap();
+    assert!(checked.entries.iter().all(|e| e.ino != hello.ino));
+    let block = hello.extents[0].physical;
+    assert_eq!(
+        checked.owners.owner(block),
+        Some(&reprodisk_verifier::ext4::Owner::Orphan { ino: hello.ino })
+    );
+    // An orphan whose i_dtime points back at itself is a loop, not a hang.
+    let looped = debugfs_edit(&orphaned, &[format!("sif <{}> dtime {}", hello.ino, hello.ino)]);
+    expect_corrupt(Ext4::open(&looped[..]).unwrap().check().map(|c| c.entries), "ext4 orphan list", "loop");
+}
+
+#[test]
+fn wrong_dot_dot_is_named() {
+    // In /dir/nested's first block, `.` takes 12 bytes and `..` follows: point it at the root.
+    let img = ext2_image();
+    let entries = full_read(img).unwrap();
+    let nested = entry(&entries, "/dir/nested").clone();
+    let parent = entry(&entries, "/dir").ino;
+    let b = nested.extents[0].physical as usize * 1024;
+    assert_eq!(u32::from_le_bytes(img[b + 12..b + 16].try_into().unwrap()), parent);
+    let mut bad = img.clone();
+    bad[b + 12..b + 16].copy_from_slice(&2u32.to_le_bytes());
+    expect_corrupt(
+        full_read(&bad),
+        "ext4 directory /dir/nested",
+        &format!("`..` names inode 2, expected {parent}"),
+    );
 }

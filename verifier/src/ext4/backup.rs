@@ -24,58 +24,18 @@ impl<R: ReadAt> Ext4<R> {
             let raw = self.reader().read_vec(first * bs, SUPERBLOCK_SIZE, &name)?;
             let b = Superblock::parse(&raw, first * bs).map_err(|e| rename(e, &name))?;
             let fields: [(&str, u64, u64); 14] = [
-                (
-                    "s_inodes_count",
-                    sb.s_inodes_count.into(),
-                    b.s_inodes_count.into(),
-                ),
+                ("s_inodes_count", sb.s_inodes_count.into(), b.s_inodes_count.into()),
                 ("s_blocks_count", sb.s_blocks_count, b.s_blocks_count),
-                (
-                    "s_first_data_block",
-                    sb.s_first_data_block.into(),
-                    b.s_first_data_block.into(),
-                ),
-                (
-                    "s_log_block_size",
-                    sb.s_log_block_size.into(),
-                    b.s_log_block_size.into(),
-                ),
-                (
-                    "s_blocks_per_group",
-                    sb.s_blocks_per_group.into(),
-                    b.s_blocks_per_group.into(),
-                ),
-                (
-                    "s_inodes_per_group",
-                    sb.s_inodes_per_group.into(),
-                    b.s_inodes_per_group.into(),
-                ),
-                (
-                    "s_inode_size",
-                    sb.s_inode_size.into(),
-                    b.s_inode_size.into(),
-                ),
+                ("s_first_data_block", sb.s_first_data_block.into(), b.s_first_data_block.into()),
+                ("s_log_block_size", sb.s_log_block_size.into(), b.s_log_block_size.into()),
+                ("s_blocks_per_group", sb.s_blocks_per_group.into(), b.s_blocks_per_group.into()),
+                ("s_inodes_per_group", sb.s_inodes_per_group.into(), b.s_inodes_per_group.into()),
+                ("s_inode_size", sb.s_inode_size.into(), b.s_inode_size.into()),
                 ("s_first_ino", sb.s_first_ino.into(), b.s_first_ino.into()),
-                (
-                    "s_feature_compat",
-                    sb.features.compat.into(),
-                    b.features.compat.into(),
-                ),
-                (
-                    "s_feature_incompat",
-                    sb.features.incompat.into(),
-                    b.features.incompat.into(),
-                ),
-                (
-                    "s_feature_ro_compat",
-                    sb.features.ro_compat.into(),
-                    b.features.ro_compat.into(),
-                ),
-                (
-                    "s_reserved_gdt_blocks",
-                    sb.s_reserved_gdt_blocks.into(),
-                    b.s_reserved_gdt_blocks.into(),
-                ),
+                ("s_feature_compat", sb.features.compat.into(), b.features.compat.into()),
+                ("s_feature_incompat", sb.features.incompat.into(), b.features.incompat.into()),
+                ("s_feature_ro_compat", sb.features.ro_compat.into(), b.features.ro_compat.into()),
+                ("s_reserved_gdt_blocks", sb.s_reserved_gdt_blocks.into(), b.s_reserved_gdt_blocks.into()),
                 ("s_desc_size", sb.s_desc_size.into(), b.s_desc_size.into()),
                 ("s_block_group_nr", g.min(0xFFFF), b.s_block_group_nr.into()),
             ];
@@ -117,11 +77,7 @@ impl<R: ReadAt> Ext4<R> {
                     let d = GroupDesc::parse(sb, index as u32, &raw[at..at + ds as usize], off)
                         .map_err(|e| rename(e, &dname))?;
                     let here = (d.bg_block_bitmap, d.bg_inode_bitmap, d.bg_inode_table);
-                    let there = (
-                        primary.bg_block_bitmap,
-                        primary.bg_inode_bitmap,
-                        primary.bg_inode_table,
-                    );
+                    let there = (primary.bg_block_bitmap, primary.bg_inode_bitmap, primary.bg_inode_table);
                     if here != there {
                         return Err(Error::corrupt(
                             &dname,

@@ -19,9 +19,7 @@ pub struct BitmapTotals {
 }
 
 pub(crate) fn bit(bytes: &[u8], i: u64) -> bool {
-    bytes
-        .get((i / 8) as usize)
-        .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    bytes.get((i / 8) as usize).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
 impl<R: ReadAt> Ext4<R> {
@@ -48,9 +46,7 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 format!("ext4 {what} of group {group}"),
                 Some(offset),
-                format!(
-                    "checksum mismatch: descriptor says {stored:#010x}, computed {computed:#010x}"
-                ),
+                format!("checksum mismatch: descriptor says {stored:#010x}, computed {computed:#010x}"),
             ));
         }
         Ok(())
@@ -65,6 +61,7 @@ impl<R: ReadAt> Ext4<R> {
         let bs = sb.block_size();
         let mut used_inodes: BTreeSet<u32> = entries.iter().map(|e| e.ino).collect();
         used_inodes.extend(self.special_inodes());
+        used_inodes.extend(self.orphan_inodes()?);
         let mut dirs_per_group = vec![0u64; self.groups.len()];
         let mut seen = HashSet::new();
         for e in entries {
@@ -72,11 +69,7 @@ impl<R: ReadAt> Ext4<R> {
                 dirs_per_group[((e.ino - 1) / sb.s_inodes_per_group) as usize] += 1;
             }
         }
-        let mut totals = BitmapTotals {
-            free_blocks: 0,
-            free_inodes: 0,
-            used_dirs: 0,
-        };
+        let mut totals = BitmapTotals { free_blocks: 0, free_inodes: 0, used_dirs: 0 };
         for gd in &self.groups {
             let g = u64::from(gd.group);
             let first = sb.group_first_block(g);
@@ -111,9 +104,7 @@ impl<R: ReadAt> Ext4<R> {
                             None => Error::corrupt(
                                 &what,
                                 Some(off),
-                                format!(
-                                    "block {block} is marked in use but no structure or file owns it"
-                                ),
+                                format!("block {block} is marked in use but no structure or file owns it"),
                             ),
                             Some(o) => Error::corrupt(
                                 &what,
@@ -213,9 +204,7 @@ impl<R: ReadAt> Ext4<R> {
                     return Err(Error::corrupt(
                         format!("ext4 group descriptor {g}"),
                         None,
-                        format!(
-                            "bg_itable_unused {unused} says inode {ino} was never used, but it is"
-                        ),
+                        format!("bg_itable_unused {unused} says inode {ino} was never used, but it is"),
                     ));
                 }
             }

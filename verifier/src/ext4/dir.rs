@@ -57,14 +57,24 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 &name,
                 Some(inode.offset),
-                format!(
-                    "i_size {} is not a positive multiple of the block size {bs}",
-                    inode.i_size
-                ),
+                format!("i_size {} is not a positive multiple of the block size {bs}", inode.i_size),
             ));
         }
         let nblocks = inode.i_size / bs;
         let map = self.block_map(inode)?;
+        if let Some(e) = map.extents.last()
+            && e.logical + e.len > nblocks
+        {
+            return Err(Error::corrupt(
+                &name,
+                Some(inode.offset),
+                format!(
+                    "block {} is mapped past i_size {} ({nblocks} blocks)",
+                    e.logical + e.len - 1,
+                    inode.i_size
+                ),
+            ));
+        }
         let physical = |lblk: u64| {
             // Extents are sorted by logical block and never overlap.
             let i = map.extents.partition_point(|e| e.logical + e.len <= lblk);
@@ -83,10 +93,7 @@ impl<R: ReadAt> Ext4<R> {
                     format!("block {lblk} of {nblocks} is a hole"),
                 )
             })?;
-            self.read_block(
-                p,
-                &format!("ext4 directory inode {} block {lblk}", inode.ino),
-            )
+            self.read_block(p, &format!("ext4 directory inode {} block {lblk}", inode.ino))
         };
         let csum = self.sb.features.has_metadata_csum();
         let seed = inode.csum_seed(&self.sb);
@@ -154,8 +161,7 @@ impl<R: ReadAt> Ext4<R> {
             )?;
             if let Some(range) = leaves.get(&lblk) {
                 for e in &out.entries[before..] {
-                    let Some(h) = super::hash::dx_hash(&e.name, version, &self.sb.s_hash_seed)
-                    else {
+                    let Some(h) = super::hash::dx_hash(&e.name, version, &self.sb.s_hash_seed) else {
                         break;
                     };
                     if !range.contains(h) {
@@ -172,11 +178,7 @@ impl<R: ReadAt> Ext4<R> {
                     }
                 }
             } else if !leaves.is_empty() && !index.contains(&lblk) && out.entries.len() > before {
-                return Err(Error::corrupt(
-                    &bname,
-                    off,
-                    "holds entries but no index entry points at it",
-                ));
+                return Err(Error::corrupt(&bname, off, "holds entries but no index entry points at it"));
             }
         }
         let mut idx: Vec<u64> = index.into_iter().collect();
@@ -215,11 +217,7 @@ impl<R: ReadAt> Ext4<R> {
             } else {
                 (usize::from(b.u16(pos + 6)), 0)
             };
-            if rec_len < 8
-                || rec_len % 4 != 0
-                || pos + rec_len > block.len()
-                || 8 + name_len > rec_len
-            {
+            if rec_len < 8 || rec_len % 4 != 0 || pos + rec_len > block.len() || 8 + name_len > rec_len {
                 return Err(Error::corrupt(
                     name,
                     off,
@@ -240,17 +238,9 @@ impl<R: ReadAt> Ext4<R> {
                     ));
                 }
                 if name_len == 0 {
-                    return Err(Error::corrupt(
-                        name,
-                        off,
-                        format!("entry at byte {pos} has an empty name"),
-                    ));
+                    return Err(Error::corrupt(name, off, format!("entry at byte {pos} has an empty name")));
                 }
-                out.push(DirEntry {
-                    inode,
-                    name: b.bytes(pos + 8, name_len).to_vec(),
-                    file_type,
-                });
+                out.push(DirEntry { inode, name: b.bytes(pos + 8, name_len).to_vec(), file_type });
             }
             pos += rec_len;
             if root && out.len() >= 2 {
@@ -326,9 +316,7 @@ impl<R: ReadAt> Ext4<R> {
                             return Err(Error::corrupt(
                                 &nname,
                                 noff,
-                                format!(
-                                    "points at index block {child} twice: the htree has a loop"
-                                ),
+                                format!("points at index block {child} twice: the htree has a loop"),
                             ));
                         }
                         next.push((child, 8usize, sub));

@@ -62,20 +62,14 @@ impl ExtentHeader {
             return Err(Error::corrupt(
                 name,
                 offset,
-                format!(
-                    "eh_magic is {:#06x}, expected {EXT4_EXT_MAGIC:#06x}",
-                    h.eh_magic
-                ),
+                format!("eh_magic is {:#06x}, expected {EXT4_EXT_MAGIC:#06x}", h.eh_magic),
             ));
         }
         if usize::from(h.eh_max) > capacity || h.eh_max == 0 {
             return Err(Error::corrupt(
                 name,
                 offset,
-                format!(
-                    "eh_max is {}, the node holds 1..={capacity} entries",
-                    h.eh_max
-                ),
+                format!("eh_max is {}, the node holds 1..={capacity} entries", h.eh_max),
             ));
         }
         if h.eh_entries > h.eh_max {
@@ -89,10 +83,7 @@ impl ExtentHeader {
             return Err(Error::corrupt(
                 name,
                 offset,
-                format!(
-                    "eh_depth is {}, at most {EXT4_MAX_EXTENT_DEPTH}",
-                    h.eh_depth
-                ),
+                format!("eh_depth is {}, at most {EXT4_MAX_EXTENT_DEPTH}", h.eh_depth),
             ));
         }
         Ok(h)
@@ -109,15 +100,7 @@ impl<R: ReadAt> Ext4<R> {
         if inode.has_extents() {
             let name = format!("ext4 inode {} extent header", inode.ino);
             let h = ExtentHeader::parse(&inode.i_block, 4, &name, Some(inode.offset + 0x28))?;
-            self.extent_node(
-                inode,
-                &inode.i_block,
-                h,
-                None,
-                &mut map,
-                &mut seen,
-                (0, u64::MAX),
-            )?;
+            self.extent_node(inode, &inode.i_block, h, None, &mut map, &mut seen, (0, u64::MAX))?;
         } else if inode.i_flags & super::inode::EXT4_INLINE_DATA_FL != 0 {
             return Err(Error::unsupported(
                 format!("ext4 inode {}", inode.ino),
@@ -169,10 +152,7 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     &name,
                     node_off,
-                    format!(
-                        "entry {i} starts at logical block {lblk}, outside {prev_end}..{}",
-                        range.1
-                    ),
+                    format!("entry {i} starts at logical block {lblk}, outside {prev_end}..{}", range.1),
                 ));
             }
             if h.eh_depth == 0 {
@@ -197,42 +177,26 @@ impl<R: ReadAt> Ext4<R> {
                         ),
                     ));
                 }
-                map.extents.push(Extent {
-                    logical: lblk,
-                    physical: start,
-                    len,
-                    unwritten,
-                });
+                map.extents.push(Extent { logical: lblk, physical: start, len, unwritten });
                 prev_end = lblk + len;
             } else {
                 let child = u64::from(b.u32(e + 4)) | (u64::from(b.u16(e + 8)) << 32);
-                let next = if i + 1 < usize::from(h.eh_entries) {
-                    u64::from(b.u32(e + 12))
-                } else {
-                    range.1
-                };
+                let next = if i + 1 < usize::from(h.eh_entries) { u64::from(b.u32(e + 12)) } else { range.1 };
                 if !seen.insert(child) {
                     return Err(Error::corrupt(
                         &name,
                         node_off,
-                        format!(
-                            "index {i} points at block {child} again: the extent tree has a loop"
-                        ),
+                        format!("index {i} points at block {child} again: the extent tree has a loop"),
                     ));
                 }
                 let raw = self.read_block(child, &name)?;
                 let cname = format!("ext4 inode {} extent block {child}", inode.ino);
-                let ch =
-                    ExtentHeader::parse(&raw, (bs as usize - 12) / 12, &cname, Some(child * bs))?;
+                let ch = ExtentHeader::parse(&raw, (bs as usize - 12) / 12, &cname, Some(child * bs))?;
                 if ch.eh_depth + 1 != h.eh_depth {
                     return Err(Error::corrupt(
                         &cname,
                         Some(child * bs),
-                        format!(
-                            "eh_depth is {}, expected {} below its parent",
-                            ch.eh_depth,
-                            h.eh_depth - 1
-                        ),
+                        format!("eh_depth is {}, expected {} below its parent", ch.eh_depth, h.eh_depth - 1),
                     ));
                 }
                 if self.sb.features.has_metadata_csum() {
@@ -243,9 +207,7 @@ impl<R: ReadAt> Ext4<R> {
                         return Err(Error::corrupt(
                             &cname,
                             Some(child * bs),
-                            format!(
-                                "et_checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
-                            ),
+                            format!("et_checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
                         ));
                     }
                 }
@@ -258,12 +220,7 @@ impl<R: ReadAt> Ext4<R> {
     }
 
     /// The ext2/ext3 map: 12 direct pointers, then single, double and triple indirect blocks.
-    fn indirect_map(
-        &self,
-        inode: &Inode,
-        map: &mut BlockMap,
-        seen: &mut HashSet<u64>,
-    ) -> Result<()> {
+    fn indirect_map(&self, inode: &Inode, map: &mut BlockMap, seen: &mut HashSet<u64>) -> Result<()> {
         let b = Le(&inode.i_block);
         let per = self.sb.block_size() / 4;
         let mut logical = 0u64;
@@ -321,13 +278,7 @@ impl<R: ReadAt> Ext4<R> {
     }
 
     /// Appends one mapped block, merging it into the previous extent when contiguous.
-    fn push_block(
-        &self,
-        inode: &Inode,
-        map: &mut BlockMap,
-        logical: u64,
-        physical: u64,
-    ) -> Result<()> {
+    fn push_block(&self, inode: &Inode, map: &mut BlockMap, logical: u64, physical: u64) -> Result<()> {
         if physical == 0 {
             return Ok(());
         }
@@ -339,12 +290,7 @@ impl<R: ReadAt> Ext4<R> {
             last.len += 1;
             return Ok(());
         }
-        map.extents.push(Extent {
-            logical,
-            physical,
-            len: 1,
-            unwritten: false,
-        });
+        map.extents.push(Extent { logical, physical, len: 1, unwritten: false });
         Ok(())
     }
 }

@@ -63,10 +63,7 @@ impl GroupDesc {
             return Err(Error::corrupt(
                 name,
                 Some(offset),
-                format!(
-                    "bg_checksum mismatch: stored {:#06x}, computed {computed:#06x}",
-                    d.bg_checksum
-                ),
+                format!("bg_checksum mismatch: stored {:#06x}, computed {computed:#06x}", d.bg_checksum),
             ));
         }
         let itable_blocks = sb.inode_table_blocks();
@@ -75,9 +72,7 @@ impl GroupDesc {
             ("bg_inode_bitmap", d.bg_inode_bitmap, 1),
             ("bg_inode_table", d.bg_inode_table, itable_blocks),
         ] {
-            if block < u64::from(sb.s_first_data_block)
-                || block.saturating_add(len) > sb.s_blocks_count
-            {
+            if block < u64::from(sb.s_first_data_block) || block.saturating_add(len) > sb.s_blocks_count {
                 return Err(Error::corrupt(
                     name,
                     Some(offset),
@@ -145,7 +140,6 @@ pub fn checksum(sb: &Superblock, group: u32, raw: &[u8]) -> Option<u16> {
 impl Superblock {
     /// Blocks taken by one group's inode table.
     pub fn inode_table_blocks(&self) -> u64 {
-        (u64::from(self.s_inodes_per_group) * u64::from(self.s_inode_size))
-            .div_ceil(self.block_size())
+        (u64::from(self.s_inodes_per_group) * u64::from(self.s_inode_size)).div_ceil(self.block_size())
     }
 }

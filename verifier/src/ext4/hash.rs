@@ -13,11 +13,7 @@ fn str2hashbuf(msg: &[u8], len: usize, num: usize, signed: bool) -> Vec<u32> {
     let take = len.min(num * 4);
     let mut out = Vec::with_capacity(num);
     for (i, &b) in msg.iter().take(take).enumerate() {
-        let c = if signed {
-            i32::from(b as i8) as u32
-        } else {
-            u32::from(b)
-        };
+        let c = if signed { i32::from(b as i8) as u32 } else { u32::from(b) };
         val = c.wrapping_add(val << 8);
         if i % 4 == 3 {
             out.push(val);
@@ -38,10 +34,7 @@ fn half_md4(buf: &mut [u32; 4], inp: &[u32]) {
     let [mut a, mut b, mut c, mut d] = *buf;
     macro_rules! round {
         ($f:expr, $a:ident, $b:ident, $c:ident, $d:ident, $x:expr, $s:expr) => {
-            $a = $a
-                .wrapping_add($f($b, $c, $d))
-                .wrapping_add($x)
-                .rotate_left($s);
+            $a = $a.wrapping_add($f($b, $c, $d)).wrapping_add($x).rotate_left($s);
         };
     }
     let k2 = 0x5A82_7999u32;
@@ -83,12 +76,10 @@ fn tea(buf: &mut [u32; 4], inp: &[u32]) {
     let mut sum = 0u32;
     for _ in 0..16 {
         sum = sum.wrapping_add(DELTA);
-        b0 = b0.wrapping_add(
-            ((b1 << 4).wrapping_add(a)) ^ b1.wrapping_add(sum) ^ ((b1 >> 5).wrapping_add(b)),
-        );
-        b1 = b1.wrapping_add(
-            ((b0 << 4).wrapping_add(c)) ^ b0.wrapping_add(sum) ^ ((b0 >> 5).wrapping_add(d)),
-        );
+        b0 =
+            b0.wrapping_add(((b1 << 4).wrapping_add(a)) ^ b1.wrapping_add(sum) ^ ((b1 >> 5).wrapping_add(b)));
+        b1 =
+            b1.wrapping_add(((b0 << 4).wrapping_add(c)) ^ b0.wrapping_add(sum) ^ ((b0 >> 5).wrapping_add(d)));
     }
     buf[0] = buf[0].wrapping_add(b0);
     buf[1] = buf[1].wrapping_add(b1);
@@ -97,11 +88,7 @@ fn tea(buf: &mut [u32; 4], inp: &[u32]) {
 fn legacy(name: &[u8], signed: bool) -> u32 {
     let (mut h0, mut h1) = (0x12A3_FE2Du32, 0x37AB_E8F9u32);
     for &b in name {
-        let c = if signed {
-            i32::from(b as i8) as u32
-        } else {
-            u32::from(b)
-        };
+        let c = if signed { i32::from(b as i8) as u32 } else { u32::from(b) };
         let mut h = h1.wrapping_add(h0 ^ c.wrapping_mul(7_152_373));
         if h & 0x8000_0000 != 0 {
             h = h.wrapping_sub(0x7FFF_FFFF);
@@ -129,12 +116,7 @@ fn rounds(name: &[u8], words: usize, signed: bool, transform: &mut dyn FnMut(&[u
 /// 3..=5) with the superblock's `seed`; `None` for versions this reader does not compute.
 pub fn dx_hash(name: &[u8], version: u8, seed: &[u8; 16]) -> Option<u32> {
     let seed_words: [u32; 4] = std::array::from_fn(|i| {
-        u32::from_le_bytes([
-            seed[4 * i],
-            seed[4 * i + 1],
-            seed[4 * i + 2],
-            seed[4 * i + 3],
-        ])
+        u32::from_le_bytes([seed[4 * i], seed[4 * i + 1], seed[4 * i + 2], seed[4 * i + 3]])
     });
     let mut buf = [0x6745_2301u32, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476];
     if seed_words.iter().any(|&w| w != 0) {
@@ -154,9 +136,5 @@ pub fn dx_hash(name: &[u8], version: u8, seed: &[u8; 16]) -> Option<u32> {
         _ => return None,
     };
     let hash = hash & !1;
-    Some(if hash == EXT4_HTREE_EOF_32BIT << 1 {
-        (EXT4_HTREE_EOF_32BIT - 1) << 1
-    } else {
-        hash
-    })
+    Some(if hash == EXT4_HTREE_EOF_32BIT << 1 { (EXT4_HTREE_EOF_32BIT - 1) << 1 } else { hash })
 }

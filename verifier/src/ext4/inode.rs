@@ -31,10 +31,7 @@ impl Timestamp {
     pub fn decode(secs: u32, extra: Option<u32>) -> Self {
         let base = i64::from(secs as i32);
         match extra {
-            Some(x) => Timestamp {
-                sec: base + (i64::from(x & 3) << 32),
-                nsec: x >> 2,
-            },
+            Some(x) => Timestamp { sec: base + (i64::from(x & 3) << 32), nsec: x >> 2 },
             None => Timestamp { sec: base, nsec: 0 },
         }
     }
@@ -134,21 +131,14 @@ impl Inode {
         }
         // A field in the extra part exists only when i_extra_isize reaches past its end.
         let has = |field_end: usize| big && end_extra >= field_end;
-        let i_checksum = u32::from(b.u16(0x7C))
-            | if has(0x84) {
-                u32::from(b.u16(0x82)) << 16
-            } else {
-                0
-            };
+        let i_checksum = u32::from(b.u16(0x7C)) | if has(0x84) { u32::from(b.u16(0x82)) << 16 } else { 0 };
         if sb.features.has_metadata_csum() && raw.iter().any(|&x| x != 0) {
             let computed = checksum(sb, ino, raw, has(0x84));
             if computed != i_checksum {
                 return Err(Error::corrupt(
                     name,
                     Some(offset),
-                    format!(
-                        "i_checksum mismatch: stored {i_checksum:#010x}, computed {computed:#010x}"
-                    ),
+                    format!("i_checksum mismatch: stored {i_checksum:#010x}, computed {computed:#010x}"),
                 ));
             }
         }
@@ -163,11 +153,7 @@ impl Inode {
             i_atime: Timestamp::decode(b.u32(0x8), extra(0x8C)),
             i_ctime: Timestamp::decode(b.u32(0xC), extra(0x84)),
             i_mtime: Timestamp::decode(b.u32(0x10), extra(0x88)),
-            i_crtime: if has(0x94) {
-                Some(Timestamp::decode(b.u32(0x90), extra(0x94)))
-            } else {
-                None
-            },
+            i_crtime: if has(0x94) { Some(Timestamp::decode(b.u32(0x90), extra(0x94))) } else { None },
             i_dtime: b.u32(0x14),
             i_links_count: b.u16(0x1A),
             i_blocks: u64::from(b.u32(0x1C)) | (u64::from(b.u16(0x74)) << 32),
@@ -264,20 +250,11 @@ mod tests {
             (0x7FFF_FFFF, Some(0), 0x7FFF_FFFF, 0),
             (0x8000_0000, Some(0), -0x8000_0000, 0),
             (0x8000_0000, Some(1), 0x8000_0000, 0),
-            (
-                0xB09E_1900,
-                Some((987_654_321 << 2) | 2),
-                7_258_118_400,
-                987_654_321,
-            ),
+            (0xB09E_1900, Some((987_654_321 << 2) | 2), 7_258_118_400, 987_654_321),
             (0xFFFF_FFFF, None, -1, 0),
         ];
         for &(secs, extra, sec, nsec) in cases {
-            assert_eq!(
-                Timestamp::decode(secs, extra),
-                Timestamp { sec, nsec },
-                "{secs:#x} {extra:?}"
-            );
+            assert_eq!(Timestamp::decode(secs, extra), Timestamp { sec, nsec }, "{secs:#x} {extra:?}");
         }
     }
 

@@ -79,10 +79,7 @@ impl JournalSuperblock {
             return Err(Error::corrupt(
                 name,
                 Some(offset),
-                format!(
-                    "h_blocktype is {}, expected 3 or 4 (superblock v1/v2)",
-                    j.h_blocktype
-                ),
+                format!("h_blocktype is {}, expected 3 or 4 (superblock v1/v2)", j.h_blocktype),
             ));
         }
         if j.has_csum_v2v3() {
@@ -93,10 +90,7 @@ impl JournalSuperblock {
                 return Err(Error::corrupt(
                     name,
                     Some(offset),
-                    format!(
-                        "s_checksum mismatch: stored {:#010x}, computed {computed:#010x}",
-                        j.s_checksum
-                    ),
+                    format!("s_checksum mismatch: stored {:#010x}, computed {computed:#010x}", j.s_checksum),
                 ));
             }
         }
@@ -178,11 +172,7 @@ impl<R: ReadAt> Ext4<R> {
         }
         let map = self.block_map(&inode)?;
         let Some(first) = map.extents.iter().find(|e| e.logical == 0) else {
-            return Err(Error::corrupt(
-                &iname,
-                Some(inode.offset),
-                "logical block 0 is not mapped",
-            ));
+            return Err(Error::corrupt(&iname, Some(inode.offset), "logical block 0 is not mapped"));
         };
         let raw = self.read_block(first.physical, "jbd2 journal superblock")?;
         let j = JournalSuperblock::parse(&raw, first.physical * self.sb.block_size())?;

@@ -177,10 +177,7 @@ const INODE_FIELDS: &[(usize, usize, &str)] = &[
 ];
 
 fn field(table: &[(usize, usize, &'static str)], off: usize) -> Option<&'static str> {
-    table
-        .iter()
-        .find(|(o, l, _)| off >= *o && off < o + l)
-        .map(|(_, _, n)| *n)
+    table.iter().find(|(o, l, _)| off >= *o && off < o + l).map(|(_, _, n)| *n)
 }
 
 /// What one byte of the filesystem is.
@@ -233,17 +230,11 @@ impl<R: ReadAt> Ext4<R> {
             Some(Owner::Gdt { group }) => {
                 let ds = self.sb.desc_size();
                 let locations = self.gdt_locations();
-                let i = locations
-                    .iter()
-                    .position(|c| c.iter().any(|&(_, b)| b == block));
+                let i = locations.iter().position(|c| c.iter().any(|&(_, b)| b == block));
                 let index = i.map(|i| i as u64 * self.sb.descs_per_block() + in_block as u64 / ds);
                 // The first copy of each descriptor block is the primary.
                 let primary = i.is_some_and(|i| locations[i][0].1 == block);
-                let copy = if primary {
-                    String::new()
-                } else {
-                    format!(" backup in group {group}")
-                };
+                let copy = if primary { String::new() } else { format!(" backup in group {group}") };
                 match index {
                     Some(index) if index < self.sb.group_count() => named(
                         format!("group descriptor {index}{copy}"),
@@ -271,9 +262,7 @@ impl<R: ReadAt> Ext4<R> {
                 named(format!("inode {ino}{path}"), f)
             }
             Some(o) => named(o.to_string(), None),
-            None if block < u64::from(self.sb.s_first_data_block) => {
-                named("boot block".into(), None)
-            }
+            None if block < u64::from(self.sb.s_first_data_block) => named("boot block".into(), None),
             None => named("free space".into(), None),
         }
     }

@@ -112,13 +112,7 @@ impl<R: ReadAt> Ext4<R> {
                 )?);
             }
         }
-        let mut fs = Ext4 {
-            r,
-            sb,
-            groups,
-            journal: None,
-            gdt,
-        };
+        let mut fs = Ext4 { r, sb, groups, journal: None, gdt };
         fs.journal = fs.read_journal_superblock()?;
         Ok(fs)
     }
@@ -152,11 +146,7 @@ impl<R: ReadAt> Ext4<R> {
 
     fn outside(&self, block: u64, what: &str) -> Error {
         let n = self.sb.s_blocks_count;
-        Error::corrupt(
-            what,
-            None,
-            format!("block {block} lies outside the filesystem's {n} blocks"),
-        )
+        Error::corrupt(what, None, format!("block {block} lies outside the filesystem's {n} blocks"))
     }
 
     /// Reads one filesystem block, naming `what` in errors.
@@ -180,9 +170,7 @@ impl<R: ReadAt> Ext4<R> {
         let gd = &self.groups[group as usize];
         let isz = u64::from(self.sb.s_inode_size);
         let off = gd.bg_inode_table * self.sb.block_size() + u64::from(index) * isz;
-        let raw = self
-            .r
-            .read_vec(off, isz as usize, &format!("ext4 inode {ino}"))?;
+        let raw = self.r.read_vec(off, isz as usize, &format!("ext4 inode {ino}"))?;
         Inode::parse(&self.sb, ino, &raw, off)
     }
 
@@ -200,10 +188,7 @@ impl<R: ReadAt> Ext4<R> {
         const CHUNK: u64 = 1 << 20;
         let inode = self.inode(ino)?;
         if inode.is_fast_symlink()
-            || !matches!(
-                inode.file_type(),
-                Some(FileType::Regular | FileType::Directory | FileType::Symlink)
-            )
+            || !matches!(inode.file_type(), Some(FileType::Regular | FileType::Directory | FileType::Symlink))
         {
             let data = self.read_inode_data(&inode, 60)?;
             out.write_all(&data)?;
@@ -263,10 +248,7 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 &name,
                 Some(inode.offset),
-                format!(
-                    "i_size {} exceeds the size cap of {max_size} bytes",
-                    inode.i_size
-                ),
+                format!("i_size {} exceeds the size cap of {max_size} bytes", inode.i_size),
             ));
         }
         let map = self.block_map(inode)?;
@@ -298,23 +280,9 @@ pub fn rebase(e: Error, base: u64) -> Error {
         at
     };
     match e {
-        Error::Corrupt { at, what } => Error::Corrupt {
-            at: shift(at),
-            what,
-        },
-        Error::Unsupported { at, what } => Error::Unsupported {
-            at: shift(at),
-            what,
-        },
-        Error::Truncated {
-            at,
-            needed,
-            available,
-        } => Error::Truncated {
-            at: shift(at),
-            needed,
-            available,
-        },
+        Error::Corrupt { at, what } => Error::Corrupt { at: shift(at), what },
+        Error::Unsupported { at, what } => Error::Unsupported { at: shift(at), what },
+        Error::Truncated { at, needed, available } => Error::Truncated { at: shift(at), needed, available },
         other => other,
     }
 }
@@ -337,11 +305,6 @@ impl<R: ReadAt> Ext4<R> {
         let owners = self.owner_map(&entries)?;
         let totals = self.check_bitmaps(&owners, &entries)?;
         let backups = self.check_backups()?;
-        Ok(Checked {
-            entries,
-            owners,
-            totals,
-            backups,
-        })
+        Ok(Checked { entries, owners, totals, backups })
     }
 }

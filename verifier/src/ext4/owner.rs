@@ -43,6 +43,10 @@ pub enum Owner {
     ReservedInode {
         ino: u32,
     },
+    /// Blocks of an inode on the orphan list (unlinked, still open when last written).
+    Orphan {
+        ino: u32,
+    },
     /// Data of a regular file or a slow symlink.
     FileData {
         ino: u32,
@@ -79,6 +83,7 @@ impl fmt::Display for Owner {
             Owner::Journal => write!(f, "journal"),
             Owner::ResizeInode => write!(f, "resize inode"),
             Owner::ReservedInode { ino } => write!(f, "reserved inode {ino}"),
+            Owner::Orphan { ino } => write!(f, "orphan inode {ino}"),
             Owner::FileData { path, .. } => write!(f, "file {} data", p(path)),
             Owner::DirBlock { path, .. } => write!(f, "directory {} block", p(path)),
             Owner::BlockMapBlock { path, .. } => write!(f, "extent/indirect block of {}", p(path)),
@@ -105,10 +110,7 @@ impl OwnerMap {
     /// The owner of `block`, if any.
     pub fn owner(&self, block: u64) -> Option<&Owner> {
         let i = self.ranges.partition_point(|r| r.start + r.len <= block);
-        self.ranges
-            .get(i)
-            .filter(|r| r.start <= block)
-            .map(|r| &r.owner)
+        self.ranges.get(i).filter(|r| r.start <= block).map(|r| &r.owner)
     }
 
     /// All ranges, sorted by start block.
@@ -149,22 +151,14 @@ impl<R: ReadAt> Ext4<R> {
         let itb = sb.inode_table_blocks();
         for copies in self.gdt_locations() {
             for &(g, block) in copies {
-                v.push(OwnedRange {
-                    start: block,
-                    len: 1,
-                    owner: Owner::Gdt { group: g as u32 },
-                });
+                v.push(OwnedRange { start: block, len: 1, owner: Owner::Gdt { group: g as u32 } });
             }
         }
         for (g, gd) in self.groups.iter().enumerate() {
             let group = g as u32;
             if sb.group_has_super(g as u64) {
                 let first = sb.group_first_block(g as u64);
-                v.push(OwnedRange {
-                    start: first,
-                    len: 1,
-                    owner: Owner::Superblock { group },
-                });
+                v.push(OwnedRange { start: first, len: 1, owner: Owner::Superblock { group } });
                 if sb.s_reserved_gdt_blocks > 0 {
                     let start = first + 1 + sb.old_gdt_blocks();
                     v.push(OwnedRange {
@@ -174,32 +168,38 @@ impl<R: ReadAt> Ext4<R> {
                     });
                 }
             }
-            v.push(OwnedRange {
-                start: gd.bg_block_bitmap,
-                len: 1,
-                owner: Owner::BlockBitmap { group },
-            });
-            v.push(OwnedRange {
-                start: gd.bg_inode_bitmap,
-                len: 1,
-                owner: Owner::InodeBitmap { group },
-            });
-            v.push(OwnedRange {
-                start: gd.bg_inode_table,
-                len: itb,
-                owner: Owner::InodeTable { group },
-            });
+            v.push(OwnedRange { start: gd.bg_block_bitmap, len: 1, owner: Owner::BlockBitmap { group } });
+            v.push(OwnedRange { start: gd.bg_inode_bitmap, len: 1, owner: Owner::InodeBitmap { group } });
+            v.push(OwnedRange { start: gd.bg_inode_table, len: itb, owner: Owner::InodeTable { group } });
         }
         v
+    }
+
+    /// The orphan list: inodes unlinked while open, chained from `s_last_orphan` through
+    /// their `i_dtime`. A loop or an inode number out of range is an error.
+    pub fn orphan_inodes(&self) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        let mut next = self.sb.s_last_orphan;
+        while next != 0 {
+            if out.contains(&next) || out.len() as u64 >= u64::from(self.sb.s_inodes_count) {
+                return Err(Error::corrupt(
+                    "ext4 orphan list",
+                    Some(super::superblock::SUPERBLOCK_OFFSET + 0xE8),
+                    format!("inode {next} is reached twice: the list has a loop"),
+                ));
+            }
+            out.push(next);
+            next = self.inode(next)?.i_dtime;
+        }
+        Ok(out)
     }
 
     /// Inodes outside the tree that may hold blocks: the reserved ones below `s_first_ino`
     /// (except the root) and the quota and orphan file inodes the superblock names.
     pub fn special_inodes(&self) -> Vec<u32> {
         let sb = &self.sb;
-        let mut v: Vec<u32> = (1..sb.s_first_ino.min(sb.s_inodes_count + 1))
-            .filter(|&i| i != super::EXT4_ROOT_INO)
-            .collect();
+        let mut v: Vec<u32> =
+            (1..sb.s_first_ino.min(sb.s_inodes_count + 1)).filter(|&i| i != super::EXT4_ROOT_INO).collect();
         for i in [
             sb.s_usr_quota_inum,
             sb.s_grp_quota_inum,
@@ -222,13 +222,16 @@ impl<R: ReadAt> Ext4<R> {
             .filter(|r| matches!(r.owner, Owner::ReservedGdt { .. }))
             .map(|r| (r.start, r.start + r.len))
             .collect();
-        for ino in self.special_inodes() {
+        let orphans = self.orphan_inodes()?;
+        for ino in self.special_inodes().into_iter().chain(orphans.iter().copied()) {
             let inode = self.inode(ino)?;
             if inode.i_mode == 0 && inode.i_blocks == 0 {
                 continue;
             }
             let map = self.block_map(&inode)?;
-            let owner = if ino == self.sb.s_journal_inum {
+            let owner = if orphans.contains(&ino) {
+                Owner::Orphan { ino }
+            } else if ino == self.sb.s_journal_inum {
                 Owner::Journal
             } else if ino == EXT4_RESIZE_INO {
                 Owner::ResizeInode
@@ -242,25 +245,14 @@ impl<R: ReadAt> Ext4<R> {
                 .chain(map.meta_blocks.iter().map(|&b| (b, 1)));
             for (start, len) in blocks {
                 // The resize inode maps the reserved GDT blocks, which are listed already.
-                if ino == EXT4_RESIZE_INO
-                    && reserved_gdt
-                        .iter()
-                        .any(|&(s, e)| start >= s && start + len <= e)
+                if ino == EXT4_RESIZE_INO && reserved_gdt.iter().any(|&(s, e)| start >= s && start + len <= e)
                 {
                     continue;
                 }
-                v.push(OwnedRange {
-                    start,
-                    len,
-                    owner: owner.clone(),
-                });
+                v.push(OwnedRange { start, len, owner: owner.clone() });
             }
             if inode.i_file_acl != 0 {
-                v.push(OwnedRange {
-                    start: inode.i_file_acl,
-                    len: 1,
-                    owner: owner.clone(),
-                });
+                v.push(OwnedRange { start: inode.i_file_acl, len: 1, owner: owner.clone() });
             }
         }
         let mut seen_ino = HashSet::new();
@@ -277,20 +269,13 @@ impl<R: ReadAt> Ext4<R> {
                 }
             };
             for x in &e.extents {
-                v.push(OwnedRange {
-                    start: x.physical,
-                    len: x.len,
-                    owner: data(e.ino, e.path.clone()),
-                });
+                v.push(OwnedRange { start: x.physical, len: x.len, owner: data(e.ino, e.path.clone()) });
             }
             for &b in &e.map_blocks {
                 v.push(OwnedRange {
                     start: b,
                     len: 1,
-                    owner: Owner::BlockMapBlock {
-                        ino: e.ino,
-                        path: e.path.clone(),
-                    },
+                    owner: Owner::BlockMapBlock { ino: e.ino, path: e.path.clone() },
                 });
             }
             if let Some(b) = e.xattr_block
@@ -299,10 +284,7 @@ impl<R: ReadAt> Ext4<R> {
                 v.push(OwnedRange {
                     start: b,
                     len: 1,
-                    owner: Owner::XattrBlock {
-                        ino: e.ino,
-                        path: e.path.clone(),
-                    },
+                    owner: Owner::XattrBlock { ino: e.ino, path: e.path.clone() },
                 });
             }
         }
@@ -313,10 +295,7 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     "ext4 block ownership",
                     Some(w[1].start * self.sb.block_size()),
-                    format!(
-                        "block {} is claimed by {} and by {}",
-                        w[1].start, w[0].owner, w[1].owner
-                    ),
+                    format!("block {} is claimed by {} and by {}", w[1].start, w[0].owner, w[1].owner),
                 ));
             }
         }
@@ -326,10 +305,7 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 "ext4 block ownership",
                 None,
-                format!(
-                    "{} ends past the filesystem's {} blocks",
-                    last.owner, self.sb.s_blocks_count
-                ),
+                format!("{} ends past the filesystem's {} blocks", last.owner, self.sb.s_blocks_count),
             ));
         }
         Ok(OwnerMap { ranges: v })

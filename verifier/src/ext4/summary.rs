@@ -43,11 +43,7 @@ pub struct TimeClass {
 impl TimeClass {
     fn of(times: impl Iterator<Item = Timestamp>) -> Self {
         let set: BTreeSet<Timestamp> = times.collect();
-        TimeClass {
-            min: set.first().copied(),
-            max: set.last().copied(),
-            distinct: set.len(),
-        }
+        TimeClass { min: set.first().copied(), max: set.last().copied(), distinct: set.len() }
     }
 }
 
@@ -64,6 +60,8 @@ pub struct FileTimes {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct JournalSummary {
     pub inode: u32,
+    /// The jbd2 superblock's `s_uuid` (mke2fs copies the filesystem UUID into it).
+    pub uuid: String,
     pub blocks: u32,
     pub sequence: u32,
     pub start: u32,
@@ -93,6 +91,10 @@ pub struct Summary {
     pub mount_count: u16,
     pub max_mount_count: i16,
     pub kbytes_written: u64,
+    /// `s_last_mounted`, the directory the filesystem was last mounted on.
+    pub last_mounted: String,
+    /// `s_error_count`: errors the kernel recorded.
+    pub error_count: u32,
     pub superblock_times: SuperblockTimes,
     pub file_times: Option<FileTimes>,
     pub journal: Option<JournalSummary>,
@@ -121,6 +123,8 @@ impl<R: ReadAt> Ext4<R> {
             mount_count: sb.s_mnt_count,
             max_mount_count: sb.s_max_mnt_count,
             kbytes_written: sb.s_kbytes_written,
+            last_mounted: String::from_utf8_lossy(&sb.s_last_mounted).into_owned(),
+            error_count: sb.s_error_count,
             superblock_times: SuperblockTimes {
                 s_mkfs_time: sb.s_mkfs_time,
                 s_wtime: sb.s_wtime,
@@ -137,14 +141,13 @@ impl<R: ReadAt> Ext4<R> {
             }),
             journal: self.journal.as_ref().map(|j| JournalSummary {
                 inode: sb.s_journal_inum,
+                uuid: uuid_string(&j.s_uuid),
                 blocks: j.s_maxlen,
                 sequence: j.s_sequence,
                 start: j.s_start,
                 clean: j.is_clean(),
                 features: j.feature_names(),
-                checksum_type: j
-                    .has_csum_v2v3()
-                    .then(|| j.checksum_type_name().to_string()),
+                checksum_type: j.has_csum_v2v3().then(|| j.checksum_type_name().to_string()),
             }),
         }
     }

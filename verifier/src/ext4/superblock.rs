@@ -131,18 +131,12 @@ impl Superblock {
                 "s_magic is {s_magic:#06x}, expected {EXT4_MAGIC:#06x}; not an ext2/3/4 filesystem"
             )));
         }
-        let features = Features {
-            compat: b.u32(0x5C),
-            incompat: b.u32(0x60),
-            ro_compat: b.u32(0x64),
-        };
+        let features = Features { compat: b.u32(0x5C), incompat: b.u32(0x60), ro_compat: b.u32(0x64) };
         let s_checksum = b.u32(0x3FC);
         if features.has_metadata_csum() {
             let s_checksum_type = b.u8(0x175);
             if s_checksum_type != 1 {
-                return Err(at(format!(
-                    "s_checksum_type is {s_checksum_type}, expected 1 (crc32c)"
-                )));
+                return Err(at(format!("s_checksum_type is {s_checksum_type}, expected 1 (crc32c)")));
             }
             let computed = crc32c_raw(!0, &raw[..0x3FC]);
             if computed != s_checksum {
@@ -152,11 +146,7 @@ impl Superblock {
             }
         }
         let hi64 = |off: usize| {
-            if features.is_64bit() {
-                u64::from(b.u32(off)) << 32
-            } else {
-                0
-            }
+            if features.is_64bit() { u64::from(b.u32(off)) << 32 } else { 0 }
         };
         let mut s_jnl_blocks = [0u32; 17];
         for (i, v) in s_jnl_blocks.iter_mut().enumerate() {
@@ -266,11 +256,7 @@ impl Superblock {
         }
         let bs = self.block_size();
         if self.features.bigalloc() {
-            return Err(Error::unsupported(
-                "ext4 superblock",
-                Some(offset),
-                "the bigalloc feature",
-            ));
+            return Err(Error::unsupported("ext4 superblock", Some(offset), "the bigalloc feature"));
         }
         if self.s_log_cluster_size != self.s_log_block_size {
             return Err(at(format!(
@@ -312,16 +298,9 @@ impl Superblock {
             )));
         }
         if self.s_blocks_count <= u64::from(self.s_first_data_block) {
-            return Err(at(format!(
-                "s_blocks_count is {}, leaves no data blocks",
-                self.s_blocks_count
-            )));
+            return Err(at(format!("s_blocks_count is {}, leaves no data blocks", self.s_blocks_count)));
         }
-        if self
-            .s_blocks_count
-            .checked_mul(bs)
-            .is_none_or(|b| b > 1 << 60)
-        {
+        if self.s_blocks_count.checked_mul(bs).is_none_or(|b| b > 1 << 60) {
             return Err(at(format!(
                 "s_blocks_count {} is beyond any ext4 filesystem (2^60 bytes)",
                 self.s_blocks_count
@@ -355,10 +334,7 @@ impl Superblock {
             )));
         }
         if self.s_rev_level > 0 && self.s_first_ino < 11 {
-            return Err(at(format!(
-                "s_first_ino is {}, must be at least 11",
-                self.s_first_ino
-            )));
+            return Err(at(format!("s_first_ino is {}, must be at least 11", self.s_first_ino)));
         }
         if self.features.meta_bg() && u64::from(self.s_first_meta_bg) > self.gdt_blocks() {
             return Err(at(format!(
@@ -389,21 +365,13 @@ impl Superblock {
 
     /// Group descriptor size: `s_desc_size` with 64bit, else 32.
     pub fn desc_size(&self) -> u64 {
-        if self.features.is_64bit() {
-            u64::from(self.s_desc_size)
-        } else {
-            32
-        }
+        if self.features.is_64bit() { u64::from(self.s_desc_size) } else { 32 }
     }
 
     /// Seed of every metadata_csum checksum: `s_checksum_seed` with metadata_csum_seed, else
     /// `crc32c(~0, s_uuid)`.
     pub fn csum_seed(&self) -> u32 {
-        if self.features.metadata_csum_seed() {
-            self.s_checksum_seed
-        } else {
-            crc32c_raw(!0, &self.s_uuid)
-        }
+        if self.features.metadata_csum_seed() { self.s_checksum_seed } else { crc32c_raw(!0, &self.s_uuid) }
     }
 
     /// Whether group `g` holds a superblock backup (and so a GDT copy).
@@ -434,8 +402,7 @@ impl Superblock {
     /// Number of blocks in group `g` (the last group may be short).
     pub fn blocks_in_group(&self, g: u64) -> u64 {
         let start = self.group_first_block(g);
-        (self.s_blocks_count - start.min(self.s_blocks_count))
-            .min(u64::from(self.s_blocks_per_group))
+        (self.s_blocks_count - start.min(self.s_blocks_count)).min(u64::from(self.s_blocks_per_group))
     }
 
     /// Blocks taken by the group descriptor table.
@@ -468,10 +435,7 @@ impl Superblock {
         (0..self.gdt_blocks())
             .map(|i| {
                 if i < self.old_gdt_blocks() {
-                    backups
-                        .iter()
-                        .map(|&g| (g, self.group_first_block(g) + 1 + i))
-                        .collect()
+                    backups.iter().map(|&g| (g, self.group_first_block(g) + 1 + i)).collect()
                 } else {
                     let g0 = i * self.descs_per_block();
                     let last = g0 + self.descs_per_block() - 1;
@@ -485,12 +449,7 @@ impl Superblock {
                             v
                         })
                         .into_iter()
-                        .map(|g| {
-                            (
-                                g,
-                                self.group_first_block(g) + u64::from(self.group_has_super(g)),
-                            )
-                        })
+                        .map(|g| (g, self.group_first_block(g) + u64::from(self.group_has_super(g))))
                         .collect()
                 }
             })
@@ -509,10 +468,7 @@ fn bit_names(mask: u32, table: &[(u32, &str)], prefix: &str) -> Vec<String> {
         .map(|b| 1u32 << b)
         .filter(|m| mask & m != 0)
         .map(|m| {
-            table
-                .iter()
-                .find(|(v, _)| *v == m)
-                .map_or(format!("{prefix}{m:#x}"), |(_, n)| (*n).to_string())
+            table.iter().find(|(v, _)| *v == m).map_or(format!("{prefix}{m:#x}"), |(_, n)| (*n).to_string())
         })
         .collect()
 }
@@ -520,11 +476,8 @@ fn bit_names(mask: u32, table: &[(u32, &str)], prefix: &str) -> Vec<String> {
 impl Superblock {
     /// `s_flags` by name, as dumpe2fs prints "Filesystem flags".
     pub fn flag_names(&self) -> Vec<String> {
-        let table = [
-            (0x1, "signed_directory_hash"),
-            (0x2, "unsigned_directory_hash"),
-            (0x4, "test_filesystem"),
-        ];
+        let table =
+            [(0x1, "signed_directory_hash"), (0x2, "unsigned_directory_hash"), (0x4, "test_filesystem")];
         bit_names(self.s_flags, &table, "FLAG_")
     }
 
@@ -577,11 +530,7 @@ impl Superblock {
 
     /// `s_state` as dumpe2fs prints "Filesystem state".
     pub fn state_name(&self) -> String {
-        let mut s = if self.s_state & 1 != 0 {
-            "clean".to_string()
-        } else {
-            "not clean".to_string()
-        };
+        let mut s = if self.s_state & 1 != 0 { "clean".to_string() } else { "not clean".to_string() };
         if self.s_state & 2 != 0 {
             s.push_str(" with errors");
         }
@@ -610,8 +559,7 @@ mod tests {
     /// A minimal valid superblock: 1 KiB blocks, one group of 8192 blocks, 128 inodes.
     fn raw() -> Vec<u8> {
         let mut b = vec![0u8; SUPERBLOCK_SIZE];
-        let mut put =
-            |off: usize, v: u32, n: usize| b[off..off + n].copy_from_slice(&v.to_le_bytes()[..n]);
+        let mut put = |off: usize, v: u32, n: usize| b[off..off + n].copy_from_slice(&v.to_le_bytes()[..n]);
         put(0x0, 128, 4);
         put(0x4, 8192, 4);
         put(0x14, 1, 4);
@@ -628,10 +576,7 @@ mod tests {
     #[test]
     fn parses_a_minimal_superblock() {
         let sb = Superblock::parse(&raw(), 1024).unwrap();
-        assert_eq!(
-            (sb.block_size(), sb.group_count(), sb.s_inode_size),
-            (1024, 1, 256)
-        );
+        assert_eq!((sb.block_size(), sb.group_count(), sb.s_inode_size), (1024, 1, 256));
     }
 
     #[test]
@@ -639,10 +584,7 @@ mod tests {
         let mut b = raw();
         b[0x108..0x10C].copy_from_slice(&0xFFFF_FFFFu32.to_le_bytes());
         b[0x276] = 1;
-        assert_eq!(
-            Superblock::parse(&b, 1024).unwrap().s_mkfs_time,
-            0x1_FFFF_FFFF
-        );
+        assert_eq!(Superblock::parse(&b, 1024).unwrap().s_mkfs_time, 0x1_FFFF_FFFF);
     }
 
     #[test]
@@ -678,15 +620,7 @@ mod tests {
         let names: Vec<String> = (0..7).map(hash_name).collect();
         assert_eq!(
             names,
-            [
-                "legacy",
-                "half_md4",
-                "tea",
-                "legacy_unsigned",
-                "half_md4_unsigned",
-                "tea_unsigned",
-                "siphash"
-            ]
+            ["legacy", "half_md4", "tea", "legacy_unsigned", "half_md4_unsigned", "tea_unsigned", "siphash"]
         );
     }
 }

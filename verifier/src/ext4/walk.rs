@@ -71,71 +71,58 @@ impl<R: ReadAt> Ext4<R> {
             let mut seen_dot = false;
             let mut seen_dotdot = false;
             for e in dir.entries {
-                if e.name == b"." {
-                    if e.inode != dir_ino {
+                // `.` must name the directory itself, `..` its parent.
+                let dots = [(&b"."[..], dir_ino, &mut seen_dot), (&b".."[..], parent, &mut seen_dotdot)];
+                if let Some((dot, want, seen)) = dots.into_iter().find(|(d, _, _)| e.name == *d) {
+                    if e.inode != want {
                         return Err(Error::corrupt(
                             &name,
                             Some(inode.offset),
-                            format!("`.` names inode {}, expected {dir_ino}", e.inode),
+                            format!(
+                                "`{}` names inode {}, expected {want}",
+                                String::from_utf8_lossy(dot),
+                                e.inode
+                            ),
                         ));
                     }
-                    seen_dot = true;
-                    continue;
-                }
-                if e.name == b".." {
-                    if e.inode != parent {
-                        return Err(Error::corrupt(
-                            &name,
-                            Some(inode.offset),
-                            format!("`..` names inode {}, expected the parent {parent}", e.inode),
-                        ));
-                    }
-                    seen_dotdot = true;
+                    *seen = true;
                     continue;
                 }
                 if e.name.contains(&b'/') {
                     return Err(Error::corrupt(
                         &name,
                         Some(inode.offset),
-                        format!(
-                            "entry {:?} contains a slash",
-                            String::from_utf8_lossy(&e.name)
-                        ),
+                        format!("entry {:?} contains a slash", String::from_utf8_lossy(&e.name)),
                     ));
                 }
-                let mut path = if dir_path == b"/" {
-                    Vec::new()
-                } else {
-                    dir_path.clone()
-                };
+                let mut path = if dir_path == b"/" { Vec::new() } else { dir_path.clone() };
                 path.push(b'/');
                 path.extend_from_slice(&e.name);
+                // With the filetype feature the entry's type must be its inode's.
+                let check_type = |kind: Option<FileType>| -> Result<()> {
+                    if self.sb.features.filetype() && kind.is_some_and(|k| e.file_type != k.dirent_code()) {
+                        return Err(Error::corrupt(
+                            &name,
+                            Some(inode.offset),
+                            format!(
+                                "entry {:?} has file_type {}, its inode {} is a {:?}",
+                                String::from_utf8_lossy(&e.name),
+                                e.file_type,
+                                e.inode,
+                                kind
+                            ),
+                        ));
+                    }
+                    Ok(())
+                };
                 // A hard-linked inode is read once; later names reuse what was read, so a
                 // directory full of links to one large file costs no more than the file.
                 let child = match seen_files.get(&e.inode) {
-                    Some(known) => Entry {
-                        path: path.clone(),
-                        ..Clone::clone(known)
-                    },
+                    Some(known) => Entry { path: path.clone(), ..Clone::clone(known) },
                     None => {
-                        // The entry's type is checked against the inode's before anything
-                        // else is read, so a wrong type is reported as such.
-                        let kind = self.inode(e.inode)?.file_type();
-                        if self.sb.features.filetype()
-                            && kind.is_some_and(|k| e.file_type != k.dirent_code())
-                        {
-                            return Err(Error::corrupt(
-                                &name,
-                                Some(inode.offset),
-                                format!(
-                                    "entry {:?} has file_type {}, its inode {} is a {:?}",
-                                    String::from_utf8_lossy(&e.name),
-                                    e.file_type,
-                                    e.inode,
-                                    kind
-                                ),
-                            ));
-                        }
+                        // The type is checked before anything else of the inode is read, so
+                        // a wrong type is reported as such.
+                        check_type(self.inode(e.inode)?.file_type())?;
                         let c = self.entry(e.inode, path.clone())?;
                         if c.file_type != FileType::Directory {
                             seen_files.insert(e.inode, c.clone());
@@ -143,19 +130,7 @@ impl<R: ReadAt> Ext4<R> {
                         c
                     }
                 };
-                if self.sb.features.filetype() && e.file_type != child.file_type.dirent_code() {
-                    return Err(Error::corrupt(
-                        &name,
-                        Some(inode.offset),
-                        format!(
-                            "entry {:?} has file_type {}, its inode {} is a {:?}",
-                            String::from_utf8_lossy(&e.name),
-                            e.file_type,
-                            e.inode,
-                            child.file_type
-                        ),
-                    ));
-                }
+                check_type(Some(child.file_type))?;
                 *refs.entry(e.inode).or_default() += 1;
                 if child.file_type == FileType::Directory {
                     if !visited.insert(e.inode) {
@@ -174,11 +149,7 @@ impl<R: ReadAt> Ext4<R> {
                 out.push(child);
             }
             if !seen_dot || !seen_dotdot {
-                return Err(Error::corrupt(
-                    &name,
-                    Some(inode.offset),
-                    "`.` or `..` is missing",
-                ));
+                return Err(Error::corrupt(&name, Some(inode.offset), "`.` or `..` is missing"));
             }
         }
         for e in out.iter_mut() {
@@ -197,16 +168,9 @@ impl<R: ReadAt> Ext4<R> {
                 || (e.file_type == FileType::Directory && e.links == 1 && expected >= 65000);
             if !ok {
                 return Err(Error::corrupt(
-                    format!(
-                        "ext4 inode {} ({})",
-                        e.ino,
-                        String::from_utf8_lossy(&e.path)
-                    ),
+                    format!("ext4 inode {} ({})", e.ino, String::from_utf8_lossy(&e.path)),
                     None,
-                    format!(
-                        "i_links_count is {}, the tree holds {expected} links to it",
-                        e.links
-                    ),
+                    format!("i_links_count is {}, the tree holds {expected} links to it", e.links),
                 ));
             }
         }
@@ -221,10 +185,7 @@ impl<R: ReadAt> Ext4<R> {
             return Err(Error::corrupt(
                 format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
                 Some(inode.offset),
-                format!(
-                    "i_mode {:#o} has no valid file type (a free inode in use?)",
-                    inode.i_mode
-                ),
+                format!("i_mode {:#o} has no valid file type (a free inode in use?)", inode.i_mode),
             ));
         };
         if inode.i_links_count == 0 {
@@ -236,11 +197,7 @@ impl<R: ReadAt> Ext4<R> {
         }
         let has_map = matches!(file_type, FileType::Regular | FileType::Directory)
             || (file_type == FileType::Symlink && !inode.is_fast_symlink());
-        let map = if has_map {
-            self.block_map(&inode)?
-        } else {
-            BlockMap::default()
-        };
+        let map = if has_map { self.block_map(&inode)? } else { BlockMap::default() };
         // i_blocks counts every block the inode holds: data, map blocks and its xattr block.
         let held = map.extents.iter().map(|e| e.len).sum::<u64>()
             + map.meta_blocks.len() as u64
@@ -261,10 +218,7 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 inode {ino}"),
                     Some(inode.offset),
-                    format!(
-                        "symlink target of {} bytes exceeds {MAX_LINK_TARGET}",
-                        inode.i_size
-                    ),
+                    format!("symlink target of {} bytes exceeds {MAX_LINK_TARGET}", inode.i_size),
                 ));
             }
             Some(self.read_inode_data(&inode, MAX_LINK_TARGET)?)

@@ -45,21 +45,13 @@ fn parse_entries(
     let mut pos = entries;
     loop {
         if pos + 4 > area.len() {
-            return Err(Error::corrupt(
-                name,
-                off,
-                format!("the entry list runs past the end at byte {pos}"),
-            ));
+            return Err(Error::corrupt(name, off, format!("the entry list runs past the end at byte {pos}")));
         }
         if b.u32(pos) == 0 {
             return Ok(());
         }
         if pos + 16 > area.len() {
-            return Err(Error::corrupt(
-                name,
-                off,
-                format!("entry at byte {pos} is cut short"),
-            ));
+            return Err(Error::corrupt(name, off, format!("entry at byte {pos} is cut short")));
         }
         let e_name_len = usize::from(b.u8(pos));
         let e_name_index = b.u8(pos + 1);
@@ -75,11 +67,7 @@ fn parse_entries(
             ));
         }
         if e_value_inum != 0 {
-            return Err(Error::unsupported(
-                name,
-                off,
-                "values stored in separate inodes (ea_inode)",
-            ));
+            return Err(Error::unsupported(name, off, "values stored in separate inodes (ea_inode)"));
         }
         let Some(p) = prefix(e_name_index) else {
             return Err(Error::corrupt(
@@ -89,23 +77,16 @@ fn parse_entries(
             ));
         };
         let vstart = value_base + e_value_offs;
-        let value = area
-            .get(vstart..vstart.saturating_add(e_value_size))
-            .ok_or_else(|| {
-                Error::corrupt(
-                    name,
-                    off,
-                    format!(
-                        "entry at byte {pos}: value {e_value_offs}+{e_value_size} runs past the end"
-                    ),
-                )
-            })?;
+        let value = area.get(vstart..vstart.saturating_add(e_value_size)).ok_or_else(|| {
+            Error::corrupt(
+                name,
+                off,
+                format!("entry at byte {pos}: value {e_value_offs}+{e_value_size} runs past the end"),
+            )
+        })?;
         let mut full = p.to_vec();
         full.extend_from_slice(b.bytes(pos + 16, e_name_len));
-        out.push(Xattr {
-            name: full,
-            value: value.to_vec(),
-        });
+        out.push(Xattr { name: full, value: value.to_vec() });
         pos += entry_len;
     }
 }
@@ -131,18 +112,11 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     name,
                     off,
-                    format!(
-                        "h_magic is {:#010x}, expected {EXT4_XATTR_MAGIC:#010x}",
-                        b.u32(0)
-                    ),
+                    format!("h_magic is {:#010x}, expected {EXT4_XATTR_MAGIC:#010x}", b.u32(0)),
                 ));
             }
             if b.u32(8) != 1 {
-                return Err(Error::corrupt(
-                    name,
-                    off,
-                    format!("h_blocks is {}, expected 1", b.u32(8)),
-                ));
+                return Err(Error::corrupt(name, off, format!("h_blocks is {}, expected 1", b.u32(8))));
             }
             if self.sb.features.has_metadata_csum() {
                 let stored = b.u32(0x10);

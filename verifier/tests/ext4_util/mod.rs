@@ -8,11 +8,9 @@ use std::process::Command;
 
 /// Runs a reference tool and returns its stdout; a missing tool fails with its package name.
 pub fn run(cmd: &str, args: &[&str]) -> (String, i32) {
-    let out = Command::new(cmd)
-        .args(args)
-        .env("TZ", "UTC")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run `{cmd}` ({e}); install the package that provides it (e2fsprogs, attr or xz-utils)"));
+    let out = Command::new(cmd).args(args).env("TZ", "UTC").output().unwrap_or_else(|e| {
+        panic!("cannot run `{cmd}` ({e}); install the package that provides it (e2fsprogs, attr or xz-utils)")
+    });
     (
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
         out.status.code().unwrap_or(-1),
@@ -42,6 +40,31 @@ pub fn mkfs(dir: &Path, name: &str, mib: u64, args: &[&str], src: Option<&Path>)
     img
 }
 
+/// UUID and hash seed of the reproducible images made by [`mkfs_fixed`].
+pub const FIXED_UUID: &str = "9b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9";
+pub const FIXED_HASH_SEED: &str = "11111111-2222-4333-8444-555555555555";
+
+/// Makes a reproducible 8 MiB ext4 image: fixed UUID and hash seed, and mke2fs's clock
+/// fixed at 1980-01-01 (`E2FSPROGS_FAKE_TIME`).
+pub fn mkfs_fixed(dir: &Path, name: &str, args: &[&str], src: Option<&Path>) -> PathBuf {
+    let img = dir.join(name);
+    std::fs::File::create(&img).unwrap().set_len(8 << 20).unwrap();
+    let seed = format!("hash_seed={FIXED_HASH_SEED}");
+    let mut a = vec!["-q", "-F", "-t", "ext4", "-U", FIXED_UUID, "-E", &seed];
+    a.extend_from_slice(args);
+    if let Some(s) = src {
+        a.extend(["-d", s.to_str().unwrap()]);
+    }
+    a.push(img.to_str().unwrap());
+    let out = Command::new("mke2fs")
+        .args(&a)
+        .env("E2FSPROGS_FAKE_TIME", "315532800")
+        .output()
+        .expect("mke2fs (package e2fsprogs) must be installed");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    img
+}
+
 /// `dumpe2fs -h` as `field -> value`.
 pub fn dumpe2fs(img: &Path) -> BTreeMap<String, String> {
     let out = run_ok("dumpe2fs", &["-h", img.to_str().unwrap()]);
@@ -66,15 +89,9 @@ pub fn ctime(t: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mn = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ][(m - 1) as usize];
-    format!(
-        "{wd} {mn} {d:2} {:02}:{:02}:{:02} {y}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    let mn = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        [(m - 1) as usize];
+    format!("{wd} {mn} {d:2} {:02}:{:02}:{:02} {y}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// One inode as `debugfs -R "stat <ino>"` prints it.
@@ -134,10 +151,7 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
     let cmds = dir.path().join("cmds");
     let text: String = inos.iter().map(|i| format!("stat <{i}>\n")).collect();
     std::fs::write(&cmds, text).expect("writing the debugfs command file");
-    let out = run_ok(
-        "debugfs",
-        &["-f", cmds.to_str().unwrap(), img.to_str().unwrap()],
-    );
+    let out = run_ok("debugfs", &["-f", cmds.to_str().unwrap(), img.to_str().unwrap()]);
     let mut res = BTreeMap::new();
     let mut cur: Option<(u32, DebugfsStat)> = None;
     let mut in_runs = false;
@@ -147,10 +161,7 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
             if let Some((i, s)) = cur.take() {
                 res.insert(i, s);
             }
-            let ino = rest
-                .trim_end_matches('>')
-                .parse()
-                .expect("debugfs echoes the command");
+            let ino = rest.trim_end_matches('>').parse().expect("debugfs echoes the command");
             cur = Some((ino, DebugfsStat::default()));
             in_runs = false;
             in_xattrs = false;
@@ -186,10 +197,7 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
                     Some((a, b)) => (a, Some(u32::from_str_radix(b, 16).expect("hex extra"))),
                     None => (word, None),
                 };
-                st.times.insert(
-                    name.into(),
-                    (u32::from_str_radix(a, 16).expect("hex seconds"), b),
-                );
+                st.times.insert(name.into(), (u32::from_str_radix(a, 16).expect("hex seconds"), b));
             }
         }
         // Lines hold several `Key: value` pairs separated by runs of spaces.
@@ -214,10 +222,7 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
         ];
         let mut rest = t;
         while !rest.is_empty() {
-            let Some(k) = keys
-                .iter()
-                .filter(|k| rest.starts_with(&format!("{k}:")))
-                .max_by_key(|k| k.len())
+            let Some(k) = keys.iter().filter(|k| rest.starts_with(&format!("{k}:"))).max_by_key(|k| k.len())
             else {
                 break;
             };
@@ -232,8 +237,7 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
                 })
                 .min()
                 .unwrap_or(after.len());
-            st.fields
-                .insert((*k).to_string(), after[..end].trim().to_string());
+            st.fields.insert((*k).to_string(), after[..end].trim().to_string());
             rest = after[end..].trim_start();
         }
     }
@@ -241,4 +245,70 @@ pub fn debugfs_stats(img: &Path, inos: &[u32]) -> BTreeMap<u32, DebugfsStat> {
         res.insert(i, s);
     }
     res
+}
+
+/// The per-group part of `dumpe2fs` (without -h): one map per group with keys `csum`,
+/// `flags`, `superblock`, `gdt`, `reserved_gdt`, `block_bitmap`, `block_bitmap_csum`,
+/// `inode_bitmap`, `inode_bitmap_csum`, `inode_table`, `free_blocks_count`,
+/// `free_inodes_count`, `dirs`, `unused`, `free_blocks`, as dumpe2fs prints the values.
+pub fn dumpe2fs_groups(img: &Path) -> Vec<BTreeMap<String, String>> {
+    let out = run_ok("dumpe2fs", &[img.to_str().unwrap()]);
+    let mut groups: Vec<BTreeMap<String, String>> = Vec::new();
+    for line in out.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("Group ")
+            && let Some((_, h)) = rest.split_once(": (Blocks ")
+        {
+            let mut m = BTreeMap::new();
+            if let Some((_, c)) = h.split_once(" csum 0x") {
+                m.insert("csum".into(), c.split_whitespace().next().unwrap().to_string());
+            }
+            if let Some((_, f)) = h.split_once('[') {
+                m.insert("flags".into(), f.trim_end_matches(']').to_string());
+            }
+            groups.push(m);
+            continue;
+        }
+        let Some(m) = groups.last_mut() else { continue };
+        fn put(m: &mut BTreeMap<String, String>, k: &str, v: &str) {
+            m.insert(k.to_string(), v.trim().to_string());
+        }
+        for part in t.split(", ") {
+            let first = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+            if let Some(v) =
+                part.strip_prefix("Primary superblock at ").or(part.strip_prefix("Backup superblock at "))
+            {
+                put(m, "superblock", v);
+            } else if let Some(v) =
+                part.strip_prefix("Group descriptors at ").or(part.strip_prefix("Group descriptor at "))
+            {
+                put(m, "gdt", v);
+            } else if let Some(v) = part.strip_prefix("Reserved GDT blocks at ") {
+                put(m, "reserved_gdt", v);
+            } else if let Some(v) = part.strip_prefix("Block bitmap at ") {
+                put(m, "block_bitmap", &first(v));
+            } else if let Some(v) = part.strip_prefix("Inode bitmap at ") {
+                put(m, "inode_bitmap", &first(v));
+            } else if let Some(v) = part.strip_prefix("Inode table at ") {
+                put(m, "inode_table", &first(v));
+            } else if let Some(v) = part.strip_prefix("csum 0x") {
+                let key =
+                    if m.contains_key("inode_bitmap") { "inode_bitmap_csum" } else { "block_bitmap_csum" };
+                m.insert(key.into(), v.to_string());
+            } else if let Some(v) = part.strip_suffix(" free blocks") {
+                put(m, "free_blocks_count", v);
+            } else if let Some(v) = part.strip_suffix(" free inodes") {
+                put(m, "free_inodes_count", v);
+            } else if let Some(v) = part.strip_suffix(" directories") {
+                put(m, "dirs", v);
+            } else if let Some(v) = part.strip_suffix(" unused inodes") {
+                put(m, "unused", v);
+            }
+        }
+        // An empty list is printed as "Free blocks: " (trimmed above to "Free blocks:").
+        if let Some(v) = t.strip_prefix("Free blocks:") {
+            m.insert("free_blocks".into(), v.trim().to_string());
+        }
+    }
+    groups
 }
