@@ -1,9 +1,17 @@
 //! The structural diff: every differing byte range of two images, named by partition,
 //! structure and field through [`RegionMap`]s, grouped and counted.
 //!
-//! The images are compared in 1 MiB chunks; identical chunks cost one `memcmp`, so sparse
-//! multi-GiB images diff at the speed the kernel hands out zero pages. An image shorter than
-//! the other reads as zeros past its end, and the length difference is reported on its own.
+//! The images are compared in chunks of at most 1 MiB; identical chunks cost one `memcmp`.
+//! Holes ([`ReadAt::next_data`]; `SEEK_DATA`/`SEEK_HOLE` for files) are never read: a range
+//! that is a hole in both images is equal, and a hole in one is compared as zeros against the
+//! other's data. An image shorter than the other reads as zeros past its end, and the length
+//! difference is reported on its own. Skipping holes changes the cost, never the report.
+//!
+//! Measured on a 64 GiB sparse ext4 image (`truncate -s 64G A; mkfs.ext4 -q -F A; cp
+//! --sparse=always A B; tune2fs -L other B`; 517 MiB of A and 4.7 MiB of B allocated), debug
+//! build, 2 shared cores: `reprodisk diff A B` took 2 min 22 s (1.7 s user, 42 s system,
+//! every byte of both images read) before holes were skipped, 0.2 to 1.0 s after (A's
+//! allocated blocks read once, against zeros). The report is byte for byte the same.
 
 use crate::bytes::ReadAt;
 use crate::regions::{FieldKind, FieldRef, Label, Layout, Region, RegionMap};
