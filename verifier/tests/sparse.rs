@@ -3,11 +3,13 @@
 
 use reprodisk_verifier::bytes::{ImageFile, ReadAt, Slice};
 use reprodisk_verifier::diff::{DiffReport, diff};
+use reprodisk_verifier::glue::diff_images;
 use reprodisk_verifier::regions::{Label, Region, RegionMap};
 use std::cell::Cell;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -191,6 +193,41 @@ fn a_change_inside_data_of_both_sides_and_a_longer_image() {
     let r = diff(&c, &a, &RegionMap::empty(), &RegionMap::empty()).expect("diff");
     assert_eq!(r.differing_bytes, 1);
     assert_eq!(r.unexplained.shown[0].start, 4 * GIB + ALIGN);
+}
+
+/// Runs a reference tool, failing with the package to install when it is missing.
+fn tool(name: &str, package: &str, args: &[&str]) {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {name} ({e}): install the {package} package"));
+    assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_relabelled_sparse_ext4_diffs_as_if_every_byte_were_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = sparse_file(dir.path(), "a", 128 * MIB, &[]);
+    let b = dir.path().join("b");
+    let (pa, pb) = (a.to_str().expect("tempdir paths are UTF-8"), b.to_str().expect("UTF-8"));
+    // Groups of 16 MiB make 8 of them, so superblock backups lie between holes.
+    tool("mkfs.ext4", "e2fsprogs", &["-q", "-F", "-b", "4096", "-g", "4096", "-O", "^has_journal", pa]);
+    tool("cp", "coreutils", &["--sparse=always", pa, pb]);
+    tool("tune2fs", "e2fsprogs", &["-L", "other", pb]);
+    let (fa, fb) = (open(&a), open(&b));
+    let (ca, cb) = (Counting { inner: &fa, read: Cell::new(0) }, Counting { inner: &fb, read: Cell::new(0) });
+    let sparse = diff_images(&ca, &cb).expect("diff two readable images");
+    let dense = diff_images(&NoHoles(&fa), &NoHoles(&fb)).expect("diff two readable images");
+    assert_eq!(sparse, dense);
+    let names: Vec<&str> = sparse.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names[..2], ["ext4 superblock s_volume_name", "ext4 superblock s_checksum"], "{names:?}");
+    assert!(names.contains(&"ext4 superblock (backup in group 1) s_volume_name"), "{names:?}");
+    assert_eq!(
+        (sparse.groups[0].a.as_deref(), sparse.groups[0].b.as_deref()),
+        (Some("\"\""), Some("\"other\""))
+    );
+    let read = ca.read.get() + cb.read.get();
+    assert!(read < 64 * MIB, "the sparse diff read {read} bytes of two 128 MiB images");
 }
 
 fn borrow(w: &[(u64, Vec<u8>)]) -> Vec<(u64, &[u8])> {
