@@ -61,6 +61,17 @@ pub trait ReadAt {
         self.len() == 0
     }
 
+    /// The first range `[start, end)` at or after `offset` that may hold data, with
+    /// `offset <= start < end <= len()`, or `None` when every byte from `offset` to the end
+    /// reads as zero. Bytes outside the ranges reported are holes and read as zeros, so a
+    /// caller may skip them without reading. Calling again at `end` gives the next range.
+    ///
+    /// Calling a hole data is always allowed (it only costs a read); calling data a hole
+    /// never is. The default knows no holes: everything from `offset` to the end is data.
+    fn next_data(&self, offset: u64) -> std::io::Result<Option<(u64, u64)>> {
+        Ok((offset < self.len()).then(|| (offset, self.len())))
+    }
+
     /// Reads `len` bytes at `offset`, naming `structure` if the image is too short.
     fn read_vec(&self, offset: u64, len: usize, structure: &str) -> Result<Vec<u8>> {
         let end = offset.checked_add(len as u64);
@@ -123,6 +134,43 @@ impl ReadAt for ImageFile {
         use std::os::unix::fs::FileExt;
         self.file.read_exact_at(buf, offset)
     }
+
+    /// Asks the filesystem with `SEEK_DATA` and `SEEK_HOLE`. A filesystem that cannot answer
+    /// gets the default (all data). Moving the file position is harmless: every read is
+    /// positioned (`pread`).
+    #[cfg(target_os = "linux")]
+    fn next_data(&self, offset: u64) -> std::io::Result<Option<(u64, u64)>> {
+        use rustix::fs::{SeekFrom, seek};
+        use rustix::io::Errno;
+        if offset >= self.len {
+            return Ok(None);
+        }
+        let all_data = Ok(Some((offset, self.len)));
+        let start = match seek(&self.file, SeekFrom::Data(offset)) {
+            Ok(start) => start,
+            // No data at or after `offset`: the rest is one hole up to the end of the file,
+            // unless the file shrank since it was opened, and reads there would fail.
+            Err(Errno::NXIO) => {
+                return if self.file.metadata()?.len() >= self.len { Ok(None) } else { all_data };
+            }
+            Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP | Errno::SPIPE) => return all_data,
+            Err(e) => return Err(e.into()),
+        };
+        if start >= self.len {
+            // The file grew since it was opened; what lies past `len` is not part of the image.
+            return Ok(None);
+        }
+        let end = match seek(&self.file, SeekFrom::Hole(start)) {
+            Ok(end) => end.min(self.len),
+            // The file shrank under us, or the filesystem answers SEEK_DATA but not
+            // SEEK_HOLE: claim data up to the end, which is always allowed.
+            Err(Errno::NXIO | Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP | Errno::SPIPE) => self.len,
+            Err(e) => return Err(e.into()),
+        };
+        // `start < self.len`, so an answer at or before `start` (impossible from a sane
+        // filesystem) still makes a non-empty range.
+        Ok(Some((start.max(offset), end.max(start + 1))))
+    }
 }
 
 /// A window onto part of another reader, e.g. one partition of a disk image. Offsets are
@@ -142,6 +190,23 @@ impl<R: ReadAt + ?Sized> ReadAt for Slice<'_, R> {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         self.inner.read_exact_at(buf, self.start + offset)
+    }
+
+    fn next_data(&self, offset: u64) -> std::io::Result<Option<(u64, u64)>> {
+        if offset >= self.len {
+            return Ok(None);
+        }
+        let end = self.start.saturating_add(self.len);
+        let inner_len = self.inner.len();
+        let from = self.start.saturating_add(offset);
+        let found = if from < inner_len { self.inner.next_data(from)? } else { None };
+        Ok(match found {
+            Some((s, e)) if s < end => Some((s.max(from) - self.start, e.min(end) - self.start)),
+            // Past the inner reader's end nothing is a hole: reads there fail, and a caller
+            // that skipped them would read zeros that are not there.
+            _ if inner_len < end => Some((inner_len.max(from) - self.start, self.len)),
+            _ => None,
+        })
     }
 }
 
@@ -163,5 +228,8 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         (**self).read_exact_at(buf, offset)
+    }
+    fn next_data(&self, offset: u64) -> std::io::Result<Option<(u64, u64)>> {
+        (**self).next_data(offset)
     }
 }

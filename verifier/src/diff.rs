@@ -1,9 +1,18 @@
 //! The structural diff: every differing byte range of two images, named by partition,
 //! structure and field through [`RegionMap`]s, grouped and counted.
 //!
-//! The images are compared in 1 MiB chunks; identical chunks cost one `memcmp`, so sparse
-//! multi-GiB images diff at the speed the kernel hands out zero pages. An image shorter than
-//! the other reads as zeros past its end, and the length difference is reported on its own.
+//! The images are compared in chunks of at most 1 MiB; identical chunks cost one `memcmp`.
+//! Holes ([`ReadAt::next_data`]; `SEEK_DATA`/`SEEK_HOLE` for files) are never read: a range
+//! that is a hole in both images is equal, and a hole in one is compared as zeros against the
+//! other's data. An image shorter than the other reads as zeros past its end, and the length
+//! difference is reported on its own. Skipping holes changes the cost, never the report.
+//!
+//! Measured on a 64 GiB sparse ext4 image (`truncate -s 64G A; mkfs.ext4 -q -F A; cp
+//! --sparse=always A B; tune2fs -L other B`; 517 MiB of A and 4.7 MiB of B allocated), on 2
+//! shared cores: `reprodisk diff A B` took 55.6 s in a release build (39.7 s of it system
+//! time: every byte of both images read) and 2 min 22 s in a debug build before holes were
+//! skipped; after, 0.15 to 0.22 s (release) and 0.18 to 1.0 s (debug), reading A's allocated
+//! blocks once against zeros. The report is byte for byte the same.
 
 use crate::bytes::ReadAt;
 use crate::regions::{FieldKind, FieldRef, Label, Layout, Region, RegionMap};
@@ -189,13 +198,40 @@ pub fn diff(
     }
     let mut buf_a = vec![0u8; CHUNK];
     let mut buf_b = vec![0u8; CHUNK];
+    let zeros = vec![0u8; CHUNK];
+    let (mut data_a, mut data_b) = (DataCursor::new(a), DataCursor::new(b));
     let mut open: Option<u64> = None;
     let mut pos = 0u64;
     while pos < total {
-        let n = (total - pos).min(CHUNK as u64) as usize;
-        read_padded(a, &mut buf_a[..n], pos)?;
-        read_padded(b, &mut buf_b[..n], pos)?;
-        let (ca, cb) = (&buf_a[..n], &buf_b[..n]);
+        let (da, db) = (data_a.at(pos)?, data_b.at(pos)?);
+        // A hole in both images is equal without reading it.
+        let next = [da, db].into_iter().flatten().map(|(s, _)| s).min().unwrap_or(total).min(total);
+        if next > pos {
+            if let Some(s) = open.take() {
+                col.run(s, pos)?;
+            }
+            pos = next;
+            continue;
+        }
+        // Up to the next place where either side turns from data to hole or back, each side
+        // is all data (read it) or all hole (zeros, not read).
+        let mut end = total.min(pos + CHUNK as u64);
+        for (s, e) in [da, db].into_iter().flatten() {
+            end = end.min(if s > pos { s } else { e });
+        }
+        let n = (end - pos) as usize;
+        let ca: &[u8] = if da.is_some_and(|(s, _)| s == pos) {
+            read_padded(a, &mut buf_a[..n], pos)?;
+            &buf_a[..n]
+        } else {
+            &zeros[..n]
+        };
+        let cb: &[u8] = if db.is_some_and(|(s, _)| s == pos) {
+            read_padded(b, &mut buf_b[..n], pos)?;
+            &buf_b[..n]
+        } else {
+            &zeros[..n]
+        };
         if ca == cb {
             if let Some(s) = open.take() {
                 col.run(s, pos)?;
@@ -230,6 +266,39 @@ pub fn diff(
         col.run(s, total)?;
     }
     col.finish(len_a, len_b)
+}
+
+/// One image's data ranges ([`ReadAt::next_data`]), asked for lazily in image order.
+struct DataCursor<'a> {
+    r: &'a dyn ReadAt,
+    /// The last range the reader reported; `None` once it reported no more data.
+    range: Option<(u64, u64)>,
+    asked: bool,
+}
+
+impl<'a> DataCursor<'a> {
+    fn new(r: &'a dyn ReadAt) -> Self {
+        DataCursor { r, range: None, asked: false }
+    }
+
+    /// The data range holding `pos` or the first one after it, clipped to start at `pos` at
+    /// the earliest; `None` when only holes follow. `pos` never decreases between calls.
+    fn at(&mut self, pos: u64) -> std::io::Result<Option<(u64, u64)>> {
+        let stale = match self.range {
+            Some((_, e)) => e <= pos,
+            None => !self.asked,
+        };
+        if stale {
+            self.asked = true;
+            self.range = match self.r.next_data(pos)? {
+                // A reader that breaks the contract (an empty range, or one behind `pos`) is
+                // read from `pos` on, which is never wrong.
+                Some((s, e)) if e <= s.max(pos) => Some((pos, u64::MAX)),
+                found => found,
+            };
+        }
+        Ok(self.range.map(|(s, e)| (s.max(pos), e)))
+    }
 }
 
 /// Reads `buf.len()` bytes at `offset`; bytes past the end of `r` read as zero.
