@@ -14,8 +14,14 @@ use std::time::Instant;
 use reprodisk::ext4::{self, Ext4Options, SizeRequest};
 use reprodisk::tree::{DataSource, FileContent, FsTree, Metadata, Node, NodeId, NodeKind, Timestamp};
 
-fn walk(t: &mut FsTree, dir: NodeId, path: &Path, seen: &mut BTreeMap<(u64, u64), NodeId>) -> std::io::Result<()> {
-    let mut names: Vec<_> = std::fs::read_dir(path)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+fn walk(
+    t: &mut FsTree,
+    dir: NodeId,
+    path: &Path,
+    seen: &mut BTreeMap<(u64, u64), NodeId>,
+) -> std::io::Result<()> {
+    let mut names: Vec<_> =
+        std::fs::read_dir(path)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
     names.sort();
     for name in names {
         let p = path.join(&name);

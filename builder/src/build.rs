@@ -8,10 +8,10 @@
 //! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted (holes);
 //!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
 
+use crate::ext4::Ext4Plan;
 use crate::image::{self, Image};
 use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, Manifest, OutputRecord, SpecRecord};
-use crate::ext4::Ext4Plan;
 use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
 use crate::rootfs::{self, RootFsError, RootTree};
@@ -122,16 +122,21 @@ impl SeedUsage {
         f.seek(SeekFrom::Start(0)).map_err(io("reading", path))?;
         let reader: Box<dyn Read> = match &magic[..n] {
             [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
-            [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
-                ruzstd::decoding::StreamingDecoder::new(f)
-                    .map_err(|e| BuildError::Io { action: "decompressing", path: path.to_path_buf(), error: std::io::Error::other(e.to_string()) })?,
-            ),
+            [0x28, 0xb5, 0x2f, 0xfd] => {
+                Box::new(ruzstd::decoding::StreamingDecoder::new(f).map_err(|e| BuildError::Io {
+                    action: "decompressing",
+                    path: path.to_path_buf(),
+                    error: std::io::Error::other(e.to_string()),
+                })?)
+            }
             _ => Box::new(f),
         };
         let mut archive = tar::Archive::new(reader);
         // Hard-link members carry no size; du counts each link at its file's size.
         let mut sizes: std::collections::HashMap<PathBuf, u64> = std::collections::HashMap::new();
-        let clean = |p: &Path| -> PathBuf { p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect() };
+        let clean = |p: &Path| -> PathBuf {
+            p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+        };
         for entry in archive.entries().map_err(io("reading tar", path))? {
             let entry = entry.map_err(io("reading tar", path))?;
             let member = clean(&entry.path().map_err(io("reading tar", path))?);
@@ -161,7 +166,10 @@ pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
     let mut v = Vec::new();
     for p in &plan.partitions {
         if let Content::Fat { label, .. } = &p.content {
-            v.push(format!("FAT filesystem {label} on partition {}: not written yet (FAT writer pending); left as zeros", p.number));
+            v.push(format!(
+                "FAT filesystem {label} on partition {}: not written yet (FAT writer pending); left as zeros",
+                p.number
+            ));
         }
     }
     if spec.install_boot_loader {
@@ -174,7 +182,13 @@ pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
 fn check_supported(spec: &Spec) -> Result<(), BuildError> {
     if spec.format != Format::Raw {
         return Err(BuildError::NotImplemented {
-            what: format!("format = \"{}\"", serde_json::to_value(spec.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+            what: format!(
+                "format = \"{}\"",
+                serde_json::to_value(spec.format)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default()
+            ),
             hint: "only \"raw\" images are written so far; build raw and convert with `qemu-img convert`, or wait for the output-format work",
         });
     }
@@ -225,20 +239,32 @@ pub fn output_file_name(spec: &Spec) -> String {
 }
 
 /// Writes the planned root filesystem into its byte range of the image.
-pub fn write_root_filesystem(prepared: &Prepared, image: &mut Image, progress: &Progress) -> Result<(), BuildError> {
+pub fn write_root_filesystem(
+    prepared: &Prepared,
+    image: &mut Image,
+    progress: &Progress,
+) -> Result<(), BuildError> {
     let task = progress.bytes("writing the root filesystem", prepared.ext4.size_bytes());
     let mut last = 0;
     let offset = prepared.report.plan.root_offset;
-    prepared.ext4.write(&prepared.root.tree, image.file(), offset, &mut |done| {
-        task.inc(done.saturating_sub(last));
-        last = done;
-    }).map_err(RootFsError::from)?;
+    prepared
+        .ext4
+        .write(&prepared.root.tree, image.file(), offset, &mut |done| {
+            task.inc(done.saturating_sub(last));
+            last = done;
+        })
+        .map_err(RootFsError::from)?;
     task.finish();
     Ok(())
 }
 
 /// Seam: writes the FAT filesystems of the boot partitions. Today it leaves them as holes.
-pub fn write_boot_filesystems(_spec: &Spec, plan: &Plan, _image: &mut Image, progress: &Progress) -> Result<(), BuildError> {
+pub fn write_boot_filesystems(
+    _spec: &Spec,
+    plan: &Plan,
+    _image: &mut Image,
+    progress: &Progress,
+) -> Result<(), BuildError> {
     if plan.partitions.iter().any(|p| matches!(p.content, Content::Fat { .. })) {
         progress.stage("FAT boot filesystems: not written yet (FAT writer pending)");
     }
@@ -253,7 +279,11 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let plan = prepared.report.plan.clone();
     // A spec built in memory (Spec::from_value) has no file: its digest is over its JSON.
     let spec_bytes = if spec.path.as_os_str().is_empty() {
-        serde_json::to_vec(spec).map_err(|e| BuildError::Io { action: "serialising", path: PathBuf::from("spec"), error: std::io::Error::other(e) })?
+        serde_json::to_vec(spec).map_err(|e| BuildError::Io {
+            action: "serialising",
+            path: PathBuf::from("spec"),
+            error: std::io::Error::other(e),
+        })?
     } else {
         std::fs::read(&spec.path).map_err(io("reading", &spec.path))?
     };
@@ -281,7 +311,8 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let support = out_dir.join("nix-support");
     std::fs::create_dir_all(&support).map_err(io("creating", &support))?;
     let products = support.join("hydra-build-products");
-    let line = format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
+    let line =
+        format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     image::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
 
     let manifest = Manifest {
@@ -294,7 +325,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         source_date_epoch: spec.source_date_epoch,
         not_written: prepared.report.pending.clone(),
         inputs,
-        output: OutputRecord { file: file_name, format: spec.format.hydra_name(), bytes: plan.disk_bytes, sha256 },
+        output: OutputRecord {
+            file: file_name,
+            format: spec.format.hydra_name(),
+            bytes: plan.disk_bytes,
+            sha256,
+        },
         layout: plan,
     };
     let manifest_path = out_dir.join("manifest.json");
@@ -321,14 +357,20 @@ mod tests {
     #[test]
     fn builds_an_in_memory_spec() {
         let dir = tempfile::tempdir().unwrap();
-        let out = build(&spec(json!({"partitionTableType": "hybrid", "diskSize": 20, "bootSize": "8M"})), dir.path(), &Progress::quiet()).unwrap();
+        let out = build(
+            &spec(json!({"partitionTableType": "hybrid", "diskSize": 20, "bootSize": "8M"})),
+            dir.path(),
+            &Progress::quiet(),
+        )
+        .unwrap();
         assert_eq!(out.image, dir.path().join("nixos.img"));
         assert_eq!(std::fs::metadata(&out.image).unwrap().len(), 20 << 20);
         assert_eq!(out.manifest.output.sha256, manifest::sha256_file(&out.image).unwrap());
         assert_eq!(out.manifest.layout.partitions.len(), 3);
         let products = std::fs::read_to_string(dir.path().join("nix-support/hydra-build-products")).unwrap();
         assert!(products.starts_with("file raw-image /") && products.ends_with("/nixos.img\n"), "{products}");
-        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&out.manifest_path).unwrap()).unwrap();
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&out.manifest_path).unwrap()).unwrap();
         assert_eq!(m["source_date_epoch"], json!({"value": 315532800, "origin": "default"}));
         assert_eq!(m["spec"]["resolved"]["partition_table_type"], "hybrid");
         // The root filesystem is written; only the FAT partition is still pending.

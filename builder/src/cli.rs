@@ -9,10 +9,10 @@ use crate::layout::{Content, Plan, TableKind};
 use crate::progress::Progress;
 use crate::spec::Spec;
 use anyhow::Context;
+use clap::{Parser, Subcommand};
 use reprodisk_verifier::bytes::ImageFile;
 use reprodisk_verifier::expect::Expectations;
 use reprodisk_verifier::glue;
-use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -209,7 +209,8 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {
     let (ia, ib) = (open_image(&a.a)?, open_image(&a.b)?);
-    let d = glue::diff_images(&ia, &ib).with_context(|| format!("comparing `{}` and `{}`", a.a.display(), a.b.display()))?;
+    let d = glue::diff_images(&ia, &ib)
+        .with_context(|| format!("comparing `{}` and `{}`", a.a.display(), a.b.display()))?;
     if a.json {
         println!("{}", d.to_json());
     } else {
@@ -225,7 +226,8 @@ fn load(path: &std::path::Path) -> anyhow::Result<Spec> {
 fn run_build(a: BuildArgs) -> anyhow::Result<()> {
     let spec = load(&a.spec)?;
     let progress = Progress::auto(a.json);
-    let out = build::build(&spec, &a.out, &progress).with_context(|| format!("building `{}`", a.spec.display()))?;
+    let out =
+        build::build(&spec, &a.out, &progress).with_context(|| format!("building `{}`", a.spec.display()))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&out.manifest)?);
     } else {
@@ -258,8 +260,18 @@ pub fn render_plan(r: &PlanReport) -> String {
         TableKind::Mbr => "MBR",
         TableKind::None => "no partition table",
     };
-    s += &format!("output: {} ({})\n", r.output_file, serde_json::to_value(r.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default());
-    s += &format!("layout: {} ({table}), disk {} MiB = {} bytes = {} sectors\n", p.layout.name(), p.disk_bytes >> 20, p.disk_bytes, p.total_sectors());
+    s += &format!(
+        "output: {} ({})\n",
+        r.output_file,
+        serde_json::to_value(r.format).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    );
+    s += &format!(
+        "layout: {} ({table}), disk {} MiB = {} bytes = {} sectors\n",
+        p.layout.name(),
+        p.disk_bytes >> 20,
+        p.disk_bytes,
+        p.total_sectors()
+    );
     s += &format!("sizing: {}\n", serde_json::to_string(&p.sizing).unwrap_or_default());
     if let Some(b) = p.boot_size_rounded {
         s += &format!("bootSize (rounded as the seed does): {} MiB\n", b >> 20);
@@ -270,10 +282,16 @@ pub fn render_plan(r: &PlanReport) -> String {
     if let Some(sig) = p.mbr_disk_signature {
         s += &format!("MBR disk signature: 0x{sig:08x}\n");
     }
-    s += &format!("SOURCE_DATE_EPOCH: {} (from {:?})\n", r.source_date_epoch.value, r.source_date_epoch.origin);
+    s += &format!(
+        "SOURCE_DATE_EPOCH: {} (from {:?})\n",
+        r.source_date_epoch.value, r.source_date_epoch.origin
+    );
     for part in &p.partitions {
         let size = part.sectors() * 512;
-        s += &format!("partition {} {:?}: sectors {}..={} ({} bytes)", part.number, part.role, part.start_lba, part.end_lba, size);
+        s += &format!(
+            "partition {} {:?}: sectors {}..={} ({} bytes)",
+            part.number, part.role, part.start_lba, part.end_lba, size
+        );
         if let Some(g) = &part.gpt {
             s += &format!(", type {}, GUID {}, name \"{}\"", g.type_guid, g.partition_guid, g.name);
         }
@@ -283,7 +301,9 @@ pub fn render_plan(r: &PlanReport) -> String {
         s += &match &part.content {
             Content::None => ", no filesystem".to_string(),
             Content::Fat { label, volume_id } => format!(", FAT \"{label}\" volume ID {volume_id:08X}"),
-            Content::Ext4 { label, uuid } => format!(", ext4 \"{label}\" UUID {}", uuid.map(|u| u.to_string()).unwrap_or_default()),
+            Content::Ext4 { label, uuid } => {
+                format!(", ext4 \"{label}\" UUID {}", uuid.map(|u| u.to_string()).unwrap_or_default())
+            }
         };
         s += "\n";
     }

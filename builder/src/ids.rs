@@ -15,7 +15,9 @@ pub struct Guid(pub [u8; 16]);
 
 /// Why a GUID string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a GUID: {why} (expected 32 hex digits grouped 8-4-4-4-12, e.g. F222513B-DED1-49FA-B591-20CE86A2FE7F)")]
+#[error(
+    "`{input}` is not a GUID: {why} (expected 32 hex digits grouped 8-4-4-4-12, e.g. F222513B-DED1-49FA-B591-20CE86A2FE7F)"
+)]
 pub struct GuidError {
     pub input: String,
     pub why: &'static str,
@@ -38,7 +40,8 @@ impl FromStr for Guid {
         let hex: String = groups.concat();
         let mut out = [0u8; 16];
         for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| err("it holds a character that is not a hex digit"))?;
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+                .map_err(|_| err("it holds a character that is not a hex digit"))?;
         }
         Ok(Guid(out))
     }
@@ -50,7 +53,22 @@ impl fmt::Display for Guid {
         write!(
             f,
             "{:02X}{:02X}{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}-{:02X}{:02X}{:02X}{:02X}{:02X}{:02X}",
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+            b[0],
+            b[1],
+            b[2],
+            b[3],
+            b[4],
+            b[5],
+            b[6],
+            b[7],
+            b[8],
+            b[9],
+            b[10],
+            b[11],
+            b[12],
+            b[13],
+            b[14],
+            b[15]
         )
     }
 }
@@ -236,14 +254,21 @@ mod tests {
     #[test]
     fn gpt_byte_order_is_mixed_endian() {
         // The on-disk bytes of the seed's disk GUID as sgdisk wrote them (xxd of LBA 1 at 0x38).
-        let on_disk = [0x97, 0x59, 0xfd, 0x97, 0x90, 0xf3, 0x4a, 0x0b, 0xa3, 0xf8, 0xd1, 0x06, 0xc1, 0x72, 0x3a, 0xea];
+        let on_disk =
+            [0x97, 0x59, 0xfd, 0x97, 0x90, 0xf3, 0x4a, 0x0b, 0xa3, 0xf8, 0xd1, 0x06, 0xc1, 0x72, 0x3a, 0xea];
         assert_eq!(SEED_DISK_GUID.to_gpt_bytes(), on_disk);
         assert_eq!(Guid::from_gpt_bytes(on_disk), SEED_DISK_GUID);
     }
 
     #[test]
     fn malformed_guids_are_rejected() {
-        for s in [SEED_DISK_GUID_TEXT, "", "F222513B-DED1-49FA-B591-20CE86A2FE7", "G222513B-DED1-49FA-B591-20CE86A2FE7F", "F222513BDED149FAB59120CE86A2FE7F"] {
+        for s in [
+            SEED_DISK_GUID_TEXT,
+            "",
+            "F222513B-DED1-49FA-B591-20CE86A2FE7",
+            "G222513B-DED1-49FA-B591-20CE86A2FE7F",
+            "F222513BDED149FAB59120CE86A2FE7F",
+        ] {
             assert!(s.parse::<Guid>().is_err(), "{s}");
         }
         assert_eq!("f222513b-ded1-49fa-b591-20ce86a2fe7f".parse::<Guid>(), Ok(SEED_ROOT_GPUID));
@@ -260,7 +285,10 @@ mod tests {
         assert_eq!(g.0[6] >> 4, 8);
         assert_eq!(g.0[8] >> 6, 0b10);
         let d = derive("mbr-disk-signature", SEED_ROOT_GPUID);
-        assert_eq!(IdSource::Deterministic.mbr_disk_signature(SEED_ROOT_GPUID).unwrap(), u32::from_le_bytes([d[0], d[1], d[2], d[3]]));
+        assert_eq!(
+            IdSource::Deterministic.mbr_disk_signature(SEED_ROOT_GPUID).unwrap(),
+            u32::from_le_bytes([d[0], d[1], d[2], d[3]])
+        );
     }
 
     #[test]

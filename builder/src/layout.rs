@@ -82,8 +82,15 @@ pub enum Layout {
 }
 
 impl Layout {
-    pub const ALL: [Layout; 7] =
-        [Layout::Legacy, Layout::LegacyBoot, Layout::LegacyGpt, Layout::Efi, Layout::EfiXbootldr, Layout::Hybrid, Layout::None];
+    pub const ALL: [Layout; 7] = [
+        Layout::Legacy,
+        Layout::LegacyBoot,
+        Layout::LegacyGpt,
+        Layout::Efi,
+        Layout::EfiXbootldr,
+        Layout::Hybrid,
+        Layout::None,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -253,11 +260,17 @@ impl Plan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LayoutError {
-    #[error("bootSize rounds to {boot_mib} MiB, but layout {layout} puts the {what} from {start_mib} MiB to bootSize: set bootSize above {start_mib}M")]
+    #[error(
+        "bootSize rounds to {boot_mib} MiB, but layout {layout} puts the {what} from {start_mib} MiB to bootSize: set bootSize above {start_mib}M"
+    )]
     BootTooSmall { layout: &'static str, what: &'static str, boot_mib: u64, start_mib: u64 },
-    #[error("diskSize {disk_mib} MiB is too small for layout {layout}: the root partition would start at sector {start} but the last usable sector is {end}; use a larger diskSize")]
+    #[error(
+        "diskSize {disk_mib} MiB is too small for layout {layout}: the root partition would start at sector {start} but the last usable sector is {end}; use a larger diskSize"
+    )]
     DiskTooSmall { layout: &'static str, disk_mib: u64, start: u64, end: u64 },
-    #[error("diskSize is {disk_mib} MiB: an MBR can address at most 2 TiB; use a GPT layout (legacy+gpt, efi, efixbootldr, hybrid)")]
+    #[error(
+        "diskSize is {disk_mib} MiB: an MBR can address at most 2 TiB; use a GPT layout (legacy+gpt, efi, efixbootldr, hybrid)"
+    )]
     MbrTooLarge { disk_mib: u64 },
     #[error("diskSize = \"auto\" needs the root filesystem's size, which is not known yet")]
     AutoNeedsSize,
@@ -314,7 +327,9 @@ pub fn plan(spec: &Spec, root_fs: Option<RootFsBytes>) -> Result<Plan, LayoutErr
     let layout = spec.partition_table_type;
     let boot = seed_round(spec.boot_size, MIB);
     let (disk_bytes, sizing) = match (spec.disk_size, root_fs) {
-        (DiskSize::Mib(mib), _) => (mib.checked_mul(MIB).ok_or(LayoutError::Overflow("diskSize"))?, Sizing::Fixed { mib }),
+        (DiskSize::Mib(mib), _) => {
+            (mib.checked_mul(MIB).ok_or(LayoutError::Overflow("diskSize"))?, Sizing::Fixed { mib })
+        }
         (DiskSize::Auto, None) => return Err(LayoutError::AutoNeedsSize),
         (DiskSize::Auto, Some(RootFsBytes::SeedEstimate(fs))) => {
             let reserved = seed_reserved_space(layout, boot);
@@ -324,7 +339,11 @@ pub fn plan(spec: &Spec, root_fs: Option<RootFsBytes>) -> Result<Plan, LayoutErr
                 .ok_or(LayoutError::Overflow("auto size"))?;
             (
                 seed_round(sum, MIB),
-                Sizing::SeedAuto { filesystem_bytes: fs, additional_space: spec.additional_space, reserved_space: reserved },
+                Sizing::SeedAuto {
+                    filesystem_bytes: fs,
+                    additional_space: spec.additional_space,
+                    reserved_space: reserved,
+                },
             )
         }
         (DiskSize::Auto, Some(RootFsBytes::Exact(fs))) => {
@@ -349,7 +368,13 @@ pub fn plan(spec: &Spec, root_fs: Option<RootFsBytes>) -> Result<Plan, LayoutErr
     geometry(spec, layout, boot, disk_bytes, sizing)
 }
 
-fn geometry(spec: &Spec, layout: Layout, boot: u64, disk_bytes: u64, sizing: Sizing) -> Result<Plan, LayoutError> {
+fn geometry(
+    spec: &Spec,
+    layout: Layout,
+    boot: u64,
+    disk_bytes: u64,
+    sizing: Sizing,
+) -> Result<Plan, LayoutError> {
     let ids = IdSource::from_deterministic(spec.deterministic);
     let total = disk_bytes / SECTOR;
     let disk_mib = disk_bytes / MIB;
@@ -364,10 +389,21 @@ fn geometry(spec: &Spec, layout: Layout, boot: u64, disk_bytes: u64, sizing: Siz
         None => Some(ids.guid(spec.root_gpuid)?).filter(|_| !spec.deterministic),
     };
     let ext4 = Content::Ext4 { label: spec.label.clone(), uuid: fs_uuid };
-    let fat = |label, n| -> Result<Content, LayoutError> { Ok(Content::Fat { label, volume_id: ids.fat_volume_id(n, spec.root_gpuid)? }) };
-    let gpt = |type_guid, partition_guid, name| Some(GptEntry { type_guid, partition_guid, name, attributes: 0 });
+    let fat = |label, n| -> Result<Content, LayoutError> {
+        Ok(Content::Fat { label, volume_id: ids.fat_volume_id(n, spec.root_gpuid)? })
+    };
+    let gpt =
+        |type_guid, partition_guid, name| Some(GptEntry { type_guid, partition_guid, name, attributes: 0 });
     let mbr = |system_id, bootable| Some(MbrEntry { system_id, bootable });
-    let part = |number, role, start_lba, end_lba, gpt, mbr, content| Partition { number, role, start_lba, end_lba, gpt, mbr, content };
+    let part = |number, role, start_lba, end_lba, gpt, mbr, content| Partition {
+        number,
+        role,
+        start_lba,
+        end_lba,
+        gpt,
+        mbr,
+        content,
+    };
     let need_boot_above = |start_mib: u64, what| {
         if boot_lba <= start_mib * MIB_SECTORS {
             Err(LayoutError::BootTooSmall { layout: name, what, boot_mib: boot / MIB, start_mib })
@@ -394,41 +430,137 @@ fn geometry(spec: &Spec, layout: Layout, boot: u64, disk_bytes: u64, sizing: Siz
     }
 
     let partitions = match layout {
-        Layout::Legacy => vec![part(1, Role::Root, MIB_SECTORS, root_end(MIB_SECTORS)?, None, mbr(MBR_TYPE_LINUX, false), ext4)],
+        Layout::Legacy => vec![part(
+            1,
+            Role::Root,
+            MIB_SECTORS,
+            root_end(MIB_SECTORS)?,
+            None,
+            mbr(MBR_TYPE_LINUX, false),
+            ext4,
+        )],
         Layout::LegacyBoot => {
             need_boot_above(1, "FAT /boot partition")?;
             vec![
-                part(1, Role::Boot, MIB_SECTORS, boot_lba - 1, None, mbr(MBR_TYPE_FAT32_LBA, true), fat("BOOT", 1)?),
+                part(
+                    1,
+                    Role::Boot,
+                    MIB_SECTORS,
+                    boot_lba - 1,
+                    None,
+                    mbr(MBR_TYPE_FAT32_LBA, true),
+                    fat("BOOT", 1)?,
+                ),
                 part(2, Role::Root, boot_lba, root_end(boot_lba)?, None, mbr(MBR_TYPE_LINUX, false), ext4),
             ]
         }
         Layout::LegacyGpt => vec![
-            part(1, Role::BiosBoot, MIB_SECTORS, 2 * MIB_SECTORS - 1, gpt(TYPE_BIOS_BOOT, p1_guid, "no-fs"), None, Content::None),
+            part(
+                1,
+                Role::BiosBoot,
+                MIB_SECTORS,
+                2 * MIB_SECTORS - 1,
+                gpt(TYPE_BIOS_BOOT, p1_guid, "no-fs"),
+                None,
+                Content::None,
+            ),
             // Deliberate difference from the seed: it sets rootGPUID on a partition 3 that does
             // not exist, leaving 970C694F-... here; we give the root partition rootGPUID.
-            part(2, Role::Root, 2 * MIB_SECTORS, root_end(2 * MIB_SECTORS)?, gpt(TYPE_LINUX_DATA, root_guid, "primary"), None, ext4),
+            part(
+                2,
+                Role::Root,
+                2 * MIB_SECTORS,
+                root_end(2 * MIB_SECTORS)?,
+                gpt(TYPE_LINUX_DATA, root_guid, "primary"),
+                None,
+                ext4,
+            ),
         ],
         Layout::Efi => {
             need_boot_above(8, "ESP")?;
             vec![
-                part(1, Role::Esp, 8 * MIB_SECTORS, boot_lba - 1, gpt(TYPE_ESP, p1_guid, "ESP"), None, fat("ESP", 1)?),
-                part(2, Role::Root, boot_lba, root_end(boot_lba)?, gpt(TYPE_LINUX_DATA, root_guid, "primary"), None, ext4),
+                part(
+                    1,
+                    Role::Esp,
+                    8 * MIB_SECTORS,
+                    boot_lba - 1,
+                    gpt(TYPE_ESP, p1_guid, "ESP"),
+                    None,
+                    fat("ESP", 1)?,
+                ),
+                part(
+                    2,
+                    Role::Root,
+                    boot_lba,
+                    root_end(boot_lba)?,
+                    gpt(TYPE_LINUX_DATA, root_guid, "primary"),
+                    None,
+                    ext4,
+                ),
             ]
         }
         Layout::EfiXbootldr => {
             need_boot_above(100, "XBOOTLDR partition")?;
             vec![
-                part(1, Role::Esp, 8 * MIB_SECTORS, 100 * MIB_SECTORS - 1, gpt(TYPE_ESP, p1_guid, "ESP"), None, fat("ESP", 1)?),
-                part(2, Role::Xbootldr, 100 * MIB_SECTORS, boot_lba - 1, gpt(TYPE_XBOOTLDR, p2_guid, "BOOT"), None, fat("BOOT", 2)?),
-                part(3, Role::Root, boot_lba, root_end(boot_lba)?, gpt(TYPE_LINUX_DATA, root_guid, "ROOT"), None, ext4),
+                part(
+                    1,
+                    Role::Esp,
+                    8 * MIB_SECTORS,
+                    100 * MIB_SECTORS - 1,
+                    gpt(TYPE_ESP, p1_guid, "ESP"),
+                    None,
+                    fat("ESP", 1)?,
+                ),
+                part(
+                    2,
+                    Role::Xbootldr,
+                    100 * MIB_SECTORS,
+                    boot_lba - 1,
+                    gpt(TYPE_XBOOTLDR, p2_guid, "BOOT"),
+                    None,
+                    fat("BOOT", 2)?,
+                ),
+                part(
+                    3,
+                    Role::Root,
+                    boot_lba,
+                    root_end(boot_lba)?,
+                    gpt(TYPE_LINUX_DATA, root_guid, "ROOT"),
+                    None,
+                    ext4,
+                ),
             ]
         }
         Layout::Hybrid => {
             need_boot_above(8, "ESP")?;
             vec![
-                part(1, Role::Esp, 8 * MIB_SECTORS, boot_lba - 1, gpt(TYPE_ESP, p1_guid, "ESP"), None, fat("ESP", 1)?),
-                part(2, Role::BiosBoot, GPT_FIRST_USABLE, MIB_SECTORS, gpt(TYPE_BIOS_BOOT, p2_guid, "no-fs"), None, Content::None),
-                part(3, Role::Root, boot_lba, root_end(boot_lba)?, gpt(TYPE_LINUX_DATA, root_guid, "primary"), None, ext4),
+                part(
+                    1,
+                    Role::Esp,
+                    8 * MIB_SECTORS,
+                    boot_lba - 1,
+                    gpt(TYPE_ESP, p1_guid, "ESP"),
+                    None,
+                    fat("ESP", 1)?,
+                ),
+                part(
+                    2,
+                    Role::BiosBoot,
+                    GPT_FIRST_USABLE,
+                    MIB_SECTORS,
+                    gpt(TYPE_BIOS_BOOT, p2_guid, "no-fs"),
+                    None,
+                    Content::None,
+                ),
+                part(
+                    3,
+                    Role::Root,
+                    boot_lba,
+                    root_end(boot_lba)?,
+                    gpt(TYPE_LINUX_DATA, root_guid, "primary"),
+                    None,
+                    ext4,
+                ),
             ]
         }
         Layout::None => Vec::new(),
@@ -493,7 +625,15 @@ mod tests {
     #[test]
     fn gpt_end_rule_matches_measured_parted() {
         // (disk MiB, root start, measured end) from parted 3.5 `mkpart primary ext4 2MiB 100%`.
-        for (mib, start, end) in [(4, 4096, 8158), (5, 4096, 10206), (10, 4096, 20446), (17, 4096, 34782), (100, 4096, 204766), (300, 4096, 612351), (1000, 4096, 2045951)] {
+        for (mib, start, end) in [
+            (4, 4096, 8158),
+            (5, 4096, 10206),
+            (10, 4096, 20446),
+            (17, 4096, 34782),
+            (100, 4096, 204766),
+            (300, 4096, 612351),
+            (1000, 4096, 2045951),
+        ] {
             assert_eq!(parted_gpt_end_100(mib * MIB_SECTORS, start), end, "{mib} MiB");
         }
     }
@@ -502,16 +642,32 @@ mod tests {
     fn boot_size_is_rounded_like_the_seed() {
         assert_eq!(seed_round(256 * MIB, MIB), 257 * MIB);
         assert_eq!(seed_round(256 * MIB - 1, MIB), 256 * MIB);
-        let p = plan(&spec(json!({"partitionTableType": "efi", "diskSize": 600, "bootSize": "512M"})), None).unwrap();
+        let p = plan(&spec(json!({"partitionTableType": "efi", "diskSize": 600, "bootSize": "512M"})), None)
+            .unwrap();
         assert_eq!(p.partitions[1].start_lba, 513 * MIB_SECTORS);
     }
 
     #[test]
     fn too_small_is_an_error() {
-        assert!(matches!(plan(&spec(json!({"partitionTableType": "efi", "diskSize": 200})), None), Err(LayoutError::DiskTooSmall { .. })));
-        assert!(matches!(plan(&spec(json!({"partitionTableType": "efi", "diskSize": 200, "bootSize": "7M"})), None), Err(LayoutError::BootTooSmall { .. })));
-        assert!(matches!(plan(&spec(json!({"partitionTableType": "efixbootldr", "diskSize": 400, "bootSize": "99M"})), None), Err(LayoutError::BootTooSmall { .. })));
-        assert!(matches!(plan(&spec(json!({"partitionTableType": "legacy+gpt", "diskSize": 2})), None), Err(LayoutError::DiskTooSmall { .. })));
+        assert!(matches!(
+            plan(&spec(json!({"partitionTableType": "efi", "diskSize": 200})), None),
+            Err(LayoutError::DiskTooSmall { .. })
+        ));
+        assert!(matches!(
+            plan(&spec(json!({"partitionTableType": "efi", "diskSize": 200, "bootSize": "7M"})), None),
+            Err(LayoutError::BootTooSmall { .. })
+        ));
+        assert!(matches!(
+            plan(
+                &spec(json!({"partitionTableType": "efixbootldr", "diskSize": 400, "bootSize": "99M"})),
+                None
+            ),
+            Err(LayoutError::BootTooSmall { .. })
+        ));
+        assert!(matches!(
+            plan(&spec(json!({"partitionTableType": "legacy+gpt", "diskSize": 2})), None),
+            Err(LayoutError::DiskTooSmall { .. })
+        ));
     }
 
     #[test]
@@ -525,7 +681,10 @@ mod tests {
         let p = plan(&s, Some(RootFsBytes::Exact(100 * MIB))).unwrap();
         assert!(p.root_bytes >= 612 * MIB);
         let smaller = Spec { disk_size: DiskSize::Mib(p.disk_bytes / MIB - 1), ..s.clone() };
-        assert!(plan(&smaller, None).map(|q| q.root_bytes < 612 * MIB).unwrap_or(true), "the exact size is the smallest");
+        assert!(
+            plan(&smaller, None).map(|q| q.root_bytes < 612 * MIB).unwrap_or(true),
+            "the exact size is the smallest"
+        );
     }
 
     #[test]
@@ -535,8 +694,12 @@ mod tests {
         assert_eq!(p.partitions[1].gpt.as_ref().unwrap().partition_guid, ids::SEED_ROOT_GPUID);
         let p = plan(&spec(json!({"partitionTableType": "legacy", "diskSize": 10})), None).unwrap();
         assert_eq!(p.mbr_disk_signature, Some(0xa0f2_85fb));
-        let a = plan(&spec(json!({"partitionTableType": "efi", "diskSize": 300, "deterministic": false})), None).unwrap();
-        let b = plan(&spec(json!({"partitionTableType": "efi", "diskSize": 300, "deterministic": false})), None).unwrap();
+        let a =
+            plan(&spec(json!({"partitionTableType": "efi", "diskSize": 300, "deterministic": false})), None)
+                .unwrap();
+        let b =
+            plan(&spec(json!({"partitionTableType": "efi", "diskSize": 300, "deterministic": false})), None)
+                .unwrap();
         assert_ne!(a.disk_guid, b.disk_guid);
     }
 }

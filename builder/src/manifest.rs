@@ -92,7 +92,11 @@ pub fn input_records(spec: &Spec) -> std::io::Result<Vec<InputRecord>> {
         } else if p.resolved.is_dir() {
             InputRecord { path: p.written.clone(), kind: InputKind::Directory, sha256: None }
         } else {
-            InputRecord { path: p.written.clone(), kind: InputKind::File, sha256: Some(sha256_file(&p.resolved)?) }
+            InputRecord {
+                path: p.written.clone(),
+                kind: InputKind::File,
+                sha256: Some(sha256_file(&p.resolved)?),
+            }
         };
         out.push(record);
     }
@@ -105,6 +109,9 @@ mod tests {
 
     #[test]
     fn sha256_of_abc() {
-        assert_eq!(sha256_reader(&b"abc"[..], |_| {}).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_reader(&b"abc"[..], |_| {}).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

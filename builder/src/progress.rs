@@ -49,7 +49,9 @@ impl Progress {
             Mode::Bars => {
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 // The template is a literal known to be valid; fall back to the default style anyway.
-                if let Ok(style) = ProgressStyle::with_template("{msg:24} [{bar:40}] {bytes}/{total_bytes} ({eta})") {
+                if let Ok(style) =
+                    ProgressStyle::with_template("{msg:24} [{bar:40}] {bytes}/{total_bytes} ({eta})")
+                {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 bar.set_message(message.to_string());

@@ -54,8 +54,8 @@ pub fn ingest(spec: &Spec) -> Result<RootTree, RootFsError> {
     let mut scratch = Vec::new();
     if let Some(system) = &spec.system {
         let root = &system.root.resolved;
-        let meta = std::fs::metadata(root)
-            .map_err(|source| IngestError::Io { path: root.clone(), source })?;
+        let meta =
+            std::fs::metadata(root).map_err(|source| IngestError::Io { path: root.clone(), source })?;
         if meta.is_dir() {
             dir::add_dir(&mut tree, root, b"/", &opts)?;
         } else if meta.is_file() {
@@ -95,7 +95,11 @@ pub fn ext4_options(spec: &Spec, uuid: Option<Guid>) -> Result<Ext4Options, Root
         Some(u) => u,
         None => IdSource::Random.guid(spec.root_gpuid)?,
     };
-    let mut opts = Ext4Options::new(uuid.0, ids.ext4_hash_seed(uuid)?, Timestamp::from_secs(spec.source_date_epoch.value));
+    let mut opts = Ext4Options::new(
+        uuid.0,
+        ids.ext4_hash_seed(uuid)?,
+        Timestamp::from_secs(spec.source_date_epoch.value),
+    );
     opts.label = spec.label.as_bytes().to_vec();
     Ok(opts)
 }

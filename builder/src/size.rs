@@ -8,11 +8,15 @@
 /// Why a size string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
-    #[error("`{0}` is empty: write a number of bytes with an optional K, M, G, T, P or E suffix, e.g. \"512M\"")]
+    #[error(
+        "`{0}` is empty: write a number of bytes with an optional K, M, G, T, P or E suffix, e.g. \"512M\""
+    )]
     Empty(String),
     #[error("`{0}` is not a number: write digits with an optional K, M, G, T, P or E suffix, e.g. \"512M\"")]
     NotANumber(String),
-    #[error("`{input}` has the suffix `{suffix}`, which numfmt --from=iec rejects: use one upper-case letter of K, M, G, T, P, E (powers of 1024), e.g. \"256M\"")]
+    #[error(
+        "`{input}` has the suffix `{suffix}`, which numfmt --from=iec rejects: use one upper-case letter of K, M, G, T, P, E (powers of 1024), e.g. \"256M\""
+    )]
     BadSuffix { input: String, suffix: String },
     #[error("`{0}` does not fit in 64 bits")]
     TooLarge(String),
@@ -52,7 +56,8 @@ pub fn parse_iec(input: &str) -> Result<u64, SizeError> {
     if !frac_part.is_empty() {
         // Exact rational arithmetic: fraction * 2^shift / 10^digits, rounded up like numfmt.
         let digits = frac_part.len().min(30) as u32;
-        let frac: u128 = frac_part[..digits as usize].parse().map_err(|_| SizeError::NotANumber(input.to_string()))?;
+        let frac: u128 =
+            frac_part[..digits as usize].parse().map_err(|_| SizeError::NotANumber(input.to_string()))?;
         let denom = 10u128.pow(digits);
         let scaled = frac.checked_mul(1u128 << shift).ok_or_else(too_large)?;
         bytes = bytes.checked_add(scaled.div_ceil(denom)).ok_or_else(too_large)?;

@@ -40,7 +40,9 @@ pub enum SpecError {
     BadSize { location: String, key: String, value: String, error: SizeError },
     #[error("{0}")]
     Assertion(String),
-    #[error("`{location}{key}` names `{path}`, which does not exist: check the path (relative paths start at the spec's folder `{base}`)")]
+    #[error(
+        "`{location}{key}` names `{path}`, which does not exist: check the path (relative paths start at the spec's folder `{base}`)"
+    )]
     MissingFile { location: String, key: String, path: PathBuf, base: PathBuf },
     #[error("`{key}` is not supported: {why}")]
     Unsupported { key: String, why: String },
@@ -261,8 +263,13 @@ pub const TOP_KEYS: &[(&str, Option<&str>)] = &[
     ("disk_guid", Some("diskGUID")),
 ];
 
-pub const SYSTEM_KEYS: &[(&str, Option<&str>)] =
-    &[("root", None), ("kernel", None), ("initrd", None), ("kernel_params", Some("kernelParams")), ("bootloader", None)];
+pub const SYSTEM_KEYS: &[(&str, Option<&str>)] = &[
+    ("root", None),
+    ("kernel", None),
+    ("initrd", None),
+    ("kernel_params", Some("kernelParams")),
+    ("bootloader", None),
+];
 
 pub const CONTENTS_KEYS: &[(&str, Option<&str>)] =
     &[("source", None), ("target", None), ("mode", None), ("user", None), ("group", None)];
@@ -295,7 +302,11 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 type Normalised = (Map<String, Value>, Map<String, Value>);
 
 /// Replaces aliases by canonical keys and rejects unknown or doubled keys.
-fn normalise(map: Map<String, Value>, keys: &[(&str, Option<&str>)], location: &str) -> Result<Normalised, SpecError> {
+fn normalise(
+    map: Map<String, Value>,
+    keys: &[(&str, Option<&str>)],
+    location: &str,
+) -> Result<Normalised, SpecError> {
     let mut out = Map::new();
     let mut written = Map::new();
     for (key, value) in map {
@@ -310,7 +321,11 @@ fn normalise(map: Map<String, Value>, keys: &[(&str, Option<&str>)], location: &
         };
         if out.contains_key(canonical) {
             let alias = keys.iter().find(|(c, _)| *c == canonical).and_then(|(_, a)| *a).unwrap_or(canonical);
-            return Err(SpecError::DuplicateKey { location: location.to_string(), key: canonical.to_string(), alias: alias.to_string() });
+            return Err(SpecError::DuplicateKey {
+                location: location.to_string(),
+                key: canonical.to_string(),
+                alias: alias.to_string(),
+            });
         }
         written.insert(canonical.to_string(), Value::String(key));
         out.insert(canonical.to_string(), value);
@@ -333,13 +348,19 @@ impl Table<'_> {
     }
 
     fn invalid(&self, key: &str, message: impl Into<String>) -> SpecError {
-        SpecError::Invalid { location: self.location.to_string(), key: self.name(key), message: message.into() }
+        SpecError::Invalid {
+            location: self.location.to_string(),
+            key: self.name(key),
+            message: message.into(),
+        }
     }
 
     fn get<T: DeserializeOwned>(&mut self, key: &str, expected: &str) -> Result<Option<T>, SpecError> {
         match self.map.remove(key) {
             None => Ok(None),
-            Some(v) => serde_json::from_value(v.clone()).map(Some).map_err(|_| self.invalid(key, format!("must be {expected}, not {v}"))),
+            Some(v) => serde_json::from_value(v.clone())
+                .map(Some)
+                .map_err(|_| self.invalid(key, format!("must be {expected}, not {v}"))),
         }
     }
 
@@ -358,7 +379,9 @@ impl Table<'_> {
             Some((_, v)) => Ok(*v),
             None => {
                 let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-                let near = closest(&s, choices.iter().map(|(n, _)| *n)).map(|n| format!(" (did you mean \"{n}\"?)")).unwrap_or_default();
+                let near = closest(&s, choices.iter().map(|(n, _)| *n))
+                    .map(|n| format!(" (did you mean \"{n}\"?)"))
+                    .unwrap_or_default();
                 Err(self.invalid(key, format!("is \"{s}\": it must be one of {}{near}", names.join(", "))))
             }
         }
@@ -368,7 +391,12 @@ impl Table<'_> {
     fn iec_size(&mut self, key: &str, default: &str) -> Result<u64, SpecError> {
         let v = self.map.remove(key).unwrap_or(Value::String(default.to_string()));
         match &v {
-            Value::Number(n) => n.as_u64().ok_or_else(|| self.invalid(key, format!("must be a size such as \"512M\" or a non-negative number of bytes, not {v}"))),
+            Value::Number(n) => n.as_u64().ok_or_else(|| {
+                self.invalid(
+                    key,
+                    format!("must be a size such as \"512M\" or a non-negative number of bytes, not {v}"),
+                )
+            }),
             Value::String(s) => size::parse_iec(s).map_err(|error| SpecError::BadSize {
                 location: self.location.to_string(),
                 key: self.name(key),
@@ -391,7 +419,11 @@ fn resolve(base: &Path, written: &str) -> InputPath {
 fn as_table(v: Value, location: &str, key: &str) -> Result<Map<String, Value>, SpecError> {
     match v {
         Value::Object(m) => Ok(m),
-        other => Err(SpecError::Invalid { location: location.to_string(), key: key.to_string(), message: format!("must be a table, not {other}") }),
+        other => Err(SpecError::Invalid {
+            location: location.to_string(),
+            key: key.to_string(),
+            message: format!("must be a table, not {other}"),
+        }),
     }
 }
 
@@ -405,15 +437,26 @@ impl Spec {
 
     /// [`Spec::load`] with the SOURCE_DATE_EPOCH environment value passed in (for tests).
     pub fn load_with_env(path: &Path, env_epoch: Option<&str>) -> Result<Spec, SpecError> {
-        let text = std::fs::read_to_string(path).map_err(|error| SpecError::Read { path: path.to_path_buf(), error })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| SpecError::Read { path: path.to_path_buf(), error })?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let value = match ext.as_str() {
-            "json" => serde_json::from_str::<Value>(&text)
-                .map_err(|e| SpecError::Syntax { path: path.to_path_buf(), format: "JSON", message: e.to_string() })?,
+            "json" => serde_json::from_str::<Value>(&text).map_err(|e| SpecError::Syntax {
+                path: path.to_path_buf(),
+                format: "JSON",
+                message: e.to_string(),
+            })?,
             "toml" => {
-                let t: toml::Table = toml::from_str(&text)
-                    .map_err(|e| SpecError::Syntax { path: path.to_path_buf(), format: "TOML", message: e.to_string().trim_end().to_string() })?;
-                serde_json::to_value(t).map_err(|e| SpecError::Syntax { path: path.to_path_buf(), format: "TOML", message: e.to_string() })?
+                let t: toml::Table = toml::from_str(&text).map_err(|e| SpecError::Syntax {
+                    path: path.to_path_buf(),
+                    format: "TOML",
+                    message: e.to_string().trim_end().to_string(),
+                })?;
+                serde_json::to_value(t).map_err(|e| SpecError::Syntax {
+                    path: path.to_path_buf(),
+                    format: "TOML",
+                    message: e.to_string(),
+                })?
             }
             _ => return Err(SpecError::UnknownFormat { path: path.to_path_buf(), ext }),
         };
@@ -438,7 +481,12 @@ impl Spec {
             Some(Value::String(s)) if s == "auto" => DiskSize::Auto,
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(m) if m > 0 => DiskSize::Mib(m),
-                _ => return Err(t.invalid("disk_size", format!("is {n}: it must be \"auto\" or a positive whole number of MiB"))),
+                _ => {
+                    return Err(t.invalid(
+                        "disk_size",
+                        format!("is {n}: it must be \"auto\" or a positive whole number of MiB"),
+                    ));
+                }
             },
             Some(Value::String(s)) => {
                 let bytes = size::parse_iec(&s).map_err(|error| SpecError::BadSize {
@@ -452,7 +500,11 @@ impl Spec {
                 }
                 DiskSize::Mib(bytes >> 20)
             }
-            Some(v) => return Err(t.invalid("disk_size", format!("must be \"auto\" or a whole number of MiB, not {v}"))),
+            Some(v) => {
+                return Err(
+                    t.invalid("disk_size", format!("must be \"auto\" or a whole number of MiB, not {v}"))
+                );
+            }
         };
         let additional_space = t.iec_size("additional_space", "512M")?;
         let boot_size = t.iec_size("boot_size", "256M")?;
@@ -480,20 +532,43 @@ impl Spec {
             _ => Some(t.guid("root_fsuid")?.unwrap_or(root_gpuid)),
         };
         let copy_channel = t.bool("copy_channel", true)?;
-        let additional_paths: Vec<String> = t.get("additional_paths", "a list of strings")?.unwrap_or_default();
+        let additional_paths: Vec<String> =
+            t.get("additional_paths", "a list of strings")?.unwrap_or_default();
         let timestamps = t.choice(
             "timestamps",
-            &[("clamp", Timestamps::Clamp), ("source-date-epoch", Timestamps::SourceDateEpoch), ("keep", Timestamps::Keep)],
+            &[
+                ("clamp", Timestamps::Clamp),
+                ("source-date-epoch", Timestamps::SourceDateEpoch),
+                ("keep", Timestamps::Keep),
+            ],
             Timestamps::Clamp,
         )?;
-        let auto_sizing =
-            t.choice("auto_sizing", &[("exact", AutoSizing::Exact), ("seed", AutoSizing::Seed)], AutoSizing::Exact)?;
+        let auto_sizing = t.choice(
+            "auto_sizing",
+            &[("exact", AutoSizing::Exact), ("seed", AutoSizing::Seed)],
+            AutoSizing::Exact,
+        )?;
         let disk_guid = t.guid("disk_guid")?.unwrap_or(SEED_DISK_GUID);
         let spec_epoch = match t.map.remove("source_date_epoch") {
             None => None,
-            Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| t.invalid("source_date_epoch", format!("is {n}: it must be a whole number of seconds since 1970")))?),
-            Some(Value::String(s)) => Some(parse_epoch(&s).ok_or_else(|| t.invalid("source_date_epoch", format!("is \"{s}\": it must be a whole number of seconds since 1970")))?),
-            Some(v) => return Err(t.invalid("source_date_epoch", format!("must be a whole number of seconds since 1970, not {v}"))),
+            Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
+                t.invalid(
+                    "source_date_epoch",
+                    format!("is {n}: it must be a whole number of seconds since 1970"),
+                )
+            })?),
+            Some(Value::String(s)) => Some(parse_epoch(&s).ok_or_else(|| {
+                t.invalid(
+                    "source_date_epoch",
+                    format!("is \"{s}\": it must be a whole number of seconds since 1970"),
+                )
+            })?),
+            Some(v) => {
+                return Err(t.invalid(
+                    "source_date_epoch",
+                    format!("must be a whole number of seconds since 1970, not {v}"),
+                ));
+            }
         };
         let source_date_epoch = match (spec_epoch, env_epoch) {
             (Some(value), _) => SourceDateEpoch { value, origin: EpochOrigin::Spec },
@@ -501,11 +576,15 @@ impl Spec {
                 value: parse_epoch(s).ok_or_else(|| SpecError::Invalid {
                     location: String::new(),
                     key: "$SOURCE_DATE_EPOCH".into(),
-                    message: format!("is \"{s}\": it must be a whole number of seconds since 1970 (unset it or fix it)"),
+                    message: format!(
+                        "is \"{s}\": it must be a whole number of seconds since 1970 (unset it or fix it)"
+                    ),
                 })?,
                 origin: EpochOrigin::Environment,
             },
-            (None, None) => SourceDateEpoch { value: DEFAULT_SOURCE_DATE_EPOCH, origin: EpochOrigin::Default },
+            (None, None) => {
+                SourceDateEpoch { value: DEFAULT_SOURCE_DATE_EPOCH, origin: EpochOrigin::Default }
+            }
         };
 
         let system = match t.map.remove("system") {
@@ -514,12 +593,23 @@ impl Spec {
         };
         let contents = match t.map.remove("contents") {
             None => Vec::new(),
-            Some(Value::Array(items)) => {
-                items.into_iter().enumerate().map(|(i, v)| parse_content(v, i, base)).collect::<Result<Vec<_>, _>>()?
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| parse_content(v, i, base))
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(v) => {
+                return Err(t.invalid(
+                    "contents",
+                    format!("must be a list of tables ([[contents]] in TOML), not {v}"),
+                ));
             }
-            Some(v) => return Err(t.invalid("contents", format!("must be a list of tables ([[contents]] in TOML), not {v}"))),
         };
-        debug_assert!(t.map.is_empty(), "every normalised key is read: {:?}", t.map.keys().collect::<Vec<_>>());
+        debug_assert!(
+            t.map.is_empty(),
+            "every normalised key is read: {:?}",
+            t.map.keys().collect::<Vec<_>>()
+        );
 
         let label = label.unwrap_or_else(|| if only_nix_store { "nix-store".into() } else { "nixos".into() });
         // The seed's default is true, but without a system there is nothing to boot: only an
@@ -575,7 +665,9 @@ impl Spec {
         let a = |m: &str| Err(SpecError::Assertion(m.to_string()));
         let ext4 = self.fs_type == "ext4";
         if ext4 && self.deterministic && self.root_fsuid.is_none() {
-            return a("in deterministic mode with an ext4 partition, rootFSUID must be non-null (by default it equals rootGPUID): remove `rootFSUID = null` or set deterministic = false");
+            return a(
+                "in deterministic mode with an ext4 partition, rootFSUID must be non-null (by default it equals rootGPUID): remove `rootFSUID = null` or set deterministic = false",
+            );
         }
         if self.partition_table_type != Layout::None && !ext4 {
             return a(&format!(
@@ -587,17 +679,29 @@ impl Spec {
         if !ext4 {
             return Err(SpecError::Unsupported {
                 key: "fsType".into(),
-                why: format!("\"{}\": reprodisk writes ext4 root filesystems only; use fsType = \"ext4\"", self.fs_type),
+                why: format!(
+                    "\"{}\": reprodisk writes ext4 root filesystems only; use fsType = \"ext4\"",
+                    self.fs_type
+                ),
             });
         }
         if self.touch_efi_vars && !self.partition_table_type.is_gpt() {
-            return a("touchEFIVars = true needs a GPT layout: EFI variables can be used only with partitionTableType hybrid, efi, efixbootldr or legacy+gpt");
+            return a(
+                "touchEFIVars = true needs a GPT layout: EFI variables can be used only with partitionTableType hybrid, efi, efixbootldr or legacy+gpt",
+            );
         }
-        if self.only_nix_store && (!self.contents.is_empty() || self.config_file.is_some() || self.install_boot_loader) {
-            return a("onlyNixStore = true: the contents must be empty, no configFile may be given and installBootLoader must be false");
+        if self.only_nix_store
+            && (!self.contents.is_empty() || self.config_file.is_some() || self.install_boot_loader)
+        {
+            return a(
+                "onlyNixStore = true: the contents must be empty, no configFile may be given and installBootLoader must be false",
+            );
         }
         if let Some(i) = self.contents.iter().position(|c| c.user.is_some() != c.group.is_some()) {
-            return a(&format!("contents[{i}] (target `{}`): set both of user and group, or neither", self.contents[i].target));
+            return a(&format!(
+                "contents[{i}] (target `{}`): set both of user and group, or neither",
+                self.contents[i].target
+            ));
         }
         if !self.post_vm.trim().is_empty() {
             return Err(SpecError::Unsupported {
@@ -611,15 +715,29 @@ impl Spec {
                 why: "it copies Nix store paths into the image's store, and reprodisk reads no Nix store: put those files in the root tree or in `contents`".into(),
             });
         }
-        if self.base_name.is_empty() || self.base_name.contains('/') || self.base_name == "." || self.base_name == ".." {
-            return a(&format!("baseName = \"{}\": it must be a plain file name without `/`", self.base_name));
+        if self.base_name.is_empty()
+            || self.base_name.contains('/')
+            || self.base_name == "."
+            || self.base_name == ".."
+        {
+            return a(&format!(
+                "baseName = \"{}\": it must be a plain file name without `/`",
+                self.base_name
+            ));
         }
         if self.label.len() > 16 {
-            return a(&format!("label = \"{}\" is {} bytes: an ext4 label holds at most 16 bytes", self.label, self.label.len()));
+            return a(&format!(
+                "label = \"{}\" is {} bytes: an ext4 label holds at most 16 bytes",
+                self.label,
+                self.label.len()
+            ));
         }
         for (i, c) in self.contents.iter().enumerate() {
             if !c.target.starts_with('/') {
-                return a(&format!("contents[{i}]: target `{}` must be an absolute path in the image (start it with `/`)", c.target));
+                return a(&format!(
+                    "contents[{i}]: target `{}` must be an absolute path in the image (start it with `/`)",
+                    c.target
+                ));
             }
         }
         Ok(())
@@ -647,7 +765,9 @@ impl Spec {
             // A glob source is checked by its folder; the matches are found at ingestion.
             let p = if c.source.written.contains('*') {
                 match c.source.resolved.parent() {
-                    Some(parent) => InputPath { written: c.source.written.clone(), resolved: parent.to_path_buf() },
+                    Some(parent) => {
+                        InputPath { written: c.source.written.clone(), resolved: parent.to_path_buf() }
+                    }
                     None => continue,
                 }
             } else {
@@ -676,7 +796,9 @@ impl Table<'_> {
     fn guid(&mut self, key: &str) -> Result<Option<Guid>, SpecError> {
         match self.string(key)? {
             None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(|e: crate::ids::GuidError| self.invalid(key, e.to_string())),
+            Some(s) => {
+                s.parse().map(Some).map_err(|e: crate::ids::GuidError| self.invalid(key, e.to_string()))
+            }
         }
     }
 }
@@ -692,12 +814,17 @@ fn parse_epoch(s: &str) -> Option<i64> {
 fn parse_system(map: Map<String, Value>, base: &Path) -> Result<System, SpecError> {
     let (map, written) = normalise(map, SYSTEM_KEYS, "system.")?;
     let mut t = Table { map, written, location: "system." };
-    let root = t.path("root", base)?.ok_or_else(|| t.invalid("root", "is missing: name the root tree, a directory or a tar archive"))?;
+    let root = t
+        .path("root", base)?
+        .ok_or_else(|| t.invalid("root", "is missing: name the root tree, a directory or a tar archive"))?;
     let kernel = t.string("kernel")?;
     let initrd = t.string("initrd")?;
     let kernel_params: Vec<String> = t.get("kernel_params", "a list of strings")?.unwrap_or_default();
     if let Some(p) = kernel_params.iter().find(|p| p.starts_with("root=")) {
-        return Err(t.invalid("kernel_params", format!("holds `{p}`: reprodisk adds root= itself from the deterministic IDs, remove it")));
+        return Err(t.invalid(
+            "kernel_params",
+            format!("holds `{p}`: reprodisk adds root= itself from the deterministic IDs, remove it"),
+        ));
     }
     let bootloader = t.choice(
         "bootloader",
@@ -711,8 +838,12 @@ fn parse_content(v: Value, i: usize, base: &Path) -> Result<ContentEntry, SpecEr
     let location = format!("contents[{i}].");
     let (map, written) = normalise(as_table(v, "", &format!("contents[{i}]"))?, CONTENTS_KEYS, &location)?;
     let mut t = Table { map, written, location: &location };
-    let source = t.path("source", base)?.ok_or_else(|| t.invalid("source", "is missing: name the file or folder to copy"))?;
-    let target = t.string("target")?.ok_or_else(|| t.invalid("target", "is missing: name where the file goes in the image, e.g. \"/etc/motd\""))?;
+    let source = t
+        .path("source", base)?
+        .ok_or_else(|| t.invalid("source", "is missing: name the file or folder to copy"))?;
+    let target = t.string("target")?.ok_or_else(|| {
+        t.invalid("target", "is missing: name where the file goes in the image, e.g. \"/etc/motd\"")
+    })?;
     let mode = t.string("mode")?;
     let user = t.string("user")?;
     let group = t.string("group")?;
@@ -743,14 +874,20 @@ mod tests {
         assert_eq!(s.disk_size, DiskSize::Auto);
         assert_eq!(s.additional_space, 512 << 20);
         assert_eq!(s.boot_size, 256 << 20);
-        assert_eq!((s.label.as_str(), s.name.as_str(), s.base_name.as_str()), ("nixos", "nixos-disk-image", "nixos"));
+        assert_eq!(
+            (s.label.as_str(), s.name.as_str(), s.base_name.as_str()),
+            ("nixos", "nixos-disk-image", "nixos")
+        );
         assert_eq!(s.format, Format::Raw);
         assert!(s.deterministic && s.copy_channel && !s.touch_efi_vars && !s.only_nix_store);
         assert_eq!(s.mem_size, 1024);
         assert_eq!(s.root_gpuid, SEED_ROOT_GPUID);
         assert_eq!(s.root_fsuid, Some(SEED_ROOT_GPUID));
         assert_eq!(s.disk_guid, SEED_DISK_GUID);
-        assert_eq!(s.source_date_epoch, SourceDateEpoch { value: DEFAULT_SOURCE_DATE_EPOCH, origin: EpochOrigin::Default });
+        assert_eq!(
+            s.source_date_epoch,
+            SourceDateEpoch { value: DEFAULT_SOURCE_DATE_EPOCH, origin: EpochOrigin::Default }
+        );
         assert_eq!(s.timestamps, Timestamps::Clamp);
         let s = spec(json!({"onlyNixStore": true})).unwrap();
         assert_eq!(s.label, "nix-store");
@@ -762,7 +899,9 @@ mod tests {
         assert_eq!(e, "unknown key `partitonTableType` (did you mean `partitionTableType`?)");
         let e = spec(json!({"system": {"rot": "x"}})).unwrap_err().to_string();
         assert_eq!(e, "unknown key `system.rot` (did you mean `root`?)");
-        let e = spec(json!({"contents": [{"source": "a", "target": "/a", "gruop": "x"}]})).unwrap_err().to_string();
+        let e = spec(json!({"contents": [{"source": "a", "target": "/a", "gruop": "x"}]}))
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "unknown key `contents[0].gruop` (did you mean `group`?)");
     }
 
@@ -780,7 +919,10 @@ mod tests {
             (json!({"fsType": "btrfs", "partitionTableType": "none"}), "ext4 root filesystems only"),
             (json!({"touchEFIVars": true, "partitionTableType": "legacy"}), "needs a GPT layout"),
             (json!({"onlyNixStore": true, "contents": [{"source": "a", "target": "/a"}]}), "onlyNixStore"),
-            (json!({"contents": [{"source": "a", "target": "/a", "user": "root"}]}), "both of user and group"),
+            (
+                json!({"contents": [{"source": "a", "target": "/a", "user": "root"}]}),
+                "both of user and group",
+            ),
             (json!({"postVM": "echo hi"}), "no VM"),
             (json!({"additionalPaths": ["/nix/store/x"]}), "no Nix store"),
             (json!({"installBootLoader": true}), "needs a [system] table"),

@@ -40,16 +40,32 @@ fn auto_size_matches_the_seeds_pipeline() {
     let usage = (blocks + 2 * entries) * 4096;
     let want = ((usage + usage * 52 / 1000) / 4096 + 1) * 4096;
 
-    let spec = common::write(dir.path(), "dir.toml", "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root\"\n");
+    let spec = common::write(
+        dir.path(),
+        "dir.toml",
+        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root\"\n",
+    );
     assert_eq!(filesystem_bytes(&spec), want, "folder root");
 
-    let o = common::tool("tar", "tar", &["-C", root.to_str().unwrap(), "-cf", dir.path().join("root.tar").to_str().unwrap(), "."]);
+    let o = common::tool(
+        "tar",
+        "tar",
+        &["-C", root.to_str().unwrap(), "-cf", dir.path().join("root.tar").to_str().unwrap(), "."],
+    );
     assert!(o.status.success());
-    let spec = common::write(dir.path(), "tar.toml", "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar\"\n");
+    let spec = common::write(
+        dir.path(),
+        "tar.toml",
+        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar\"\n",
+    );
     assert_eq!(filesystem_bytes(&spec), want, "tar root");
     let o = common::tool("zstd", "zstd", &["-q", "-f", dir.path().join("root.tar").to_str().unwrap()]);
     assert!(o.status.success());
-    let spec = common::write(dir.path(), "zst.toml", "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar.zst\"\n");
+    let spec = common::write(
+        dir.path(),
+        "zst.toml",
+        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar.zst\"\n",
+    );
     assert_eq!(filesystem_bytes(&spec), want, "zstd tar root");
 }
 
@@ -63,7 +79,11 @@ fn exact_auto_size_is_the_smallest_that_fits() {
     for i in 0..2000 {
         std::fs::write(root.join(format!("f{i:04}")), vec![i as u8; 3000]).unwrap();
     }
-    let spec = common::write(dir.path(), "auto.toml", "partition_table_type = \"legacy\"\nadditionalSpace = \"0\"\n[system]\nroot = \"root\"\n");
+    let spec = common::write(
+        dir.path(),
+        "auto.toml",
+        "partition_table_type = \"legacy\"\nadditionalSpace = \"0\"\n[system]\nroot = \"root\"\n",
+    );
     let o = common::reprodisk(&["plan", spec.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -73,7 +93,10 @@ fn exact_auto_size_is_the_smallest_that_fits() {
     let fixed = common::write(
         dir.path(),
         "fixed.toml",
-        &format!("partition_table_type = \"legacy\"\ndiskSize = {}\n[system]\nroot = \"root\"\n", disk_mib - 1),
+        &format!(
+            "partition_table_type = \"legacy\"\ndiskSize = {}\n[system]\nroot = \"root\"\n",
+            disk_mib - 1
+        ),
     );
     let o = common::reprodisk(&["plan", fixed.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);

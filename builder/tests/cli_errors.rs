@@ -26,7 +26,10 @@ fn seed_assertions_exit_2() {
         (r#"{"fsType": "xfs"}"#, "a partition table needs fsType = \"ext4\""),
         (r#"{"touchEFIVars": true}"#, "needs a GPT layout"),
         (r#"{"onlyNixStore": true, "installBootLoader": false, "configFile": "motd"}"#, "onlyNixStore"),
-        (r#"{"contents": [{"source": "motd", "target": "/etc/motd", "group": "wheel"}]}"#, "both of user and group"),
+        (
+            r#"{"contents": [{"source": "motd", "target": "/etc/motd", "group": "wheel"}]}"#,
+            "both of user and group",
+        ),
         (r#"{"postVM": "qemu-img info $out/nixos.img"}"#, "reprodisk has no VM"),
         (r#"{"installBootLoader": true}"#, "needs a [system] table"),
     ] {
@@ -38,7 +41,11 @@ fn seed_assertions_exit_2() {
 fn unknown_keys_name_the_closest() {
     check("spec.json", r#"{"diskSise": 100}"#, "unknown key `diskSise` (did you mean `diskSize`?)");
     check("spec.toml", "disk_sise = 100\n", "unknown key `disk_sise` (did you mean `disk_size`?)");
-    check("spec.toml", "[system]\nroot = \"motd\"\nkernel_param = []\n", "unknown key `system.kernel_param` (did you mean `kernel_params`?)");
+    check(
+        "spec.toml",
+        "[system]\nroot = \"motd\"\nkernel_param = []\n",
+        "unknown key `system.kernel_param` (did you mean `kernel_params`?)",
+    );
 }
 
 #[test]
@@ -49,13 +56,21 @@ fn bad_sizes() {
     check("spec.json", r#"{"diskSize": "big"}"#, "is not a number");
     check("spec.json", r#"{"diskSize": 0}"#, "positive whole number of MiB");
     check("spec.json", r#"{"diskSize": 2, "partitionTableType": "legacy+gpt"}"#, "too small");
-    check("spec.json", r#"{"diskSize": 300, "partitionTableType": "efi", "bootSize": "4M"}"#, "set bootSize above 8M");
+    check(
+        "spec.json",
+        r#"{"diskSize": 300, "partitionTableType": "efi", "bootSize": "4M"}"#,
+        "set bootSize above 8M",
+    );
 }
 
 #[test]
 fn missing_files() {
     check("spec.toml", "[system]\nroot = \"no-such-root\"\n", "no-such-root`, which does not exist");
-    check("spec.json", r#"{"contents": [{"source": "nope.txt", "target": "/a"}]}"#, "nope.txt`, which does not exist");
+    check(
+        "spec.json",
+        r#"{"contents": [{"source": "nope.txt", "target": "/a"}]}"#,
+        "nope.txt`, which does not exist",
+    );
     let o = common::reprodisk(&["plan", "/nonexistent/spec.toml"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read spec"));
@@ -73,7 +88,10 @@ fn unimplemented_parts_are_refused_on_build() {
     let dir = tempfile::tempdir().unwrap();
     for (json, needle) in [
         (r#"{"format": "qcow2", "diskSize": 10}"#, "not implemented yet"),
-        (r#"{"partitionTableType": "efi", "touchEFIVars": true, "diskSize": 300}"#, "efi-vars.fd is not written yet"),
+        (
+            r#"{"partitionTableType": "efi", "touchEFIVars": true, "diskSize": 300}"#,
+            "efi-vars.fd is not written yet",
+        ),
     ] {
         let spec = common::write(dir.path(), "spec.json", json);
         let out = dir.path().join("out");

@@ -35,16 +35,33 @@ fn two_builds_are_identical() {
         std::fs::create_dir_all(&b).unwrap();
         build_in(&a.join("deep/er"), &spec, &a.join("out"), "UTC", "022", "C");
         build_in(&b, &spec, &b.join("out"), "Pacific/Kiritimati", "077", "de_DE.UTF-8");
-        let name = |d: &Path| std::fs::read_dir(d.join("out")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).find(|p| p.extension().is_some_and(|x| x == "img")).unwrap();
+        let name = |d: &Path| {
+            std::fs::read_dir(d.join("out"))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "img"))
+                .unwrap()
+        };
         let (ia, ib) = (name(&a), name(&b));
         assert_eq!(common::sha256(&ia), common::sha256(&ib), "{}", spec.display());
-        let ma: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("out/manifest.json")).unwrap()).unwrap();
-        let mb: serde_json::Value = serde_json::from_slice(&std::fs::read(b.join("out/manifest.json")).unwrap()).unwrap();
+        let ma: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(a.join("out/manifest.json")).unwrap()).unwrap();
+        let mb: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(b.join("out/manifest.json")).unwrap()).unwrap();
         assert_eq!(ma, mb, "the manifest is a function of the spec too");
         assert_eq!(ma["output"]["sha256"], common::sha256(&ia));
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&ib).unwrap().permissions().mode() & 0o777, 0o644, "the umask does not leak");
-        let leftovers: Vec<_> = std::fs::read_dir(b.join("out")).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".reprodisk-")).collect();
+        assert_eq!(
+            std::fs::metadata(&ib).unwrap().permissions().mode() & 0o777,
+            0o644,
+            "the umask does not leak"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(b.join("out"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".reprodisk-"))
+            .collect();
         assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 }
@@ -52,7 +69,11 @@ fn two_builds_are_identical() {
 #[test]
 fn random_ids_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = common::write(dir.path(), "spec.json", r#"{"partitionTableType": "efi", "diskSize": 300, "deterministic": false}"#);
+    let spec = common::write(
+        dir.path(),
+        "spec.json",
+        r#"{"partitionTableType": "efi", "diskSize": 300, "deterministic": false}"#,
+    );
     let a = common::build(&spec, &dir.path().join("a"));
     let b = common::build(&spec, &dir.path().join("b"));
     let (ja, jb) = (common::sfdisk_json(&a), common::sfdisk_json(&b));

@@ -36,8 +36,10 @@ fn rich_tree() -> FsTree {
     b.add(dev, b"fifo", NodeKind::Fifo, meta(0o644));
     b.add(dev, b"socket", NodeKind::Socket, meta(0o755));
     let mut m = meta(0o4755);
-    m.xattrs
-        .insert(b"security.capability".to_vec(), vec![1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    m.xattrs.insert(
+        b"security.capability".to_vec(),
+        vec![1, 0, 0, 2, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    );
     m.xattrs.insert(b"user.small".to_vec(), b"v".to_vec());
     m.xattrs.insert(b"user.big".to_vec(), vec![0xAB; 1500]);
     m.xattrs.insert(b"user.empty".to_vec(), Vec::new());
@@ -138,13 +140,15 @@ fn exact_size_with_many_groups_and_64bit() {
 fn too_small_says_how_many_mib_are_missing() {
     let mut b = TreeBuilder::new();
     b.file(NodeId::ROOT, b"f", vec![1u8; 8 << 20]);
-    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Exact(6 << 20)).err().expect("6 MiB cannot hold 8 MiB");
+    let err =
+        ext4::plan(&b.tree, &opts(), SizeRequest::Exact(6 << 20)).err().expect("6 MiB cannot hold 8 MiB");
     let Ext4Error::TooSmall { needed_bytes, available_bytes } = err else { panic!("{err}") };
     assert_eq!(available_bytes, 6 << 20);
     let auto = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
     assert_eq!(needed_bytes, auto.size_bytes());
     assert!(
-        err.to_string().contains(&format!("{} MiB missing", (needed_bytes - available_bytes).div_ceil(1 << 20))),
+        err.to_string()
+            .contains(&format!("{} MiB missing", (needed_bytes - available_bytes).div_ceil(1 << 20))),
         "{err}"
     );
     assert!(ext4::plan(&b.tree, &opts(), SizeRequest::Exact(auto.size_bytes())).is_ok());
@@ -190,7 +194,8 @@ fn missing_source_names_the_path() {
     assert!(matches!(&err, Ext4Error::Read { path, .. } if *path == src), "{err}");
     assert!(err.to_string().contains("vanishing-source"), "{err}");
     // Missing before planning: the plan names it (it checks whether host files are sparse).
-    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("missing source");
+    let err =
+        ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("missing source");
     assert!(err.to_string().contains("vanishing-source"), "{err}");
     // Shorter than the tree says: the write reports the change.
     std::fs::write(&src, b"da").unwrap();
@@ -225,7 +230,8 @@ fn more_inodes_than_a_fixed_size_holds_is_an_error() {
     for i in 0..40_000u32 {
         b.add(d, format!("{i}").as_bytes(), NodeKind::Fifo, meta(0o644));
     }
-    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Exact(64 << 20)).err().expect("40000 inodes in one group");
+    let err =
+        ext4::plan(&b.tree, &opts(), SizeRequest::Exact(64 << 20)).err().expect("40000 inodes in one group");
     assert!(matches!(err, Ext4Error::TooManyInodes { needed: 40_012, max: 32768, .. }), "{err}");
     // The automatic size makes room for them.
     let tmp = tempfile::tempdir().unwrap();
@@ -250,12 +256,17 @@ fn hard_linked_directories_and_empty_symlinks_are_refused() {
     let mut b = TreeBuilder::new();
     let d = b.dir(NodeId::ROOT, b"d");
     b.tree.link(NodeId::ROOT, b"again", d, "/").unwrap();
-    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("hard-linked dir");
-    assert!(matches!(&err, Ext4Error::DirectoryHardLink { path } if path == "/again" || path == "/d"), "{err}");
+    let err =
+        ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("hard-linked dir");
+    assert!(
+        matches!(&err, Ext4Error::DirectoryHardLink { path } if path == "/again" || path == "/d"),
+        "{err}"
+    );
 
     let mut b = TreeBuilder::new();
     b.add(NodeId::ROOT, b"l", NodeKind::Symlink(Vec::new()), meta(0o777));
-    let err = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("empty symlink");
+    let err =
+        ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).err().expect("empty symlink");
     assert!(matches!(&err, Ext4Error::EmptySymlink { path } if path == "/l"), "{err}");
 }
 

@@ -7,7 +7,8 @@ use reprodisk::ext4::SizeRequest;
 use reprodisk::tree::NodeId;
 
 fn field<'a>(dump: &'a str, key: &str) -> &'a str {
-    dump.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("`{key}` missing from:\n{dump}"))[key.len()..]
+    dump.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("`{key}` missing from:\n{dump}"))
+        [key.len()..]
         .trim()
 }
 

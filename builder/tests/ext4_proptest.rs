@@ -72,7 +72,10 @@ fn metadata() -> impl Strategy<Value = Metadata> {
             mtime,
             ctime,
             crtime,
-            xattrs: xs.into_iter().map(|(k, v)| (format!("user.{k}").into_bytes(), v)).collect::<BTreeMap<_, _>>(),
+            xattrs: xs
+                .into_iter()
+                .map(|(k, v)| (format!("user.{k}").into_bytes(), v))
+                .collect::<BTreeMap<_, _>>(),
         })
 }
 
@@ -127,7 +130,10 @@ fn build_tree(root_meta: Metadata, ops: Vec<Op>) -> FsTree {
             Kind::Dir | Kind::BigDir(_) => NodeKind::Dir(BTreeMap::new()),
             Kind::File { blocks, nblocks, tail, fill } => {
                 let data = file_bytes(blocks, nblocks, tail, fill);
-                NodeKind::File(FileContent { size: data.len() as u64, source: DataSource::Bytes(Arc::from(data)) })
+                NodeKind::File(FileContent {
+                    size: data.len() as u64,
+                    source: DataSource::Bytes(Arc::from(data)),
+                })
             }
             Kind::Symlink(ref target) => NodeKind::Symlink(target.clone()),
             Kind::Char(major, minor) => NodeKind::CharDevice { major, minor },

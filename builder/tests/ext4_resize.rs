@@ -48,7 +48,10 @@ fn large_exact_filesystem_stays_sparse_and_clean() {
     check_with_ext4_view(&b.tree, &img);
     use std::os::unix::fs::MetadataExt;
     let allocated = std::fs::metadata(&img).unwrap().blocks() * 512;
-    assert!(allocated < 64 << 20, "a 64 GiB filesystem with one file allocates {allocated} bytes of its image");
+    assert!(
+        allocated < 64 << 20,
+        "a 64 GiB filesystem with one file allocates {allocated} bytes of its image"
+    );
     let h = dumpe2fs_h(&img);
     assert!(h.contains("Block count:              16777216"), "{h}");
 }

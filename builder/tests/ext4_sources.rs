@@ -67,7 +67,11 @@ fn sparse_file_over_4_gib_costs_only_its_data() {
         meta(0o644),
     );
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
-    assert!(plan.size_bytes() <= 16 << 20, "a 5 GiB file with 8 KiB of data needs {} bytes", plan.size_bytes());
+    assert!(
+        plan.size_bytes() <= 16 << 20,
+        "a 5 GiB file with 8 KiB of data needs {} bytes",
+        plan.size_bytes()
+    );
     let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "huge");
     assert_fsck_clean(&img);
     let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
@@ -110,7 +114,9 @@ fn reversed(t: &FsTree) -> FsTree {
     let mut nodes: Vec<Option<Node>> = vec![None; n];
     for (i, node) in t.nodes.iter().enumerate() {
         let kind = match &node.kind {
-            NodeKind::Dir(m) => NodeKind::Dir(m.iter().map(|(k, v)| (k.clone(), map(*v))).collect::<BTreeMap<_, _>>()),
+            NodeKind::Dir(m) => {
+                NodeKind::Dir(m.iter().map(|(k, v)| (k.clone(), map(*v))).collect::<BTreeMap<_, _>>())
+            }
             k => k.clone(),
         };
         nodes[map(NodeId(i as u32)).0 as usize] = Some(Node { kind, meta: node.meta.clone() });
@@ -142,7 +148,11 @@ fn file_spanning_block_groups_with_content_defined_holes() {
     // tree in freed blocks.
     let host = tmp.path().join("spanning.bin");
     let size = 150u64 << 20;
-    sparse_host_file(&host, size, (0..size / (64 << 10)).map(|k| (k * (64 << 10), vec![(k % 250) as u8 + 1; 4096])));
+    sparse_host_file(
+        &host,
+        size,
+        (0..size / (64 << 10)).map(|k| (k * (64 << 10), vec![(k % 250) as u8 + 1; 4096])),
+    );
     let mut b = TreeBuilder::new();
     let source = DataSource::Archive { path: Arc::new(host), offset: 0, map: None };
     b.add(NodeId::ROOT, b"spanning", NodeKind::File(FileContent { size, source }), meta(0o644));
@@ -183,7 +193,10 @@ fn writes_at_an_offset_inside_a_larger_image() {
     let bytes = std::fs::read(&disk).unwrap();
     let (before, rest) = bytes.split_at(offset as usize);
     let (fs, after) = rest.split_at(plan.size_bytes() as usize);
-    assert!(before.iter().all(|&x| x == 0) && after.iter().all(|&x| x == 0), "nothing written outside the partition");
+    assert!(
+        before.iter().all(|&x| x == 0) && after.iter().all(|&x| x == 0),
+        "nothing written outside the partition"
+    );
     let part = tmp.path().join("part.img");
     std::fs::write(&part, fs).unwrap();
     assert_fsck_clean(&part);
@@ -197,13 +210,25 @@ fn sparse_host_file_is_planned_by_its_data() {
     let size = 5u64 << 30;
     sparse_host_file(&host, size, [(0, b"head".to_vec()), (size - 4, b"tail".to_vec())]);
     let mut b = TreeBuilder::new();
-    b.add(NodeId::ROOT, b"vm.img", NodeKind::File(FileContent { size, source: DataSource::Host(host) }), meta(0o600));
+    b.add(
+        NodeId::ROOT,
+        b"vm.img",
+        NodeKind::File(FileContent { size, source: DataSource::Host(host) }),
+        meta(0o600),
+    );
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
-    assert!(plan.size_bytes() <= 16 << 20, "a 5 GiB sparse file with 8 bytes needs {} bytes", plan.size_bytes());
+    assert!(
+        plan.size_bytes() <= 16 << 20,
+        "a 5 GiB sparse file with 8 bytes needs {} bytes",
+        plan.size_bytes()
+    );
     let img = build(&b.tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "sparse-host");
     assert_fsck_clean(&img);
     let stat = debugfs(&img, "stat /vm.img");
-    assert!(stat.contains(&format!("Size: {size}")) && stat.contains(&format!("({}):", (size - 1) / 4096)), "{stat}");
+    assert!(
+        stat.contains(&format!("Size: {size}")) && stat.contains(&format!("({}):", (size - 1) / 4096)),
+        "{stat}"
+    );
     let fs = ext4_view::Ext4::load_from_path(&img).unwrap();
     let mut file = fs.open("/vm.img").unwrap();
     let mut buf = [0u8; 4];

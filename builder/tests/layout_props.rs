@@ -88,7 +88,13 @@ fn check(plan: &Plan) {
     };
     let mut ranges: Vec<(u64, u64)> = Vec::new();
     for p in &plan.partitions {
-        assert!(lo <= p.start_lba && p.start_lba <= p.end_lba && p.end_lba <= hi, "partition {} {}..={} outside {lo}..={hi}", p.number, p.start_lba, p.end_lba);
+        assert!(
+            lo <= p.start_lba && p.start_lba <= p.end_lba && p.end_lba <= hi,
+            "partition {} {}..={} outside {lo}..={hi}",
+            p.number,
+            p.start_lba,
+            p.end_lba
+        );
         let hybrid_bios = plan.layout == Layout::Hybrid && p.role == Role::BiosBoot;
         if hybrid_bios {
             // The seed's `mkpart no-fs 0 1024KiB`, as parted places it.

@@ -4,7 +4,11 @@ mod common;
 
 fn plan_json(layout: &str, extra: &str) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
-    let spec = common::write(dir.path(), "spec.toml", &format!("partition_table_type = \"{layout}\"\ndisk_size = 300\n{extra}"));
+    let spec = common::write(
+        dir.path(),
+        "spec.toml",
+        &format!("partition_table_type = \"{layout}\"\ndisk_size = 300\n{extra}"),
+    );
     let o = common::reprodisk(&["plan", spec.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()

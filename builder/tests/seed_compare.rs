@@ -22,11 +22,21 @@ fn seed_script(layout: &str, boot_mib: u64) -> String {
     );
     match layout {
         "legacy" => "parted --script \"$img\" -- mklabel msdos mkpart primary ext4 1MiB 100% print".into(),
-        "legacy+boot" => format!("parted --script \"$img\" -- mklabel msdos mkpart primary fat32 1MiB {b} set 1 boot on mkpart primary ext4 {b} 100% print"),
-        "legacy+gpt" => format!("parted --script \"$img\" -- mklabel gpt mkpart no-fs 1MiB 2MiB set 1 bios_grub on mkpart primary ext4 2MiB 100% align-check optimal 2 print\n{sg}"),
-        "efi" => format!("parted --script \"$img\" -- mklabel gpt mkpart ESP fat32 8MiB {b} set 1 boot on align-check optimal 1 mkpart primary ext4 {b} 100% align-check optimal 2 print\n{sg}"),
-        "efixbootldr" => format!("parted --script \"$img\" -- mklabel gpt mkpart ESP fat32 8MiB 100MiB set 1 boot on align-check optimal 1 mkpart BOOT fat32 100MiB {b} set 2 bls_boot on align-check optimal 2 mkpart ROOT ext4 {b} 100% align-check optimal 3 print\n{sg}"),
-        "hybrid" => format!("parted --script \"$img\" -- mklabel gpt mkpart ESP fat32 8MiB {b} set 1 boot on align-check optimal 1 mkpart no-fs 0 1024KiB set 2 bios_grub on mkpart primary ext4 {b} 100% align-check optimal 3 print\n{sg}"),
+        "legacy+boot" => format!(
+            "parted --script \"$img\" -- mklabel msdos mkpart primary fat32 1MiB {b} set 1 boot on mkpart primary ext4 {b} 100% print"
+        ),
+        "legacy+gpt" => format!(
+            "parted --script \"$img\" -- mklabel gpt mkpart no-fs 1MiB 2MiB set 1 bios_grub on mkpart primary ext4 2MiB 100% align-check optimal 2 print\n{sg}"
+        ),
+        "efi" => format!(
+            "parted --script \"$img\" -- mklabel gpt mkpart ESP fat32 8MiB {b} set 1 boot on align-check optimal 1 mkpart primary ext4 {b} 100% align-check optimal 2 print\n{sg}"
+        ),
+        "efixbootldr" => format!(
+            "parted --script \"$img\" -- mklabel gpt mkpart ESP fat32 8MiB 100MiB set 1 boot on align-check optimal 1 mkpart BOOT fat32 100MiB {b} set 2 bls_boot on align-check optimal 2 mkpart ROOT ext4 {b} 100% align-check optimal 3 print\n{sg}"
+        ),
+        "hybrid" => format!(
+            "parted --script \"$img\" -- mklabel gpt mkpart ESP fat32 8MiB {b} set 1 boot on align-check optimal 1 mkpart no-fs 0 1024KiB set 2 bios_grub on mkpart primary ext4 {b} 100% align-check optimal 3 print\n{sg}"
+        ),
         _ => unreachable!("only partitioned layouts are compared"),
     }
 }
@@ -40,7 +50,11 @@ fn run_seed(dir: &Path, layout: &str, disk_mib: u64, boot_mib: u64) -> serde_jso
     drop(f);
     let script = format!("set -e\n{}\n", seed_script(layout, boot_mib));
     let o = Command::new("sh").arg("-c").arg(&script).env("img", &img).output().unwrap();
-    assert!(o.status.success(), "seed script failed for {layout}:\n{script}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "seed script failed for {layout}:\n{script}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     common::sfdisk_json(&img)
 }
 
@@ -63,7 +77,9 @@ fn compare(layout: &str, disk_mib: u64, boot_size: &str, boot_mib: u64) {
     let spec = common::write(
         dir.path(),
         "spec.json",
-        &format!(r#"{{"partitionTableType": "{layout}", "diskSize": {disk_mib}, "bootSize": "{boot_size}", "installBootLoader": false}}"#),
+        &format!(
+            r#"{{"partitionTableType": "{layout}", "diskSize": {disk_mib}, "bootSize": "{boot_size}", "installBootLoader": false}}"#
+        ),
     );
     let image = common::build(&spec, &dir.path().join("out"));
     let ours_full = common::sfdisk_json(&image);
@@ -81,7 +97,9 @@ fn compare(layout: &str, disk_mib: u64, boot_size: &str, boot_mib: u64) {
 
 #[test]
 fn legacy() {
-    for mib in [5, 150, 300] {
+    // Disks start at 20 MiB: the root filesystem needs at least 8 MiB (1024 journal blocks plus
+    // metadata); under ~205 MiB parted still gives the unaligned GPT end these sizes exercise.
+    for mib in [20, 150, 300] {
         compare("legacy", mib, "256M", 257);
     }
 }
@@ -94,7 +112,7 @@ fn legacy_boot() {
 
 #[test]
 fn legacy_gpt() {
-    for mib in [4, 10, 150, 300, 1000] {
+    for mib in [20, 24, 150, 300, 1000] {
         compare("legacy+gpt", mib, "256M", 257);
     }
 }
@@ -116,7 +134,7 @@ fn efixbootldr() {
 #[test]
 fn hybrid() {
     compare("hybrid", 300, "256M", 257);
-    compare("hybrid", 17, "8M", 9);
+    compare("hybrid", 30, "8M", 9);
     compare("hybrid", 700, "512M", 513);
 }
 
@@ -125,7 +143,11 @@ fn hybrid() {
 fn reference_readers_accept_our_images() {
     for layout in ["legacy", "legacy+boot", "legacy+gpt", "efi", "efixbootldr", "hybrid"] {
         let dir = tempfile::tempdir().unwrap();
-        let spec = common::write(dir.path(), "spec.json", &format!(r#"{{"partitionTableType": "{layout}", "diskSize": 300}}"#));
+        let spec = common::write(
+            dir.path(),
+            "spec.json",
+            &format!(r#"{{"partitionTableType": "{layout}", "diskSize": 300}}"#),
+        );
         let image = common::build(&spec, &dir.path().join("out"));
         let img = image.to_str().unwrap();
         // sfdisk reads back exactly what `plan --json` promised.
@@ -137,14 +159,26 @@ fn reference_readers_accept_our_images() {
         assert_eq!(read.len(), planned.len(), "{layout}");
         for (r, p) in read.iter().zip(planned) {
             assert_eq!(r["start"], p["start_lba"], "{layout}");
-            assert_eq!(r["size"].as_u64().unwrap(), p["end_lba"].as_u64().unwrap() - p["start_lba"].as_u64().unwrap() + 1, "{layout}");
+            assert_eq!(
+                r["size"].as_u64().unwrap(),
+                p["end_lba"].as_u64().unwrap() - p["start_lba"].as_u64().unwrap() + 1,
+                "{layout}"
+            );
             if p["gpt"].is_object() {
                 assert_eq!(r["type"], p["gpt"]["type_guid"], "{layout}");
                 assert_eq!(r["uuid"], p["gpt"]["partition_guid"], "{layout}");
                 assert_eq!(r["name"], p["gpt"]["name"], "{layout}");
             } else {
-                assert_eq!(r["type"].as_str().unwrap(), format!("{:x}", p["mbr"]["system_id"].as_u64().unwrap()), "{layout}");
-                assert_eq!(r["bootable"].as_bool().unwrap_or(false), p["mbr"]["bootable"].as_bool().unwrap(), "{layout}");
+                assert_eq!(
+                    r["type"].as_str().unwrap(),
+                    format!("{:x}", p["mbr"]["system_id"].as_u64().unwrap()),
+                    "{layout}"
+                );
+                assert_eq!(
+                    r["bootable"].as_bool().unwrap_or(false),
+                    p["mbr"]["bootable"].as_bool().unwrap(),
+                    "{layout}"
+                );
             }
         }
         let v = common::tool("sgdisk", "gdisk", &["-v", img]);
@@ -153,13 +187,20 @@ fn reference_readers_accept_our_images() {
             // sgdisk converts MBR disks in memory and reports no GPT problems either.
             assert!(v.status.success(), "{layout}: {out}");
         } else {
-            assert!(v.status.success() && out.contains("No problems found"), "{layout}: sgdisk -v says:\n{out}");
+            assert!(
+                v.status.success() && out.contains("No problems found"),
+                "{layout}: sgdisk -v says:\n{out}"
+            );
         }
         let f = common::tool("fdisk", "fdisk", &["-l", img]);
         let out = String::from_utf8_lossy(&f.stdout);
         let err = String::from_utf8_lossy(&f.stderr);
         assert!(f.status.success() && err.trim().is_empty(), "{layout}: fdisk -l: {err}");
-        let label = if layout.starts_with("legacy") && layout != "legacy+gpt" { "Disklabel type: dos" } else { "Disklabel type: gpt" };
+        let label = if layout.starts_with("legacy") && layout != "legacy+gpt" {
+            "Disklabel type: dos"
+        } else {
+            "Disklabel type: gpt"
+        };
         assert!(out.contains(label), "{layout}: {out}");
     }
 }

@@ -148,13 +148,21 @@ fn check_table(layout: &str, img: &Path) -> Result<(u64, u64)> {
         match size {
             Some(want) => ensure!(p.size == *want, "partition {n} has {} sectors, expected {want}", p.size),
             // MBR: parted's `100%` is the disk's last sector.
-            None if label == "dos" => ensure!(p.size == sectors - start, "partition {n} has {} sectors, expected {}", p.size, sectors - start),
+            None if label == "dos" => ensure!(
+                p.size == sectors - start,
+                "partition {n} has {} sectors, expected {}",
+                p.size,
+                sectors - start
+            ),
             // GPT: parted takes the last 1 MiB-aligned end within half a percent of the end of
             // the disk, or the last usable sector (disk - 34) when none is usable.
             None => {
                 let (end, last_usable) = (p.start + p.size - 1, sectors - 34);
                 let aligned = (end + 1) % MIB == 0 && last_usable - end <= sectors / 200;
-                ensure!(end == last_usable || aligned, "partition {n} ends at sector {end}: neither the last usable sector {last_usable} nor an aligned end near it");
+                ensure!(
+                    end == last_usable || aligned,
+                    "partition {n} ends at sector {end}: neither the last usable sector {last_usable} nor an aligned end near it"
+                );
             }
         }
         ensure!(p.ty.eq_ignore_ascii_case(ty), "partition {n} type {}, expected {ty}", p.ty);
@@ -244,9 +252,15 @@ fn build_and_check(layout: &str) -> Result<()> {
 /// may be the FAT partitions the builder itself reports as not written yet (manifest
 /// `not_written`), each found missing at the right partition; nothing else may fail.
 fn check_verify(p: &Project, img: &Path, manifest: &serde_json::Value) -> Result<()> {
-    let out = run(Command::new(reprodisk()).arg("verify").arg(img).arg("--spec").arg(p.dir.join("spec.toml")).arg("--json"))?;
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("verify --json printed no JSON: {}", String::from_utf8_lossy(&out.stderr)))?;
+    let out = run(Command::new(reprodisk())
+        .arg("verify")
+        .arg(img)
+        .arg("--spec")
+        .arg(p.dir.join("spec.toml"))
+        .arg("--json"))?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).with_context(|| {
+        format!("verify --json printed no JSON: {}", String::from_utf8_lossy(&out.stderr))
+    })?;
     let pending: Vec<u64> = manifest["not_written"]
         .as_array()
         .into_iter()
@@ -258,14 +272,20 @@ fn check_verify(p: &Project, img: &Path, manifest: &serde_json::Value) -> Result
         if f["severity"] != "error" {
             continue;
         }
-        let part = f["location"].as_str().and_then(|l| l.strip_prefix("partition ")).and_then(|n| n.parse::<u64>().ok());
+        let part = f["location"]
+            .as_str()
+            .and_then(|l| l.strip_prefix("partition "))
+            .and_then(|n| n.parse::<u64>().ok());
         match (f["code"].as_str(), part) {
             (Some("fs-missing"), Some(n)) if pending.contains(&n) => missing.push(n),
             _ => bail!("reprodisk verify reports {f}"),
         }
     }
     missing.sort();
-    ensure!(missing == pending, "verify found FAT partitions {missing:?} missing, the builder says {pending:?} are not written");
+    ensure!(
+        missing == pending,
+        "verify found FAT partitions {missing:?} missing, the builder says {pending:?} are not written"
+    );
     let code = out.status.code();
     ensure!(code == Some(if pending.is_empty() { 0 } else { 1 }), "verify exited with {code:?}");
     Ok(())

@@ -97,20 +97,10 @@ pub struct DiskReport<'d> {
 /// Errors: whatever [`gpt::read`] or [`mbr::read`] fail with on the primary structures.
 pub fn open<R: ReadAt + ?Sized>(reader: &R) -> Result<Disk<'_, R>> {
     let size = reader.len();
-    let sector0 = if size >= 512 {
-        reader.read_vec(0, 512, "mbr")?
-    } else {
-        Vec::new()
-    };
+    let sector0 = if size >= 512 { reader.read_vec(0, 512, "mbr")? } else { Vec::new() };
     let is_mbr = mbr::probe(&sector0) && sniff_fat(&sector0).is_none();
-    let mbr = if is_mbr {
-        Some(mbr::read(reader)?)
-    } else {
-        None
-    };
-    let wants_gpt = mbr
-        .as_ref()
-        .is_some_and(|m| m.protective_record().is_some());
+    let mbr = if is_mbr { Some(mbr::read(reader)?) } else { None };
+    let wants_gpt = mbr.as_ref().is_some_and(|m| m.protective_record().is_some());
     let mut disk = Disk {
         reader,
         layout: Layout::None,
@@ -124,9 +114,7 @@ pub fn open<R: ReadAt + ?Sized>(reader: &R) -> Result<Disk<'_, R>> {
     // A classic table with partitions wins over a GPT header left behind at LBA 1: libblkid
     // and libfdisk only read a GPT behind a protective (or hybrid) MBR.
     let gpt_header = gpt::probe(reader).is_some();
-    let classic = mbr
-        .as_ref()
-        .is_some_and(|m| !wants_gpt && m.partitions().next().is_some());
+    let classic = mbr.as_ref().is_some_and(|m| !wants_gpt && m.partitions().next().is_some());
     if gpt_header && classic {
         disk.findings.push(Finding::new(
             Severity::Warning,
@@ -139,11 +127,9 @@ pub fn open<R: ReadAt + ?Sized>(reader: &R) -> Result<Disk<'_, R>> {
     }
     if (gpt_header && !classic) || wants_gpt {
         let g = gpt::read(reader)?;
-        disk.findings
-            .extend(mbr.iter().flat_map(|m| m.findings.iter().cloned()));
+        disk.findings.extend(mbr.iter().flat_map(|m| m.findings.iter().cloned()));
         disk.findings.extend(g.findings.iter().cloned());
-        disk.findings
-            .extend(gpt::check_protective_mbr(&g, mbr.as_ref()));
+        disk.findings.extend(gpt::check_protective_mbr(&g, mbr.as_ref()));
         disk.layout = Layout::Gpt;
         disk.sector_size = g.sector_size;
         for e in &g.entries {
@@ -167,10 +153,7 @@ pub fn open<R: ReadAt + ?Sized>(reader: &R) -> Result<Disk<'_, R>> {
     } else if let Some(m) = mbr {
         disk.layout = Layout::Mbr;
         disk.findings.extend(m.findings.iter().cloned());
-        for p in m
-            .partitions()
-            .filter(|p| p.os_type != OS_TYPE_GPT_PROTECTIVE)
-        {
+        for p in m.partitions().filter(|p| p.os_type != OS_TYPE_GPT_PROTECTIVE) {
             disk.push(Partition {
                 number: p.number,
                 start: p.starting_lba * mbr::SECTOR_SIZE,
@@ -181,11 +164,7 @@ pub fn open<R: ReadAt + ?Sized>(reader: &R) -> Result<Disk<'_, R>> {
                 unique_guid: None,
                 mbr_type: Some(p.os_type),
                 bootable: p.is_bootable(),
-                contents: if p.is_extended() {
-                    Contents::Extended
-                } else {
-                    Contents::Unknown
-                },
+                contents: if p.is_extended() { Contents::Extended } else { Contents::Unknown },
             });
         }
         disk.mbr = Some(m);
@@ -223,11 +202,7 @@ impl<'a, R: ReadAt + ?Sized> Disk<'a, R> {
 
     /// A reader over one partition's bytes, for the filesystem readers.
     pub fn slice(&self, p: &Partition) -> Slice<'a, R> {
-        Slice {
-            inner: self.reader,
-            start: p.start,
-            len: p.len,
-        }
+        Slice { inner: self.reader, start: p.start, len: p.len }
     }
 
     /// The partition with tool number `number`.
@@ -240,12 +215,7 @@ impl<'a, R: ReadAt + ?Sized> Disk<'a, R> {
         let mbr_signature = self.mbr.as_ref().map(|m| m.unique_mbr_disk_signature);
         let (pttype, ptuuid) = match self.layout {
             Layout::Gpt => (Some("gpt"), disk_guid.map(|g| g.to_string().to_lowercase())),
-            Layout::Mbr => (
-                Some("dos"),
-                mbr_signature
-                    .filter(|s| *s != 0)
-                    .map(|s| format!("{s:08x}")),
-            ),
+            Layout::Mbr => (Some("dos"), mbr_signature.filter(|s| *s != 0).map(|s| format!("{s:08x}"))),
             Layout::None => (None, None),
         };
         DiskReport {
@@ -313,16 +283,8 @@ fn sniff_fat(head: &[u8]) -> Option<&'static str> {
     let rsvd = u64::from(b.u16(0x0e));
     let nfats = u64::from(b.u8(0x10));
     let root_ents = u64::from(b.u16(0x11));
-    let fatsz = if b.u16(0x16) != 0 {
-        u64::from(b.u16(0x16))
-    } else {
-        u64::from(b.u32(0x24))
-    };
-    let totsec = if b.u16(0x13) != 0 {
-        u64::from(b.u16(0x13))
-    } else {
-        u64::from(b.u32(0x20))
-    };
+    let fatsz = if b.u16(0x16) != 0 { u64::from(b.u16(0x16)) } else { u64::from(b.u32(0x24)) };
+    let totsec = if b.u16(0x13) != 0 { u64::from(b.u16(0x13)) } else { u64::from(b.u32(0x20)) };
     if !jump_ok
         || !matches!(bps, 512 | 1024 | 2048 | 4096)
         || !spc.is_power_of_two()

@@ -816,10 +816,7 @@ mod tests {
             run(mtools("mmd").args(["-i", &esp, "::/entries"]), "mtools");
             for name in order {
                 let src = dir.path().join(name);
-                run(
-                    mtools("mcopy").args(["-i", &esp]).arg(&src).arg(format!("::/entries/{name}")),
-                    "mtools",
-                );
+                run(mtools("mcopy").args(["-i", &esp]).arg(&src).arg(format!("::/entries/{name}")), "mtools");
             }
         }
         let a = ImageFile::open(&img).expect("open a");

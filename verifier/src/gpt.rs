@@ -107,9 +107,7 @@ pub struct GptEntry {
 impl GptEntry {
     /// Number of sectors, 0 for a reversed range.
     pub fn sectors(&self) -> u64 {
-        self.ending_lba
-            .saturating_add(1)
-            .saturating_sub(self.starting_lba)
+        self.ending_lba.saturating_add(1).saturating_sub(self.starting_lba)
     }
 }
 
@@ -147,9 +145,7 @@ fn fault(code: &'static str, error: Error) -> HeaderFault {
 /// The sector size (512 or 4096) for which a GPT header signature is at LBA 1, if any.
 pub fn probe<R: ReadAt + ?Sized>(r: &R) -> Option<u64> {
     [512u64, 4096].into_iter().find(|&ss| {
-        r.len() >= 2 * ss
-            && r.read_vec(ss, 8, "gpt header (primary)")
-                .is_ok_and(|s| s == SIGNATURE)
+        r.len() >= 2 * ss && r.read_vec(ss, 8, "gpt header (primary)").is_ok_and(|s| s == SIGNATURE)
     })
 }
 
@@ -164,10 +160,7 @@ pub fn probe<R: ReadAt + ?Sized>(r: &R) -> Option<u64> {
 pub fn read<R: ReadAt + ?Sized>(r: &R) -> Result<Gpt> {
     if r.len() < 1024 {
         return Err(Error::Truncated {
-            at: crate::error::Location {
-                structure: "gpt header (primary)".into(),
-                offset: Some(512),
-            },
+            at: crate::error::Location { structure: "gpt header (primary)".into(), offset: Some(512) },
             needed: 1024,
             available: r.len(),
         });
@@ -202,36 +195,15 @@ pub fn read_with_sector_size<R: ReadAt + ?Sized>(r: &R, ss: u64) -> Result<Gpt> 
     check_entries(&entries, &primary, ss, disk_lbas, &mut findings);
     let backup = check_backup(r, ss, disk_lbas, &primary, &array, &mut findings);
     let findings = crate::lints::cap_per_code(findings, crate::lints::MAX_FINDINGS_PER_CODE);
-    Ok(Gpt {
-        sector_size: ss,
-        disk_lbas,
-        primary,
-        backup,
-        entries,
-        findings,
-    })
+    Ok(Gpt { sector_size: ss, disk_lbas, primary, backup, entries, findings })
 }
 
-fn read_header<R: ReadAt + ?Sized>(
-    r: &R,
-    ss: u64,
-    lba: u64,
-    which: &str,
-) -> Result<GptHeader, HeaderFault> {
+fn read_header<R: ReadAt + ?Sized>(r: &R, ss: u64, lba: u64, which: &str) -> Result<GptHeader, HeaderFault> {
     let structure = format!("gpt header ({which})");
     let off = lba.checked_mul(ss).ok_or_else(|| {
-        fault(
-            "lba",
-            Error::corrupt(
-                structure.clone(),
-                None,
-                format!("lba {lba} is past any possible disk"),
-            ),
-        )
+        fault("lba", Error::corrupt(structure.clone(), None, format!("lba {lba} is past any possible disk")))
     })?;
-    let buf = r
-        .read_vec(off, ss as usize, &structure)
-        .map_err(|e| fault("missing", e))?;
+    let buf = r.read_vec(off, ss as usize, &structure).map_err(|e| fault("missing", e))?;
     let le = Le(&buf);
     if le.bytes(0, 8) != SIGNATURE {
         return Err(fault(
@@ -239,10 +211,7 @@ fn read_header<R: ReadAt + ?Sized>(
             Error::corrupt(
                 structure,
                 Some(off),
-                format!(
-                    "signature is {:02x?}, expected \"EFI PART\"",
-                    le.bytes(0, 8)
-                ),
+                format!("signature is {:02x?}, expected \"EFI PART\"", le.bytes(0, 8)),
             ),
         ));
     }
@@ -347,21 +316,14 @@ fn read_array<R: ReadAt + ?Sized>(
 ) -> Result<Vec<u8>, HeaderFault> {
     let structure = format!("gpt partition entry array ({which})");
     // Bounded by MAX_ARRAY_BYTES in read_header, so the usize conversion cannot truncate.
-    let len = (u64::from(hdr.number_of_partition_entries) * u64::from(hdr.size_of_partition_entry))
-        as usize;
+    let len = (u64::from(hdr.number_of_partition_entries) * u64::from(hdr.size_of_partition_entry)) as usize;
     let off = hdr.partition_entry_lba.checked_mul(ss).ok_or_else(|| {
         fault(
             "array-lba",
-            Error::corrupt(
-                structure.clone(),
-                None,
-                "partition_entry_lba is past any possible disk",
-            ),
+            Error::corrupt(structure.clone(), None, "partition_entry_lba is past any possible disk"),
         )
     })?;
-    let array = r
-        .read_vec(off, len, &structure)
-        .map_err(|e| fault("array-missing", e))?;
+    let array = r.read_vec(off, len, &structure).map_err(|e| fault("array-missing", e))?;
     let crc = crc32fast::hash(&array);
     if crc != hdr.partition_entry_array_crc32 {
         return Err(fault(
@@ -379,12 +341,7 @@ fn read_array<R: ReadAt + ?Sized>(
     Ok(array)
 }
 
-fn parse_entries(
-    array: &[u8],
-    hdr: &GptHeader,
-    ss: u64,
-    findings: &mut Vec<Finding>,
-) -> Vec<GptEntry> {
+fn parse_entries(array: &[u8], hdr: &GptHeader, ss: u64, findings: &mut Vec<Finding>) -> Vec<GptEntry> {
     let size = hdr.size_of_partition_entry as usize;
     let base = hdr.partition_entry_lba * ss;
     let mut out = Vec::new();
@@ -396,10 +353,7 @@ fn parse_entries(
         }
         let index = i as u32 + 1;
         let offset = base + (i * size) as u64;
-        let units: Vec<u16> = (0..36)
-            .map(|k| le.u16(0x38 + 2 * k))
-            .take_while(|u| *u != 0)
-            .collect();
+        let units: Vec<u16> = (0..36).map(|k| le.u16(0x38 + 2 * k)).take_while(|u| *u != 0).collect();
         let partition_name = String::from_utf16(&units).unwrap_or_else(|_| {
             findings.push(Finding::new(
                 Severity::Error,
@@ -472,9 +426,8 @@ fn check_header_ranges(h: &GptHeader, disk_lbas: u64, ss: u64, f: &mut Vec<Findi
             ),
         ));
     }
-    let array_lbas = (u64::from(h.number_of_partition_entries)
-        * u64::from(h.size_of_partition_entry))
-    .div_ceil(ss);
+    let array_lbas =
+        (u64::from(h.number_of_partition_entries) * u64::from(h.size_of_partition_entry)).div_ceil(ss);
     let array_end = h.partition_entry_lba.saturating_add(array_lbas);
     if h.first_usable_lba > h.last_usable_lba
         || h.last_usable_lba >= h.alternate_lba.min(disk_lbas)
@@ -498,13 +451,7 @@ fn check_header_ranges(h: &GptHeader, disk_lbas: u64, ss: u64, f: &mut Vec<Findi
     }
 }
 
-fn check_entries(
-    entries: &[GptEntry],
-    h: &GptHeader,
-    ss: u64,
-    disk_lbas: u64,
-    f: &mut Vec<Finding>,
-) {
+fn check_entries(entries: &[GptEntry], h: &GptHeader, ss: u64, disk_lbas: u64, f: &mut Vec<Finding>) {
     let align = (ALIGNMENT_BYTES / ss).max(1);
     for e in entries {
         let s = format!("gpt entry {}", e.index);
@@ -514,10 +461,7 @@ fn check_entries(
                 "gpt.entry.reversed",
                 s.clone(),
                 Some(e.offset + 0x20),
-                format!(
-                    "starting_lba {} is after ending_lba {}",
-                    e.starting_lba, e.ending_lba
-                ),
+                format!("starting_lba {} is after ending_lba {}", e.starting_lba, e.ending_lba),
             ));
         }
         if e.starting_lba < h.first_usable_lba || e.ending_lba > h.last_usable_lba {
@@ -550,10 +494,7 @@ fn check_entries(
                 "gpt.entry.unaligned",
                 s.clone(),
                 Some(e.offset + 0x20),
-                format!(
-                    "partition {} starts at lba {}, not on a 1 MiB boundary",
-                    e.index, e.starting_lba
-                ),
+                format!("partition {} starts at lba {}, not on a 1 MiB boundary", e.index, e.starting_lba),
             ));
         }
         if e.unique_partition_guid.is_nil() {
@@ -568,10 +509,7 @@ fn check_entries(
     }
     // Sweep in start order against the entry reaching furthest so far: every overlapping
     // entry is reported once, in O(n log n), however many entries the array holds.
-    let mut by_start: Vec<&GptEntry> = entries
-        .iter()
-        .filter(|e| e.starting_lba <= e.ending_lba)
-        .collect();
+    let mut by_start: Vec<&GptEntry> = entries.iter().filter(|e| e.starting_lba <= e.ending_lba).collect();
     by_start.sort_by_key(|e| (e.starting_lba, e.index));
     let mut furthest: Option<&GptEntry> = None;
     for b in by_start {
@@ -593,10 +531,7 @@ fn check_entries(
             furthest = Some(b);
         }
     }
-    let mut by_guid: Vec<&GptEntry> = entries
-        .iter()
-        .filter(|e| !e.unique_partition_guid.is_nil())
-        .collect();
+    let mut by_guid: Vec<&GptEntry> = entries.iter().filter(|e| !e.unique_partition_guid.is_nil()).collect();
     by_guid.sort_by_key(|e| (e.unique_partition_guid, e.index));
     for pair in by_guid.windows(2) {
         let (a, b) = (pair[0], pair[1]);
@@ -656,11 +591,7 @@ fn check_backup<R: ReadAt + ?Sized>(
         ));
     };
     if b.alternate_lba != 1 {
-        mismatch(
-            "alternate_lba",
-            "1 (expected)".into(),
-            b.alternate_lba.to_string(),
-        );
+        mismatch("alternate_lba", "1 (expected)".into(), b.alternate_lba.to_string());
     }
     macro_rules! same {
         ($($field:ident),*) => {$(
@@ -718,13 +649,7 @@ fn backup_finding(e: HeaderFault) -> Finding {
         }
         Error::Io(_) => ("gpt header (backup)".to_string(), None),
     };
-    Finding::new(
-        Severity::Error,
-        code,
-        structure,
-        offset,
-        e.error.to_string(),
-    )
+    Finding::new(Severity::Error, code, structure, offset, e.error.to_string())
 }
 
 /// Checks the MBR in front of a GPT (UEFI spec 5.2.3): a protective record of type 0xEE
@@ -753,15 +678,10 @@ pub fn check_protective_mbr(gpt: &Gpt, mbr: Option<&Mbr>) -> Vec<Finding> {
     }
     if mbr.kind == MbrKind::Hybrid {
         let scale = gpt.sector_size / 512;
-        for p in mbr
-            .partitions()
-            .filter(|p| p.os_type != OS_TYPE_GPT_PROTECTIVE && !p.is_extended())
-        {
+        for p in mbr.partitions().filter(|p| p.os_type != OS_TYPE_GPT_PROTECTIVE && !p.is_extended()) {
             let matched = gpt.entries.iter().any(|e| {
                 e.starting_lba.checked_mul(scale) == Some(p.starting_lba)
-                    && e.ending_lba
-                        .checked_add(1)
-                        .and_then(|x| x.checked_mul(scale))
+                    && e.ending_lba.checked_add(1).and_then(|x| x.checked_mul(scale))
                         == Some(p.starting_lba + u64::from(p.size_in_lba))
             });
             if !matched {

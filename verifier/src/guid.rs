@@ -19,23 +19,12 @@ pub struct Guid(pub [u8; 16]);
 pub enum GuidParseError {
     #[error("guid `{text}` has {digits} hex digits, a guid has 32 (8-4-4-4-12)")]
     DigitCount { text: String, digits: usize },
-    #[error(
-        "guid `{text}`: group {group} has {digits} hex digits, expected {expected} (8-4-4-4-12)"
-    )]
-    GroupLength {
-        text: String,
-        group: usize,
-        digits: usize,
-        expected: usize,
-    },
+    #[error("guid `{text}`: group {group} has {digits} hex digits, expected {expected} (8-4-4-4-12)")]
+    GroupLength { text: String, group: usize, digits: usize, expected: usize },
     #[error("guid `{text}` has {groups} hyphen-separated groups, expected 5 (8-4-4-4-12)")]
     GroupCount { text: String, groups: usize },
     #[error("guid `{text}`: character {ch:?} at position {position} is not a hex digit")]
-    BadCharacter {
-        text: String,
-        ch: char,
-        position: usize,
-    },
+    BadCharacter { text: String, ch: char, position: usize },
 }
 
 const GROUP_LENGTHS: [usize; 5] = [8, 4, 4, 4, 12];
@@ -46,8 +35,8 @@ impl Guid {
     /// Converts the 16 bytes as stored in GPT headers and entries (mixed-endian).
     pub const fn from_disk(b: [u8; 16]) -> Guid {
         Guid([
-            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13],
-            b[14], b[15],
+            b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+            b[15],
         ])
     }
 
@@ -72,26 +61,16 @@ impl Guid {
         let owned = || text.to_string();
         for (position, ch) in text.chars().enumerate() {
             if ch != '-' && !ch.is_ascii_hexdigit() {
-                return Err(GuidParseError::BadCharacter {
-                    text: owned(),
-                    ch,
-                    position,
-                });
+                return Err(GuidParseError::BadCharacter { text: owned(), ch, position });
             }
         }
         let digits = text.chars().filter(|c| c.is_ascii_hexdigit()).count();
         if digits != 32 {
-            return Err(GuidParseError::DigitCount {
-                text: owned(),
-                digits,
-            });
+            return Err(GuidParseError::DigitCount { text: owned(), digits });
         }
         let groups: Vec<&str> = text.split('-').collect();
         if groups.len() != 5 {
-            return Err(GuidParseError::GroupCount {
-                text: owned(),
-                groups: groups.len(),
-            });
+            return Err(GuidParseError::GroupCount { text: owned(), groups: groups.len() });
         }
         for (i, (g, want)) in groups.iter().zip(GROUP_LENGTHS).enumerate() {
             if g.len() != want {
@@ -203,86 +182,26 @@ pub const MICROSOFT_BASIC_DATA: Guid = g("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7")
 /// Partition type GUIDs the verifier names (UEFI spec table 5.7, the UAPI Discoverable
 /// Partitions Specification, and Microsoft's types), named as sgdisk names them.
 pub const KNOWN_TYPES: &[KnownType] = &[
-    KnownType {
-        guid: ESP,
-        name: "EFI system partition",
-    },
-    KnownType {
-        guid: BIOS_BOOT,
-        name: "BIOS boot partition",
-    },
-    KnownType {
-        guid: XBOOTLDR,
-        name: "XBOOTLDR partition",
-    },
-    KnownType {
-        guid: LINUX_DATA,
-        name: "Linux filesystem",
-    },
-    KnownType {
-        guid: LINUX_ROOT_X86_64,
-        name: "Linux x86-64 root (/)",
-    },
-    KnownType {
-        guid: LINUX_ROOT_AARCH64,
-        name: "Linux ARM64 root (/)",
-    },
-    KnownType {
-        guid: g("44479540-F297-41B2-9AF7-D131D5F0458A"),
-        name: "Linux x86 root (/)",
-    },
-    KnownType {
-        guid: g("69DAD710-2CE4-4E3C-B16C-21A1D49ABED3"),
-        name: "Linux ARM32 root (/)",
-    },
-    KnownType {
-        guid: LINUX_SWAP,
-        name: "Linux swap",
-    },
-    KnownType {
-        guid: g("933AC7E1-2EB4-4F13-B844-0E14E2AEF915"),
-        name: "Linux /home",
-    },
-    KnownType {
-        guid: g("3B8F8425-20E0-4F3B-907F-1A25A76F98E8"),
-        name: "Linux /srv",
-    },
-    KnownType {
-        guid: g("4D21B016-B534-45C2-A9FB-5C16E091FD2D"),
-        name: "Linux /var",
-    },
-    KnownType {
-        guid: g("7EC6F557-3BC5-4ACA-B293-16EF5DF639D1"),
-        name: "Linux /var/tmp",
-    },
-    KnownType {
-        guid: g("E6D6D379-F507-44C2-A23C-238F2A3DF928"),
-        name: "Linux LVM",
-    },
-    KnownType {
-        guid: g("A19D880F-05FC-4D3B-A006-743F0F84911E"),
-        name: "Linux RAID",
-    },
-    KnownType {
-        guid: g("CA7D7CCB-63ED-4C53-861C-1742536059CC"),
-        name: "Linux LUKS",
-    },
-    KnownType {
-        guid: g("8DA63339-0007-60C0-C436-083AC8230908"),
-        name: "Linux reserved",
-    },
-    KnownType {
-        guid: MICROSOFT_BASIC_DATA,
-        name: "Microsoft basic data",
-    },
-    KnownType {
-        guid: g("E3C9E316-0B5C-4DB8-817D-F92DF00215AE"),
-        name: "Microsoft reserved",
-    },
-    KnownType {
-        guid: g("DE94BBA4-06D1-4D40-A16A-BFD50179D6AC"),
-        name: "Windows RE",
-    },
+    KnownType { guid: ESP, name: "EFI system partition" },
+    KnownType { guid: BIOS_BOOT, name: "BIOS boot partition" },
+    KnownType { guid: XBOOTLDR, name: "XBOOTLDR partition" },
+    KnownType { guid: LINUX_DATA, name: "Linux filesystem" },
+    KnownType { guid: LINUX_ROOT_X86_64, name: "Linux x86-64 root (/)" },
+    KnownType { guid: LINUX_ROOT_AARCH64, name: "Linux ARM64 root (/)" },
+    KnownType { guid: g("44479540-F297-41B2-9AF7-D131D5F0458A"), name: "Linux x86 root (/)" },
+    KnownType { guid: g("69DAD710-2CE4-4E3C-B16C-21A1D49ABED3"), name: "Linux ARM32 root (/)" },
+    KnownType { guid: LINUX_SWAP, name: "Linux swap" },
+    KnownType { guid: g("933AC7E1-2EB4-4F13-B844-0E14E2AEF915"), name: "Linux /home" },
+    KnownType { guid: g("3B8F8425-20E0-4F3B-907F-1A25A76F98E8"), name: "Linux /srv" },
+    KnownType { guid: g("4D21B016-B534-45C2-A9FB-5C16E091FD2D"), name: "Linux /var" },
+    KnownType { guid: g("7EC6F557-3BC5-4ACA-B293-16EF5DF639D1"), name: "Linux /var/tmp" },
+    KnownType { guid: g("E6D6D379-F507-44C2-A23C-238F2A3DF928"), name: "Linux LVM" },
+    KnownType { guid: g("A19D880F-05FC-4D3B-A006-743F0F84911E"), name: "Linux RAID" },
+    KnownType { guid: g("CA7D7CCB-63ED-4C53-861C-1742536059CC"), name: "Linux LUKS" },
+    KnownType { guid: g("8DA63339-0007-60C0-C436-083AC8230908"), name: "Linux reserved" },
+    KnownType { guid: MICROSOFT_BASIC_DATA, name: "Microsoft basic data" },
+    KnownType { guid: g("E3C9E316-0B5C-4DB8-817D-F92DF00215AE"), name: "Microsoft reserved" },
+    KnownType { guid: g("DE94BBA4-06D1-4D40-A16A-BFD50179D6AC"), name: "Windows RE" },
 ];
 
 /// The entry of [`KNOWN_TYPES`] for `guid`, if any.
@@ -298,14 +217,8 @@ mod tests {
     fn disk_order_is_mixed_endian() {
         // UEFI spec example: the ESP GUID's first bytes on disk are 28 73 2A C1.
         let disk = ESP.to_disk();
-        assert_eq!(
-            &disk[..8],
-            &[0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11]
-        );
-        assert_eq!(
-            &disk[8..],
-            &[0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B]
-        );
+        assert_eq!(&disk[..8], &[0x28, 0x73, 0x2A, 0xC1, 0x1F, 0xF8, 0xD2, 0x11]);
+        assert_eq!(&disk[8..], &[0xBA, 0x4B, 0x00, 0xA0, 0xC9, 0x3E, 0xC9, 0x3B]);
         assert_eq!(Guid::from_disk(disk), ESP);
     }
 
@@ -328,10 +241,7 @@ mod tests {
         let err = Guid::parse("97FD5997-D90B-4AA3-8D16-C1723AEA73C").unwrap_err();
         assert_eq!(
             err,
-            GuidParseError::DigitCount {
-                text: "97FD5997-D90B-4AA3-8D16-C1723AEA73C".into(),
-                digits: 31
-            }
+            GuidParseError::DigitCount { text: "97FD5997-D90B-4AA3-8D16-C1723AEA73C".into(), digits: 31 }
         );
         assert!(err.to_string().contains("has 31 hex digits"), "{err}");
     }
@@ -340,20 +250,11 @@ mod tests {
     fn malformed_strings_say_what_is_wrong() {
         assert!(matches!(
             Guid::parse("97FD5997D-90B-4AA3-8D16-C1723AEA73C0"),
-            Err(GuidParseError::GroupLength {
-                group: 1,
-                digits: 9,
-                expected: 8,
-                ..
-            })
+            Err(GuidParseError::GroupLength { group: 1, digits: 9, expected: 8, .. })
         ));
         assert!(matches!(
             Guid::parse("{97FD5997-D90B-4AA3-8D16-C1723AEA73C0}"),
-            Err(GuidParseError::BadCharacter {
-                ch: '{',
-                position: 0,
-                ..
-            })
+            Err(GuidParseError::BadCharacter { ch: '{', position: 0, .. })
         ));
         assert!(matches!(
             Guid::parse("97FD5997D90B4AA38D16C1723AEA73C0"),
@@ -361,11 +262,7 @@ mod tests {
         ));
         assert!(matches!(
             Guid::parse("97FD5997-D90B-4AA3-8D16-C1723AEA73CG"),
-            Err(GuidParseError::BadCharacter {
-                ch: 'G',
-                position: 35,
-                ..
-            })
+            Err(GuidParseError::BadCharacter { ch: 'G', position: 35, .. })
         ));
     }
 }

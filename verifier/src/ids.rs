@@ -41,11 +41,7 @@ pub fn derive_guid(domain: &str, anchor: Guid) -> Guid {
 pub fn mbr_disk_signature(root_gpuid: Guid) -> u32 {
     let d = derive("mbr-disk-signature", root_gpuid);
     let first = u32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-    if first != 0 {
-        first
-    } else {
-        u32::from_le_bytes([d[4], d[5], d[6], d[7]])
-    }
+    if first != 0 { first } else { u32::from_le_bytes([d[4], d[5], d[6], d[7]]) }
 }
 
 /// The FAT volume ID of partition `n` (1-based).
@@ -117,10 +113,7 @@ impl LayoutName {
     }
 
     pub fn is_gpt(self) -> bool {
-        matches!(
-            self,
-            LayoutName::LegacyGpt | LayoutName::Efi | LayoutName::Efixbootldr | LayoutName::Hybrid
-        )
+        matches!(self, LayoutName::LegacyGpt | LayoutName::Efi | LayoutName::Efixbootldr | LayoutName::Hybrid)
     }
 
     /// Without a spec, the GPT partition count tells the GUID rule apart: 2 partitions
@@ -152,11 +145,7 @@ pub fn expected_ids(layout: LayoutName, root_gpuid: Guid, disk_guid: Option<Guid
     let root = layout.root_partition();
     if !layout.is_gpt() {
         let mbr_signature = root.map(|_| mbr_disk_signature(root_gpuid));
-        return ExpectedIds {
-            disk_guid: None,
-            partition_guids: Vec::new(),
-            mbr_signature,
-        };
+        return ExpectedIds { disk_guid: None, partition_guids: Vec::new(), mbr_signature };
     }
     let root = root.unwrap_or(0);
     let partition_guids = (1..=root)
@@ -171,11 +160,7 @@ pub fn expected_ids(layout: LayoutName, root_gpuid: Guid, disk_guid: Option<Guid
             (i, g)
         })
         .collect();
-    ExpectedIds {
-        disk_guid: Some(disk_guid.unwrap_or(DISK_GUID)),
-        partition_guids,
-        mbr_signature: None,
-    }
+    ExpectedIds { disk_guid: Some(disk_guid.unwrap_or(DISK_GUID)), partition_guids, mbr_signature: None }
 }
 
 #[cfg(test)]
@@ -184,22 +169,10 @@ mod tests {
 
     #[test]
     fn constants_are_the_documented_strings() {
-        assert_eq!(
-            SEED_PARTITION_1.to_string(),
-            "1C06F03B-704E-4657-B9CD-681A087A2FDC"
-        );
-        assert_eq!(
-            SEED_PARTITION_2.to_string(),
-            "970C694F-AFD0-4B99-B750-CDB7A329AB6F"
-        );
-        assert_eq!(
-            DISK_GUID.to_string(),
-            "97FD5997-F390-0B4A-A3F8-D106C1723AEA"
-        );
-        assert_eq!(
-            DEFAULT_ROOT_GPUID.to_string(),
-            "F222513B-DED1-49FA-B591-20CE86A2FE7F"
-        );
+        assert_eq!(SEED_PARTITION_1.to_string(), "1C06F03B-704E-4657-B9CD-681A087A2FDC");
+        assert_eq!(SEED_PARTITION_2.to_string(), "970C694F-AFD0-4B99-B750-CDB7A329AB6F");
+        assert_eq!(DISK_GUID.to_string(), "97FD5997-F390-0B4A-A3F8-D106C1723AEA");
+        assert_eq!(DEFAULT_ROOT_GPUID.to_string(), "F222513B-DED1-49FA-B591-20CE86A2FE7F");
     }
 
     #[test]
@@ -220,27 +193,14 @@ mod tests {
     fn expected_ids_per_layout() {
         let r = DEFAULT_ROOT_GPUID;
         let p = |l| expected_ids(l, r, None).partition_guids;
-        assert_eq!(
-            p(LayoutName::LegacyGpt),
-            vec![(1, SEED_PARTITION_1), (2, r)]
-        );
+        assert_eq!(p(LayoutName::LegacyGpt), vec![(1, SEED_PARTITION_1), (2, r)]);
         assert_eq!(p(LayoutName::Efi), vec![(1, SEED_PARTITION_1), (2, r)]);
-        assert_eq!(
-            p(LayoutName::Hybrid),
-            vec![(1, SEED_PARTITION_1), (2, SEED_PARTITION_2), (3, r)]
-        );
+        assert_eq!(p(LayoutName::Hybrid), vec![(1, SEED_PARTITION_1), (2, SEED_PARTITION_2), (3, r)]);
         assert_eq!(p(LayoutName::Efixbootldr), p(LayoutName::Hybrid));
-        assert_eq!(
-            expected_ids(LayoutName::Legacy, r, None).mbr_signature,
-            Some(mbr_disk_signature(r))
-        );
+        assert_eq!(expected_ids(LayoutName::Legacy, r, None).mbr_signature, Some(mbr_disk_signature(r)));
         assert_eq!(
             expected_ids(LayoutName::None, r, None),
-            ExpectedIds {
-                disk_guid: None,
-                partition_guids: vec![],
-                mbr_signature: None
-            }
+            ExpectedIds { disk_guid: None, partition_guids: vec![], mbr_signature: None }
         );
     }
 }

@@ -45,10 +45,7 @@ impl Finding {
             severity,
             code,
             message: message.into(),
-            location: Location {
-                structure: structure.into(),
-                offset,
-            },
+            location: Location { structure: structure.into(), offset },
         }
     }
 }
@@ -60,11 +57,7 @@ impl std::fmt::Display for Finding {
             Severity::Warning => "warning",
             Severity::Error => "error",
         };
-        write!(
-            f,
-            "{sev}[{}]: {}: {}",
-            self.code, self.location, self.message
-        )
+        write!(f, "{sev}[{}]: {}: {}", self.code, self.location, self.message)
     }
 }
 
@@ -93,10 +86,7 @@ pub fn cap_per_code(findings: Vec<Finding>, max: usize) -> Vec<Finding> {
         }
     }
     for (code, n) in seen.into_iter().filter(|(_, n)| *n > max) {
-        let first = out
-            .iter()
-            .find(|f| f.code == code)
-            .map(|f| (f.severity, f.location.structure.clone()));
+        let first = out.iter().find(|f| f.code == code).map(|f| (f.severity, f.location.structure.clone()));
         // A code over the cap had at least one finding kept, so `first` is always Some.
         let (severity, structure) = first.unwrap_or((Severity::Error, String::new()));
         out.push(Finding::new(
@@ -145,9 +135,7 @@ pub fn lint_ids<R: crate::bytes::ReadAt + ?Sized>(
             let n = gpt.entries.len();
             // Root is the last partition in every reprodisk layout; without a spec its GUID
             // is the anchor.
-            let anchor = exp
-                .root_gpuid
-                .or_else(|| gpt.entries.last().map(|e| e.unique_partition_guid));
+            let anchor = exp.root_gpuid.or_else(|| gpt.entries.last().map(|e| e.unique_partition_guid));
             let layout = exp.layout.or_else(|| LayoutName::infer_gpt(n));
             let want_disk = exp.disk_guid.unwrap_or(ids::DISK_GUID);
             if gpt.primary.disk_guid != want_disk {
@@ -165,14 +153,9 @@ pub fn lint_ids<R: crate::bytes::ReadAt + ?Sized>(
             if let (Some(layout), Some(anchor)) = (layout, anchor) {
                 let expected = ids::expected_ids(layout, anchor, Some(want_disk));
                 for e in &gpt.entries {
-                    let want = expected
-                        .partition_guids
-                        .iter()
-                        .find(|(i, _)| *i == e.index)
-                        .map(|(_, g)| *g);
+                    let want = expected.partition_guids.iter().find(|(i, _)| *i == e.index).map(|(_, g)| *g);
                     if want != Some(e.unique_partition_guid) {
-                        let want_s = want
-                            .map_or("no partition at this index".to_string(), |g| g.to_string());
+                        let want_s = want.map_or("no partition at this index".to_string(), |g| g.to_string());
                         out.push(Finding::new(
                             Severity::Warning,
                             "gpt.partition-guid.not-fixed",
@@ -262,17 +245,11 @@ mod tests {
 
     #[test]
     fn malformed_spec_guids_are_errors() {
-        let f = lint_guid_string("disk_guid", crate::ids::SEED_DISK_GUID_STRING)
-            .expect("31 digits is malformed");
-        assert_eq!(
-            (f.code, f.severity),
-            ("spec.guid.malformed", Severity::Error)
-        );
+        let f =
+            lint_guid_string("disk_guid", crate::ids::SEED_DISK_GUID_STRING).expect("31 digits is malformed");
+        assert_eq!((f.code, f.severity), ("spec.guid.malformed", Severity::Error));
         assert!(f.message.contains("has 31 hex digits"), "{}", f.message);
-        assert_eq!(
-            lint_guid_string("rootGPUID", "F222513B-DED1-49FA-B591-20CE86A2FE7F"),
-            None
-        );
+        assert_eq!(lint_guid_string("rootGPUID", "F222513B-DED1-49FA-B591-20CE86A2FE7F"), None);
     }
 
     #[test]

@@ -41,11 +41,7 @@ pub struct Chs {
 impl Chs {
     /// Unpacks head, sector (bits 0-5) + cylinder high bits (6-7), cylinder low byte.
     pub fn from_bytes(b: [u8; 3]) -> Chs {
-        Chs {
-            head: b[0],
-            sector: b[1] & 0x3f,
-            cylinder: (u16::from(b[1] & 0xc0) << 2) | u16::from(b[2]),
-        }
+        Chs { head: b[0], sector: b[1] & 0x3f, cylinder: (u16::from(b[1] & 0xc0) << 2) | u16::from(b[2]) }
     }
 
     /// The address a partitioning tool writes for `lba` with `geom`: fdisk and parted both
@@ -54,19 +50,11 @@ impl Chs {
     pub fn from_lba(lba: u64, geom: Geometry) -> Chs {
         let spc = u64::from(geom.heads) * u64::from(geom.sectors);
         if spc == 0 {
-            return Chs {
-                cylinder: 0,
-                head: 0,
-                sector: 0,
-            };
+            return Chs { cylinder: 0, head: 0, sector: 0 };
         }
         let c = lba / spc;
         if c > 1023 {
-            return Chs {
-                cylinder: 1023,
-                head: geom.heads.saturating_sub(1),
-                sector: geom.sectors,
-            };
+            return Chs { cylinder: 1023, head: geom.heads.saturating_sub(1), sector: geom.sectors };
         }
         let rem = lba % spc;
         // Both fit: heads <= 255 and sectors <= 63 by construction of `Geometry`.
@@ -87,10 +75,7 @@ pub struct Geometry {
 
 impl Geometry {
     /// What fdisk assumes for an image file: 255 heads, 63 sectors per track.
-    pub const DEFAULT: Geometry = Geometry {
-        heads: 255,
-        sectors: 63,
-    };
+    pub const DEFAULT: Geometry = Geometry { heads: 255, sectors: 63 };
 }
 
 /// One 16-byte partition record (UEFI spec table 5-2), primary or logical.
@@ -186,17 +171,12 @@ impl Mbr {
     /// Non-empty primary records (extended containers included) then logical partitions,
     /// in the order `sfdisk --json` lists them.
     pub fn partitions(&self) -> impl Iterator<Item = &PartitionRecord> {
-        self.partition_record
-            .iter()
-            .filter(|p| !p.is_empty())
-            .chain(self.logical.iter())
+        self.partition_record.iter().filter(|p| !p.is_empty()).chain(self.logical.iter())
     }
 
     /// The 0xEE record, if any.
     pub fn protective_record(&self) -> Option<&PartitionRecord> {
-        self.partition_record
-            .iter()
-            .find(|p| p.os_type == OS_TYPE_GPT_PROTECTIVE && p.size_in_lba != 0)
+        self.partition_record.iter().find(|p| p.os_type == OS_TYPE_GPT_PROTECTIVE && p.size_in_lba != 0)
     }
 }
 
@@ -225,25 +205,14 @@ pub fn identify_boot_code(sector0: &[u8]) -> BootCode {
         && le.u8(1) == 0x63
         && le.u8(2) == 0x90
         && le.u16(0x5a) == 0x8000
-        && [
-            &b"GRUB \0"[..],
-            b"Geom\0",
-            b"Hard Disk\0",
-            b"Read\0",
-            b" Error\r\n\0",
-        ]
-        .iter()
-        .all(|s| code.windows(<[u8]>::len(s)).any(|w| w == *s));
+        && [&b"GRUB \0"[..], b"Geom\0", b"Hard Disk\0", b"Read\0", b" Error\r\n\0"]
+            .iter()
+            .all(|s| code.windows(<[u8]>::len(s)).any(|w| w == *s));
     if grub {
-        return BootCode::Grub {
-            kernel_sector: le.u64(0x5c),
-            boot_drive: le.u8(0x64),
-        };
+        return BootCode::Grub { kernel_sector: le.u64(0x5c), boot_drive: le.u8(0x64) };
     }
     let digest = Sha256::digest(code);
-    BootCode::Other {
-        sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
-    }
+    BootCode::Other { sha256: digest.iter().map(|b| format!("{b:02x}")).collect() }
 }
 
 /// Reads the MBR at LBA 0 of `r` and follows the extended chain.
@@ -273,23 +242,17 @@ pub fn read<R: ReadAt + ?Sized>(r: &R) -> Result<Mbr> {
             return Err(Error::corrupt(
                 format!("mbr partition record {}", i + 1),
                 Some(off as u64),
-                format!(
-                    "boot_indicator is {:#04x}, expected 0x00 or 0x80",
-                    rec.boot_indicator
-                ),
+                format!("boot_indicator is {:#04x}, expected 0x00 or 0x80", rec.boot_indicator),
             ));
         }
         partition_record.push(rec);
     }
     let mut findings = Vec::new();
     let geometry = table_geometry(&partition_record);
-    let protective = partition_record
-        .iter()
-        .any(|p| p.os_type == OS_TYPE_GPT_PROTECTIVE && p.size_in_lba != 0);
-    let others = partition_record
-        .iter()
-        .filter(|p| !p.is_empty() && p.os_type != OS_TYPE_GPT_PROTECTIVE)
-        .count();
+    let protective =
+        partition_record.iter().any(|p| p.os_type == OS_TYPE_GPT_PROTECTIVE && p.size_in_lba != 0);
+    let others =
+        partition_record.iter().filter(|p| !p.is_empty() && p.os_type != OS_TYPE_GPT_PROTECTIVE).count();
     let kind = match (protective, others) {
         (false, _) => MbrKind::Classic,
         (true, 0) => MbrKind::Protective,
@@ -308,10 +271,8 @@ pub fn read<R: ReadAt + ?Sized>(r: &R) -> Result<Mbr> {
         findings,
     };
     check(&mut mbr);
-    mbr.findings = crate::lints::cap_per_code(
-        std::mem::take(&mut mbr.findings),
-        crate::lints::MAX_FINDINGS_PER_CODE,
-    );
+    mbr.findings =
+        crate::lints::cap_per_code(std::mem::take(&mut mbr.findings), crate::lints::MAX_FINDINGS_PER_CODE);
     Ok(mbr)
 }
 
@@ -328,10 +289,7 @@ fn table_geometry(records: &[PartitionRecord]) -> Geometry {
         }
     }
     match seen {
-        Some((h, s)) if s != 0 && h != 255 => Geometry {
-            heads: h + 1,
-            sectors: s,
-        },
+        Some((h, s)) if s != 0 && h != 255 => Geometry { heads: h + 1, sectors: s },
         _ => Geometry::DEFAULT,
     }
 }
@@ -400,17 +358,13 @@ fn read_extended_chain<R: ReadAt + ?Sized>(
                 "mbr.extended.signature",
                 structure,
                 Some(off + OFF_SIGNATURE as u64),
-                format!(
-                    "ebr signature is {:04x}, expected aa55; the chain ends here",
-                    le.u16(OFF_SIGNATURE)
-                ),
+                format!("ebr signature is {:04x}, expected aa55; the chain ends here", le.u16(OFF_SIGNATURE)),
             ));
             break;
         }
         let number = 5 + logical.len() as u32;
         let rec_off = off + OFF_PARTITION_RECORD as u64;
-        let this =
-            PartitionRecord::parse(le.bytes(OFF_PARTITION_RECORD, 16), number, rec_off, ebr_lba);
+        let this = PartitionRecord::parse(le.bytes(OFF_PARTITION_RECORD, 16), number, rec_off, ebr_lba);
         let link = PartitionRecord::parse(
             le.bytes(OFF_PARTITION_RECORD + 16, 16),
             0,
@@ -438,9 +392,7 @@ fn check(mbr: &mut Mbr) {
             // UEFI spec table 5-4: StartingLBA 1, SizeInLBA the disk size minus one, or
             // 0xFFFFFFFF if that does not fit.
             let want = disk.saturating_sub(1).min(0xffff_ffff);
-            if p.starting_lba != 1
-                || (mbr.kind == MbrKind::Protective && u64::from(p.size_in_lba) != want)
-            {
+            if p.starting_lba != 1 || (mbr.kind == MbrKind::Protective && u64::from(p.size_in_lba) != want) {
                 f.push(Finding::new(
                     Severity::Warning,
                     "mbr.protective.range",
@@ -459,22 +411,14 @@ fn check(mbr: &mut Mbr) {
                 "mbr.partition.out-of-range",
                 structure.clone(),
                 Some(p.offset),
-                format!(
-                    "partition ends at lba {}, the disk has {disk} sectors",
-                    p.ending_lba()
-                ),
+                format!("partition ends at lba {}, the disk has {disk} sectors", p.ending_lba()),
             ));
         }
         // fdisk checks CHS only where it can hold the address; the protective record's
         // all-ones ending and 1023/254/63 saturation are what tools write past that.
         let mut chs_ok = |which: &str, got: Chs, lba: u64| {
             let want = Chs::from_lba(lba, mbr.geometry);
-            let all_ones = got
-                == Chs {
-                    cylinder: 1023,
-                    head: 255,
-                    sector: 63,
-                };
+            let all_ones = got == Chs { cylinder: 1023, head: 255, sector: 63 };
             // A table's geometry is guessed from its own ending CHS, as fdisk does; that
             // guess fails when a partition ends mid-track, so fdisk's default geometry
             // (what sgdisk writes with) is accepted as well.
@@ -487,7 +431,14 @@ fn check(mbr: &mut Mbr) {
                     Some(p.offset),
                     format!(
                         "{which} chs is {}/{}/{}, lba {lba} with {} heads and {} sectors gives {}/{}/{}",
-                        got.cylinder, got.head, got.sector, mbr.geometry.heads, mbr.geometry.sectors, want.cylinder, want.head, want.sector
+                        got.cylinder,
+                        got.head,
+                        got.sector,
+                        mbr.geometry.heads,
+                        mbr.geometry.sectors,
+                        want.cylinder,
+                        want.head,
+                        want.sector
                     ),
                 ));
             }
@@ -497,10 +448,8 @@ fn check(mbr: &mut Mbr) {
     }
     // Overlaps among data partitions: an extended container holds its logicals, and a
     // hybrid's 0xEE record overlaps the legacy views of GPT partitions by design.
-    let data: Vec<&&PartitionRecord> = all
-        .iter()
-        .filter(|p| !p.is_extended() && p.os_type != OS_TYPE_GPT_PROTECTIVE)
-        .collect();
+    let data: Vec<&&PartitionRecord> =
+        all.iter().filter(|p| !p.is_extended() && p.os_type != OS_TYPE_GPT_PROTECTIVE).collect();
     for (i, a) in data.iter().enumerate() {
         for b in &data[i + 1..] {
             if a.starting_lba <= b.ending_lba() && b.starting_lba <= a.ending_lba() {
@@ -532,51 +481,16 @@ mod tests {
     #[test]
     fn chs_packing() {
         // Cylinder 1023 = 0x3ff: high bits 0b11 in bits 6-7 of the sector byte.
-        assert_eq!(
-            Chs::from_bytes([0xfe, 0xff, 0xff]),
-            Chs {
-                cylinder: 1023,
-                head: 254,
-                sector: 63
-            }
-        );
-        assert_eq!(
-            Chs::from_bytes([0x00, 0x02, 0x00]),
-            Chs {
-                cylinder: 0,
-                head: 0,
-                sector: 2
-            }
-        );
+        assert_eq!(Chs::from_bytes([0xfe, 0xff, 0xff]), Chs { cylinder: 1023, head: 254, sector: 63 });
+        assert_eq!(Chs::from_bytes([0x00, 0x02, 0x00]), Chs { cylinder: 0, head: 0, sector: 2 });
     }
 
     #[test]
     fn chs_from_lba_saturates_like_fdisk() {
         let g = Geometry::DEFAULT;
-        assert_eq!(
-            Chs::from_lba(2048, g),
-            Chs {
-                cylinder: 0,
-                head: 32,
-                sector: 33
-            }
-        );
-        assert_eq!(
-            Chs::from_lba(1024 * 255 * 63, g),
-            Chs {
-                cylinder: 1023,
-                head: 254,
-                sector: 63
-            }
-        );
-        assert_eq!(
-            Chs::from_lba(1024 * 255 * 63 - 1, g),
-            Chs {
-                cylinder: 1023,
-                head: 254,
-                sector: 63
-            }
-        );
+        assert_eq!(Chs::from_lba(2048, g), Chs { cylinder: 0, head: 32, sector: 33 });
+        assert_eq!(Chs::from_lba(1024 * 255 * 63, g), Chs { cylinder: 1023, head: 254, sector: 63 });
+        assert_eq!(Chs::from_lba(1024 * 255 * 63 - 1, g), Chs { cylinder: 1023, head: 254, sector: 63 });
     }
 
     #[test]

@@ -80,21 +80,14 @@ fn parse_expected(text: &str) -> Expected {
             }
         })
         .collect();
-    Expected {
-        size,
-        pt,
-        offset,
-        id,
-        parts,
-    }
+    Expected { size, pt, offset, id, parts }
 }
 
 fn load(name: &str) -> (PathBuf, Expected, tempfile::TempDir) {
     let dir = tempdir();
     let src = corpus_dir().join(format!("{name}.img.xz"));
     let img = unxz(&src, dir.path());
-    let text = std::fs::read_to_string(corpus_dir().join(format!("{name}.expected")))
-        .expect("expected file");
+    let text = std::fs::read_to_string(corpus_dir().join(format!("{name}.expected"))).expect("expected file");
     (img, parse_expected(&text), dir)
 }
 
@@ -107,10 +100,7 @@ fn gpt_image_matches_libblkid() {
     assert_eq!((d.layout, exp.pt.as_str()), (Layout::Gpt, "gpt"));
     let g = d.gpt.as_ref().expect("a gpt");
     assert_eq!(g.primary_offset(), exp.offset);
-    assert_eq!(
-        exp.id.as_deref().map(Guid::parse),
-        Some(Ok(g.primary.disk_guid))
-    );
+    assert_eq!(exp.id.as_deref().map(Guid::parse), Some(Ok(g.primary.disk_guid)));
     assert_eq!(g.entries.len(), exp.parts.len());
     for (e, x) in g.entries.iter().zip(&exp.parts) {
         assert_eq!(e.index, x.number);
@@ -118,14 +108,8 @@ fn gpt_image_matches_libblkid() {
         assert_eq!(e.sectors(), x.size);
         assert_eq!(x.type_byte, 0);
         assert_eq!(Some(&e.partition_name), x.attrs.get("name"));
-        assert_eq!(
-            x.attrs.get("uuid").map(|u| Guid::parse(u)),
-            Some(Ok(e.unique_partition_guid))
-        );
-        assert_eq!(
-            x.attrs.get("type").map(|u| Guid::parse(u)),
-            Some(Ok(e.partition_type_guid))
-        );
+        assert_eq!(x.attrs.get("uuid").map(|u| Guid::parse(u)), Some(Ok(e.unique_partition_guid)));
+        assert_eq!(x.attrs.get("type").map(|u| Guid::parse(u)), Some(Ok(e.partition_type_guid)));
         assert_eq!(e.type_name, Some("Microsoft basic data"));
     }
     let p1 = d.partition(1).expect("partition 1");
@@ -155,25 +139,14 @@ fn dos_bsd_image_matches_libblkid_for_the_dos_partitions() {
         // libblkid's partition uuid of a dos table: signature-NN.
         assert_eq!(
             x.attrs.get("uuid"),
-            Some(&format!(
-                "{:08x}-{:02x}",
-                m.unique_mbr_disk_signature, p.number
-            ))
+            Some(&format!("{:08x}-{:02x}", m.unique_mbr_disk_signature, p.number))
         );
     }
 }
 
 #[test]
 fn other_table_types_are_no_mbr_and_no_gpt() {
-    for name in [
-        "atari-primary",
-        "atari-xgm",
-        "bsd",
-        "dasd-cdl",
-        "dasd-ldl",
-        "sgi",
-        "sun",
-    ] {
+    for name in ["atari-primary", "atari-xgm", "bsd", "dasd-cdl", "dasd-ldl", "sgi", "sun"] {
         let (img, exp, _dir) = load(name);
         assert_ne!(exp.pt, "dos");
         assert_ne!(exp.pt, "gpt");
@@ -181,18 +154,8 @@ fn other_table_types_are_no_mbr_and_no_gpt() {
         let d = disk::open(&r).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(d.layout, Layout::None, "{name}");
         assert_eq!(d.size, exp.size, "{name}");
-        assert_eq!(
-            d.partitions.len(),
-            1,
-            "{name}: the whole image, as partition 0"
-        );
+        assert_eq!(d.partitions.len(), 1, "{name}: the whole image, as partition 0");
         assert!(gpt::read(&r).is_err(), "{name}");
-        assert!(
-            matches!(
-                mbr::read(&r),
-                Err(reprodisk_verifier::Error::Corrupt { .. })
-            ),
-            "{name}"
-        );
+        assert!(matches!(mbr::read(&r), Err(reprodisk_verifier::Error::Corrupt { .. })), "{name}");
     }
 }

@@ -45,23 +45,13 @@ fn derive_matches_sha256sum_of_the_documented_message() {
     let digest = sha256sum_of_rule("mbr-disk-signature", ROOT);
     let first4 = u32::from_str_radix(&digest[..8], 16).expect("hex");
     // "first 4 bytes, little-endian": the digest's first byte is the least significant.
-    assert_eq!(
-        ids::mbr_disk_signature(Guid::parse(ROOT).expect("valid")),
-        first4.swap_bytes()
-    );
-    let fat =
-        u32::from_str_radix(&sha256sum_of_rule("fat-volume-id:2", ROOT)[..8], 16).expect("hex");
-    assert_eq!(
-        ids::fat_volume_id(2, Guid::parse(ROOT).expect("valid")),
-        fat.swap_bytes()
-    );
+    assert_eq!(ids::mbr_disk_signature(Guid::parse(ROOT).expect("valid")), first4.swap_bytes());
+    let fat = u32::from_str_radix(&sha256sum_of_rule("fat-volume-id:2", ROOT)[..8], 16).expect("hex");
+    assert_eq!(ids::fat_volume_id(2, Guid::parse(ROOT).expect("valid")), fat.swap_bytes());
 }
 
 fn lint_codes(findings: &[Finding]) -> Vec<(&'static str, String)> {
-    findings
-        .iter()
-        .map(|f| (f.code, f.location.structure.clone()))
-        .collect()
+    findings.iter().map(|f| (f.code, f.location.structure.clone())).collect()
 }
 
 fn expect(layout: LayoutName, root: &str) -> Expectation {
@@ -89,11 +79,7 @@ fn seed_gpt_layouts_pass_except_legacy_gpt_root() {
         if layout == LayoutName::LegacyGpt {
             // The seed's bug: rootGPUID goes to a partition 3 that does not exist, so the
             // root partition keeps 970C694F-...; reprodisk's rule gives it rootGPUID.
-            assert_eq!(
-                got,
-                [("gpt.partition-guid.not-fixed", "gpt entry 2".to_string())],
-                "{name}"
-            );
+            assert_eq!(got, [("gpt.partition-guid.not-fixed", "gpt entry 2".to_string())], "{name}");
         } else {
             assert_eq!(got, [], "{name}");
         }
@@ -102,18 +88,12 @@ fn seed_gpt_layouts_pass_except_legacy_gpt_root() {
         bytes[0x1b8..0x1bc].copy_from_slice(&0x1234_5678u32.to_le_bytes());
         let d = disk::open(&bytes).expect("opens");
         let got = lint_codes(&lint_ids(&d, Some(&expect(layout, ROOT))));
-        assert!(
-            got.contains(&("mbr.signature.not-derived", "mbr".to_string())),
-            "{name}: {got:?}"
-        );
+        assert!(got.contains(&("mbr.signature.not-derived", "mbr".to_string())), "{name}: {got:?}");
         let derived = ids::mbr_disk_signature(Guid::parse(ROOT).expect("valid"));
         bytes[0x1b8..0x1bc].copy_from_slice(&derived.to_le_bytes());
         let d = disk::open(&bytes).expect("opens");
         let got = lint_codes(&lint_ids(&d, Some(&expect(layout, ROOT))));
-        assert!(
-            !got.iter().any(|(c, _)| c.starts_with("mbr.")),
-            "{name}: {got:?}"
-        );
+        assert!(!got.iter().any(|(c, _)| c.starts_with("mbr.")), "{name}: {got:?}");
     }
 }
 
@@ -122,8 +102,8 @@ fn random_guids_from_plain_parted_are_flagged() {
     let dir = tempdir();
     let img = sparse(dir.path(), "r.img", 64 << 20);
     run(parted().arg("--script").arg(&img).args([
-        "--", "mklabel", "gpt", "mkpart", "ESP", "fat32", "8MiB", "33MiB", "mkpart", "primary",
-        "ext4", "33MiB", "100%",
+        "--", "mklabel", "gpt", "mkpart", "ESP", "fat32", "8MiB", "33MiB", "mkpart", "primary", "ext4",
+        "33MiB", "100%",
     ]));
     let r = image(&img);
     let d = disk::open(&r).expect("opens");
@@ -131,10 +111,7 @@ fn random_guids_from_plain_parted_are_flagged() {
     assert_eq!(
         with_spec,
         [
-            (
-                "gpt.disk-guid.not-derived",
-                "gpt header (primary)".to_string()
-            ),
+            ("gpt.disk-guid.not-derived", "gpt header (primary)".to_string()),
             ("gpt.partition-guid.not-fixed", "gpt entry 1".to_string()),
             ("gpt.partition-guid.not-fixed", "gpt entry 2".to_string()),
         ]
@@ -145,10 +122,7 @@ fn random_guids_from_plain_parted_are_flagged() {
     assert_eq!(
         without,
         [
-            (
-                "gpt.disk-guid.not-derived",
-                "gpt header (primary)".to_string()
-            ),
+            ("gpt.disk-guid.not-derived", "gpt header (primary)".to_string()),
             ("gpt.partition-guid.not-fixed", "gpt entry 1".to_string()),
         ]
     );
@@ -156,20 +130,17 @@ fn random_guids_from_plain_parted_are_flagged() {
     let dg = d.gpt.as_ref().expect("gpt").primary.disk_guid;
     let mut e = expect(LayoutName::Efi, ROOT);
     e.disk_guid = Some(dg);
-    assert!(
-        !lint_codes(&lint_ids(&d, Some(&e)))
-            .iter()
-            .any(|(c, _)| *c == "gpt.disk-guid.not-derived")
-    );
+    assert!(!lint_codes(&lint_ids(&d, Some(&e))).iter().any(|(c, _)| *c == "gpt.disk-guid.not-derived"));
 }
 
 #[test]
 fn mbr_signature_lints_on_legacy_layouts() {
     let dir = tempdir();
     let img = sparse(dir.path(), "l.img", 16 << 20);
-    run(parted().arg("--script").arg(&img).args([
-        "--", "mklabel", "msdos", "mkpart", "primary", "ext4", "1MiB", "100%",
-    ]));
+    run(parted()
+        .arg("--script")
+        .arg(&img)
+        .args(["--", "mklabel", "msdos", "mkpart", "primary", "ext4", "1MiB", "100%"]));
     let derived = ids::mbr_disk_signature(Guid::parse(ROOT).expect("valid"));
     let exp = expect(LayoutName::Legacy, ROOT);
     for (sig, want) in [
@@ -177,21 +148,12 @@ fn mbr_signature_lints_on_legacy_layouts() {
         (derived ^ 1, vec!["mbr.signature.not-derived"]),
         (derived, vec![]),
     ] {
-        run(sfdisk()
-            .arg("--disk-id")
-            .arg(&img)
-            .arg(format!("0x{sig:08x}")));
+        run(sfdisk().arg("--disk-id").arg(&img).arg(format!("0x{sig:08x}")));
         let r = image(&img);
         let d = disk::open(&r).expect("opens");
-        assert_eq!(
-            d.mbr.as_ref().map(|m| m.unique_mbr_disk_signature),
-            Some(sig)
-        );
+        assert_eq!(d.mbr.as_ref().map(|m| m.unique_mbr_disk_signature), Some(sig));
         // blkid prints no PTUUID for a zero signature; the report does the same.
-        assert_eq!(
-            blkid_probe(&img, &[]).get("PTUUID"),
-            d.report().ptuuid.as_ref()
-        );
+        assert_eq!(blkid_probe(&img, &[]).get("PTUUID"), d.report().ptuuid.as_ref());
         let got: Vec<&str> = lint_ids(&d, Some(&exp)).iter().map(|f| f.code).collect();
         assert_eq!(got, want, "signature {sig:08x}");
     }

@@ -15,9 +15,7 @@ fn base() -> Vec<u8> {
     BASE.get_or_init(|| {
         let dir = tempdir();
         let img = sparse(dir.path(), "b.img", 1 << 20);
-        run(sgdisk()
-            .args(["-n", "1:40:+200K", "-n", "2:0:+300K", "-h", "1"])
-            .arg(&img));
+        run(sgdisk().args(["-n", "1:40:+200K", "-n", "2:0:+300K", "-h", "1"]).arg(&img));
         read_bytes(&img)
     })
     .clone()

@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 /// installed: a missing oracle fails the test, it never skips it.
 pub fn tool(name: &str, package: &str) -> Command {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let dirs = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
+    let dirs =
+        std::env::split_paths(&path).chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from));
     for d in dirs {
         let p = d.join(name);
         if p.is_file() {
@@ -22,9 +22,7 @@ pub fn tool(name: &str, package: &str) -> Command {
             return c;
         }
     }
-    panic!(
-        "`{name}` is not installed: install the Debian package `{package}` (apt-get install {package})"
-    );
+    panic!("`{name}` is not installed: install the Debian package `{package}` (apt-get install {package})");
 }
 
 pub fn sgdisk() -> Command {
@@ -57,9 +55,7 @@ pub fn run_with_input(cmd: &mut Command, stdin: &str) -> String {
         .expect("stdin is piped")
         .write_all(stdin.as_bytes())
         .unwrap_or_else(|e| panic!("writing to {cmd:?}: {e}"));
-    let out = child
-        .wait_with_output()
-        .unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
+    let out = child.wait_with_output().unwrap_or_else(|e| panic!("waiting for {cmd:?}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         panic!(
@@ -79,8 +75,7 @@ pub fn run(cmd: &mut Command) -> String {
 pub fn sparse(dir: &Path, name: &str, bytes: u64) -> PathBuf {
     let p = dir.join(name);
     let f = std::fs::File::create(&p).unwrap_or_else(|e| panic!("creating {}: {e}", p.display()));
-    f.set_len(bytes)
-        .unwrap_or_else(|e| panic!("sizing {}: {e}", p.display()));
+    f.set_len(bytes).unwrap_or_else(|e| panic!("sizing {}: {e}", p.display()));
     p
 }
 
@@ -91,19 +86,14 @@ pub fn tempdir() -> tempfile::TempDir {
 /// `sfdisk --json IMAGE`, parsed.
 pub fn sfdisk_json(img: &Path) -> serde_json::Value {
     let out = run(sfdisk().arg("--json").arg(img));
-    serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("sfdisk --json output is not json: {e}\n{out}"))
-        ["partitiontable"]
+    serde_json::from_str::<serde_json::Value>(&out)
+        .unwrap_or_else(|e| panic!("sfdisk --json output is not json: {e}\n{out}"))["partitiontable"]
         .clone()
 }
 
 /// `blkid -p -o export [extra] IMAGE` as a key/value map (empty if blkid finds nothing).
 pub fn blkid_probe(img: &Path, extra: &[&str]) -> BTreeMap<String, String> {
-    let out = blkid()
-        .args(["-p", "-o", "export"])
-        .args(extra)
-        .arg(img)
-        .output()
-        .expect("blkid runs");
+    let out = blkid().args(["-p", "-o", "export"]).args(extra).arg(img).output().expect("blkid runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split_once('='))
@@ -113,16 +103,9 @@ pub fn blkid_probe(img: &Path, extra: &[&str]) -> BTreeMap<String, String> {
 
 /// Decompresses `src` (an .xz file) into `dir` with the `xz` binary; returns the new path.
 pub fn unxz(src: &Path, dir: &Path) -> PathBuf {
-    let name = src
-        .file_name()
-        .and_then(|n| n.to_str())
-        .expect("corpus names are utf-8");
+    let name = src.file_name().and_then(|n| n.to_str()).expect("corpus names are utf-8");
     let dst = dir.join(name.trim_end_matches(".xz"));
-    let out = tool("xz", "xz-utils")
-        .arg("-dc")
-        .arg(src)
-        .output()
-        .expect("xz runs");
+    let out = tool("xz", "xz-utils").arg("-dc").arg(src).output().expect("xz runs");
     assert!(
         out.status.success(),
         "xz -dc {} failed: {}",
@@ -152,33 +135,25 @@ pub fn read_bytes(p: &Path) -> Vec<u8> {
 
 /// The seed's `parted` + `sgdisk` commands for each GPT layout (make-disk-image.nix), run
 /// on a sparse file of `mib` MiB, with `boot_mib` the seed's rounded bootSize.
-pub fn seed_gpt_layout(
-    dir: &Path,
-    layout: &str,
-    mib: u64,
-    boot_mib: u64,
-    root_gpuid: &str,
-) -> PathBuf {
+pub fn seed_gpt_layout(dir: &Path, layout: &str, mib: u64, boot_mib: u64, root_gpuid: &str) -> PathBuf {
     let img = sparse(dir, &format!("{}.img", layout.replace('+', "-")), mib << 20);
     let b = format!("{boot_mib}MiB");
     let script: Vec<String> = match layout {
-        "legacy+gpt" => {
-            "mklabel gpt mkpart no-fs 1MiB 2MiB set 1 bios_grub on mkpart primary ext4 2MiB 100%"
-                .split(' ')
-                .map(String::from)
-                .collect()
-        }
+        "legacy+gpt" => "mklabel gpt mkpart no-fs 1MiB 2MiB set 1 bios_grub on mkpart primary ext4 2MiB 100%"
+            .split(' ')
+            .map(String::from)
+            .collect(),
         "efi" => vec![
-            "mklabel", "gpt", "mkpart", "ESP", "fat32", "8MiB", &b, "set", "1", "boot", "on",
-            "mkpart", "primary", "ext4", &b, "100%",
+            "mklabel", "gpt", "mkpart", "ESP", "fat32", "8MiB", &b, "set", "1", "boot", "on", "mkpart",
+            "primary", "ext4", &b, "100%",
         ]
         .into_iter()
         .map(String::from)
         .collect(),
         "efixbootldr" => vec![
-            "mklabel", "gpt", "mkpart", "ESP", "fat32", "8MiB", "100MiB", "set", "1", "boot", "on",
-            "mkpart", "BOOT", "fat32", "100MiB", &b, "set", "2", "bls_boot", "on", "mkpart",
-            "ROOT", "ext4", &b, "100%",
+            "mklabel", "gpt", "mkpart", "ESP", "fat32", "8MiB", "100MiB", "set", "1", "boot", "on", "mkpart",
+            "BOOT", "fat32", "100MiB", &b, "set", "2", "bls_boot", "on", "mkpart", "ROOT", "ext4", &b,
+            "100%",
         ]
         .into_iter()
         .map(String::from)
@@ -215,11 +190,7 @@ pub fn seed_gpt_layout(
         other => panic!("not a gpt layout: {other}"),
     };
     run(parted().arg("--script").arg(&img).arg("--").args(&script));
-    let p2 = if layout == "efi" {
-        root_gpuid
-    } else {
-        "970C694F-AFD0-4B99-B750-CDB7A329AB6F"
-    };
+    let p2 = if layout == "efi" { root_gpuid } else { "970C694F-AFD0-4B99-B750-CDB7A329AB6F" };
     let mut cmd = sgdisk();
     cmd.arg("--disk-guid=97FD5997-D90B-4AA3-8D16-C1723AEA73C")
         .arg("--partition-guid=1:1C06F03B-704E-4657-B9CD-681A087A2FDC")

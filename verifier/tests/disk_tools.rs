@@ -16,9 +16,7 @@ fn blkid_contents(img: &Path, offset: u64) -> Contents {
     let b = blkid_probe(img, &["-O", &offset.to_string()]);
     match b.get("TYPE").map(String::as_str) {
         Some(t @ ("ext2" | "ext3" | "ext4")) => Contents::Ext { version: leak(t) },
-        Some("vfat") => Contents::Fat {
-            version: leak(b.get("VERSION").expect("vfat has a VERSION")),
-        },
+        Some("vfat") => Contents::Fat { version: leak(b.get("VERSION").expect("vfat has a VERSION")) },
         _ => Contents::Unknown,
     }
 }
@@ -49,10 +47,7 @@ fn bare_filesystems_are_layout_none_and_sniffed_like_blkid() {
     for (name, args, mib) in cases {
         let img = sparse(dir.path(), &format!("{name}.img"), mib << 20);
         if name.starts_with("ext") {
-            run(tool("mke2fs", "e2fsprogs")
-                .args(["-q", "-F"])
-                .args(args)
-                .arg(&img));
+            run(tool("mke2fs", "e2fsprogs").args(["-q", "-F"]).args(args).arg(&img));
         } else {
             run(tool("mkfs.vfat", "dosfstools").args(args).arg(&img));
         }
@@ -72,23 +67,9 @@ fn bare_filesystems_are_layout_none_and_sniffed_like_blkid() {
 fn partitions_are_byte_ranges_holding_what_blkid_sees() {
     let dir = tempdir();
     let img = sparse(dir.path(), "p.img", 48 << 20);
-    run(sgdisk()
-        .args([
-            "-n",
-            "1:2048:+8M",
-            "-t",
-            "1:EF00",
-            "-n",
-            "2:0:+36M",
-            "-n",
-            "3:0:0",
-        ])
-        .arg(&img));
+    run(sgdisk().args(["-n", "1:2048:+8M", "-t", "1:EF00", "-n", "2:0:+36M", "-n", "3:0:0"]).arg(&img));
     // As the seed does it: mkfs straight into the partition's byte range.
-    run(tool("mkfs.vfat", "dosfstools")
-        .arg("--offset=2048")
-        .arg(&img)
-        .arg("8192"));
+    run(tool("mkfs.vfat", "dosfstools").arg("--offset=2048").arg(&img).arg("8192"));
     let p2 = 2048 + 8 * 2048;
     run(tool("mke2fs", "e2fsprogs")
         .args(["-q", "-F", "-t", "ext4", "-E"])
@@ -99,56 +80,28 @@ fn partitions_are_byte_ranges_holding_what_blkid_sees() {
     let d = disk::open(&r).expect("opens");
     assert_eq!(d.layout, Layout::Gpt);
     let j = sfdisk_json(&img);
-    for (p, s) in d
-        .partitions
-        .iter()
-        .zip(j["partitions"].as_array().expect("partitions"))
-    {
+    for (p, s) in d.partitions.iter().zip(j["partitions"].as_array().expect("partitions")) {
         assert_eq!(s["start"].as_u64().map(|x| x * 512), Some(p.start));
         assert_eq!(s["size"].as_u64().map(|x| x * 512), Some(p.len));
-        assert_eq!(
-            p.contents,
-            blkid_contents(&img, p.start),
-            "partition {}",
-            p.number
-        );
+        assert_eq!(p.contents, blkid_contents(&img, p.start), "partition {}", p.number);
         // The slice reads the partition's own bytes.
         let mut a = [0u8; 16];
         let mut b = [0u8; 16];
-        d.slice(p)
-            .read_exact_at(&mut a, 1024)
-            .expect("inside the partition");
-        r.read_exact_at(&mut b, p.start + 1024)
-            .expect("inside the image");
+        d.slice(p).read_exact_at(&mut a, 1024).expect("inside the partition");
+        r.read_exact_at(&mut b, p.start + 1024).expect("inside the image");
         assert_eq!(a, b);
-        assert!(
-            d.slice(p).read_exact_at(&mut a, p.len - 8).is_err(),
-            "reads stop at the partition's end"
-        );
+        assert!(d.slice(p).read_exact_at(&mut a, p.len - 8).is_err(), "reads stop at the partition's end");
     }
     assert_eq!(
-        d.partitions
-            .iter()
-            .map(|p| p.contents.clone())
-            .collect::<Vec<_>>(),
-        [
-            Contents::Fat { version: "FAT12" },
-            Contents::Ext { version: "ext4" },
-            Contents::Unknown
-        ]
+        d.partitions.iter().map(|p| p.contents.clone()).collect::<Vec<_>>(),
+        [Contents::Fat { version: "FAT12" }, Contents::Ext { version: "ext4" }, Contents::Unknown]
     );
 }
 
 #[test]
 fn report_of_the_seed_efi_layout() {
     let dir = tempdir();
-    let img = seed_gpt_layout(
-        dir.path(),
-        "efi",
-        64,
-        33,
-        "F222513B-DED1-49FA-B591-20CE86A2FE7F",
-    );
+    let img = seed_gpt_layout(dir.path(), "efi", 64, 33, "F222513B-DED1-49FA-B591-20CE86A2FE7F");
     // parted and sgdisk leave the protective MBR's signature zero; the test pins it anyway so
     // the snapshot cannot depend on a tool version.
     let mut bytes = read_bytes(&img);
@@ -158,10 +111,7 @@ fn report_of_the_seed_efi_layout() {
     let b = blkid_probe(&img, &[]);
     assert_eq!(v["pttype"], "gpt");
     assert_eq!(v["ptuuid"].as_str(), b.get("PTUUID").map(String::as_str));
-    assert_eq!(
-        v["partitions"][1]["unique_guid"],
-        "F222513B-DED1-49FA-B591-20CE86A2FE7F"
-    );
+    assert_eq!(v["partitions"][1]["unique_guid"], "F222513B-DED1-49FA-B591-20CE86A2FE7F");
     assert_eq!(v["partitions"][0]["type_name"], "EFI system partition");
     insta::assert_json_snapshot!("seed_efi_report", v);
 }
@@ -173,25 +123,17 @@ fn a_classic_mbr_in_front_of_a_stale_gpt_is_read_as_blkid_does() {
     run(sgdisk().args(["-n", "1:2048:+4M"]).arg(&img));
     // Write a dos table over sector 0 only, keeping the GPT headers behind it.
     run_with_input(
-        sfdisk()
-            .args(["-q", "--wipe", "never", "--label", "dos"])
-            .arg(&img),
+        sfdisk().args(["-q", "--wipe", "never", "--label", "dos"]).arg(&img),
         "start=2048, size=8192, type=83\n",
     );
     let r = image(&img);
-    assert!(
-        gpt::probe(&r).is_some(),
-        "the stale gpt header is still there"
-    );
+    assert!(gpt::probe(&r).is_some(), "the stale gpt header is still there");
     let d = disk::open(&r).expect("opens");
     let b = blkid_probe(&img, &[]);
     assert_eq!(b.get("PTTYPE").map(String::as_str), Some("dos"));
     assert_eq!(d.layout, Layout::Mbr);
     assert_eq!(d.report().ptuuid.as_ref(), b.get("PTUUID"));
-    assert_eq!(
-        d.findings.iter().map(|f| f.code).collect::<Vec<_>>(),
-        ["disk.stale-gpt"]
-    );
+    assert_eq!(d.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["disk.stale-gpt"]);
 }
 
 #[test]
@@ -205,26 +147,14 @@ fn huge_sparse_disks_open_quickly_and_cap_the_protective_record() {
     let d = disk::open(&r).expect("opens");
     let elapsed = t.elapsed();
     // Only metadata is read: a few KiB, whatever the size.
-    assert!(
-        elapsed < std::time::Duration::from_secs(2),
-        "open took {elapsed:?}"
-    );
+    assert!(elapsed < std::time::Duration::from_secs(2), "open took {elapsed:?}");
     assert_eq!(d.layout, Layout::Gpt);
     let m = d.mbr.as_ref().expect("protective mbr");
     assert_eq!(m.protective_record().map(|p| p.size_in_lba), Some(u32::MAX));
     assert!(d.findings.is_empty(), "{:#?}", d.findings);
     let j = sfdisk_json(&img);
-    assert_eq!(
-        j["lastlba"],
-        d.gpt.as_ref().expect("gpt").primary.last_usable_lba
-    );
+    assert_eq!(j["lastlba"], d.gpt.as_ref().expect("gpt").primary.last_usable_lba);
     let last = &j["partitions"][1];
-    assert_eq!(
-        last["start"].as_u64().map(|s| s * 512),
-        Some(d.partitions[1].start)
-    );
-    assert_eq!(
-        last["size"].as_u64().map(|s| s * 512),
-        Some(d.partitions[1].len)
-    );
+    assert_eq!(last["start"].as_u64().map(|s| s * 512), Some(d.partitions[1].start));
+    assert_eq!(last["size"].as_u64().map(|s| s * 512), Some(d.partitions[1].len));
 }

@@ -65,10 +65,17 @@ fn check(name: &str) {
         // fsck.fat -n -v agrees on the boot sector, the geometry and the counts.
         let says = check_fsck(path.to_str().expect("tempdir paths are UTF-8"), &fat, tree, false);
         // fsck.fat's label complaints match ours: the two labels differ...
-        let fsck_differ = ["and different", "but there is no volume label in root directory", "There is no label in boot sector"]
+        let fsck_differ = [
+            "and different",
+            "but there is no volume label in root directory",
+            "There is no label in boot sector",
+        ]
+        .iter()
+        .any(|m| says.contains(m));
+        let we_differ = tree
+            .findings
             .iter()
-            .any(|m| says.contains(m));
-        let we_differ = tree.findings.iter().any(|f| f.structure == "fat volume label" && f.what.contains("BS_VolLab is"));
+            .any(|f| f.structure == "fat volume label" && f.what.contains("BS_VolLab is"));
         assert_eq!(we_differ, fsck_differ, "{name}: label mismatch: {says}");
         // ...and the root label is not valid. fsck.fat 4.2 compares label bytes as signed
         // chars, so it rejects every byte above 0x7f, which the spec allows: only labels of
@@ -77,7 +84,11 @@ fn check(name: &str) {
             && l.raw.is_ascii()
         {
             let we_invalid = tree.findings.iter().any(|f| f.what.contains("label is not valid"));
-            assert_eq!(we_invalid, says.contains("stored in root directory is not valid"), "{name}: label validity: {says}");
+            assert_eq!(
+                we_invalid,
+                says.contains("stored in root directory is not valid"),
+                "{name}: label validity: {says}"
+            );
         }
     }
     let summary = fat.summary(tree.as_ref().ok());
@@ -87,7 +98,10 @@ fn check(name: &str) {
         let no_name = "NO\\x20NAME".to_string();
         let root = want.get("ID_FS_LABEL_ENC").unwrap_or(&no_name);
         let boot = want.get("ID_FS_LABEL_FATBOOT_ENC").unwrap_or(&no_name);
-        let flagged = tree.findings.iter().any(|f| f.structure == "fat volume label" && f.what.contains("BS_VolLab is"));
+        let flagged = tree
+            .findings
+            .iter()
+            .any(|f| f.structure == "fat volume label" && f.what.contains("BS_VolLab is"));
         assert_eq!(flagged, root != boot, "{name}: label finding: {:?}", tree.findings);
     }
     if let Some(l) = fat.boot.boot_label() {
@@ -96,7 +110,14 @@ fn check(name: &str) {
     // The report's text fields agree with the raw ones.
     assert_eq!(summary.label_fatboot.is_some(), fat.boot.boot_label().is_some(), "{name}");
     assert_eq!(summary.volume_id.as_deref(), Some(fat.boot.volume_id_string().as_str()), "{name}");
-    for key in ["ID_FS_VERSION", "ID_FS_UUID", "ID_FS_UUID_ENC", "ID_FS_SEC_TYPE", "ID_FS_LABEL_ENC", "ID_FS_LABEL_FATBOOT_ENC"] {
+    for key in [
+        "ID_FS_VERSION",
+        "ID_FS_UUID",
+        "ID_FS_UUID_ENC",
+        "ID_FS_SEC_TYPE",
+        "ID_FS_LABEL_ENC",
+        "ID_FS_LABEL_FATBOOT_ENC",
+    ] {
         assert_eq!(got.get(key), want.get(key), "{name}: {key}");
     }
     // FSSIZE is the volume size the boot sector describes.
@@ -165,7 +186,9 @@ fn summary_snapshots_of_fixed_images() {
         let paths: Vec<String> = tree
             .nodes
             .iter()
-            .map(|n| format!("{} {:#04x} {} {:?}", n.path, n.entry.dir_attr, n.entry.dir_file_size, n.clusters))
+            .map(|n| {
+                format!("{} {:#04x} {} {:?}", n.path, n.entry.dir_attr, n.entry.dir_file_size, n.clusters)
+            })
             .collect();
         insta::assert_json_snapshot!(name, (fat.summary(Some(&tree)), paths));
     }

@@ -36,7 +36,10 @@ fn poke(path: &Path, off: u64, bytes: &[u8]) {
 
 fn peek(path: &Path, off: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
-    std::fs::File::open(path).expect("the image opens").read_exact_at(&mut buf, off).expect("inside the image");
+    std::fs::File::open(path)
+        .expect("the image opens")
+        .read_exact_at(&mut buf, off)
+        .expect("inside the image");
     buf
 }
 
@@ -133,7 +136,14 @@ fn a_volume_inside_a_disk_image_reports_image_offsets() {
     disk[base as usize + 0x36..base as usize + 0x3E].copy_from_slice(b"FAT16   ");
     let part = Slice { inner: &disk[..], start: base, len: vol.len() as u64 };
     let fat = Fat::open_at(&part, base).expect("opens");
-    assert_eq!(fat.findings, vec![Finding::new("fat boot sector", Some(base + 0x36), "BS_FilSysType says \"FAT16   \", the cluster count makes it FAT12")]);
+    assert_eq!(
+        fat.findings,
+        vec![Finding::new(
+            "fat boot sector",
+            Some(base + 0x36),
+            "BS_FilSysType says \"FAT16   \", the cluster count makes it FAT12"
+        )]
+    );
     let tree = fat.walk().expect("walks");
     let sub = tree.nodes.iter().find(|n| n.path == "/sub").expect("/sub");
     assert_eq!(&disk[sub.offset as usize..sub.offset as usize + 11], b"SUB        ");
@@ -226,14 +236,20 @@ fn directory_entry_flips_are_findings_naming_the_directory() {
     let (fs, t) = findings(&path);
     assert_one_finding(&fs, "fat directory /sub", "LDIR_Chksum");
     assert!(fsck_says(&path).contains("Checksum in long filename part wrong"), "fsck.fat agrees");
-    assert!(t.nodes.iter().any(|n| n.path == format!("/sub/{}", long.short_name)), "falls back to the short name");
+    assert!(
+        t.nodes.iter().any(|n| n.path == format!("/sub/{}", long.short_name)),
+        "falls back to the short name"
+    );
     poke(&path, chk_off, &saved);
 
     // DIR_FileSize larger than the chain.
     poke(&path, long.offset + 0x1C, &[0x00, 0x40]);
     let (fs, _) = findings(&path);
     assert_one_finding(&fs, "fat directory /sub", "DIR_FileSize 16384 needs 32 clusters, its chain has 3");
-    assert!(fsck_says(&path).contains("File size is 16384 bytes, cluster chain length is 1536 bytes"), "fsck.fat agrees");
+    assert!(
+        fsck_says(&path).contains("File size is 16384 bytes, cluster chain length is 1536 bytes"),
+        "fsck.fat agrees"
+    );
     poke(&path, long.offset + 0x1C, &1500u32.to_le_bytes()[..2]);
 
     // A file pointing into another file's chain: cross-linked and lost clusters.
@@ -243,7 +259,10 @@ fn directory_entry_flips_are_findings_naming_the_directory() {
     assert!(fs.iter().any(|f| f.structure == "fat" && f.what.contains("cross-linked")), "{fs:#?}");
     assert_eq!(t.lost_clusters, long.clusters, "the orphaned chain is lost");
     let says = fsck_says(&path);
-    assert!(says.contains("share clusters") && says.contains("Reclaimed 3 unused clusters"), "fsck.fat agrees: {says}");
+    assert!(
+        says.contains("share clusters") && says.contains("Reclaimed 3 unused clusters"),
+        "fsck.fat agrees: {says}"
+    );
     poke(&path, long.offset + 0x1A, &(long.clusters[0] as u16).to_le_bytes());
 
     // A second short entry with the same name in the free slot after it.
@@ -270,10 +289,17 @@ fn cluster_chain_loops_end_in_an_error() {
     let g = Fat::open(&f).expect("a clean image opens").geometry;
     // The last cluster points back at the first, in both FATs.
     for copy in 0..2 {
-        poke(&path, g.fat_copy_offset(copy) + u64::from(n.clusters[2]) * 2, &(n.clusters[0] as u16).to_le_bytes());
+        poke(
+            &path,
+            g.fat_copy_offset(copy) + u64::from(n.clusters[2]) * 2,
+            &(n.clusters[0] as u16).to_le_bytes(),
+        );
     }
     let e = walk_err(&path);
-    assert!(matches!(&e, Error::Corrupt { at, what } if at.structure.starts_with("fat cluster chain of ") && what.contains("loops")), "{e}");
+    assert!(
+        matches!(&e, Error::Corrupt { at, what } if at.structure.starts_with("fat cluster chain of ") && what.contains("loops")),
+        "{e}"
+    );
     let r = Fat::open(&f).expect("opens").read_file(&n.path, 1 << 20);
     assert!(matches!(&r, Err(Error::Corrupt { what, .. }) if what.contains("loops")), "{r:?}");
 }
@@ -315,7 +341,10 @@ fn truncated_images_are_truncation_errors() {
     // only) succeeds, reading the file fails naming it.
     fat.walk().expect("the directories lie before the cut");
     let r = fat.read_file("/sub/A long name.txt", 1 << 20);
-    assert!(matches!(&r, Err(Error::Truncated { at, .. }) if at.structure.starts_with("fat file /sub/A long name.txt")), "{r:?}");
+    assert!(
+        matches!(&r, Err(Error::Truncated { at, .. }) if at.structure.starts_with("fat file /sub/A long name.txt")),
+        "{r:?}"
+    );
     // Cut inside FAT 1: opening must fail naming it.
     file.set_len(g.fat_copy_offset(1) + 100).expect("truncate");
     let e = open_err(&path);

@@ -67,7 +67,8 @@ fn minfo_map(text: &str) -> BTreeMap<String, String> {
 fn check_minfo(img: &str, fat: &Fat<'_, ImageFile>) {
     let m = minfo_map(&run_ok("minfo", &["-i", img, "::"]));
     let b = &fat.boot;
-    let hex = |v: &str| u32::from_str_radix(v.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex {v:?}"));
+    let hex =
+        |v: &str| u32::from_str_radix(v.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex {v:?}"));
     let field = |k: &str| m.get(k).unwrap_or_else(|| panic!("minfo printed no {k:?}: {m:?}")).as_str();
     assert_eq!(field("banner"), String::from_utf8_lossy(&b.bs_oem_name));
     assert_eq!(num(field("sector size")), u64::from(b.bpb_byts_per_sec));
@@ -98,7 +99,10 @@ fn check_minfo(img: &str, fat: &Fat<'_, ImageFile>) {
     assert_eq!(u64::from(s.num_fats), num(field("fats")));
     assert_eq!(u64::from(s.root_entries), num(field("max available root directory slots")));
     assert_eq!(u32::from(s.media), hex(field("media descriptor byte")));
-    assert_eq!((u64::from(s.sectors_per_track), u64::from(s.heads)), (num(field("sectors per track")), num(field("heads"))));
+    assert_eq!(
+        (u64::from(s.sectors_per_track), u64::from(s.heads)),
+        (num(field("sectors per track")), num(field("heads")))
+    );
     assert_eq!(u64::from(s.hidden_sectors), num(field("hidden sectors")));
     assert_eq!(u32::from(s.drive_number), hex(field("physical drive id")));
     assert_eq!(s.fil_sys_type, field("disk type").trim_end());
@@ -183,7 +187,11 @@ fn mdir_listing(img: &str) -> (BTreeMap<String, Vec<MdirEntry>>, Option<u64>) {
         }
         let name: String = chars[..8].iter().collect();
         let ext: String = chars[9..12].iter().collect();
-        let short = if ext.trim().is_empty() { name.trim().to_string() } else { format!("{}.{}", name.trim(), ext.trim()) };
+        let short = if ext.trim().is_empty() {
+            name.trim().to_string()
+        } else {
+            format!("{}.{}", name.trim(), ext.trim())
+        };
         if short == "." || short == ".." {
             continue;
         }
@@ -193,7 +201,10 @@ fn mdir_listing(img: &str) -> (BTreeMap<String, Vec<MdirEntry>>, Option<u64>) {
         let size = if size_word == "<DIR>" { None } else { Some(num(size_word)) };
         let date = words.next().expect("a date column").to_string();
         let time = words.next().expect("a time column").to_string();
-        let after_time = rest.find(&format!("{date}  {time}")).map(|p| p + date.len() + 2 + time.len()).expect("date and time");
+        let after_time = rest
+            .find(&format!("{date}  {time}"))
+            .map(|p| p + date.len() + 2 + time.len())
+            .expect("date and time");
         let long = rest[after_time..].strip_prefix("  ").map(str::to_string).filter(|s| !s.is_empty());
         out.get_mut(dir).expect("created above").push(MdirEntry { short, size, date, time, long });
     }
@@ -225,7 +236,8 @@ fn check_mdir_and_contents(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree) {
         let m = e.modified();
         // mtools shows short names in code page 850; the code page is not on disk, so the
         // reader leaves bytes above 0x7F undecoded and the test decodes them with iconv.
-        let short = if e.name_bytes().is_ascii() { e.display_name() } else { cp850_short_name(&e.name_bytes()) };
+        let short =
+            if e.name_bytes().is_ascii() { e.display_name() } else { cp850_short_name(&e.name_bytes()) };
         if n.is_dir() {
             ours.insert(n.path.clone(), Vec::new());
         }
@@ -254,7 +266,11 @@ fn check_mdir_and_contents(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree) {
         assert_eq!(ours.len() as u64, u64::from(n.entry.dir_file_size));
         if !ours.is_empty() {
             let capped = fat.read_file(&n.path, ours.len() as u64 - 1);
-            assert!(matches!(capped, Err(reprodisk_verifier::Error::Unsupported { .. })), "{}: {capped:?}", n.path);
+            assert!(
+                matches!(capped, Err(reprodisk_verifier::Error::Unsupported { .. })),
+                "{}: {capped:?}",
+                n.path
+            );
         }
     }
 }
@@ -267,7 +283,8 @@ fn check_case(case: Case) {
     let dir = tempfile::tempdir().expect("a tempdir");
     let path = sparse_image(dir.path(), "fat.img", case.mib << 20);
     let img = path.to_str().expect("tempdir paths are UTF-8").to_string();
-    let (fat_s, sec_s, clus_s) = (case.fat.to_string(), case.sector.to_string(), case.cluster_sectors.to_string());
+    let (fat_s, sec_s, clus_s) =
+        (case.fat.to_string(), case.sector.to_string(), case.cluster_sectors.to_string());
     let mut args = vec!["-F", &fat_s, "-S", &sec_s, "-s", &clus_s, "-i", case.volid];
     if let Some(l) = case.label {
         args.extend(["-n", l]);
@@ -293,11 +310,15 @@ fn check_case(case: Case) {
     assert_eq!(tree.nodes.len(), 53);
     assert_eq!(node_long(&tree, "/sub/thirteen_char"), Some("thirteen_char"));
     assert!(!tree.nodes.iter().any(|n| n.path.contains("deleted")));
-    let node = |p: &str| tree.nodes.iter().find(|n| n.path == p).unwrap_or_else(|| panic!("{p} is in the walk"));
+    let node =
+        |p: &str| tree.nodes.iter().find(|n| n.path == p).unwrap_or_else(|| panic!("{p} is in the walk"));
     assert_eq!(node("/sub/ünïcödé ★ ∑.txt").long_name.as_deref(), Some("ünïcödé ★ ∑.txt"));
     assert_eq!(node("/Some Long Directory Name/multi cluster file.bin").clusters.len(), 4);
     let lower = node("/lower.txt");
-    assert_eq!((lower.long_name.as_deref(), lower.short_name.as_str(), lower.entry.dir_nt_res), (None, "LOWER.TXT", 0x18));
+    assert_eq!(
+        (lower.long_name.as_deref(), lower.short_name.as_str(), lower.entry.dir_nt_res),
+        (None, "LOWER.TXT", 0x18)
+    );
     assert_eq!(node("/sub/file number 39 with a long name").order, 42);
     check_fsck(&img, &fat, &tree, true);
     check_minfo(&img, &fat);
@@ -312,7 +333,14 @@ fn check_case(case: Case) {
 
 #[test]
 fn fat12_512_byte_sectors_2_sector_clusters() {
-    check_case(Case { fat: 12, mib: 2, sector: 512, cluster_sectors: 2, label: Some("LBL12"), volid: "0a0b0c0d" });
+    check_case(Case {
+        fat: 12,
+        mib: 2,
+        sector: 512,
+        cluster_sectors: 2,
+        label: Some("LBL12"),
+        volid: "0a0b0c0d",
+    });
 }
 
 #[test]
@@ -322,22 +350,50 @@ fn fat12_4096_byte_sectors_without_label() {
 
 #[test]
 fn fat16_512_byte_sectors_4_sector_clusters() {
-    check_case(Case { fat: 16, mib: 20, sector: 512, cluster_sectors: 4, label: Some("SIXTEEN"), volid: "deadbeef" });
+    check_case(Case {
+        fat: 16,
+        mib: 20,
+        sector: 512,
+        cluster_sectors: 4,
+        label: Some("SIXTEEN"),
+        volid: "deadbeef",
+    });
 }
 
 #[test]
 fn fat16_4096_byte_sectors() {
-    check_case(Case { fat: 16, mib: 40, sector: 4096, cluster_sectors: 1, label: Some("BIGSEC"), volid: "00c0ffee" });
+    check_case(Case {
+        fat: 16,
+        mib: 40,
+        sector: 4096,
+        cluster_sectors: 1,
+        label: Some("BIGSEC"),
+        volid: "00c0ffee",
+    });
 }
 
 #[test]
 fn fat32_512_byte_sectors_1_sector_clusters() {
-    check_case(Case { fat: 32, mib: 36, sector: 512, cluster_sectors: 1, label: Some("THIRTYTWO"), volid: "cafef00d" });
+    check_case(Case {
+        fat: 32,
+        mib: 36,
+        sector: 512,
+        cluster_sectors: 1,
+        label: Some("THIRTYTWO"),
+        volid: "cafef00d",
+    });
 }
 
 #[test]
 fn fat32_4096_byte_sectors() {
-    check_case(Case { fat: 32, mib: 272, sector: 4096, cluster_sectors: 1, label: Some("EFI"), volid: "1c06f03b" });
+    check_case(Case {
+        fat: 32,
+        mib: 272,
+        sector: 4096,
+        cluster_sectors: 1,
+        label: Some("EFI"),
+        volid: "1c06f03b",
+    });
 }
 
 /// Two images made by the same commands two seconds apart differ only in timestamps, and
@@ -365,7 +421,9 @@ fn locate_names_every_byte_that_differs_between_two_builds() {
         let f = r.field.clone().unwrap_or_default();
         assert!(
             r.structure.starts_with("fat directory ")
-                && ["DIR_CrtTime", "DIR_CrtDate", "DIR_WrtTime", "DIR_WrtDate", "DIR_LstAccDate"].iter().any(|t| f.ends_with(t)),
+                && ["DIR_CrtTime", "DIR_CrtDate", "DIR_WrtTime", "DIR_WrtDate", "DIR_LstAccDate"]
+                    .iter()
+                    .any(|t| f.ends_with(t)),
             "byte {off:#x}: {r:?}"
         );
         named.insert(format!("{} {f}", r.structure));
@@ -374,7 +432,8 @@ fn locate_names_every_byte_that_differs_between_two_builds() {
     assert!(named.iter().any(|n| n.contains("(README.TXT) DIR_WrtTime")), "{named:#?}");
     assert!(named.iter().any(|n| n.contains("(volume label) DIR_WrtTime")), "{named:#?}");
 
-    let region = |off: u64| fat.locate(&tree, off).map(|r| format!("{} {}", r.structure, r.field.unwrap_or_default()));
+    let region =
+        |off: u64| fat.locate(&tree, off).map(|r| format!("{} {}", r.structure, r.field.unwrap_or_default()));
     assert_eq!(region(0x27).as_deref(), Some("fat boot sector BS_VolID"));
     assert_eq!(region(0x1FF).as_deref(), Some("fat boot sector signature"));
     let fat1_entry_5 = fat.geometry.fat_copy_offset(1) + 7;
@@ -385,7 +444,13 @@ fn locate_names_every_byte_that_differs_between_two_builds() {
     let long = tree.nodes.iter().find(|n| n.path == "/Some Long Directory Name").expect("the long directory");
     // Slot 0 is the volume label, slots 1 and 2 the long name, slot 3 the short entry.
     assert_eq!((long.slot, long.lfn_slots), (3, 2));
-    assert_eq!(region(long.offset - 32 + 0x0D), Some("fat directory / entry 2 (Some Long Directory Name) LDIR_Chksum".to_string()));
-    assert_eq!(region(long.offset + 0x1C), Some("fat directory / entry 3 (Some Long Directory Name) DIR_FileSize".to_string()));
+    assert_eq!(
+        region(long.offset - 32 + 0x0D),
+        Some("fat directory / entry 2 (Some Long Directory Name) LDIR_Chksum".to_string())
+    );
+    assert_eq!(
+        region(long.offset + 0x1C),
+        Some("fat directory / entry 3 (Some Long Directory Name) DIR_FileSize".to_string())
+    );
     assert_eq!(region(ba.len() as u64), None);
 }

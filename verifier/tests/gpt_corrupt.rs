@@ -19,18 +19,7 @@ fn base() -> Vec<u8> {
     BASE.get_or_init(|| {
         let dir = tempdir();
         let img = sparse(dir.path(), "c.img", 4 << 20);
-        run(sgdisk()
-            .args([
-                "-n",
-                "1:2048:+1M",
-                "-c",
-                "1:one",
-                "-n",
-                "2:0:+1M",
-                "-c",
-                "2:two",
-            ])
-            .arg(&img));
+        run(sgdisk().args(["-n", "1:2048:+1M", "-c", "1:one", "-n", "2:0:+1M", "-c", "2:two"]).arg(&img));
         read_bytes(&img)
     })
     .clone()
@@ -73,10 +62,7 @@ fn primary_header_crc_flip() {
     let mut img = base();
     img[SS + 0x10] ^= 0x01;
     let (s, off, what) = corrupt_err(gpt::read(&img));
-    assert_eq!(
-        (s.as_str(), off),
-        ("gpt header (primary)", Some(SS as u64 + 0x10))
-    );
+    assert_eq!((s.as_str(), off), ("gpt header (primary)", Some(SS as u64 + 0x10)));
     assert!(what.contains("header_crc32"), "{what}");
 }
 
@@ -106,10 +92,7 @@ fn primary_array_flip() {
     let mut img = base();
     img[2 * SS + 0x38] ^= 0x01; // partition 1's name
     let (s, off, what) = corrupt_err(gpt::read(&img));
-    assert_eq!(
-        (s.as_str(), off),
-        ("gpt partition entry array (primary)", Some(2 * SS as u64))
-    );
+    assert_eq!((s.as_str(), off), ("gpt partition entry array (primary)", Some(2 * SS as u64)));
     assert!(what.contains("partition_entry_array_crc32"), "{what}");
 }
 
@@ -128,10 +111,7 @@ fn backup_signature_flip_is_a_finding() {
     let mut img = base();
     let last = last_lba(&img);
     img[last * SS + 3] ^= 0x01;
-    assert_eq!(
-        codes(&gpt::read(&img).expect("reads")),
-        ["gpt.backup.signature"]
-    );
+    assert_eq!(codes(&gpt::read(&img).expect("reads")), ["gpt.backup.signature"]);
 }
 
 #[test]
@@ -140,10 +120,7 @@ fn backup_array_flip_is_a_finding() {
     let last = last_lba(&img);
     let arr = u64_at(&img, last * SS + 0x48) as usize;
     img[arr * SS + 0x20] ^= 0x01;
-    assert_eq!(
-        codes(&gpt::read(&img).expect("reads")),
-        ["gpt.backup.array-crc"]
-    );
+    assert_eq!(codes(&gpt::read(&img).expect("reads")), ["gpt.backup.array-crc"]);
 }
 
 #[test]
@@ -154,17 +131,8 @@ fn backup_array_that_differs_with_valid_crcs() {
     img[arr * SS + 0x38] ^= 0x01;
     restamp(&mut img, last);
     let g = gpt::read(&img).expect("reads");
-    assert_eq!(
-        codes(&g),
-        ["gpt.backup.field-mismatch", "gpt.backup.array-differs"]
-    );
-    assert!(
-        g.findings[0]
-            .message
-            .starts_with("partition_entry_array_crc32"),
-        "{}",
-        g.findings[0].message
-    );
+    assert_eq!(codes(&g), ["gpt.backup.field-mismatch", "gpt.backup.array-differs"]);
+    assert!(g.findings[0].message.starts_with("partition_entry_array_crc32"), "{}", g.findings[0].message);
 }
 
 #[test]
@@ -255,19 +223,11 @@ fn absurd_entry_counts_fail_without_big_reads() {
         let mut head = base()[..34 * SS].to_vec();
         head[SS + 0x50..SS + 0x54].copy_from_slice(&count.to_le_bytes());
         restamp(&mut head, 1);
-        let r = Huge {
-            head,
-            len: 1 << 40,
-            largest: Cell::new(0),
-        };
+        let r = Huge { head, len: 1 << 40, largest: Cell::new(0) };
         let e = gpt::read(&r).expect_err("too many entries");
         assert!(matches!(&e, Error::Unsupported { .. }), "{e}");
         assert!(e.to_string().contains(&count.to_string()), "{e}");
-        assert!(
-            r.largest.get() <= 4096,
-            "read {} bytes at once",
-            r.largest.get()
-        );
+        assert!(r.largest.get() <= 4096, "read {} bytes at once", r.largest.get());
     }
 }
 
@@ -284,15 +244,9 @@ fn an_array_past_the_end_of_the_image_is_truncated() {
 fn truncated_images() {
     let img = base();
     // Shorter than the primary header.
-    assert!(matches!(
-        gpt::read(&img[..700].to_vec()),
-        Err(Error::Truncated { .. })
-    ));
+    assert!(matches!(gpt::read(&img[..700].to_vec()), Err(Error::Truncated { .. })));
     // The primary array cut short.
-    assert!(matches!(
-        gpt::read(&img[..10 * SS].to_vec()),
-        Err(Error::Truncated { .. })
-    ));
+    assert!(matches!(gpt::read(&img[..10 * SS].to_vec()), Err(Error::Truncated { .. })));
     // The primary whole, the backup gone: readable, with findings.
     let short = img[..64 * SS].to_vec();
     let g = gpt::read(&short).expect("the primary is whole");
@@ -308,11 +262,7 @@ fn truncated_images() {
     );
     let d = disk::open(&short).expect("opens");
     assert_eq!(d.layout, Layout::Gpt);
-    assert!(
-        d.partitions
-            .iter()
-            .all(|p| p.start + p.len <= short.len() as u64)
-    );
+    assert!(d.partitions.iter().all(|p| p.start + p.len <= short.len() as u64));
 }
 
 #[test]
@@ -321,10 +271,7 @@ fn a_gpt_without_protective_mbr_is_a_finding() {
     img[..SS].fill(0);
     let d = disk::open(&img).expect("opens");
     assert_eq!(d.layout, Layout::Gpt);
-    assert_eq!(
-        d.findings.iter().map(|f| f.code).collect::<Vec<_>>(),
-        ["gpt.pmbr.missing"]
-    );
+    assert_eq!(d.findings.iter().map(|f| f.code).collect::<Vec<_>>(), ["gpt.pmbr.missing"]);
 }
 
 #[test]
@@ -355,23 +302,12 @@ fn the_largest_array_of_identical_entries_reports_in_bounded_time_and_memory() {
     restamp_both(&mut b);
     let t = std::time::Instant::now();
     let g = gpt::read(&b).expect("reads");
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(5),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t.elapsed());
     assert_eq!(g.entries.len(), 32768);
     let count = |c: &str| g.findings.iter().filter(|f| f.code == c).count();
     // 32767 of each, capped: 64 kept and one summary.
     assert_eq!(count("gpt.entry.overlap"), 65);
     assert_eq!(count("gpt.entry.duplicate-guid"), 65);
-    let summary = g
-        .findings
-        .iter()
-        .rfind(|f| f.code == "gpt.entry.overlap")
-        .expect("a summary");
-    assert_eq!(
-        summary.message,
-        "32703 more findings of this kind were left out"
-    );
+    let summary = g.findings.iter().rfind(|f| f.code == "gpt.entry.overlap").expect("a summary");
+    assert_eq!(summary.message, "32703 more findings of this kind were left out");
 }

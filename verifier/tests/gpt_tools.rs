@@ -24,10 +24,7 @@ fn sfdisk_attrs(a: &Attributes) -> Option<String> {
             parts.push(name.into());
         }
     }
-    let bits: Vec<String> = (48..64)
-        .filter(|b| a.raw >> b & 1 == 1)
-        .map(|b| b.to_string())
-        .collect();
+    let bits: Vec<String> = (48..64).filter(|b| a.raw >> b & 1 == 1).map(|b| b.to_string()).collect();
     if !bits.is_empty() {
         parts.push(format!("GUID:{}", bits.join(",")));
     }
@@ -50,42 +47,24 @@ fn check_against_tools(img: &Path) -> Gpt {
         .and_then(|s| s.parse().ok())
         .expect("sector count");
     assert_eq!(g.disk_lbas, sectors, "disk size in sectors");
-    assert_eq!(
-        field(&p, "Sector size (logical):"),
-        format!("{} bytes", g.sector_size)
-    );
-    assert_eq!(
-        Guid::parse(field(&p, "Disk identifier (GUID):")),
-        Ok(h.disk_guid)
-    );
+    assert_eq!(field(&p, "Sector size (logical):"), format!("{} bytes", g.sector_size));
+    assert_eq!(Guid::parse(field(&p, "Disk identifier (GUID):")), Ok(h.disk_guid));
     assert_eq!(
         field(&p, "Partition table holds up to"),
         format!("{} entries", h.number_of_partition_entries)
     );
-    let array_sectors = (u64::from(h.number_of_partition_entries)
-        * u64::from(h.size_of_partition_entry))
-    .div_ceil(g.sector_size);
+    let array_sectors = (u64::from(h.number_of_partition_entries) * u64::from(h.size_of_partition_entry))
+        .div_ceil(g.sector_size);
     assert_eq!(
         field(&p, "Main partition table begins at sector"),
-        format!(
-            "{} and ends at sector {}",
-            h.partition_entry_lba,
-            h.partition_entry_lba + array_sectors - 1
-        )
+        format!("{} and ends at sector {}", h.partition_entry_lba, h.partition_entry_lba + array_sectors - 1)
     );
     assert_eq!(
         field(&p, "First usable sector is"),
-        format!(
-            "{}, last usable sector is {}",
-            h.first_usable_lba, h.last_usable_lba
-        )
+        format!("{}, last usable sector is {}", h.first_usable_lba, h.last_usable_lba)
     );
-    let rows: Vec<&str> = p
-        .lines()
-        .skip_while(|l| !l.starts_with("Number"))
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    let rows: Vec<&str> =
+        p.lines().skip_while(|l| !l.starts_with("Number")).skip(1).filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(rows.len(), g.entries.len(), "partition count\n{p}");
     for (row, e) in rows.iter().zip(&g.entries) {
         let t: Vec<&str> = row.split_whitespace().collect();
@@ -103,21 +82,12 @@ fn check_against_tools(img: &Path) -> Gpt {
         if let Some(n) = e.type_name {
             assert_eq!(name, format!("({n})"), "type name of partition {}", e.index);
         }
-        assert_eq!(
-            Guid::parse(field(&i, "Partition unique GUID:")),
-            Ok(e.unique_partition_guid)
-        );
+        assert_eq!(Guid::parse(field(&i, "Partition unique GUID:")), Ok(e.unique_partition_guid));
         assert!(field(&i, "First sector:").starts_with(&format!("{} ", e.starting_lba)));
         assert!(field(&i, "Last sector:").starts_with(&format!("{} ", e.ending_lba)));
         assert!(field(&i, "Partition size:").starts_with(&format!("{} sectors", e.sectors())));
-        assert_eq!(
-            field(&i, "Attribute flags:"),
-            format!("{:016X}", e.attributes.raw)
-        );
-        assert_eq!(
-            field(&i, "Partition name:"),
-            format!("'{}'", e.partition_name)
-        );
+        assert_eq!(field(&i, "Attribute flags:"), format!("{:016X}", e.attributes.raw));
+        assert_eq!(field(&i, "Partition name:"), format!("'{}'", e.partition_name));
     }
 
     // sfdisk --json
@@ -131,21 +101,11 @@ fn check_against_tools(img: &Path) -> Gpt {
     assert_eq!(parts.len(), g.entries.len());
     for (sp, e) in parts.iter().zip(&g.entries) {
         let node = sp["node"].as_str().expect("node");
-        assert!(
-            node.ends_with(&e.index.to_string()),
-            "{node} vs {}",
-            e.index
-        );
+        assert!(node.ends_with(&e.index.to_string()), "{node} vs {}", e.index);
         assert_eq!(sp["start"], e.starting_lba);
         assert_eq!(sp["size"], e.sectors());
-        assert_eq!(
-            sp["type"].as_str().map(Guid::parse),
-            Some(Ok(e.partition_type_guid))
-        );
-        assert_eq!(
-            sp["uuid"].as_str().map(Guid::parse),
-            Some(Ok(e.unique_partition_guid))
-        );
+        assert_eq!(sp["type"].as_str().map(Guid::parse), Some(Ok(e.partition_type_guid)));
+        assert_eq!(sp["uuid"].as_str().map(Guid::parse), Some(Ok(e.unique_partition_guid)));
         assert_eq!(sp["name"].as_str().unwrap_or(""), e.partition_name);
         assert_eq!(
             sp["attrs"].as_str().map(String::from),
@@ -166,11 +126,7 @@ fn check_against_tools(img: &Path) -> Gpt {
     // sgdisk's own verification agrees that nothing is wrong, and so do we.
     let v = run(sgdisk().arg("-v").arg(img));
     assert!(v.contains("No problems found"), "{v}");
-    let errors: Vec<_> = d
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
+    let errors: Vec<_> = d.findings.iter().filter(|f| f.severity == Severity::Error).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     let backup = g.backup.as_ref().expect("the backup header was read");
     assert_eq!(backup.my_lba, h.alternate_lba);
@@ -199,17 +155,8 @@ fn sgdisk_made_table_with_attributes_and_names() {
             "-A",
             "2:set:0",
         ])
-        .args([
-            "-n",
-            "3:34:2047",
-            "-t",
-            "3:EF02",
-            "-c",
-            "3:grub bios boot \u{e9}\u{4e2d}",
-        ])
-        .args([
-            "-n", "4:0:+1M", "-t", "4:8304", "-A", "4:set:1", "-A", "4:set:63",
-        ])
+        .args(["-n", "3:34:2047", "-t", "3:EF02", "-c", "3:grub bios boot \u{e9}\u{4e2d}"])
+        .args(["-n", "4:0:+1M", "-t", "4:8304", "-A", "4:set:1", "-A", "4:set:63"])
         .arg(&img));
     let g = check_against_tools(&img);
     assert_eq!(g.entries.len(), 4);
@@ -239,11 +186,7 @@ fn seed_layouts_made_by_parted_and_sgdisk() {
         let img = seed_gpt_layout(dir.path(), layout, 160, 129, root);
         let g = check_against_tools(&img);
         // The seed's malformed --disk-guid: sgdisk writes this GUID, and so the documented one.
-        assert_eq!(
-            g.primary.disk_guid.to_string(),
-            "97FD5997-F390-0B4A-A3F8-D106C1723AEA",
-            "{layout}"
-        );
+        assert_eq!(g.primary.disk_guid.to_string(), "97FD5997-F390-0B4A-A3F8-D106C1723AEA", "{layout}");
         assert_eq!(g.primary.disk_guid, reprodisk_verifier::ids::DISK_GUID);
     }
 }
@@ -251,20 +194,11 @@ fn seed_layouts_made_by_parted_and_sgdisk() {
 #[test]
 fn known_type_names_match_sgdisk() {
     let dir = tempdir();
-    let img = sparse(
-        dir.path(),
-        "types.img",
-        (KNOWN_TYPES.len() as u64 + 2) << 20,
-    );
+    let img = sparse(dir.path(), "types.img", (KNOWN_TYPES.len() as u64 + 2) << 20);
     let mut cmd = sgdisk();
     for (i, k) in KNOWN_TYPES.iter().enumerate() {
         let n = i + 1;
-        cmd.args([
-            "-n",
-            &format!("{n}:0:+1M"),
-            "-t",
-            &format!("{n}:{}", k.guid),
-        ]);
+        cmd.args(["-n", &format!("{n}:0:+1M"), "-t", &format!("{n}:{}", k.guid)]);
     }
     run(cmd.arg(&img));
     let g = check_against_tools(&img);
@@ -313,19 +247,11 @@ fn corpus_style_4096_sector_header_is_detected() {
     put_header(&mut img, lbas - 1, 1, lbas - 5);
     let g = gpt::read(&img).expect("a 4Kn gpt reads");
     assert_eq!(g.sector_size, 4096);
-    assert!(
-        g.findings.iter().any(|f| f.code == "gpt.sector-size"),
-        "{:#?}",
-        g.findings
-    );
+    assert!(g.findings.iter().any(|f| f.code == "gpt.sector-size"), "{:#?}", g.findings);
     assert_eq!(g.entries.len(), 1);
     assert_eq!(g.entries[0].starting_lba, 8);
     assert!(g.backup.is_some(), "{:#?}", g.findings);
-    let errors: Vec<_> = g
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .collect();
+    let errors: Vec<_> = g.findings.iter().filter(|f| f.severity == Severity::Error).collect();
     assert!(errors.is_empty(), "{errors:#?}");
     // The partition's byte range uses 4096-byte sectors.
     img[510] = 0x55;

@@ -35,11 +35,7 @@ fn codes(m: &Mbr) -> Vec<&'static str> {
 const EBR5: usize = 6144 * 512;
 /// The EBR of logical partition 6, as sfdisk placed it.
 fn ebr6(img: &[u8]) -> usize {
-    let rel = u32::from_le_bytes(
-        img[EBR5 + REC + 16 + 8..EBR5 + REC + 16 + 12]
-            .try_into()
-            .expect("4 bytes"),
-    );
+    let rel = u32::from_le_bytes(img[EBR5 + REC + 16 + 8..EBR5 + REC + 16 + 12].try_into().expect("4 bytes"));
     EBR5 + rel as usize * 512
 }
 
@@ -47,10 +43,7 @@ fn ebr6(img: &[u8]) -> usize {
 fn the_untouched_base_image_reads_cleanly() {
     let m = mbr::read(&base()).expect("reads");
     assert_eq!(codes(&m), Vec::<&str>::new());
-    assert_eq!(
-        m.partitions().map(|p| p.number).collect::<Vec<_>>(),
-        [1, 2, 5, 6]
-    );
+    assert_eq!(m.partitions().map(|p| p.number).collect::<Vec<_>>(), [1, 2, 5, 6]);
 }
 
 #[test]
@@ -74,10 +67,7 @@ fn boot_indicator_flip() {
     img[REC] ^= 0x01; // 0x80 -> 0x81
     match mbr::read(&img) {
         Err(Error::Corrupt { at, what }) => {
-            assert_eq!(
-                (at.structure.as_str(), at.offset),
-                ("mbr partition record 1", Some(REC as u64))
-            );
+            assert_eq!((at.structure.as_str(), at.offset), ("mbr partition record 1", Some(REC as u64)));
             assert!(what.contains("boot_indicator is 0x81"), "{what}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
@@ -91,11 +81,7 @@ fn chs_flip_is_a_finding() {
     let m = mbr::read(&img).expect("reads");
     assert_eq!(codes(&m), ["mbr.chs.mismatch"]);
     assert_eq!(m.findings[0].location.structure, "mbr partition 1");
-    assert!(
-        m.findings[0].message.starts_with("starting chs"),
-        "{}",
-        m.findings[0].message
-    );
+    assert!(m.findings[0].message.starts_with("starting chs"), "{}", m.findings[0].message);
 }
 
 #[test]
@@ -111,10 +97,7 @@ fn overlap_and_out_of_range() {
     let mut img = base();
     img[REC + 16 + 0xc..REC + 16 + 0x10].copy_from_slice(&40000u32.to_le_bytes());
     let m = mbr::read(&img).expect("reads");
-    assert_eq!(
-        codes(&m),
-        ["mbr.partition.out-of-range", "mbr.chs.mismatch"]
-    );
+    assert_eq!(codes(&m), ["mbr.partition.out-of-range", "mbr.chs.mismatch"]);
 }
 
 #[test]
@@ -151,28 +134,14 @@ fn extended_chain_past_the_end_of_the_image() {
 #[test]
 fn truncated_images() {
     let img = base();
-    assert!(matches!(
-        mbr::read(&img[..300].to_vec()),
-        Err(Error::Truncated { .. })
-    ));
-    assert_eq!(
-        disk::open(&img[..300].to_vec()).expect("opens").layout,
-        Layout::None
-    );
+    assert!(matches!(mbr::read(&img[..300].to_vec()), Err(Error::Truncated { .. })));
+    assert_eq!(disk::open(&img[..300].to_vec()).expect("opens").layout, Layout::None);
     // The table is whole but the partitions are cut off.
     let short = img[..4096 * 512].to_vec();
     let m = mbr::read(&short).expect("reads");
-    assert!(
-        codes(&m).contains(&"mbr.partition.out-of-range"),
-        "{:?}",
-        codes(&m)
-    );
+    assert!(codes(&m).contains(&"mbr.partition.out-of-range"), "{:?}", codes(&m));
     let d = disk::open(&short).expect("opens");
-    assert!(
-        d.partitions
-            .iter()
-            .all(|p| p.start + p.len <= short.len() as u64)
-    );
+    assert!(d.partitions.iter().all(|p| p.start + p.len <= short.len() as u64));
 }
 
 #[test]

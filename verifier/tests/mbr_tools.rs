@@ -11,15 +11,8 @@ use std::path::Path;
 use support::*;
 
 fn parse_chs(s: &str) -> Chs {
-    let v: Vec<u32> = s
-        .split('/')
-        .map(|x| x.parse().expect("fdisk prints numbers"))
-        .collect();
-    Chs {
-        cylinder: v[0] as u16,
-        head: v[1] as u8,
-        sector: v[2] as u8,
-    }
+    let v: Vec<u32> = s.split('/').map(|x| x.parse().expect("fdisk prints numbers")).collect();
+    Chs { cylinder: v[0] as u16, head: v[1] as u8, sector: v[2] as u8 }
 }
 
 /// Checks the MBR read from `img` against sfdisk, fdisk and blkid; returns it.
@@ -35,19 +28,11 @@ fn check_against_tools(img: &Path) -> Mbr {
     assert_eq!(sp.len(), parts.len(), "{j:#}");
     for (s, p) in sp.iter().zip(&parts) {
         let node = s["node"].as_str().expect("node");
-        assert!(
-            node.ends_with(&format!("img{}", p.number)),
-            "{node} vs partition {}",
-            p.number
-        );
+        assert!(node.ends_with(&format!("img{}", p.number)), "{node} vs partition {}", p.number);
         assert_eq!(s["start"], p.starting_lba, "start of {node}");
         assert_eq!(s["size"], p.size_in_lba, "size of {node}");
         assert_eq!(s["type"], format!("{:x}", p.os_type), "type of {node}");
-        assert_eq!(
-            s["bootable"].as_bool().unwrap_or(false),
-            p.is_bootable(),
-            "boot flag of {node}"
-        );
+        assert_eq!(s["bootable"].as_bool().unwrap_or(false), p.is_bootable(), "boot flag of {node}");
     }
 
     // fdisk's expert listing shows the raw CHS fields and the boot indicator byte.
@@ -62,17 +47,11 @@ fn check_against_tools(img: &Path) -> Mbr {
     for (row, p) in rows.iter().zip(&parts) {
         let chs: Vec<&str> = row
             .split_whitespace()
-            .filter(|t| {
-                t.matches('/').count() == 2 && t.chars().all(|c| c.is_ascii_digit() || c == '/')
-            })
+            .filter(|t| t.matches('/').count() == 2 && t.chars().all(|c| c.is_ascii_digit() || c == '/'))
             .collect();
         assert_eq!(parse_chs(chs[0]), p.starting_chs, "start chs: {row}");
         assert_eq!(parse_chs(chs[1]), p.ending_chs, "end chs: {row}");
-        assert_eq!(
-            row.split_whitespace().nth(1) == Some("*"),
-            p.is_bootable(),
-            "{row}"
-        );
+        assert_eq!(row.split_whitespace().nth(1) == Some("*"), p.is_bootable(), "{row}");
     }
     // Tables written by the tools are consistent: no CHS, range or overlap findings.
     assert!(m.findings.is_empty(), "{:#?}", m.findings);
@@ -103,17 +82,11 @@ fn sfdisk_table_with_extended_chain_and_boot_flag() {
     assert_eq!(m.unique_mbr_disk_signature, 0x1234_5678);
     assert_eq!(m.kind, MbrKind::Classic);
     assert_eq!(m.boot_code, BootCode::Empty);
-    assert_eq!(
-        m.logical.iter().map(|p| p.number).collect::<Vec<_>>(),
-        [5, 6, 7]
-    );
+    assert_eq!(m.logical.iter().map(|p| p.number).collect::<Vec<_>>(), [5, 6, 7]);
     let r = image(&img);
     let d = disk::open(&r).expect("opens");
     assert_eq!(d.layout, Layout::Mbr);
-    assert_eq!(
-        d.partition(2).map(|p| &p.contents),
-        Some(&Contents::Extended)
-    );
+    assert_eq!(d.partition(2).map(|p| &p.contents), Some(&Contents::Extended));
     assert_eq!(d.partition(6).map(|p| p.start), Some(12288 * 512));
 }
 
@@ -128,16 +101,9 @@ fn seed_legacy_layouts_made_by_parted() {
         ),
     ] {
         let img = sparse(dir.path(), &format!("{name}.img"), 300 << 20);
-        run(parted()
-            .arg("--script")
-            .arg(&img)
-            .arg("--")
-            .args(script.split(' ')));
+        run(parted().arg("--script").arg(&img).arg("--").args(script.split(' ')));
         let m = check_against_tools(&img);
-        assert_eq!(
-            m.partitions().next().map(|p| p.is_bootable()),
-            Some(name == "legacy+boot")
-        );
+        assert_eq!(m.partitions().next().map(|p| p.is_bootable()), Some(name == "legacy+boot"));
     }
 }
 
@@ -151,40 +117,19 @@ fn chs_saturates_past_cylinder_1023_as_fdisk_writes_it() {
         "label: dos\nstart=2048, size=4096, type=83\nstart=18000000, type=83\n",
     );
     let m = check_against_tools(&img);
-    assert_eq!(
-        m.partition_record[1].starting_chs,
-        Chs {
-            cylinder: 1023,
-            head: 254,
-            sector: 63
-        }
-    );
+    assert_eq!(m.partition_record[1].starting_chs, Chs { cylinder: 1023, head: 254, sector: 63 });
 }
 
 #[test]
 fn protective_and_hybrid_mbrs_from_sgdisk() {
     let dir = tempdir();
     let img = sparse(dir.path(), "g.img", 16 << 20);
-    run(sgdisk()
-        .args([
-            "-n",
-            "1:2048:+2M",
-            "-t",
-            "1:EF00",
-            "-n",
-            "2:0:+4M",
-            "-t",
-            "2:8300",
-        ])
-        .arg(&img));
+    run(sgdisk().args(["-n", "1:2048:+2M", "-t", "1:EF00", "-n", "2:0:+4M", "-t", "2:8300"]).arg(&img));
     let r = image(&img);
     let m = mbr::read(&r).expect("protective mbr");
     assert_eq!(m.kind, MbrKind::Protective);
     let pr = m.protective_record().expect("0xee record");
-    assert_eq!(
-        (pr.starting_lba, u64::from(pr.size_in_lba)),
-        (1, (16 << 20) / 512 - 1)
-    );
+    assert_eq!((pr.starting_lba, u64::from(pr.size_in_lba)), (1, (16 << 20) / 512 - 1));
     assert!(m.findings.is_empty(), "{:#?}", m.findings);
 
     // Turn it hybrid: partition 2 also described by an MBR record, as `sgdisk -h` does.
@@ -194,10 +139,7 @@ fn protective_and_hybrid_mbrs_from_sgdisk() {
     assert_eq!(m.kind, MbrKind::Hybrid);
     let g = gpt::read(&r).expect("gpt");
     assert!(gpt::check_protective_mbr(&g, Some(&m)).is_empty());
-    let legacy: Vec<_> = m
-        .partitions()
-        .filter(|p| p.os_type != mbr::OS_TYPE_GPT_PROTECTIVE)
-        .collect();
+    let legacy: Vec<_> = m.partitions().filter(|p| p.os_type != mbr::OS_TYPE_GPT_PROTECTIVE).collect();
     assert_eq!(legacy.len(), 1);
     assert_eq!(legacy[0].starting_lba, g.entries[1].starting_lba);
     assert_eq!(u64::from(legacy[0].size_in_lba), g.entries[1].sectors());
@@ -217,9 +159,10 @@ fn grub_boot_img_is_identified_with_its_core_sector() {
     let boot = read_bytes(boot_img);
     let dir = tempdir();
     let img = sparse(dir.path(), "grub.img", 8 << 20);
-    run(parted().arg("--script").arg(&img).args([
-        "--", "mklabel", "msdos", "mkpart", "primary", "ext4", "1MiB", "100%",
-    ]));
+    run(parted()
+        .arg("--script")
+        .arg(&img)
+        .args(["--", "mklabel", "msdos", "mkpart", "primary", "ext4", "1MiB", "100%"]));
     // What grub-bios-setup does to sector 0: boot.img's first 440 bytes, kernel_sector = the
     // LBA of core.img (here the sector after the MBR), boot_drive 0xff.
     let mut bytes = read_bytes(&img);
@@ -227,25 +170,13 @@ fn grub_boot_img_is_identified_with_its_core_sector() {
     bytes[0x5c..0x64].copy_from_slice(&1u64.to_le_bytes());
     std::fs::write(&img, &bytes).expect("writable");
     let m = check_against_tools(&img);
-    assert_eq!(
-        m.boot_code,
-        BootCode::Grub {
-            kernel_sector: 1,
-            boot_drive: 0xff
-        }
-    );
+    assert_eq!(m.boot_code, BootCode::Grub { kernel_sector: 1, boot_drive: 0xff });
 
     // Any other code is named by its sha256, as sha256sum computes it.
     let mut other = bytes.clone();
-    other[..440]
-        .iter_mut()
-        .enumerate()
-        .for_each(|(i, b)| *b = (i * 7 + 3) as u8);
+    other[..440].iter_mut().enumerate().for_each(|(i, b)| *b = (i * 7 + 3) as u8);
     std::fs::write(dir.path().join("code.bin"), &other[..440]).expect("writable");
     let sum = run(tool("sha256sum", "coreutils").arg(dir.path().join("code.bin")));
     let want = sum.split_whitespace().next().expect("a digest").to_string();
-    assert_eq!(
-        mbr::identify_boot_code(&other[..512]),
-        BootCode::Other { sha256: want }
-    );
+    assert_eq!(mbr::identify_boot_code(&other[..512]), BootCode::Other { sha256: want });
 }

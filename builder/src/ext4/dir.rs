@@ -131,7 +131,8 @@ pub fn build(
         }
         return Ok(DirBlocks { blocks, indexed: false });
     }
-    build_htree(self_ino, parent_ino, entries, hash_seed, seed).map(|blocks| DirBlocks { blocks, indexed: true })
+    build_htree(self_ino, parent_ino, entries, hash_seed, seed)
+        .map(|blocks| DirBlocks { blocks, indexed: true })
 }
 
 fn build_htree(

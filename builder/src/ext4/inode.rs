@@ -103,7 +103,8 @@ impl Inode {
         put_u32(&mut b, 0x8C, ax);
         put_u32(&mut b, 0x90, cr);
         put_u32(&mut b, 0x94, crx);
-        b[XATTR_IBODY_OFFSET..XATTR_IBODY_OFFSET + self.ibody_xattrs.len()].copy_from_slice(&self.ibody_xattrs);
+        b[XATTR_IBODY_OFFSET..XATTR_IBODY_OFFSET + self.ibody_xattrs.len()]
+            .copy_from_slice(&self.ibody_xattrs);
         // i_checksum_lo (0x7C) and i_checksum_hi (0x82) are zero while summing.
         let csum = crc32c_raw(inode_seed(fs_seed, ino, 0), &b);
         put_u16(&mut b, 0x7C, (csum & 0xFFFF) as u16);

@@ -189,13 +189,17 @@ pub enum Ext4Error {
     LabelTooLong { len: usize },
     #[error("symlink `{path}` has a {len}-byte target, ext4 allows at most 4095")]
     SymlinkTooLong { path: String, len: usize },
-    #[error("extended attributes of `{path}` need {needed} bytes, more than fit an inode and one 4096-byte block")]
+    #[error(
+        "extended attributes of `{path}` need {needed} bytes, more than fit an inode and one 4096-byte block"
+    )]
     XattrsTooLarge { path: String, needed: usize },
     #[error("directory `{path}` has too many entries for a two-level htree")]
     DirectoryTooLarge { path: String },
     #[error("the filesystem would need {blocks} blocks, more than ext4 supports")]
     TooLarge { blocks: u64 },
-    #[error("`/lost+found` in the tree is not a directory; e2fsck needs it to be one, so remove or rename it")]
+    #[error(
+        "`/lost+found` in the tree is not a directory; e2fsck needs it to be one, so remove or rename it"
+    )]
     LostFoundNotADirectory,
     #[error("`{path}` has {links} hard links, ext4 allows at most 65000")]
     TooManyLinks { path: String, links: u32 },

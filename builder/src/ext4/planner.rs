@@ -71,7 +71,12 @@ enum GeoError {
     TooLarge,
 }
 
-fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64, data_blocks: u64) -> Result<Geometry, GeoError> {
+fn geometry(
+    blocks: u64,
+    opts: &Ext4Options,
+    needed_inodes: u64,
+    data_blocks: u64,
+) -> Result<Geometry, GeoError> {
     if blocks >= 1 << 48 {
         return Err(GeoError::TooLarge);
     }
@@ -80,7 +85,9 @@ fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64, data_blocks: u6
     let desc_size = if is_64bit { 64 } else { 32 };
     let descs_per_block = BLOCK_SIZE / desc_size as u64;
     let max_ipg = BPG as u64; // one bitmap block per group
-    if needed_inodes > groups * max_ipg || groups * max_ipg > u32::MAX as u64 && needed_inodes > u32::MAX as u64 {
+    if needed_inodes > groups * max_ipg
+        || groups * max_ipg > u32::MAX as u64 && needed_inodes > u32::MAX as u64
+    {
         return Err(GeoError::TooManyInodes);
     }
     // One inode per `inode_ratio` bytes, and at least the tree's inodes plus one per
@@ -90,7 +97,10 @@ fn geometry(blocks: u64, opts: &Ext4Options, needed_inodes: u64, data_blocks: u6
     let by_ratio = blocks * BLOCK_SIZE / ratio;
     let for_free_space = blocks.saturating_sub(data_blocks) * BLOCK_SIZE / ratio;
     let want = by_ratio.max(needed_inodes + for_free_space).min(groups * max_ipg);
-    let ipg = want.div_ceil(groups).next_multiple_of(INODES_PER_BLOCK as u64).clamp(INODES_PER_BLOCK as u64, max_ipg);
+    let ipg = want
+        .div_ceil(groups)
+        .next_multiple_of(INODES_PER_BLOCK as u64)
+        .clamp(INODES_PER_BLOCK as u64, max_ipg);
     let ipg = if ipg * groups > u32::MAX as u64 { (u32::MAX as u64 / groups) / 16 * 16 } else { ipg };
     let itable_blocks = ipg / INODES_PER_BLOCK as u64;
     let gdt_blocks = groups.div_ceil(descs_per_block);
@@ -660,7 +670,12 @@ enum Attempt {
     BadLastGroup(u64),
 }
 
-fn attempt(blocks: u64, census: &Census, opts: &Ext4Options, node_count: usize) -> Result<Attempt, Ext4Error> {
+fn attempt(
+    blocks: u64,
+    census: &Census,
+    opts: &Ext4Options,
+    node_count: usize,
+) -> Result<Attempt, Ext4Error> {
     let needed_inodes = census.max_ino as u64;
     match geometry(blocks, opts, needed_inodes, census.total_blocks) {
         Ok(geo) => Ok(match layout(geo, census, opts, node_count) {
@@ -677,7 +692,12 @@ fn attempt(blocks: u64, census: &Census, opts: &Ext4Options, node_count: usize) 
 }
 
 /// The smallest block count (a multiple of 1 MiB, at least `from`) where everything fits.
-fn smallest_fit(from: u64, census: &Census, opts: &Ext4Options, node_count: usize) -> Result<Ext4Plan, Ext4Error> {
+fn smallest_fit(
+    from: u64,
+    census: &Census,
+    opts: &Ext4Options,
+    node_count: usize,
+) -> Result<Ext4Plan, Ext4Error> {
     let mut blocks = from.next_multiple_of(MIB_BLOCKS).max(4 * MIB_BLOCKS);
     loop {
         match attempt(blocks, census, opts, node_count)? {
@@ -698,8 +718,8 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
         SizeRequest::Auto { extra_bytes } => {
             let lower = census.total_blocks + census.total_blocks / 64;
             let min = smallest_fit(lower, &census, opts, node_count)?;
-            let target =
-                (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20) / BLOCK_SIZE;
+            let target = (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20)
+                / BLOCK_SIZE;
             if target == min.geo.blocks { min } else { smallest_fit(target, &census, opts, node_count)? }
         }
         SizeRequest::Exact(bytes) => {

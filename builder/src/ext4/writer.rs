@@ -204,7 +204,12 @@ impl Pass<'_> {
     }
 
     /// Writes an extent tree for `extents`, taking tree blocks from `supply` in order.
-    fn extent_tree(&mut self, ino: u32, extents: &[Extent], supply: &[u64]) -> Result<([u8; 60], u64), Ext4Error> {
+    fn extent_tree(
+        &mut self,
+        ino: u32,
+        extents: &[Extent],
+        supply: &[u64],
+    ) -> Result<([u8; 60], u64), Ext4Error> {
         let need = extent::tree_blocks(extents.len());
         let mut blocks: Vec<u64> = supply.iter().copied().take(need).collect();
         // Holes free at least one block per extra extent, but a split that adds a tree level
@@ -346,7 +351,9 @@ impl Ext4Plan {
                 }
             };
             let nlinks = match item.node {
-                Some(id) => links[id.0 as usize] + (id.0 == 0 && self.census.tree_lost_found.is_none()) as u32,
+                Some(id) => {
+                    links[id.0 as usize] + (id.0 == 0 && self.census.tree_lost_found.is_none()) as u32
+                }
                 None => 2,
             };
             let kind = item.node.map(|id| &tree.node(id).kind);
@@ -361,10 +368,18 @@ impl Ext4Plan {
                         None => super::planner::ROOT_INO,
                     };
                     let min = if ino_no == LOST_FOUND_INO { super::planner::LOST_FOUND_BLOCKS } else { 1 };
-                    let d =
-                        dir::build(ino_no, parent, &entries, &self.opts.hash_seed, min, inode_seed(seed, ino_no, 0))
-                            .map_err(|()| Ext4Error::TreeMismatch("directory layout"))?;
-                    if d.blocks.len() as u64 != al.runs.iter().map(|r| r.2).sum::<u64>() || d.indexed != *indexed {
+                    let d = dir::build(
+                        ino_no,
+                        parent,
+                        &entries,
+                        &self.opts.hash_seed,
+                        min,
+                        inode_seed(seed, ino_no, 0),
+                    )
+                    .map_err(|()| Ext4Error::TreeMismatch("directory layout"))?;
+                    if d.blocks.len() as u64 != al.runs.iter().map(|r| r.2).sum::<u64>()
+                        || d.indexed != *indexed
+                    {
                         return Err(Ext4Error::TreeMismatch("directory size"));
                     }
                     let (root, blocks) = pass.dense(ino_no, al, &d.blocks)?;
@@ -410,7 +425,11 @@ impl Ext4Plan {
                         if major < 256 && minor < 256 {
                             put_u32(&mut ino.i_block, 0, (major << 8) | minor);
                         } else {
-                            put_u32(&mut ino.i_block, 4, (minor & 0xFF) | (major << 8) | ((minor & !0xFF) << 12));
+                            put_u32(
+                                &mut ino.i_block,
+                                4,
+                                (minor & 0xFF) | (major << 8) | ((minor & !0xFF) << 12),
+                            );
                         }
                     }
                 }
@@ -439,8 +458,10 @@ impl Ext4Plan {
         let t = self.opts.time;
         // Journal: superblock in its first block, the rest stays zero.
         let first = self.journal.runs[0].1;
-        pass.out
-            .write_blocks(first, &journal::superblock(geo.journal_blocks as u32, &self.opts.uuid, BLOCK_SIZE as u32))?;
+        pass.out.write_blocks(
+            first,
+            &journal::superblock(geo.journal_blocks as u32, &self.opts.uuid, BLOCK_SIZE as u32),
+        )?;
         let extents = extent::from_runs(self.journal.runs.iter().copied());
         let (root, tree) = pass.extent_tree(JOURNAL_INO, &extents, &self.journal.tree_blocks)?;
         let mut jnl = fixed_inode(inode::S_IFREG | 0o600, t);

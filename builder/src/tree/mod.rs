@@ -104,8 +104,14 @@ pub enum NodeKind {
     File(FileContent),
     /// The link target as raw bytes, never followed.
     Symlink(Vec<u8>),
-    CharDevice { major: u32, minor: u32 },
-    BlockDevice { major: u32, minor: u32 },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
     Fifo,
     Socket,
 }
@@ -151,8 +157,8 @@ impl FsTree {
 
     /// Adds a node that is not yet linked anywhere and returns its id.
     pub fn add(&mut self, node: Node) -> Result<NodeId, TreeError> {
-        let id = u32::try_from(self.nodes.len())
-            .map_err(|_| TreeError::TooManyNodes { max: u32::MAX as u64 })?;
+        let id =
+            u32::try_from(self.nodes.len()).map_err(|_| TreeError::TooManyNodes { max: u32::MAX as u64 })?;
         self.nodes.push(node);
         Ok(NodeId(id))
     }
@@ -182,7 +188,13 @@ impl FsTree {
 
     /// Links `child` into directory `dir` under `name`. Fails if the name is invalid, `dir` is
     /// not a directory or the name is taken; `parent_path` is only used in messages.
-    pub fn link(&mut self, dir: NodeId, name: &[u8], child: NodeId, parent_path: &str) -> Result<(), TreeError> {
+    pub fn link(
+        &mut self,
+        dir: NodeId,
+        name: &[u8],
+        child: NodeId,
+        parent_path: &str,
+    ) -> Result<(), TreeError> {
         Self::check_name(parent_path, name)?;
         match &mut self.node_mut(dir).kind {
             NodeKind::Dir(entries) => {
@@ -223,10 +235,9 @@ impl FsTree {
         for (i, node) in self.nodes.iter().enumerate() {
             if let NodeKind::Dir(entries) = &node.kind {
                 counts[i] += 1; // "."
-                let subdirs = entries
-                    .values()
-                    .filter(|c| matches!(self.node(**c).kind, NodeKind::Dir(_)))
-                    .count() as u32;
+                let subdirs =
+                    entries.values().filter(|c| matches!(self.node(**c).kind, NodeKind::Dir(_))).count()
+                        as u32;
                 counts[i] += subdirs; // each child's ".."
             }
         }
@@ -288,6 +299,9 @@ mod tests {
             assert!(matches!(t.link(NodeId::ROOT, bad, a, "/"), Err(TreeError::BadName { .. })), "{bad:?}");
         }
         t.link(NodeId::ROOT, &[b'x'; 255], a, "/").unwrap();
-        assert_eq!(t.link(NodeId::ROOT, &[b'x'; 255], a, "/"), Err(TreeError::Exists(format!("/{}", "x".repeat(255)))));
+        assert_eq!(
+            t.link(NodeId::ROOT, &[b'x'; 255], a, "/"),
+            Err(TreeError::Exists(format!("/{}", "x".repeat(255))))
+        );
     }
 }

@@ -33,7 +33,12 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Runs `reprodisk ARGS` and returns its output.
 pub fn reprodisk(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("CI", "true").env_remove("SOURCE_DATE_EPOCH").output().expect("the reprodisk binary runs")
+    Command::new(BIN)
+        .args(args)
+        .env("CI", "true")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("the reprodisk binary runs")
 }
 
 /// Builds `spec` into `out` and returns the image path; panics with stderr on failure.

@@ -77,7 +77,9 @@ pub fn assert_fsck_clean(img: &Path) {
     let (code, out) = run("e2fsck", &["-fn", img.to_str().unwrap()]);
     let noise: Vec<&str> = out
         .lines()
-        .filter(|l| !(l.starts_with("e2fsck ") || l.starts_with("Pass ") || l.contains(" files (") || l.is_empty()))
+        .filter(|l| {
+            !(l.starts_with("e2fsck ") || l.starts_with("Pass ") || l.contains(" files (") || l.is_empty())
+        })
         .collect();
     assert!(code == 0 && noise.is_empty(), "e2fsck -fn {} exited {code}:\n{out}", img.display());
 }
@@ -269,14 +271,17 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
         let cmds: String = level.iter().map(|id| format!("ls -p <{}>\n", ino_of[id])).collect();
         let cmdfile = tmp.path().join("ls.cmds");
         std::fs::write(&cmdfile, &cmds).unwrap();
-        let o =
-            Command::new("debugfs").args(["-f", cmdfile.to_str().unwrap(), img.to_str().unwrap()]).output().unwrap();
+        let o = Command::new("debugfs")
+            .args(["-f", cmdfile.to_str().unwrap(), img.to_str().unwrap()])
+            .output()
+            .unwrap();
         let text = o.stdout;
         // Split per command on the echoed "debugfs: ls -p <N>" lines.
         let mut next = Vec::new();
         for id in &level {
             let marker = format!("debugfs: ls -p <{}>\n", ino_of[id]);
-            let pos = text.windows(marker.len()).position(|w| w == marker.as_bytes()).expect("ls output present");
+            let pos =
+                text.windows(marker.len()).position(|w| w == marker.as_bytes()).expect("ls output present");
             let rest = &text[pos + marker.len()..];
             let end = rest.windows(10).position(|w| w == b"\ndebugfs: ").map(|e| e + 1).unwrap_or(rest.len());
             let mut listing = b"\n".to_vec();
@@ -299,7 +304,10 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
                 if let Some(&prev) = ino_of.get(&child) {
                     assert_eq!(prev, ino, "hard links to one node share an inode");
                 } else {
-                    assert!(!ino_of.values().any(|&v| v == ino), "distinct nodes have distinct inodes ({ino})");
+                    assert!(
+                        !ino_of.values().any(|&v| v == ino),
+                        "distinct nodes have distinct inodes ({ino})"
+                    );
                     ino_of.insert(child, ino);
                     if matches!(tree.node(child).kind, NodeKind::Dir(_)) {
                         next.push(child);
@@ -326,7 +334,10 @@ pub fn check_with_debugfs(tree: &FsTree, img: &Path) {
     }
     let cmdfile = tmp.path().join("all.cmds");
     std::fs::write(&cmdfile, &cmds).unwrap();
-    let o = Command::new("debugfs").args(["-f", cmdfile.to_str().unwrap(), img.to_str().unwrap()]).output().unwrap();
+    let o = Command::new("debugfs")
+        .args(["-f", cmdfile.to_str().unwrap(), img.to_str().unwrap()])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let links = tree.link_counts();
     for (id, ino) in &ino_of {
@@ -424,12 +435,18 @@ pub fn check_with_rdump(tree: &FsTree, img: &Path) {
                 assert!(std::fs::read(&host).unwrap() == expected_bytes(c), "rdump content of {shown:?}");
             }
             NodeKind::Symlink(t) => {
-                assert_eq!(std::fs::read_link(&host).unwrap().as_os_str().as_bytes(), &t[..], "rdump link {shown:?}");
+                assert_eq!(
+                    std::fs::read_link(&host).unwrap().as_os_str().as_bytes(),
+                    &t[..],
+                    "rdump link {shown:?}"
+                );
                 continue; // rdump leaves symlinks owned by the dumping user
             }
             NodeKind::Dir(m) => {
-                let mut names: Vec<Vec<u8>> =
-                    std::fs::read_dir(&host).unwrap().map(|e| e.unwrap().file_name().as_bytes().to_vec()).collect();
+                let mut names: Vec<Vec<u8>> = std::fs::read_dir(&host)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+                    .collect();
                 names.sort();
                 let mut want: Vec<Vec<u8>> = m.keys().cloned().collect();
                 if id == NodeId::ROOT && !m.contains_key(&b"lost+found"[..]) {
@@ -439,7 +456,10 @@ pub fn check_with_rdump(tree: &FsTree, img: &Path) {
                 // Devices, FIFOs and sockets are not dumped.
                 want.retain(|n| {
                     m.get(n).is_none_or(|c| {
-                        matches!(tree.node(*c).kind, NodeKind::File(_) | NodeKind::Dir(_) | NodeKind::Symlink(_))
+                        matches!(
+                            tree.node(*c).kind,
+                            NodeKind::File(_) | NodeKind::Dir(_) | NodeKind::Symlink(_)
+                        )
                     })
                 });
                 assert_eq!(names, want, "rdump entries of {shown:?}");

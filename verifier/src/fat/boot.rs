@@ -216,7 +216,10 @@ impl BootSector {
             return Err(corrupt(
                 "signature",
                 0x1FE,
-                format!("expected 55 aa, found {:02x} {:02x}; this is not a fat boot sector", self.signature[0], self.signature[1]),
+                format!(
+                    "expected 55 aa, found {:02x} {:02x}; this is not a fat boot sector",
+                    self.signature[0], self.signature[1]
+                ),
             ));
         }
         let j = self.bs_jmp_boot;
@@ -229,11 +232,19 @@ impl BootSector {
         }
         let bps = self.bpb_byts_per_sec;
         if !matches!(bps, 512 | 1024 | 2048 | 4096) {
-            return Err(corrupt("BPB_BytsPerSec", 0x0B, format!("expected 512, 1024, 2048 or 4096, found {bps}")));
+            return Err(corrupt(
+                "BPB_BytsPerSec",
+                0x0B,
+                format!("expected 512, 1024, 2048 or 4096, found {bps}"),
+            ));
         }
         let spc = self.bpb_sec_per_clus;
         if spc == 0 || !spc.is_power_of_two() {
-            return Err(corrupt("BPB_SecPerClus", 0x0D, format!("expected a power of two from 1 to 128, found {spc}")));
+            return Err(corrupt(
+                "BPB_SecPerClus",
+                0x0D,
+                format!("expected a power of two from 1 to 128, found {spc}"),
+            ));
         }
         if self.bpb_rsvd_sec_cnt == 0 {
             return Err(corrupt("BPB_RsvdSecCnt", 0x0E, "expected at least 1, found 0".into()));
@@ -242,17 +253,25 @@ impl BootSector {
             return Err(corrupt("BPB_NumFATs", 0x10, "expected at least 1, found 0".into()));
         }
         if !(self.bpb_media == 0xF0 || self.bpb_media >= 0xF8) {
-            return Err(corrupt("BPB_Media", 0x15, format!("expected f0 or f8..ff, found {:02x}", self.bpb_media)));
+            return Err(corrupt(
+                "BPB_Media",
+                0x15,
+                format!("expected f0 or f8..ff, found {:02x}", self.bpb_media),
+            ));
         }
         let total_sectors = match (self.bpb_tot_sec16, self.bpb_tot_sec32) {
-            (0, 0) => return Err(corrupt("BPB_TotSec16", 0x13, "BPB_TotSec16 and BPB_TotSec32 are both 0".into())),
+            (0, 0) => {
+                return Err(corrupt("BPB_TotSec16", 0x13, "BPB_TotSec16 and BPB_TotSec32 are both 0".into()));
+            }
             (0, t) => t,
             (t, t32) => {
                 if t32 != 0 && t32 != u32::from(t) {
                     findings.push(Finding::new(
                         STRUCT,
                         Some(0x20),
-                        format!("BPB_TotSec32 is {t32} while BPB_TotSec16 is {t}; the spec wants 0 in one of them"),
+                        format!(
+                            "BPB_TotSec32 is {t32} while BPB_TotSec16 is {t}; the spec wants 0 in one of them"
+                        ),
                     ));
                 }
                 u32::from(t)
@@ -271,7 +290,11 @@ impl BootSector {
             ));
         }
         if !fat32_layout && self.bpb_root_ent_cnt == 0 {
-            return Err(corrupt("BPB_RootEntCnt", 0x11, "expected root directory entries on fat12/16, found 0".into()));
+            return Err(corrupt(
+                "BPB_RootEntCnt",
+                0x11,
+                "expected root directory entries on fat12/16, found 0".into(),
+            ));
         }
         let bps32 = u32::from(bps);
         let root_dir_sectors = (u32::from(self.bpb_root_ent_cnt) * 32).div_ceil(bps32);
@@ -282,7 +305,9 @@ impl BootSector {
             return Err(corrupt(
                 "BPB_TotSec",
                 0x13,
-                format!("{total_sectors} sectors leave no data region after {meta} sectors of reserved area, fats and root directory"),
+                format!(
+                    "{total_sectors} sectors leave no data region after {meta} sectors of reserved area, fats and root directory"
+                ),
             ));
         }
         // `meta < total_sectors <= u32::MAX`, so the narrowing is exact.
@@ -295,7 +320,9 @@ impl BootSector {
                 return Err(corrupt(
                     "BPB_FATSz16",
                     0x16,
-                    format!("{cluster_count} clusters make a fat32 volume, but BPB_FATSz16 is non-zero (a fat12/16 layout)"),
+                    format!(
+                        "{cluster_count} clusters make a fat32 volume, but BPB_FATSz16 is non-zero (a fat12/16 layout)"
+                    ),
                 ));
             }
             (_, true) => {
@@ -316,14 +343,21 @@ impl BootSector {
             return Err(corrupt("BPB_SecPerClus", 0x0D, "the data region holds no whole cluster".into()));
         }
         if fat_type == FatType::Fat32 && cluster_count > 0x0FFF_FFF5 {
-            return Err(corrupt("BPB_TotSec32", 0x20, format!("{cluster_count} clusters exceed the fat32 maximum 268435445")));
+            return Err(corrupt(
+                "BPB_TotSec32",
+                0x20,
+                format!("{cluster_count} clusters exceed the fat32 maximum 268435445"),
+            ));
         }
         let needed_fat_bytes = (u64::from(cluster_count) + 2) * u64::from(fat_type.bits()) / 8;
         if needed_fat_bytes.div_ceil(u64::from(bps)) > u64::from(fat_size) {
             return Err(corrupt(
                 if fat32_layout { "BPB_FATSz32" } else { "BPB_FATSz16" },
                 if fat32_layout { 0x24 } else { 0x16 },
-                format!("{fat_size} sectors per fat cannot hold {} entries ({needed_fat_bytes} bytes)", u64::from(cluster_count) + 2),
+                format!(
+                    "{fat_size} sectors per fat cannot hold {} entries ({needed_fat_bytes} bytes)",
+                    u64::from(cluster_count) + 2
+                ),
             ));
         }
         if fat_type == FatType::Fat32 {
@@ -336,7 +370,11 @@ impl BootSector {
             }
             let rc = self.bpb_root_clus;
             if rc < 2 || rc > cluster_count + 1 {
-                return Err(corrupt("BPB_RootClus", 0x2C, format!("cluster {rc} is outside 2..={}", cluster_count + 1)));
+                return Err(corrupt(
+                    "BPB_RootClus",
+                    0x2C,
+                    format!("cluster {rc} is outside 2..={}", cluster_count + 1),
+                ));
             }
             let active = u32::from(self.bpb_ext_flags & 0x0F);
             if self.bpb_ext_flags & 0x80 != 0 && active >= u32::from(self.bpb_num_fats) {
@@ -351,14 +389,20 @@ impl BootSector {
             findings.push(Finding::new(
                 STRUCT,
                 Some(0x0D),
-                format!("clusters of {} bytes exceed the 32 KiB the spec allows; many systems cannot mount this", u32::from(bps) * u32::from(spc)),
+                format!(
+                    "clusters of {} bytes exceed the 32 KiB the spec allows; many systems cannot mount this",
+                    u32::from(bps) * u32::from(spc)
+                ),
             ));
         }
         if !self.has_extended_sig() {
             findings.push(Finding::new(
                 STRUCT,
                 Some(if fat32_layout { 0x42 } else { 0x26 }),
-                format!("BS_BootSig is {:#04x}, not 0x29: BS_VolID, BS_VolLab and BS_FilSysType are absent", self.bs_boot_sig),
+                format!(
+                    "BS_BootSig is {:#04x}, not 0x29: BS_VolID, BS_VolLab and BS_FilSysType are absent",
+                    self.bs_boot_sig
+                ),
             ));
         }
         // BS_FilSysType is informational, but a tool that writes it should write the truth.
@@ -374,7 +418,11 @@ impl BootSector {
             findings.push(Finding::new(
                 STRUCT,
                 Some(if fat32_layout { 0x52 } else { 0x36 }),
-                format!("BS_FilSysType says {:?}, the cluster count makes it {}", String::from_utf8_lossy(label), fat_type.name()),
+                format!(
+                    "BS_FilSysType says {:?}, the cluster count makes it {}",
+                    String::from_utf8_lossy(label),
+                    fat_type.name()
+                ),
             ));
         }
         let bpsec = u64::from(bps);
@@ -391,7 +439,8 @@ impl BootSector {
             root_dir_offset: if fat32_layout {
                 0
             } else {
-                (u64::from(self.bpb_rsvd_sec_cnt) + u64::from(self.bpb_num_fats) * u64::from(fat_size)) * bpsec
+                (u64::from(self.bpb_rsvd_sec_cnt) + u64::from(self.bpb_num_fats) * u64::from(fat_size))
+                    * bpsec
             },
             data_offset: u64::from(first_data_sector) * bpsec,
         })

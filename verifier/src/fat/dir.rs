@@ -138,7 +138,12 @@ struct Listing {
 
 /// Reads every slot of a directory, assembling long names. Findings about LFN entries are
 /// pushed under `structure`.
-fn list_dir<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, loc: &DirLoc, structure: &str, findings: &mut Vec<Finding>) -> Result<Listing> {
+fn list_dir<R: ReadAt + ?Sized>(
+    fat: &Fat<'_, R>,
+    loc: &DirLoc,
+    structure: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<Listing> {
     let geo = &fat.geometry;
     let reader = fat.reader;
     let mut chunks: Vec<(u64, usize)> = Vec::new();
@@ -152,7 +157,11 @@ fn list_dir<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, loc: &DirLoc, structure: &str,
                 return Err(fat_err(
                     structure,
                     geo.cluster_offset(c[0]),
-                    format!("{} clusters hold {} entries, more than the {MAX_DIR_ENTRIES} a directory may have", c.len(), bytes / 32),
+                    format!(
+                        "{} clusters hold {} entries, more than the {MAX_DIR_ENTRIES} a directory may have",
+                        c.len(),
+                        bytes / 32
+                    ),
                 ));
             }
             chunks.extend(c.iter().map(|&n| (geo.cluster_offset(n), geo.bytes_per_cluster as usize)));
@@ -191,7 +200,10 @@ fn list_dir<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, loc: &DirLoc, structure: &str,
                         findings.push(Finding::new(
                             structure,
                             Some(base + soff),
-                            format!("long name entry: LDIR_Type {} and LDIR_FstClusLO {} must be 0", l.ldir_type, l.ldir_fst_clus_lo),
+                            format!(
+                                "long name entry: LDIR_Type {} and LDIR_FstClusLO {} must be 0",
+                                l.ldir_type, l.ldir_fst_clus_lo
+                            ),
                         ));
                     }
                     if l.is_last() {
@@ -207,7 +219,9 @@ fn list_dir<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, loc: &DirLoc, structure: &str,
                         pending.push(l);
                     } else {
                         match pending.last() {
-                            Some(p) if p.seq() == l.seq() + 1 && p.ldir_chksum == l.ldir_chksum => pending.push(l),
+                            Some(p) if p.seq() == l.seq() + 1 && p.ldir_chksum == l.ldir_chksum => {
+                                pending.push(l)
+                            }
                             Some(p) if p.seq() == l.seq() + 1 => {
                                 let why = format!(
                                     "LDIR_Chksum {:#04x} differs from the {:#04x} of the entries before it",
@@ -236,7 +250,10 @@ fn list_dir<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, loc: &DirLoc, structure: &str,
                             orphan(
                                 findings,
                                 pending_off,
-                                &format!("LDIR_Chksum {:#04x} does not match the short name's checksum {sum:#04x}", pending[0].ldir_chksum),
+                                &format!(
+                                    "LDIR_Chksum {:#04x} does not match the short name's checksum {sum:#04x}",
+                                    pending[0].ldir_chksum
+                                ),
                             );
                         } else if e.is_volume_label() {
                             orphan(findings, pending_off, "they precede a volume label");
@@ -244,7 +261,11 @@ fn list_dir<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, loc: &DirLoc, structure: &str,
                             let units: Vec<u16> = pending.iter().rev().flat_map(|p| p.units).collect();
                             let (name, problem) = decode_long_name(&units);
                             if let Some(p) = problem {
-                                findings.push(Finding::new(structure, Some(base + pending_off), format!("long name {name:?}: {p}")));
+                                findings.push(Finding::new(
+                                    structure,
+                                    Some(base + pending_off),
+                                    format!("long name {name:?}: {p}"),
+                                ));
                             }
                             if name.is_empty() {
                                 orphan(findings, pending_off, "the long name is empty");
@@ -274,7 +295,14 @@ struct Owners {
 const ROOT_OWNER: u32 = u32::MAX;
 
 impl Owners {
-    fn claim(&mut self, clusters: &[u32], who: u32, name: &dyn Fn(u32) -> String, findings: &mut Vec<Finding>, fat_offset: u64) {
+    fn claim(
+        &mut self,
+        clusters: &[u32],
+        who: u32,
+        name: &dyn Fn(u32) -> String,
+        findings: &mut Vec<Finding>,
+        fat_offset: u64,
+    ) {
         for &c in clusters {
             let Some(slot) = self.owner.get_mut(c as usize) else { continue };
             if *slot != 0 && *slot != who {
@@ -308,7 +336,10 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         if who == ROOT_OWNER {
             "the root directory".into()
         } else {
-            (who as usize).checked_sub(1).and_then(|i| nodes.get(i)).map_or_else(String::new, |n| n.path.clone())
+            (who as usize)
+                .checked_sub(1)
+                .and_then(|i| nodes.get(i))
+                .map_or_else(String::new, |n| n.path.clone())
         }
     };
     owners.claim(&root_clusters, ROOT_OWNER, &|w| name_of(&nodes, w), &mut findings, fat_off);
@@ -327,17 +358,28 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         let is_root = path.is_empty();
         for (e, off) in &listing.labels {
             if !is_root {
-                findings.push(Finding::new(&structure, Some(base + off), "a volume label entry outside the root directory"));
+                findings.push(Finding::new(
+                    &structure,
+                    Some(base + off),
+                    "a volume label entry outside the root directory",
+                ));
             } else if e.first_cluster() != 0 {
                 findings.push(Finding::new(
                     &structure,
                     Some(base + off),
-                    format!("volume label entry has first cluster {}, expected 0; ignored", e.first_cluster()),
+                    format!(
+                        "volume label entry has first cluster {}, expected 0; ignored",
+                        e.first_cluster()
+                    ),
                 ));
             } else if root_label.is_none() {
                 root_label = Some(RootLabel { raw: e.name_bytes(), entry: e.clone(), offset: base + off });
             } else {
-                findings.push(Finding::new(&structure, Some(base + off), "a second volume label entry in the root directory"));
+                findings.push(Finding::new(
+                    &structure,
+                    Some(base + off),
+                    "a second volume label entry in the root directory",
+                ));
             }
         }
         let mut subdirs = Vec::new();
@@ -352,7 +394,11 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                 let dot = e.dir_name[1] == b' ';
                 let (want_idx, want_cluster, label) = if dot { (0, own, ".") } else { (1, parent, "..") };
                 if is_root {
-                    findings.push(Finding::new(&structure, Some(base + item.offset), format!("a `{label}` entry in the root directory")));
+                    findings.push(Finding::new(
+                        &structure,
+                        Some(base + item.offset),
+                        format!("a `{label}` entry in the root directory"),
+                    ));
                 } else {
                     dots += 1;
                     if idx != want_idx {
@@ -365,16 +411,26 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                     // `..` of a directory in the root points to cluster 0 (fatgen103 6.8);
                     // Linux also accepts the FAT32 root cluster there.
                     let ok = e.first_cluster() == want_cluster
-                        || (!dot && want_cluster == 0 && geo.fat_type == FatType::Fat32 && e.first_cluster() == root_first);
+                        || (!dot
+                            && want_cluster == 0
+                            && geo.fat_type == FatType::Fat32
+                            && e.first_cluster() == root_first);
                     if !ok {
                         findings.push(Finding::new(
                             &structure,
                             Some(base + item.offset),
-                            format!("`{label}` points to cluster {}, expected {want_cluster}", e.first_cluster()),
+                            format!(
+                                "`{label}` points to cluster {}, expected {want_cluster}",
+                                e.first_cluster()
+                            ),
                         ));
                     }
                     if !e.is_dir() {
-                        findings.push(Finding::new(&structure, Some(base + item.offset), format!("`{label}` lacks ATTR_DIRECTORY")));
+                        findings.push(Finding::new(
+                            &structure,
+                            Some(base + item.offset),
+                            format!("`{label}` lacks ATTR_DIRECTORY"),
+                        ));
                     }
                 }
                 continue;
@@ -383,23 +439,43 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             let child = format!("{path}/{name}");
             let at = Some(base + item.offset);
             if !seen_short.insert(e.dir_name) {
-                findings.push(Finding::new(&structure, at, format!("short name {:?} of {child} appears twice", e.short_name())));
+                findings.push(Finding::new(
+                    &structure,
+                    at,
+                    format!("short name {:?} of {child} appears twice", e.short_name()),
+                ));
             }
             if let Some(l) = &item.long_name
                 && !seen_long.insert(l.to_lowercase())
             {
-                findings.push(Finding::new(&structure, at, format!("long name {l:?} appears twice (ignoring case)")));
+                findings.push(Finding::new(
+                    &structure,
+                    at,
+                    format!("long name {l:?} appears twice (ignoring case)"),
+                ));
             }
             if let Some(why) = e.invalid_name() {
-                findings.push(Finding::new(&structure, at, format!("short name {:?} of {child}: {why}", e.short_name())));
+                findings.push(Finding::new(
+                    &structure,
+                    at,
+                    format!("short name {:?} of {child}: {why}", e.short_name()),
+                ));
             }
             if let Some(why) = e.modified().invalid() {
-                findings.push(Finding::new(&structure, at, format!("{child} DIR_WrtDate/DIR_WrtTime: {why}")));
+                findings.push(Finding::new(
+                    &structure,
+                    at,
+                    format!("{child} DIR_WrtDate/DIR_WrtTime: {why}"),
+                ));
             }
             if e.dir_crt_date != 0
                 && let Some(why) = e.created().invalid()
             {
-                findings.push(Finding::new(&structure, at, format!("{child} DIR_CrtDate/DIR_CrtTime: {why}")));
+                findings.push(Finding::new(
+                    &structure,
+                    at,
+                    format!("{child} DIR_CrtDate/DIR_CrtTime: {why}"),
+                ));
             }
             if e.dir_lst_acc_date != 0
                 && let Some(why) = e.accessed().invalid()
@@ -407,16 +483,28 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                 findings.push(Finding::new(&structure, at, format!("{child} DIR_LstAccDate: {why}")));
             }
             if geo.fat_type != FatType::Fat32 && e.dir_fst_clus_hi != 0 {
-                findings.push(Finding::new(&structure, at, format!("{child} DIR_FstClusHI is {}, must be 0 on fat12/16", e.dir_fst_clus_hi)));
+                findings.push(Finding::new(
+                    &structure,
+                    at,
+                    format!("{child} DIR_FstClusHI is {}, must be 0 on fat12/16", e.dir_fst_clus_hi),
+                ));
             }
             let first = e.first_cluster();
             let what = format!("{child} (directory entry at byte {:#x})", base + item.offset);
             let clusters = if e.is_dir() {
                 if first == 0 {
-                    return Err(fat_err(&structure, item.offset, format!("directory {child} has first cluster 0")));
+                    return Err(fat_err(
+                        &structure,
+                        item.offset,
+                        format!("directory {child} has first cluster 0"),
+                    ));
                 }
                 if e.dir_file_size != 0 {
-                    findings.push(Finding::new(&structure, at, format!("directory {child} has DIR_FileSize {}, expected 0", e.dir_file_size)));
+                    findings.push(Finding::new(
+                        &structure,
+                        at,
+                        format!("directory {child} has DIR_FileSize {}, expected 0", e.dir_file_size),
+                    ));
                 }
                 table.chain(first, &what, geo)?
             } else if first == 0 {
@@ -435,22 +523,39 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                     findings.push(Finding::new(
                         &structure,
                         at,
-                        format!("{child} DIR_FileSize {} needs {want} clusters, its chain has {}", e.dir_file_size, c.len()),
+                        format!(
+                            "{child} DIR_FileSize {} needs {want} clusters, its chain has {}",
+                            e.dir_file_size,
+                            c.len()
+                        ),
                     ));
                 }
                 c
             };
             let who = nodes.len() as u32 + 1;
-            owners.claim(&clusters, who, &|w| if w == who { child.clone() } else { name_of(&nodes, w) }, &mut findings, fat_off);
+            owners.claim(
+                &clusters,
+                who,
+                &|w| if w == who { child.clone() } else { name_of(&nodes, w) },
+                &mut findings,
+                fat_off,
+            );
             if e.is_dir() {
                 if !visited.insert(first) {
                     return Err(fat_err(
                         &structure,
                         item.offset,
-                        format!("directory loop: {child} starts at cluster {first}, which is already a directory on the path walked"),
+                        format!(
+                            "directory loop: {child} starts at cluster {first}, which is already a directory on the path walked"
+                        ),
                     ));
                 }
-                subdirs.push((child.clone(), DirLoc::Chain(clusters.clone()), first, if is_root { 0 } else { own }));
+                subdirs.push((
+                    child.clone(),
+                    DirLoc::Chain(clusters.clone()),
+                    first,
+                    if is_root { 0 } else { own },
+                ));
             }
             nodes.push(Node {
                 path: child,
@@ -475,7 +580,11 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
     if let Some(l) = &root_label
         && let Some(why) = invalid_label(&l.raw)
     {
-        findings.push(Finding::new("fat volume label", Some(l.offset), format!("the root directory label is not valid: {why}")));
+        findings.push(Finding::new(
+            "fat volume label",
+            Some(l.offset),
+            format!("the root directory label is not valid: {why}"),
+        ));
     }
     // The two labels agree when they hold the same text, an absent or blank one counting as
     // the placeholder "NO NAME" that mkfs.fat and Windows write for "no label".
@@ -486,7 +595,10 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         let show = |l: &[u8]| format!("{:?}", String::from_utf8_lossy(l));
         findings.push(Finding::new(
             "fat volume label",
-            root_label.as_ref().map(|l| l.offset).or(Some(base + if geo.fat_type == FatType::Fat32 { 0x47 } else { 0x2B })),
+            root_label
+                .as_ref()
+                .map(|l| l.offset)
+                .or(Some(base + if geo.fat_type == FatType::Fat32 { 0x47 } else { 0x2B })),
             format!("the root directory label is {}, BS_VolLab is {}", show(root_text), show(boot_text)),
         ));
     }
@@ -518,7 +630,9 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
     let geo = &fat.geometry;
     let mut loc = root_loc(fat)?;
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let not_found = |what: &str| Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("fat path {path}: {what}")));
+    let not_found = |what: &str| {
+        Error::Io(std::io::Error::new(std::io::ErrorKind::NotFound, format!("fat path {path}: {what}")))
+    };
     let mut sink = Vec::new();
     let mut walked = String::new();
     for (i, part) in parts.iter().enumerate() {
@@ -576,7 +690,11 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
             if take == 0 {
                 break;
             }
-            out.extend(fat.reader.read_vec(geo.cluster_offset(c), take as usize, &format!("fat file {walked} cluster {c}"))?);
+            out.extend(fat.reader.read_vec(
+                geo.cluster_offset(c),
+                take as usize,
+                &format!("fat file {walked} cluster {c}"),
+            )?);
         }
         return Ok(out);
     }
@@ -588,9 +706,9 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
 pub(super) fn root_label<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Option<RootLabel>> {
     let loc = root_loc(fat)?;
     let listing = list_dir(fat, &loc, "fat directory /", &mut Vec::new())?;
-    Ok(listing
-        .labels
-        .into_iter()
-        .find(|(e, _)| e.first_cluster() == 0)
-        .map(|(e, off)| RootLabel { raw: e.name_bytes(), entry: e, offset: fat.base + off }))
+    Ok(listing.labels.into_iter().find(|(e, _)| e.first_cluster() == 0).map(|(e, off)| RootLabel {
+        raw: e.name_bytes(),
+        entry: e,
+        offset: fat.base + off,
+    }))
 }

@@ -143,7 +143,11 @@ impl<R: ReadAt + ?Sized> Fat<'_, R> {
         if rel < fats_end {
             let copy = (rel - g.fat_offset) / fat_bytes;
             let entry = (rel - g.fat_offset) % fat_bytes * 8 / u64::from(g.fat_type.bits());
-            let what = if entry > u64::from(g.max_cluster()) { "unused tail".to_string() } else { format!("entry {entry}") };
+            let what = if entry > u64::from(g.max_cluster()) {
+                "unused tail".to_string()
+            } else {
+                format!("entry {entry}")
+            };
             return Some(Region::new(format!("fat {copy}"), Some(what)));
         }
         if rel < g.data_offset {
@@ -165,7 +169,11 @@ impl<R: ReadAt + ?Sized> Fat<'_, R> {
                 if n.is_dir() {
                     return Some(self.dir_slot(tree, &n.path, at, rel));
                 }
-                let what = if at < u64::from(n.entry.dir_file_size) { "data" } else { "slack after the end of the file" };
+                let what = if at < u64::from(n.entry.dir_file_size) {
+                    "data"
+                } else {
+                    "slack after the end of the file"
+                };
                 return Some(Region::new(format!("file {}", n.path), Some(what.into())));
             }
         }
@@ -181,18 +189,23 @@ impl<R: ReadAt + ?Sized> Fat<'_, R> {
         let structure = format!("fat directory {}", if dir.is_empty() { "/" } else { dir });
         let attr_at = rel - in_slot as u64 + 0x0B;
         let mut attr = [0u8; 1];
-        let is_lfn = self.reader.read_exact_at(&mut attr, attr_at).is_ok() && attr[0] & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME;
+        let is_lfn = self.reader.read_exact_at(&mut attr, attr_at).is_ok()
+            && attr[0] & ATTR_LONG_NAME_MASK == ATTR_LONG_NAME;
         let table = if is_lfn { LDIR_FIELDS } else { DIR_FIELDS };
         let fname = field(table, in_slot).unwrap_or("entry");
         let parent_of = |p: &str| p.rsplit_once('/').map_or("", |(d, _)| d).to_string();
         let owner = tree
             .nodes
             .iter()
-            .find(|n| parent_of(&n.path) == dir && (n.slot.saturating_sub(n.lfn_slots as u64)..=n.slot).contains(&slot))
+            .find(|n| {
+                parent_of(&n.path) == dir
+                    && (n.slot.saturating_sub(n.lfn_slots as u64)..=n.slot).contains(&slot)
+            })
             .map(|n| n.name.clone())
             .or_else(|| {
                 let label = tree.root_label.as_ref()?;
-                (dir.is_empty() && label.offset == self.base + rel - in_slot as u64).then(|| "volume label".to_string())
+                (dir.is_empty() && label.offset == self.base + rel - in_slot as u64)
+                    .then(|| "volume label".to_string())
             });
         let what = match owner {
             Some(name) => format!("entry {slot} ({name}) {fname}"),

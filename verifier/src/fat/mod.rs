@@ -174,7 +174,12 @@ impl<'r, R: ReadAt + ?Sized> Fat<'r, R> {
         drop(raw);
         table.check_reserved(boot.bpb_media, active_off, &mut findings);
         if let Some(fi) = &fsinfo {
-            fi.check(u64::from(boot.bpb_fs_info) * bps, table.free_count(), geometry.max_cluster(), &mut findings);
+            fi.check(
+                u64::from(boot.bpb_fs_info) * bps,
+                table.free_count(),
+                geometry.max_cluster(),
+                &mut findings,
+            );
         }
         for f in &mut findings {
             f.offset = f.offset.map(|o| o.saturating_add(base));

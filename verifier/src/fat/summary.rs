@@ -104,7 +104,13 @@ impl Summary {
                 let (min, max) = (*v.iter().min()?, *v.iter().max()?);
                 Some((
                     k,
-                    TimeRange { count: v.len(), min: min.to_string(), max: max.to_string(), min_unix: min.unix(), max_unix: max.unix() },
+                    TimeRange {
+                        count: v.len(),
+                        min: min.to_string(),
+                        max: max.to_string(),
+                        min_unix: min.unix(),
+                        max_unix: max.unix(),
+                    },
                 ))
             })
             .collect();
@@ -114,7 +120,10 @@ impl Summary {
             volume_id: b.has_extended_sig().then(|| b.volume_id_string()),
             oem_name: text(&b.bs_oem_name),
             label_fatboot,
-            label: tree.and_then(|t| t.root_label.as_ref()).map(|l| text(l.trimmed())).filter(|l| !l.is_empty()),
+            label: tree
+                .and_then(|t| t.root_label.as_ref())
+                .map(|l| text(l.trimmed()))
+                .filter(|l| !l.is_empty()),
             fil_sys_type: text(&b.bs_fil_sys_type),
             bytes_per_sector: g.bytes_per_sector,
             sectors_per_cluster: b.bpb_sec_per_clus,

@@ -109,7 +109,9 @@ impl FatTable {
             findings.push(Finding::new(
                 "fat 0 entry 0",
                 Some(fat_offset),
-                format!("expected {want0:#x} (BPB_Media {media:#04x} with the other bits set), found {f0:#x}"),
+                format!(
+                    "expected {want0:#x} (BPB_Media {media:#04x} with the other bits set), found {f0:#x}"
+                ),
             ));
         }
         let f1 = self.raw(1).unwrap_or(0);
@@ -121,13 +123,25 @@ impl FatTable {
         };
         let off1 = fat_offset + u64::from(self.fat_type.bits()) / 8;
         if (f1 | clean | no_err) <= self.bad_mark() {
-            findings.push(Finding::new("fat 0 entry 1", Some(off1), format!("expected an end-of-chain mark, found {f1:#x}")));
+            findings.push(Finding::new(
+                "fat 0 entry 1",
+                Some(off1),
+                format!("expected an end-of-chain mark, found {f1:#x}"),
+            ));
         }
         if clean != 0 && f1 & clean == 0 {
-            findings.push(Finding::new("fat 0 entry 1", Some(off1), "the clean-shutdown bit is clear: the volume was not unmounted cleanly".to_string()));
+            findings.push(Finding::new(
+                "fat 0 entry 1",
+                Some(off1),
+                "the clean-shutdown bit is clear: the volume was not unmounted cleanly".to_string(),
+            ));
         }
         if no_err != 0 && f1 & no_err == 0 {
-            findings.push(Finding::new("fat 0 entry 1", Some(off1), "the hard-error bit is clear: a disk error was recorded".to_string()));
+            findings.push(Finding::new(
+                "fat 0 entry 1",
+                Some(off1),
+                "the hard-error bit is clear: a disk error was recorded".to_string(),
+            ));
         }
     }
 
@@ -139,7 +153,11 @@ impl FatTable {
         let max = geo.max_cluster();
         let structure = format!("fat cluster chain of {what}");
         if first < 2 || first > max {
-            return Err(fat_err(&structure, geo.fat_offset, format!("first cluster {first} is outside 2..={max}")));
+            return Err(fat_err(
+                &structure,
+                geo.fat_offset,
+                format!("first cluster {first} is outside 2..={max}"),
+            ));
         }
         let mut out = vec![first];
         let mut cur = first;
@@ -152,17 +170,27 @@ impl FatTable {
                         return Err(fat_err(
                             &structure,
                             entry_off,
-                            format!("the chain loops: cluster {cur} points to {n}, more clusters than the volume has"),
+                            format!(
+                                "the chain loops: cluster {cur} points to {n}, more clusters than the volume has"
+                            ),
                         ));
                     }
                     out.push(n);
                     cur = n;
                 }
                 Cluster::Free => {
-                    return Err(fat_err(&structure, entry_off, format!("cluster {cur} is in the chain but marked free")));
+                    return Err(fat_err(
+                        &structure,
+                        entry_off,
+                        format!("cluster {cur} is in the chain but marked free"),
+                    ));
                 }
                 Cluster::Bad => {
-                    return Err(fat_err(&structure, entry_off, format!("cluster {cur} is in the chain but marked bad")));
+                    return Err(fat_err(
+                        &structure,
+                        entry_off,
+                        format!("cluster {cur} is in the chain but marked bad"),
+                    ));
                 }
                 Cluster::Reserved(v) => {
                     return Err(fat_err(

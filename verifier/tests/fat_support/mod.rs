@@ -58,7 +58,12 @@ pub fn sparse_image(dir: &Path, name: &str, bytes: u64) -> PathBuf {
 pub fn corpus_image(dir: &Path, name: &str) -> PathBuf {
     let src = Path::new("/work/shared/corpus/util-linux/fs").join(format!("{name}.img.xz"));
     let out = run("xz", &["-dc", src.to_str().expect("the corpus path is UTF-8")]);
-    assert!(out.status.success(), "xz -dc {} failed: {}", src.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "xz -dc {} failed: {}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p = dir.join(format!("{name}.img"));
     std::fs::write(&p, out.stdout).expect("tempdir is writable");
     p
@@ -117,7 +122,11 @@ pub fn num(s: &str) -> u64 {
 pub fn check_fsck(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree, clean: bool) -> String {
     let out = run("fsck.fat", &["-n", "-v", img]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(!clean || out.status.success(), "fsck.fat found problems: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !clean || out.status.success(),
+        "fsck.fat found problems: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let b = &fat.boot;
     let g = &fat.geometry;
     let mut seen = 0;
@@ -146,7 +155,10 @@ pub fn check_fsck(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree, clean: bool)
             check(num(l) == u64::from(b.bpb_num_fats) && bits == u64::from(g.fat_type.bits()));
         } else if l.contains("bytes per FAT (= ") {
             let sectors = num(l.split("(= ").nth(1).unwrap_or(""));
-            check(sectors == u64::from(g.fat_size) && num(l) == u64::from(g.fat_size) * u64::from(g.bytes_per_sector));
+            check(
+                sectors == u64::from(g.fat_size)
+                    && num(l) == u64::from(g.fat_size) * u64::from(g.bytes_per_sector),
+            );
         } else if let Some(v) = l.strip_prefix("Root directory starts at byte ") {
             check(num(v) == g.root_dir_offset);
         } else if let Some(v) = l.strip_prefix("Root directory start at cluster ") {
@@ -181,4 +193,3 @@ pub fn check_fsck(img: &str, fat: &Fat<'_, ImageFile>, tree: &Tree, clean: bool)
     assert_eq!(seen, lines, "fsck.fat printed fewer lines than expected:\n{text}");
     text
 }
-
