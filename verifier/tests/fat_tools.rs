@@ -201,10 +201,13 @@ fn mdir_listing(img: &str) -> (BTreeMap<String, Vec<MdirEntry>>, Option<u64>) {
         let size = if size_word == "<DIR>" { None } else { Some(num(size_word)) };
         let date = words.next().expect("a date column").to_string();
         let time = words.next().expect("a time column").to_string();
-        let after_time = rest
-            .find(&format!("{date}  {time}"))
-            .map(|p| p + date.len() + 2 + time.len())
-            .expect("date and time");
+        // mdir pads the hour to two columns ("2026-11-26   1:17"), so the gap between date
+        // and time is two or three spaces depending on the time of day.
+        let after_date = rest.find(&date).map(|p| p + date.len()).expect("date");
+        let after_time =
+            rest[after_date..].find(&time).map(|p| after_date + p + time.len()).expect("date and time");
+        // Compare times as HH:MM: mdir writes hours before 10 without a leading zero.
+        let time = if time.find(':') == Some(1) { format!("0{time}") } else { time };
         let long = rest[after_time..].strip_prefix("  ").map(str::to_string).filter(|s| !s.is_empty());
         out.get_mut(dir).expect("created above").push(MdirEntry { short, size, date, time, long });
     }
