@@ -307,8 +307,16 @@ fn ext4_section(
                 // of their blocks.
                 map.add(Region::new(start + o.start * bs, o.len * bs, label));
             }
+            // Bitmaps, their checksums and free counts against what the walk found in use,
+            // then the backup superblocks and descriptors against the primary ones.
+            if let Err(e) = fs.check_bitmaps(&owners, &entries) {
+                rep.findings.push(read_error(&format!("{where_} bitmaps"), &e));
+            }
         }
         Err(e) => rep.findings.push(read_error(&format!("{where_} block ownership"), &e)),
+    }
+    if let Err(e) = fs.check_backups() {
+        rep.findings.push(read_error(&format!("{where_} backup superblocks"), &e));
     }
     let mut seen = HashSet::new();
     for e in &entries {
