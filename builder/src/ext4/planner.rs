@@ -730,7 +730,7 @@ pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4
                 Ok(Ext4Error::TooSmall { needed_bytes: min.geo.blocks * BLOCK_SIZE, available_bytes: bytes })
             };
             loop {
-                if blocks < 2048 {
+                if blocks < 4 * MIB_BLOCKS {
                     return Err(too_small(&census)?);
                 }
                 match attempt(blocks, &census, opts, node_count)? {
