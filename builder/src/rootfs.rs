@@ -1,10 +1,12 @@
 //! The root filesystem of a build: the spec's sources merged into one tree, then planned and written as ext4.
 //!
 //! Order of ingestion follows the seed: the system root (a directory or a tar archive), then
-//! `contents` in spec order (the seed's preVM rsync loop), then `/etc/nixos` and `configFile`
-//! (the seed's VM step), then ownership of `contents` targets (the seed's final `chown -R`,
-//! resolved against the image's own /etc/passwd and /etc/group). With `onlyNixStore` the
-//! root tree's /nix/store becomes the filesystem root and nothing else is added.
+//! `contents` in spec order (the seed's preVM rsync loop), then `additionalPaths` (the seed's
+//! `nix copy`: each host path lands at the same absolute path, as a store path would), then
+//! `/etc/nixos` and `configFile` (the seed's VM step), then ownership of `contents` targets
+//! (the seed's final `chown -R`, resolved against the image's own /etc/passwd and
+//! /etc/group). With `onlyNixStore` the tree's /nix/store (additional paths included) becomes
+//! the filesystem root and nothing else is added.
 //!
 //! Sizing: for `diskSize = "auto"` the ext4 planner computes the smallest filesystem holding
 //! the tree ([`minimal_bytes`]); the layout then places a partition of at least that size plus
@@ -64,10 +66,6 @@ pub fn ingest(spec: &Spec) -> Result<RootTree, RootFsError> {
             return Err(RootFsError::BadRoot { path: system.root.written.clone() });
         }
     }
-    if spec.only_nix_store {
-        tree = contents::only_nix_store(&tree, &opts)?;
-        return Ok(RootTree { tree, _scratch: scratch });
-    }
     let entries: Vec<ContentsEntry> = spec
         .contents
         .iter()
@@ -80,6 +78,12 @@ pub fn ingest(spec: &Spec) -> Result<RootTree, RootFsError> {
         })
         .collect();
     contents::add_contents(&mut tree, &entries, &opts)?;
+    let additional: Vec<std::path::PathBuf> = spec.additional_paths.iter().map(Into::into).collect();
+    contents::add_additional_paths(&mut tree, &additional, &opts)?;
+    if spec.only_nix_store {
+        tree = contents::only_nix_store(&tree, &opts)?;
+        return Ok(RootTree { tree, _scratch: scratch });
+    }
     contents::add_config_file(&mut tree, spec.config_file.as_ref().map(|p| p.resolved.as_path()), &opts)?;
     contents::apply_contents_ownership(&mut tree, &entries)?;
     Ok(RootTree { tree, _scratch: scratch })

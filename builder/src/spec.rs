@@ -709,10 +709,12 @@ impl Spec {
                 why: "it is shell code the seed runs after its build VM, and reprodisk has no VM: post-process the output in your own script instead (only an empty postVM is accepted)".into(),
             });
         }
-        if !self.additional_paths.is_empty() {
+        if let Some(p) = self.additional_paths.iter().find(|p| !p.starts_with('/')) {
             return Err(SpecError::Unsupported {
                 key: "additionalPaths".into(),
-                why: "it copies Nix store paths into the image's store, and reprodisk reads no Nix store: put those files in the root tree or in `contents`".into(),
+                why: format!(
+                    "`{p}` is not absolute: each path is copied to the same absolute path in the image, as the seed copies store paths"
+                ),
             });
         }
         if self.base_name.is_empty()
@@ -924,7 +926,7 @@ mod tests {
                 "both of user and group",
             ),
             (json!({"postVM": "echo hi"}), "no VM"),
-            (json!({"additionalPaths": ["/nix/store/x"]}), "no Nix store"),
+            (json!({"additionalPaths": ["nix/store/x"]}), "is not absolute"),
             (json!({"installBootLoader": true}), "needs a [system] table"),
             (json!({"rootGPUID": "97FD5997-D90B-4AA3-8D16-C1723AEA73C"}), "is not a GUID"),
             (json!({"diskSize": "1.5K"}), "whole number of MiB"),
