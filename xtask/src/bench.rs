@@ -67,6 +67,22 @@ pub fn generate_small_files(out: &Path, count: u32) -> anyhow::Result<PathBuf> {
     Ok(out.to_path_buf())
 }
 
+/// Files and folders below `tree` (not following links).
+fn count_entries(tree: &Path) -> anyhow::Result<u64> {
+    let mut n = 0;
+    let mut stack = vec![tree.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).with_context(|| format!("listing `{}`", d.display()))? {
+            let e = e?;
+            n += 1;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(n)
+}
+
 fn du_bytes(tree: &Path) -> anyhow::Result<u64> {
     let out = Cmd::new("du", &["-sb", &tree.display().to_string()]).output()?;
     out.split_whitespace().next().and_then(|n| n.parse().ok()).context("`du -sb` printed no size")
@@ -107,6 +123,8 @@ pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
         let img = work.join("mke2fs.img");
         let _ = std::fs::remove_file(&img);
         let size_mib = (bytes * 2 / (1 << 20) + 256).to_string();
+        // mke2fs's default of one inode per 16 KiB is too few for trees of small files.
+        let inodes = (count_entries(&tree)? * 2 + 1024).to_string();
         let mke2fs = timed(&Cmd::new(
             "mke2fs",
             &[
@@ -116,6 +134,8 @@ pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
                 "ext4",
                 "-b",
                 "4096",
+                "-N",
+                &inodes,
                 "-d",
                 &tree.display().to_string(),
                 &img.display().to_string(),
