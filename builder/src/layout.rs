@@ -425,6 +425,15 @@ fn geometry(
         };
         if end <= start { Err(too_small(start, end)) } else { Ok(end) }
     };
+    // Every GPT layout but legacy+gpt opens with the seed's ESP from 8 MiB.
+    let esp = |end_lba| -> Result<Partition, LayoutError> {
+        Ok(part(1, Role::Esp, 8 * MIB_SECTORS, end_lba, gpt(TYPE_ESP, p1_guid, "ESP"), None, fat("ESP", 1)?))
+    };
+    // The GPT root partition: Linux data from `start` to parted's `100%`.
+    let gpt_root = |number, start, name| -> Result<Partition, LayoutError> {
+        let entry = gpt(TYPE_LINUX_DATA, root_guid, name);
+        Ok(part(number, Role::Root, start, root_end(start)?, entry, None, ext4.clone()))
+    };
     if layout.table() == TableKind::Mbr && total > u64::from(u32::MAX) {
         return Err(LayoutError::MbrTooLarge { disk_mib });
     }
@@ -437,7 +446,7 @@ fn geometry(
             root_end(MIB_SECTORS)?,
             None,
             mbr(MBR_TYPE_LINUX, false),
-            ext4,
+            ext4.clone(),
         )],
         Layout::LegacyBoot => {
             need_boot_above(1, "FAT /boot partition")?;
@@ -451,7 +460,15 @@ fn geometry(
                     mbr(MBR_TYPE_FAT32_LBA, true),
                     fat("BOOT", 1)?,
                 ),
-                part(2, Role::Root, boot_lba, root_end(boot_lba)?, None, mbr(MBR_TYPE_LINUX, false), ext4),
+                part(
+                    2,
+                    Role::Root,
+                    boot_lba,
+                    root_end(boot_lba)?,
+                    None,
+                    mbr(MBR_TYPE_LINUX, false),
+                    ext4.clone(),
+                ),
             ]
         }
         Layout::LegacyGpt => vec![
@@ -466,51 +483,16 @@ fn geometry(
             ),
             // Deliberate difference from the seed: it sets rootGPUID on a partition 3 that does
             // not exist, leaving 970C694F-... here; we give the root partition rootGPUID.
-            part(
-                2,
-                Role::Root,
-                2 * MIB_SECTORS,
-                root_end(2 * MIB_SECTORS)?,
-                gpt(TYPE_LINUX_DATA, root_guid, "primary"),
-                None,
-                ext4,
-            ),
+            gpt_root(2, 2 * MIB_SECTORS, "primary")?,
         ],
         Layout::Efi => {
             need_boot_above(8, "ESP")?;
-            vec![
-                part(
-                    1,
-                    Role::Esp,
-                    8 * MIB_SECTORS,
-                    boot_lba - 1,
-                    gpt(TYPE_ESP, p1_guid, "ESP"),
-                    None,
-                    fat("ESP", 1)?,
-                ),
-                part(
-                    2,
-                    Role::Root,
-                    boot_lba,
-                    root_end(boot_lba)?,
-                    gpt(TYPE_LINUX_DATA, root_guid, "primary"),
-                    None,
-                    ext4,
-                ),
-            ]
+            vec![esp(boot_lba - 1)?, gpt_root(2, boot_lba, "primary")?]
         }
         Layout::EfiXbootldr => {
             need_boot_above(100, "XBOOTLDR partition")?;
             vec![
-                part(
-                    1,
-                    Role::Esp,
-                    8 * MIB_SECTORS,
-                    100 * MIB_SECTORS - 1,
-                    gpt(TYPE_ESP, p1_guid, "ESP"),
-                    None,
-                    fat("ESP", 1)?,
-                ),
+                esp(100 * MIB_SECTORS - 1)?,
                 part(
                     2,
                     Role::Xbootldr,
@@ -520,29 +502,13 @@ fn geometry(
                     None,
                     fat("BOOT", 2)?,
                 ),
-                part(
-                    3,
-                    Role::Root,
-                    boot_lba,
-                    root_end(boot_lba)?,
-                    gpt(TYPE_LINUX_DATA, root_guid, "ROOT"),
-                    None,
-                    ext4,
-                ),
+                gpt_root(3, boot_lba, "ROOT")?,
             ]
         }
         Layout::Hybrid => {
             need_boot_above(8, "ESP")?;
             vec![
-                part(
-                    1,
-                    Role::Esp,
-                    8 * MIB_SECTORS,
-                    boot_lba - 1,
-                    gpt(TYPE_ESP, p1_guid, "ESP"),
-                    None,
-                    fat("ESP", 1)?,
-                ),
+                esp(boot_lba - 1)?,
                 part(
                     2,
                     Role::BiosBoot,
@@ -552,15 +518,7 @@ fn geometry(
                     None,
                     Content::None,
                 ),
-                part(
-                    3,
-                    Role::Root,
-                    boot_lba,
-                    root_end(boot_lba)?,
-                    gpt(TYPE_LINUX_DATA, root_guid, "primary"),
-                    None,
-                    ext4,
-                ),
+                gpt_root(3, boot_lba, "primary")?,
             ]
         }
         Layout::None => Vec::new(),

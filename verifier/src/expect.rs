@@ -47,70 +47,7 @@ pub enum SpecError {
     Conflict { a: String, b: String },
 }
 
-/// The seven values of `partitionTableType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum LayoutName {
-    #[serde(rename = "legacy")]
-    Legacy,
-    #[serde(rename = "legacy+boot")]
-    LegacyBoot,
-    #[serde(rename = "legacy+gpt")]
-    LegacyGpt,
-    #[serde(rename = "efi")]
-    Efi,
-    #[serde(rename = "efixbootldr")]
-    EfiXbootldr,
-    #[serde(rename = "hybrid")]
-    Hybrid,
-    #[serde(rename = "none")]
-    None,
-}
-
-impl LayoutName {
-    pub const ALL: [LayoutName; 7] = [
-        LayoutName::Legacy,
-        LayoutName::LegacyBoot,
-        LayoutName::LegacyGpt,
-        LayoutName::Efi,
-        LayoutName::EfiXbootldr,
-        LayoutName::Hybrid,
-        LayoutName::None,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LayoutName::Legacy => "legacy",
-            LayoutName::LegacyBoot => "legacy+boot",
-            LayoutName::LegacyGpt => "legacy+gpt",
-            LayoutName::Efi => "efi",
-            LayoutName::EfiXbootldr => "efixbootldr",
-            LayoutName::Hybrid => "hybrid",
-            LayoutName::None => "none",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-
-    pub fn table(self) -> TableKind {
-        match self {
-            LayoutName::Legacy | LayoutName::LegacyBoot => TableKind::Mbr,
-            LayoutName::None => TableKind::None,
-            _ => TableKind::Gpt,
-        }
-    }
-
-    /// The root partition's number, as the seed's `rootPartition`.
-    pub fn root_partition(self) -> Option<u32> {
-        match self {
-            LayoutName::Legacy => Some(1),
-            LayoutName::LegacyBoot | LayoutName::LegacyGpt | LayoutName::Efi => Some(2),
-            LayoutName::EfiXbootldr | LayoutName::Hybrid => Some(3),
-            LayoutName::None => None,
-        }
-    }
-}
+pub use crate::ids::LayoutName;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -410,7 +347,7 @@ impl Expectations {
                 gpt(1, 8 * GRAIN, boot, TYPE_ESP, "ESP", p1, vfat("ESP")),
                 gpt(2, boot, end, TYPE_LINUX_DATA, "primary", root_guid, root_fs),
             ],
-            LayoutName::EfiXbootldr => vec![
+            LayoutName::Efixbootldr => vec![
                 gpt(1, 8 * GRAIN, 100 * GRAIN, TYPE_ESP, "ESP", p1, vfat("ESP")),
                 gpt(2, 100 * GRAIN, boot, TYPE_XBOOTLDR, "BOOT", p2, vfat("BOOT")),
                 gpt(3, boot, end, TYPE_LINUX_DATA, "ROOT", root_guid, root_fs),
@@ -695,7 +632,7 @@ mod tests {
                 "mklabel gpt mkpart ESP fat32 8MiB $b set 1 boot on align-check optimal 1 \
                  mkpart primary ext4 $b 100% align-check optimal 2"
             }
-            LayoutName::EfiXbootldr => {
+            LayoutName::Efixbootldr => {
                 "mklabel gpt mkpart ESP fat32 8MiB 100MiB set 1 boot on align-check optimal 1 \
                  mkpart BOOT fat32 100MiB $b set 2 bls_boot on align-check optimal 2 \
                  mkpart ROOT ext4 $b 100% align-check optimal 3"
@@ -727,7 +664,7 @@ mod tests {
             // Whole MiB as the seed makes them, not whole MiB, and disks under 100 MiB where
             // parted cannot align the end of `100%` (efixbootldr needs more than 100 MiB).
             let mut sizes = vec![(300 * MIB, "256M"), (1024 * MIB + 5 * SECTOR, "100M"), (600 * MIB, "300M")];
-            if layout != LayoutName::EfiXbootldr {
+            if layout != LayoutName::Efixbootldr {
                 sizes.extend([(64 * MIB, "24M"), (90 * MIB + 7 * SECTOR, "40M")]);
             }
             for (disk_bytes, boot) in sizes {
@@ -800,5 +737,14 @@ mod tests {
         assert!(random.partitions(1024 * MIB).iter().all(|p| p.guid.is_none()));
         assert_eq!(random.expected_disk_guid(), None);
         assert_eq!(random.root_fs().uuid, None);
+    }
+
+    #[test]
+    fn seed_guid_strings_are_the_id_rules_guids() {
+        use crate::ids;
+        assert_eq!(SEED_ROOT_GUID, ids::DEFAULT_ROOT_GPUID.to_string());
+        assert_eq!(SEED_PART1_GUID, ids::SEED_PARTITION_1.to_string());
+        assert_eq!(SEED_PART2_GUID, ids::SEED_PARTITION_2.to_string());
+        assert_eq!(SEED_DISK_GUID, ids::DISK_GUID.to_string());
     }
 }

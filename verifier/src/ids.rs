@@ -112,8 +112,17 @@ impl LayoutName {
         }
     }
 
+    pub fn table(self) -> crate::expect::TableKind {
+        use crate::expect::TableKind;
+        match self {
+            LayoutName::Legacy | LayoutName::LegacyBoot => TableKind::Mbr,
+            LayoutName::None => TableKind::None,
+            _ => TableKind::Gpt,
+        }
+    }
+
     pub fn is_gpt(self) -> bool {
-        matches!(self, LayoutName::LegacyGpt | LayoutName::Efi | LayoutName::Efixbootldr | LayoutName::Hybrid)
+        self.table() == crate::expect::TableKind::Gpt
     }
 
     /// Without a spec, the GPT partition count tells the GUID rule apart: 2 partitions

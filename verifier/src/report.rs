@@ -895,7 +895,7 @@ pub fn infer_layout(t: &TableInfo) -> Option<LayoutName> {
         TableKind::Gpt => [
             (LayoutName::LegacyGpt, &[TYPE_BIOS_BOOT, TYPE_LINUX_DATA][..]),
             (LayoutName::Efi, &[TYPE_ESP, TYPE_LINUX_DATA][..]),
-            (LayoutName::EfiXbootldr, &[TYPE_ESP, TYPE_XBOOTLDR, TYPE_LINUX_DATA][..]),
+            (LayoutName::Efixbootldr, &[TYPE_ESP, TYPE_XBOOTLDR, TYPE_LINUX_DATA][..]),
             (LayoutName::Hybrid, &[TYPE_ESP, TYPE_BIOS_BOOT, TYPE_LINUX_DATA][..]),
         ]
         .into_iter()
@@ -1252,7 +1252,7 @@ mod tests {
             .insert(1, PartitionInfo { type_id: TYPE_BIOS_BOOT.to_lowercase(), ..Default::default() });
         assert_eq!(infer_layout(&t), Some(LayoutName::Hybrid));
         t.partitions[1].type_id = TYPE_XBOOTLDR.into();
-        assert_eq!(infer_layout(&t), Some(LayoutName::EfiXbootldr));
+        assert_eq!(infer_layout(&t), Some(LayoutName::Efixbootldr));
         t.partitions.remove(0);
         assert_eq!(infer_layout(&t), None);
         t.partitions[0].type_id = TYPE_BIOS_BOOT.into();
