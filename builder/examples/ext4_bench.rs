@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
 
-use reprodisk::ext4::{self, Ext4Options, SizeRequest};
+use reprodisk::fs::ext4::{self, Ext4Options, SizeRequest};
 use reprodisk::tree::{DataSource, FileContent, FsTree, Metadata, Node, NodeId, NodeKind, Timestamp};
 
 fn walk(

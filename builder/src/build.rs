@@ -8,8 +8,8 @@
 //! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted (holes);
 //!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
 
-use crate::ext4::Ext4Plan;
-use crate::image::{self, Image};
+use crate::format::raw::{self, Image};
+use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, Manifest, OutputRecord, SpecRecord};
 use crate::progress::Progress;
@@ -313,7 +313,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let products = support.join("hydra-build-products");
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
-    image::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
+    raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
 
     let manifest = Manifest {
         reprodisk_version: env!("CARGO_PKG_VERSION"),
@@ -340,7 +340,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         error: std::io::Error::other(e),
     })?;
     json.push(b'\n');
-    image::write_atomic(&manifest_path, &json).map_err(io("writing", &manifest_path))?;
+    raw::write_atomic(&manifest_path, &json).map_err(io("writing", &manifest_path))?;
     progress.stage(&format!("wrote {}", image_path.display()));
     Ok(BuildOutput { image: image_path, manifest_path, manifest })
 }

@@ -12,7 +12,7 @@
 //! the tree ([`minimal_bytes`]); the layout then places a partition of at least that size plus
 //! `additionalSpace`, and the filesystem is planned again to fill the partition exactly.
 
-use crate::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest};
+use crate::fs::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest};
 use crate::ids::{Guid, IdSource, RandomError};
 use crate::spec::{Spec, Timestamps};
 use crate::tree::contents::{self, ContentsEntry};

@@ -5,7 +5,7 @@ mod ext4_support;
 use std::collections::BTreeMap;
 
 use ext4_support::*;
-use reprodisk::ext4::{self, Ext4Error, SizeRequest};
+use reprodisk::fs::ext4::{self, Ext4Error, SizeRequest};
 use reprodisk::tree::{FsTree, Metadata, NodeId, NodeKind, Timestamp};
 
 /// A tree with one of everything the writer supports.

@@ -3,7 +3,7 @@
 mod ext4_support;
 
 use ext4_support::*;
-use reprodisk::ext4::SizeRequest;
+use reprodisk::fs::ext4::SizeRequest;
 use reprodisk::tree::NodeId;
 
 fn field<'a>(dump: &'a str, key: &str) -> &'a str {

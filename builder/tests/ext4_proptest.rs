@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use ext4_support::*;
 use proptest::prelude::*;
-use reprodisk::ext4::SizeRequest;
+use reprodisk::fs::ext4::SizeRequest;
 use reprodisk::tree::{DataSource, FileContent, FsTree, Metadata, Node, NodeId, NodeKind, Timestamp};
 
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
 use ext4_support::*;
-use reprodisk::ext4::{self, SizeRequest};
+use reprodisk::fs::ext4::{self, SizeRequest};
 use reprodisk::tree::{DataSource, FileContent, FsTree, Node, NodeId, NodeKind};
 
 #[test]

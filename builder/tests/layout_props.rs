@@ -4,7 +4,7 @@
 //! the same bytes.
 
 use proptest::prelude::*;
-use reprodisk::image::Image;
+use reprodisk::format::raw::Image;
 use reprodisk::layout::{self, Layout, Plan, Role, TableKind};
 use reprodisk::ptable;
 use reprodisk::spec::Spec;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use reprodisk::ext4::{self, Ext4Options, SizeRequest};
+use reprodisk::fs::ext4::{self, Ext4Options, SizeRequest};
 use reprodisk::tree::{DataSource, FileContent, FsTree, Metadata, Node, NodeId, NodeKind, Timestamp};
 
 pub const T0: Timestamp = Timestamp { secs: 1_700_000_000, nanos: 123_456_789 };

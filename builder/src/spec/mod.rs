@@ -9,12 +9,14 @@
 //! first normalised (aliases to canonical names, unknown keys rejected), then each field is
 //! read on its own so that a type error names its key.
 
+pub mod size;
+
 use crate::ids::{Guid, SEED_DISK_GUID, SEED_ROOT_GPUID};
 use crate::layout::Layout;
-use crate::size::{self, SizeError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use size::SizeError;
 use std::path::{Path, PathBuf};
 
 /// SOURCE_DATE_EPOCH when neither the spec nor the environment sets it: 1980-01-01T00:00:00Z,
