@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod cli_boot;
 pub mod format;
 pub mod fs;
 pub mod ids;

@@ -37,9 +37,7 @@ fn main() {
     trials.push(trial("diff::names_the_changed_label".into(), diff_names_label));
     for (name, status) in reprodisk_fixtures::specs::SPECS {
         trials.push(match status {
-            Status::Builds => {
-                trial(format!("fixture::{name}::reproducible"), move || gate::built(name).map(|_| ()))
-            }
+            Status::Builds => trial(format!("fixture::{name}::reproducible"), move || gate::checked(name)),
             Status::Pending(why) => {
                 trial(format!("fixture::{name}::pending"), move || gate::still_pending(name, why))
             }
@@ -52,6 +50,11 @@ fn main() {
         trials.push(trial(format!("negative::{}", n.name), move || boot::negative(*n)));
     }
     trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
+    trials.push(trial("cli::boot::kernel_exits_0".into(), boot::cli_kernel_boot_exits_0));
+    trials.push(trial(
+        "cli::boot::seabios_without_loader_exits_1".into(),
+        boot::cli_seabios_without_loader_exits_1,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
