@@ -18,7 +18,8 @@ use crate::guid::Guid;
 use crate::ids;
 use crate::regions::{Label, Layout, Records, Region, RegionMap, RegionMapBuilder};
 use crate::report::{
-    DerivedIds, Ext4Info, FileInfo, Finding, FsInfo, FsType, PartitionInfo, Severity, TimeRule, VerifyReport,
+    DerivedIds, Ext4Info, FileInfo, FileTree, Finding, FsInfo, FsType, PartitionInfo, Severity, TimeRule,
+    VerifyReport,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -319,8 +320,9 @@ fn ext4_section(
         rep.findings.push(read_error(&format!("{where_} backup superblocks"), &e));
     }
     let mut seen = HashSet::new();
-    for e in &entries {
-        let path = String::from_utf8_lossy(&e.path).into_owned();
+    let mut files = Vec::with_capacity(entries.len());
+    for (i, e) in entries.iter().enumerate() {
+        let path = crate::ext4::walk::shown_path(&entries, i);
         let Some(gd) = fs.groups.get(((u64::from(e.ino) - 1) / ipg.max(1)) as usize) else { continue };
         if seen.insert(e.ino) {
             let idx = (u64::from(e.ino) - 1) % ipg.max(1);
@@ -338,8 +340,10 @@ fn ext4_section(
                 ));
             }
         }
-        info.files.push(FileInfo {
-            path: path.clone(),
+        files.push(FileInfo {
+            parent: e.parent,
+            name: String::from_utf8_lossy(&e.name).into_owned(),
+            end: e.end,
             mode: type_bits(e.file_type) | u32::from(e.mode),
             uid: e.uid,
             gid: e.gid,
@@ -355,11 +359,11 @@ fn ext4_section(
             }
         }
     }
+    info.files = FileTree::from_preorder(files);
     info.file_count = entries.len() as u64;
     for (file, table) in [("/etc/passwd", &mut info.users), ("/etc/group", &mut info.groups)] {
-        if let Some(e) =
-            entries.iter().find(|e| e.path == file.as_bytes() && e.file_type == FileType::Regular)
-        {
+        let found = crate::ext4::walk::find(&entries, file.as_bytes()).and_then(|i| entries.get(i));
+        if let Some(e) = found.filter(|e| e.file_type == FileType::Regular) {
             match fs.read_file(e.ino, MAX_ACCOUNTS_FILE) {
                 Ok(bytes) => *table = parse_accounts(&bytes),
                 Err(err) => rep.findings.push(read_error(&format!("{where_} {file}"), &err)),
@@ -462,6 +466,7 @@ fn fat_section(
     } else {
         map.add(dir_region(geo.root_dir_offset, u64::from(fat.boot.bpb_root_ent_cnt) * 32, "/"));
     }
+    let mut files = Vec::with_capacity(tree.nodes.len());
     for n in &tree.nodes {
         let is_dir = n.is_dir();
         for run in runs(&n.clusters) {
@@ -497,8 +502,9 @@ fn fat_section(
             }
         }
         let mode = if is_dir { 0o040_755 } else { 0o100_644 };
-        info.files.push(FileInfo { path: n.path.clone(), mode, uid: 0, gid: 0 });
+        files.push((n.path.as_str(), mode, 0, 0));
     }
+    info.files = FileTree::from_paths(files);
     info.file_count = tree.nodes.len() as u64;
     rep.filesystems.push(info);
 }
@@ -516,7 +522,7 @@ fn runs(clusters: &[u32]) -> Vec<(u32, u32)> {
 }
 
 fn owner_label(part: Option<u32>, owner: &Owner) -> Label {
-    let p = |path: &[u8]| String::from_utf8_lossy(path).into_owned();
+    let p = |path: &crate::ext4::owner::ShownPath| path.to_string();
     match owner {
         Owner::FileData { path, .. } => Label::new(part, "file").with_detail(format!("{} data", p(path))),
         Owner::DirBlock { path, .. } => Label::new(part, "ext4 directory").with_detail(p(path)),
@@ -695,7 +701,7 @@ mod tests {
         assert_eq!(fs, [(Some(1), FsType::Fat16, "ESP"), (Some(2), FsType::Ext4, "nixos")]);
         assert_eq!(rep.filesystems[1].uuid.as_deref(), Some(SEED_ROOT_GUID.to_lowercase().as_str()));
         assert_eq!(rep.filesystems[1].users.get("root"), Some(&0));
-        assert!(rep.filesystems[0].files.iter().any(|f| f.path == "/loader/loader.conf"), "{text}");
+        assert!(rep.filesystems[0].files.find("/loader/loader.conf").is_some(), "{text}");
     }
 
     /// A `legacy` (MBR) image and a bare `none` filesystem, as the seed makes them: the table,

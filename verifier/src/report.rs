@@ -153,7 +153,7 @@ pub struct FsInfo {
     pub file_count: u64,
     /// Every file, for the `contents` checks (not serialised: the tree can be huge).
     #[serde(skip)]
-    pub files: Vec<FileInfo>,
+    pub files: FileTree,
     /// Names from the image's own /etc/passwd and /etc/group, for `user` and `group`.
     #[serde(skip)]
     pub users: BTreeMap<String, u32>,
@@ -173,7 +173,7 @@ impl FsInfo {
             block_size: 0,
             ext4: None,
             file_count: 0,
-            files: Vec::new(),
+            files: FileTree::default(),
             users: BTreeMap::new(),
             groups: BTreeMap::new(),
         }
@@ -207,16 +207,7 @@ pub struct Ext4Info {
     pub features: Vec<String>,
 }
 
-/// One file as the content checks need it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FileInfo {
-    /// Absolute, `/`-separated: `"/etc/motd"`.
-    pub path: String,
-    /// `st_mode`: type and permission bits.
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-}
+pub use crate::files::{FileInfo, FileTree};
 
 const S_IFMT: u32 = 0o170_000;
 const S_IFLNK: u32 = 0o120_000;
@@ -909,8 +900,7 @@ pub fn infer_layout(t: &TableInfo) -> Option<LayoutName> {
 fn content_findings(fs: &FsInfo, c: &ExpectedContent, out: &mut Vec<Finding>) {
     let target = format!("/{}", c.target.trim_matches('/'));
     let loc = Some(format!("contents target {target}"));
-    let under = |f: &&FileInfo| f.path == target || f.path.starts_with(&format!("{target}/"));
-    if !fs.files.iter().any(|f| f.path == target) {
+    let Some(at) = fs.files.find(&target) else {
         out.push(Finding::new(
             Severity::Error,
             "content-missing",
@@ -918,21 +908,22 @@ fn content_findings(fs: &FsInfo, c: &ExpectedContent, out: &mut Vec<Finding>) {
             loc,
         ));
         return;
-    }
-    let not_link = |f: &&FileInfo| f.mode & S_IFMT != S_IFLNK;
+    };
+    let under = || fs.files.subtree(at);
+    let not_link = |(_, f): &(usize, &FileInfo)| f.mode & S_IFMT != S_IFLNK;
     // rsync --chmod applies to what it copied: the whole tree for a plain source, the glob's
     // matches (which we cannot tell from other entries) for a glob.
     if let Some(m) = c.octal_mode().filter(|_| !c.is_glob()) {
-        let wrong: Vec<&FileInfo> =
-            fs.files.iter().filter(under).filter(not_link).filter(|f| f.mode & 0o7777 != m).collect();
-        if let Some(first) = wrong.first() {
+        let wrong: Vec<(usize, &FileInfo)> =
+            under().filter(not_link).filter(|(_, f)| f.mode & 0o7777 != m).collect();
+        if let Some((i, first)) = wrong.first() {
             out.push(Finding::new(
                 Severity::Error,
                 "content-mode",
                 format!(
-                    "{} files have another mode than {m:04o}, e.g. {} with {:04o}",
-                    wrong.len(),
-                    first.path,
+                    "{} another mode than {m:04o}, e.g. {} with {:04o}",
+                    count(wrong.len(), "file has", "files have"),
+                    fs.files.path(*i),
                     first.mode & 0o7777
                 ),
                 loc.clone(),
@@ -959,22 +950,26 @@ fn content_findings(fs: &FsInfo, c: &ExpectedContent, out: &mut Vec<Finding>) {
         ));
         return;
     };
-    let wrong: Vec<&FileInfo> =
-        fs.files.iter().filter(under).filter(|f| (f.uid, f.gid) != (uid, gid)).collect();
-    if let Some(first) = wrong.first() {
+    let wrong: Vec<(usize, &FileInfo)> = under().filter(|(_, f)| (f.uid, f.gid) != (uid, gid)).collect();
+    if let Some((i, first)) = wrong.first() {
         out.push(Finding::new(
             Severity::Error,
             "content-owner",
             format!(
-                "{} files are not owned by {user}:{group} ({uid}:{gid}), e.g. {} by {}:{}",
-                wrong.len(),
-                first.path,
+                "{} not owned by {user}:{group} ({uid}:{gid}), e.g. {} by {}:{}",
+                count(wrong.len(), "file is", "files are"),
+                fs.files.path(*i),
                 first.uid,
                 first.gid
             ),
             loc,
         ));
     }
+}
+
+/// `n` with the singular or plural words after it: "1 file has", "2 files have".
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn row(cells: &[&str]) -> Vec<String> {
@@ -1080,11 +1075,11 @@ mod tests {
             features: vec!["has_journal".into(), "extents".into()],
             ..Default::default()
         });
-        root.files = vec![
-            FileInfo { path: "/".into(), mode: 0o40755, uid: 0, gid: 0 },
-            FileInfo { path: "/etc".into(), mode: 0o40755, uid: 0, gid: 0 },
-            FileInfo { path: "/etc/motd".into(), mode: 0o100644, uid: 0, gid: 10 },
-        ];
+        root.files = FileTree::from_paths([
+            ("/", 0o40755, 0, 0),
+            ("/etc", 0o40755, 0, 0),
+            ("/etc/motd", 0o100644, 0, 10),
+        ]);
         root.file_count = 3;
         root.users.insert("root".into(), 0);
         root.groups.insert("wheel".into(), 10);
@@ -1131,8 +1126,10 @@ mod tests {
         r.table.disk_guid = Some("97FD5997-D90B-4AA3-8D16-C1723AEA73C0".into());
         r.filesystems[0].label = "BOOT".into();
         r.filesystems[1].uuid = Some("11111111-1111-1111-1111-111111111111".into());
-        r.filesystems[1].files[2].mode = 0o100600;
-        r.filesystems[1].files[2].gid = 0;
+        if let Some(motd) = r.filesystems[1].files.get_mut(2) {
+            motd.mode = 0o100600;
+            motd.gid = 0;
+        }
         r.check(Some(&spec("")), None, &derived());
         assert_eq!(
             codes(&r),
@@ -1155,7 +1152,7 @@ mod tests {
     #[test]
     fn missing_things_are_errors() {
         let mut r = good();
-        r.filesystems[1].files.pop();
+        r.filesystems[1].files = FileTree::from_paths([("/", 0o40755, 0, 0), ("/etc", 0o40755, 0, 0)]);
         r.filesystems.remove(0);
         r.table.partitions.pop();
         r.check(Some(&spec("")), None, &derived());
