@@ -9,6 +9,7 @@
 pub mod boot;
 pub mod build;
 pub mod cli;
+pub mod cli_boot;
 pub mod format;
 pub mod fs;
 pub mod ids;
