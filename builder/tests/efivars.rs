@@ -54,7 +54,7 @@ fn round_trip_on_the_empty_template() {
     assert_eq!(o.description, "Linux Boot Manager");
     assert_eq!(
         o.path_text,
-        r"HD(1,GPT,1C06F03B-704E-4657-B9CD-681A087A2FDC,0x4000,0x7c000)/\EFI\systemd\systemd-bootx64.efi"
+        r"HD(1,GPT,1C06F03B-704E-4657-B9CD-681A087A2FDC,0x4000,0x7C000)/\EFI\systemd\systemd-bootx64.efi"
     );
     assert!(o.optional_data.is_empty());
     let order = s.get("BootOrder", rguid(GLOBAL)).unwrap();

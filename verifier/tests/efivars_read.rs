@@ -130,7 +130,7 @@ fn device_paths_print_in_the_uefi_text_form() {
     );
     assert_eq!(
         devpath::path_text(&nodes),
-        r"HD(1,GPT,1C06F03B-704E-4657-B9CD-681A087A2FDC,0x4000,0x7c000)/\EFI\BOOT\BOOTX64.EFI"
+        r"HD(1,GPT,1C06F03B-704E-4657-B9CD-681A087A2FDC,0x4000,0x7C000)/\EFI\BOOT\BOOTX64.EFI"
     );
     // Corruptions of the path.
     let mut bad = p.clone();

@@ -1,5 +1,7 @@
 //! EFI load options (`Boot####`) and device paths, decoded to the UEFI text form, e.g.
-//! `HD(1,GPT,1C06F03B-704E-4657-B9CD-681A087A2FDC,0x4000,0x7C000)/\EFI\BOOT\BOOTX64.EFI`.
+//! `HD(1,GPT,1C06F03B-704E-4657-B9CD-681A087A2FDC,0x4000,0x7C000)/\EFI\BOOT\BOOTX64.EFI`,
+//! upper-case hex as edk2 prints it (`BdsDxe: loading Boot0000 ... from HD(...)`), so a
+//! listing can be compared with the firmware's own log.
 //!
 //! UEFI spec 3.1.3: EFI_LOAD_OPTION is Attributes u32, FilePathListLength u16, Description
 //! (NUL-terminated UCS-2), FilePathList (FilePathListLength bytes of device path), then
@@ -131,7 +133,7 @@ pub fn path_text(nodes: &[Node]) -> String {
                         format!("{format},{signature_type},{}", hex(raw))
                     }
                 };
-                format!("HD({partition},{sig},{start:#x},{size:#x})")
+                format!("HD({partition},{sig},0x{start:X},0x{size:X})")
             }
             Node::FilePath { path } => path.clone(),
             Node::EndInstance => ",".to_string(),
