@@ -147,3 +147,23 @@ fn device_paths_print_in_the_uefi_text_form() {
     zero[2] = 0;
     assert_eq!(devpath::parse_path(&zero), Err(DevPathError::NodeLength { at: 0, len: 0 }));
 }
+
+proptest::proptest! {
+    /// Any bytes changed anywhere in the headers and the first variables: an error or a
+    /// listing, never a panic.
+    #[test]
+    fn mutations_never_panic(flips in proptest::collection::vec((0usize..0x2000, proptest::num::u8::ANY), 1..8)) {
+        let mut t = used_template();
+        for (at, v) in flips {
+            t[at] = v;
+        }
+        let r = EfiVarsReport::inspect(&t, None);
+        let _ = r.render_text();
+        let _ = r.to_json();
+    }
+}
+
+fn used_template() -> Vec<u8> {
+    static T: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    T.get_or_init(|| ovmf("OVMF_VARS_4M.ms.fd")).clone()
+}
