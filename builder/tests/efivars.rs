@@ -266,3 +266,21 @@ fn ovmf_cached() -> Vec<u8> {
     static T: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
     T.get_or_init(|| ovmf("OVMF_VARS_4M.fd")).clone()
 }
+
+#[test]
+fn an_unfinished_fault_tolerant_write_is_refused() {
+    let t = ovmf("OVMF_VARS_4M.fd");
+    // The working block is at 0x41000, its queue at 0x41020 (Debian's OVMF_VARS_4M.fd).
+    assert_eq!(&t[0x41000..0x41004], &[0x2b, 0x29, 0x58, 0x9e]);
+    let mut pending = t.clone();
+    pending[0x41020] = 0xfe; // header allocated, writes not, not complete
+    assert_eq!(refused(&pending), EfiVarsError::PendingFtwWrite { offset: 0x41020 });
+    // A completed write (all three flags set) followed by a pending one after its record.
+    let mut done = t.clone();
+    done[0x41020] = 0xf8;
+    done[0x41038..0x41040].copy_from_slice(&1u64.to_le_bytes());
+    done[0x41040..0x41048].copy_from_slice(&0u64.to_le_bytes());
+    assert!(efivars::write(&done, &entry()).is_ok());
+    done[0x41020 + 0x28 + 0x28] = 0xfc;
+    assert_eq!(refused(&done), EfiVarsError::PendingFtwWrite { offset: 0x41070 });
+}

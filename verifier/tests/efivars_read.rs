@@ -103,6 +103,17 @@ fn one_byte_corruptions_give_exact_errors() {
 }
 
 #[test]
+fn fault_tolerant_write_queue_is_read() {
+    let mut t = ovmf("OVMF_VARS_4M.fd");
+    let s = efivars::parse(&t).unwrap();
+    assert_eq!(s.ftw, Some(efivars::FtwState { offset: 0x41000, writes: 0, pending_at: None }));
+    t[0x41020] = 0xfe;
+    assert_eq!(efivars::parse(&t).unwrap().ftw.unwrap().pending_at, Some(0x41020));
+    let r = EfiVarsReport::inspect(&t, None);
+    assert!(r.failed() && r.problems[0].code == "efivars.ftw-pending", "{}", r.render_text());
+}
+
+#[test]
 fn a_corrupt_store_fails_verify() {
     let mut t = ovmf("OVMF_VARS_4M.fd");
     t[0x5d] = 0x00;

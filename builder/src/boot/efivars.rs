@@ -76,12 +76,30 @@
 //! header that overruns the store or has a bad name) or has too little room for our variables
 //! is refused with an [`EfiVarsError`] that says what is wrong and where.
 //!
-//! Known limit: the FTW areas are copied as they are. edk2 replays an unfinished FTW write
-//! at boot; the OVMF templates Debian ships have an empty write queue, but a template saved
-//! from a VM that was stopped in the middle of a variable update could overwrite what we
-//! wrote when the firmware starts.
+//! # The fault-tolerant-write areas
+//!
+//! They are copied as they are, so edk2 must not find an unfinished write there: at boot it
+//! would finish it by copying the spare area over the variable store, and what we wrote would
+//! be gone. The writer looks for the FTW working block on every 4 KiB boundary after the
+//! store (signature 9e58292b-7c68-497d-a0ce-6500fd9f1b95, or fff12b8d-... in old builds):
+//!
+//! ```text
+//! working block header (0x20)  Signature GUID, Crc u32, 0x14 flags u8 (bit 0 valid,
+//!                              stored inverted), 3 reserved, 0x18 WriteQueueSize u64
+//! write queue                  write headers (0x28): 0x00 flags u8 (bit 0 HeaderAllocated,
+//!                              bit 1 WritesAllocated, bit 2 Complete; a set flag is a
+//!                              cleared bit), 0x04 CallerId GUID, 0x18 NumberOfWrites u64,
+//!                              0x20 PrivateDataSize u64; each followed by NumberOfWrites
+//!                              records of 0x28 + PrivateDataSize bytes; an erased (0xff)
+//!                              flags byte ends the queue
+//! ```
+//!
+//! A header that is allocated and not complete is an unfinished write: the template is
+//! refused ([`EfiVarsError::PendingFtwWrite`]). Debian's templates, and stores OVMF saved
+//! after ordinary variable updates (which QEMU's flash takes in place), have an empty queue.
 
 use crate::ids::Guid;
+use crate::layout::{Plan, Role};
 
 /// EFI_SYSTEM_NV_DATA_FV_GUID, the file system GUID of a variable firmware volume.
 const NV_DATA_FV_GUID: &str = "FFF12B8D-7696-4C8B-A985-2747075B4F50";
@@ -182,6 +200,10 @@ pub enum EfiVarsError {
         "efi variable template: the variable store has {available} free bytes, {needed} are needed for Boot0000 and BootOrder; use a template with fewer variables"
     )]
     NoSpace { needed: usize, available: usize },
+    #[error(
+        "efi variable template: the fault-tolerant-write queue at byte {offset:#x} holds an unfinished write; the firmware would replay it over the variable store at boot: use a template saved after a clean shutdown, or Debian's OVMF_VARS_4M.fd"
+    )]
+    PendingFtwWrite { offset: usize },
     #[error("efi variable template: the template's BootOrder has an odd length ({len} bytes)")]
     BootOrderLength { len: usize },
     #[error("boot entry: {what} is empty or holds a NUL character")]
@@ -296,6 +318,8 @@ fn parse(t: &[u8]) -> Result<Store, EfiVarsError> {
         return Err(EfiVarsError::StoreState { found: t[store + 0x15] });
     }
 
+    check_ftw(t, end, fv_len)?;
+
     let vars_start = align_up(store + STORE_HEADER_LEN);
     let mut vars = Vec::new();
     let mut at = vars_start;
@@ -321,6 +345,43 @@ fn parse(t: &[u8]) -> Result<Store, EfiVarsError> {
         at = align_up(at + len);
     }
     Ok(Store { vars_start, end, vars })
+}
+
+/// EDKII_WORKING_BLOCK_SIGNATURE_GUID.
+const FTW_WORKING_BLOCK_GUID: &str = "9E58292B-7C68-497D-A0CE-6500FD9F1B95";
+const FTW_BLOCK: usize = 0x1000;
+const FTW_HEADER_LEN: usize = 0x20;
+const FTW_WRITE_HEADER_LEN: usize = 0x28;
+const FTW_RECORD_LEN: u64 = 0x28;
+
+/// Refuses a template whose FTW write queue holds an unfinished write (see the module doc).
+fn check_ftw(t: &[u8], store_end: usize, fv_len: usize) -> Result<(), EfiVarsError> {
+    let sigs = [known(FTW_WORKING_BLOCK_GUID), known(NV_DATA_FV_GUID)];
+    let first = store_end.div_ceil(FTW_BLOCK) * FTW_BLOCK;
+    let Some(wb) = (first..fv_len.saturating_sub(FTW_HEADER_LEN))
+        .step_by(FTW_BLOCK)
+        .find(|&o| sigs.contains(&guid_at(t, o)))
+    else {
+        return Ok(());
+    };
+    let queue_end = usize::try_from(le64(t, wb + 0x18))
+        .ok()
+        .and_then(|q| (wb + FTW_HEADER_LEN).checked_add(q))
+        .map_or(fv_len, |e| e.min(fv_len));
+    let mut at = wb + FTW_HEADER_LEN;
+    while at + FTW_WRITE_HEADER_LEN <= queue_end && t[at] != ERASED {
+        let (allocated, complete) = (t[at] & 0x1 == 0, t[at] & 0x4 == 0);
+        if allocated && !complete {
+            return Err(EfiVarsError::PendingFtwWrite { offset: at });
+        }
+        let records = le64(t, at + 0x18).saturating_mul(FTW_RECORD_LEN.saturating_add(le64(t, at + 0x20)));
+        let next = (FTW_WRITE_HEADER_LEN as u64).saturating_add(records);
+        at = match usize::try_from(next).ok().and_then(|n| at.checked_add(n)) {
+            Some(n) => n,
+            None => break,
+        };
+    }
+    Ok(())
 }
 
 /// The template's live variables, in store order (see the module doc for the state rule).
@@ -432,9 +493,82 @@ pub fn write(template: &[u8], entry: &BootEntry) -> Result<Vec<u8>, EfiVarsError
     Ok(out)
 }
 
+/// The UEFI boot loaders reprodisk installs, as the firmware's boot entry names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UefiLoader {
+    /// `\EFI\systemd\systemd-bootx64.efi`, "Linux Boot Manager" (what `bootctl install` writes).
+    SystemdBoot,
+    /// `\EFI\BOOT\BOOTX64.EFI`, "GRUB": GRUB is installed only at the removable path.
+    Grub,
+}
+
+impl UefiLoader {
+    pub fn description(self) -> &'static str {
+        match self {
+            UefiLoader::SystemdBoot => "Linux Boot Manager",
+            UefiLoader::Grub => "GRUB",
+        }
+    }
+
+    pub fn path(self) -> &'static str {
+        match self {
+            UefiLoader::SystemdBoot => r"\EFI\systemd\systemd-bootx64.efi",
+            UefiLoader::Grub => r"\EFI\BOOT\BOOTX64.EFI",
+        }
+    }
+}
+
+/// The boot entry for `loader` on the ESP of `plan`; `None` when the plan has no GPT ESP.
+pub fn entry_for(plan: &Plan, loader: UefiLoader) -> Option<BootEntry> {
+    let esp = plan.partitions.iter().find(|p| p.role == Role::Esp)?;
+    Some(BootEntry {
+        description: loader.description().to_string(),
+        partition_number: esp.number,
+        start_lba: esp.start_lba,
+        size_lba: esp.sectors(),
+        partition_guid: esp.gpt.as_ref()?.partition_guid,
+        loader_path: loader.path().to_string(),
+    })
+}
+
+/// `efi-vars.fd` of a build: the template with the entry of the installed UEFI loader, or,
+/// when no UEFI loader is installed (`installBootLoader = false`, `legacy+gpt`), the template
+/// unchanged after the same checks, as the seed copies it.
+pub fn efi_vars_for(template: &[u8], entry: Option<&BootEntry>) -> Result<Vec<u8>, EfiVarsError> {
+    match entry {
+        Some(e) => write(template, e),
+        None => parse(template).map(|_| template.to_vec()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn plan(layout: &str) -> Plan {
+        let v = serde_json::json!({"partitionTableType": layout, "diskSize": 400});
+        let spec = crate::spec::Spec::from_value(v, std::path::Path::new("."), None).unwrap();
+        crate::layout::plan(&spec, None).unwrap()
+    }
+
+    #[test]
+    fn entry_is_the_esp_of_the_plan() {
+        // efi: ESP from 8 MiB to bootSize 256M rounded (257 MiB), partition 1, seed GUID.
+        let e = entry_for(&plan("efi"), UefiLoader::SystemdBoot).unwrap();
+        assert_eq!((e.partition_number, e.start_lba, e.size_lba), (1, 8 << 11, (257 - 8) << 11));
+        assert_eq!(e.partition_guid, crate::ids::SEED_PARTITION1_GUID);
+        assert_eq!(e.loader_path, r"\EFI\systemd\systemd-bootx64.efi");
+        let g = entry_for(&plan("hybrid"), UefiLoader::Grub).unwrap();
+        assert_eq!(
+            (g.partition_number, g.description.as_str(), g.loader_path.as_str()),
+            (1, "GRUB", r"\EFI\BOOT\BOOTX64.EFI")
+        );
+        assert_eq!(
+            entry_for(&plan("efixbootldr"), UefiLoader::SystemdBoot).unwrap().size_lba,
+            (100 - 8) << 11
+        );
+        assert_eq!(entry_for(&plan("legacy+gpt"), UefiLoader::Grub), None);
+    }
 
     #[test]
     fn guid_constants_parse() {

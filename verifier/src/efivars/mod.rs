@@ -194,6 +194,58 @@ pub struct VarStore {
     pub free_bytes: u64,
     /// The first byte after the variables that is not erased (0xff), if any.
     pub not_erased_at: Option<u64>,
+    /// The fault-tolerant-write working block, when one follows the store.
+    pub ftw: Option<FtwState>,
+}
+
+/// The FTW working block (edk2 `SystemNvDataGuid.h`, `WorkingBlockHeader.h`): a 0x20-byte
+/// header (signature GUID, Crc u32, flags u8 at 0x14, WriteQueueSize u64 at 0x18) and a queue
+/// of write headers (0x28 bytes: flags u8 with HeaderAllocated bit 0, Complete bit 2, both
+/// set by clearing the bit; NumberOfWrites u64 at 0x18, PrivateDataSize u64 at 0x20), each
+/// followed by NumberOfWrites records of 0x28 + PrivateDataSize bytes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FtwState {
+    pub offset: u64,
+    /// Write headers in the queue, finished or not.
+    pub writes: u32,
+    /// The first write header that is allocated and not complete: edk2 finishes that write
+    /// at boot by copying the spare area over the store, so this store is not what the
+    /// firmware will use.
+    pub pending_at: Option<u64>,
+}
+
+/// EDKII_WORKING_BLOCK_SIGNATURE_GUID (older builds sign it with EFI_SYSTEM_NV_DATA_FV_GUID).
+pub const FTW_WORKING_BLOCK: Guid =
+    guid(0x9e58292b, 0x7c68, 0x497d, [0xa0, 0xce, 0x65, 0x00, 0xfd, 0x9f, 0x1b, 0x95]);
+
+/// Finds the working block on the 4 KiB boundaries between the store and the volume's end.
+fn ftw_state(file: &[u8], store_end: usize, fv_len: usize) -> Option<FtwState> {
+    let b = Le(file);
+    let start = store_end.div_ceil(0x1000) * 0x1000;
+    let wb = (start..fv_len.saturating_sub(0x20))
+        .step_by(0x1000)
+        .find(|&o| matches!(Guid::from_disk(b.array(o)), g if g == FTW_WORKING_BLOCK || g == NV_DATA_FV))?;
+    let queue = wb + 0x20;
+    let end = usize::try_from(b.u64(wb + 0x18))
+        .ok()
+        .and_then(|q| queue.checked_add(q))
+        .map_or(fv_len, |e| e.min(fv_len));
+    let mut state = FtwState { offset: wb as u64, writes: 0, pending_at: None };
+    let mut at = queue;
+    while at + 0x28 <= end && b.u8(at) != 0xff {
+        state.writes += 1;
+        let flags = b.u8(at);
+        if flags & 0x1 == 0 && flags & 0x4 != 0 && state.pending_at.is_none() {
+            state.pending_at = Some(at as u64);
+        }
+        let each = 0x28u64.saturating_add(b.u64(at + 0x20));
+        let len = b.u64(at + 0x18).saturating_mul(each).saturating_add(0x28);
+        match usize::try_from(len).ok().and_then(|l| at.checked_add(l)) {
+            Some(n) => at = n,
+            None => break,
+        }
+    }
+    Some(state)
 }
 
 /// Whether `head` (the first bytes of a file) starts like a variable firmware volume.
@@ -337,6 +389,7 @@ pub fn parse(file: &[u8]) -> Result<VarStore, VarsError> {
         end_of_variables: end_of_variables as u64,
         free_bytes: (end - end_of_variables) as u64,
         not_erased_at,
+        ftw: ftw_state(file, end, fv_length as usize),
     })
 }
 

@@ -1,7 +1,8 @@
 //! `reprodisk verify efi-vars.fd`: the listing of a variable store, its checks and lints.
 //!
 //! Checks (a failure sets exit code 1): the store parses; every `Boot####` and `BootOrder`
-//! of EFI_GLOBAL_VARIABLE decodes; `BootOrder` names options that exist. Lints (warnings):
+//! of EFI_GLOBAL_VARIABLE decodes; `BootOrder` names options that exist; the
+//! fault-tolerant-write queue holds no unfinished write. Lints (warnings):
 //! bytes after the last variable that are not erased; a live `Boot####` or `BootOrder` with a
 //! timestamp or monotonic count (reprodisk writes zeros, so a non-zero one came from a clock).
 
@@ -92,6 +93,12 @@ impl EfiVarsReport {
             authenticated: s.store.authenticated,
             free_bytes: s.free_bytes,
         });
+        if let Some(at) = s.ftw.as_ref().and_then(|f| f.pending_at) {
+            self.problems.push(error(
+                "efivars.ftw-pending",
+                format!("the fault-tolerant-write queue holds an unfinished write at byte {at:#x}: the firmware will replay it over this store at boot"),
+            ));
+        }
         if let Some(at) = s.not_erased_at {
             self.problems.push(Problem {
                 severity: "warning",
