@@ -20,6 +20,8 @@ pub struct Manifest {
     /// Parts of the image reprodisk does not write yet (left as holes).
     pub not_written: Vec<String>,
     pub inputs: Vec<InputRecord>,
+    /// Boot loader, kernel, initrd, FAT filesystems and the boot-loader inputs with sha256.
+    pub boot: crate::boot::esp::BootReport,
     pub output: OutputRecord,
     /// Every other file of the output set (this manifest is its commit marker, see
     /// `output.rs`), sorted by name.
