@@ -86,13 +86,7 @@ fn bad_syntax_and_format() {
 #[test]
 fn unimplemented_parts_are_refused_on_build() {
     let dir = tempfile::tempdir().unwrap();
-    for (json, needle) in [
-        (r#"{"format": "qcow2", "diskSize": 10}"#, "not implemented yet"),
-        (
-            r#"{"partitionTableType": "efi", "touchEFIVars": true, "diskSize": 300}"#,
-            "efi-vars.fd is not written yet",
-        ),
-    ] {
+    for (json, needle) in [(r#"{"format": "qcow2", "diskSize": 10}"#, "not implemented yet")] {
         let spec = common::write(dir.path(), "spec.json", json);
         let out = dir.path().join("out");
         let o = common::reprodisk(&["build", spec.to_str().unwrap(), "--out", out.to_str().unwrap()]);

@@ -284,3 +284,52 @@ fn an_unfinished_fault_tolerant_write_is_refused() {
     done[0x41020 + 0x28 + 0x28] = 0xfc;
     assert_eq!(refused(&done), EfiVarsError::PendingFtwWrite { offset: 0x41070 });
 }
+
+/// A spec with `touchEFIVars = true` and an `efiVariables` template, built with the CLI.
+fn build_with_template(template: &[u8]) -> (tempfile::TempDir, std::process::Output) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vars.fd"), template).unwrap();
+    let spec = common::write(
+        dir.path(),
+        "spec.json",
+        r#"{"partitionTableType": "efi", "diskSize": 300, "touchEFIVars": true, "efiVariables": "vars.fd"}"#,
+    );
+    let out = dir.path().join("out");
+    let o = common::reprodisk(&["build", spec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    (dir, o)
+}
+
+#[test]
+fn cli_refuses_a_template_that_is_not_a_variable_store() {
+    let (dir, o) = build_with_template(&ovmf("OVMF_CODE_4M.fd"));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("vars.fd") && stderr.contains("efi variable template"), "{stderr}");
+    // Nothing under a final name.
+    let out = dir.path().join("out");
+    assert!(
+        !out.join("efi-vars.fd").exists()
+            && !out.join("nixos.img").exists()
+            && !out.join("manifest.json").exists()
+    );
+}
+
+#[test]
+fn cli_without_a_loader_copies_the_checked_template() {
+    // No `system` table: no UEFI loader is installed, so the seed's efi-vars.fd is the template.
+    let t = ovmf("OVMF_VARS_4M.ms.fd");
+    let (dir, o) = build_with_template(&t);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("out");
+    assert_eq!(std::fs::read(out.join("efi-vars.fd")).unwrap(), t);
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["efi_vars"]["boot0000"], serde_json::Value::Null);
+    assert_eq!(m["efi_vars"]["template"]["origin"], "efiVariables");
+    let files: Vec<&str> = m["files"].as_array().unwrap().iter().filter_map(|f| f["name"].as_str()).collect();
+    assert!(files.contains(&"efi-vars.fd"), "{files:?}");
+    // verify lists the store beside the image.
+    let v = common::reprodisk(&["verify", out.join("nixos.img").to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(text.contains("efi variable store") && text.contains("Boot0002"), "{text}");
+}

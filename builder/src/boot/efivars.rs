@@ -98,8 +98,13 @@
 //! refused ([`EfiVarsError::PendingFtwWrite`]). Debian's templates, and stores OVMF saved
 //! after ordinary variable updates (which QEMU's flash takes in place), have an empty queue.
 
+use crate::boot::esp::{EspFacts, UefiLoader};
+use crate::boot::inputs::{InputError, PackageFile, PackageRoots};
 use crate::ids::Guid;
-use crate::layout::{Plan, Role};
+use crate::spec::Spec;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 
 /// EFI_SYSTEM_NV_DATA_FV_GUID, the file system GUID of a variable firmware volume.
 const NV_DATA_FV_GUID: &str = "FFF12B8D-7696-4C8B-A985-2747075B4F50";
@@ -128,7 +133,7 @@ pub const ATTR_NV_BS_RT: u32 = 0x7;
 const LOAD_OPTION_ACTIVE: u32 = 0x1;
 
 /// The boot entry to write: where the loader is and what the menu calls it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BootEntry {
     /// Shown by the firmware's boot menu, e.g. "Linux Boot Manager".
     pub description: String,
@@ -493,42 +498,31 @@ pub fn write(template: &[u8], entry: &BootEntry) -> Result<Vec<u8>, EfiVarsError
     Ok(out)
 }
 
-/// The UEFI boot loaders reprodisk installs, as the firmware's boot entry names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UefiLoader {
-    /// `\EFI\systemd\systemd-bootx64.efi`, "Linux Boot Manager" (what `bootctl install` writes).
-    SystemdBoot,
-    /// `\EFI\BOOT\BOOTX64.EFI`, "GRUB": GRUB is installed only at the removable path.
-    Grub,
-}
+/// Debian's OVMF variable template, the default `efiVariables`.
+pub const OVMF_VARS_4M: PackageFile = PackageFile { path: "usr/share/OVMF/OVMF_VARS_4M.fd", package: "ovmf" };
 
-impl UefiLoader {
-    pub fn description(self) -> &'static str {
-        match self {
-            UefiLoader::SystemdBoot => "Linux Boot Manager",
-            UefiLoader::Grub => "GRUB",
-        }
-    }
+/// The output file's name in the output folder, as the seed names it.
+pub const FILE_NAME: &str = "efi-vars.fd";
 
-    pub fn path(self) -> &'static str {
-        match self {
-            UefiLoader::SystemdBoot => r"\EFI\systemd\systemd-bootx64.efi",
-            UefiLoader::Grub => r"\EFI\BOOT\BOOTX64.EFI",
-        }
+/// The firmware menu's name for the installed loader: systemd-boot's `bootctl install` says
+/// "Linux Boot Manager"; GRUB, installed only at the removable path, gets "GRUB".
+pub fn description(loader: UefiLoader) -> &'static str {
+    match loader {
+        UefiLoader::SystemdBoot => "Linux Boot Manager",
+        UefiLoader::GrubEfi => "GRUB",
     }
 }
 
-/// The boot entry for `loader` on the ESP of `plan`; `None` when the plan has no GPT ESP.
-pub fn entry_for(plan: &Plan, loader: UefiLoader) -> Option<BootEntry> {
-    let esp = plan.partitions.iter().find(|p| p.role == Role::Esp)?;
-    Some(BootEntry {
-        description: loader.description().to_string(),
-        partition_number: esp.number,
+/// The boot entry naming the loader the ESP plan installed.
+pub fn entry_for(esp: &EspFacts) -> BootEntry {
+    BootEntry {
+        description: description(esp.loader).to_string(),
+        partition_number: esp.partition_number,
         start_lba: esp.start_lba,
-        size_lba: esp.sectors(),
-        partition_guid: esp.gpt.as_ref()?.partition_guid,
-        loader_path: loader.path().to_string(),
-    })
+        size_lba: esp.size_lba,
+        partition_guid: esp.partition_guid,
+        loader_path: esp.loader_path.clone(),
+    }
 }
 
 /// `efi-vars.fd` of a build: the template with the entry of the installed UEFI loader, or,
@@ -541,33 +535,97 @@ pub fn efi_vars_for(template: &[u8], entry: Option<&BootEntry>) -> Result<Vec<u8
     }
 }
 
+/// Where the template came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemplateRecord {
+    /// The host path read.
+    pub path: PathBuf,
+    /// `efiVariables` (the spec) or the Debian package found in a package root.
+    pub origin: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// What `plan` and the manifest say about `efi-vars.fd`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EfiVarsReport {
+    pub file: &'static str,
+    pub template: TemplateRecord,
+    /// `Boot0000`, first in `BootOrder`; `None` when no UEFI loader is installed.
+    pub boot0000: Option<BootEntry>,
+    pub sha256: String,
+}
+
+/// `efi-vars.fd`, made before anything is written.
+#[derive(Debug, Clone)]
+pub struct EfiVarsPlan {
+    pub bytes: Vec<u8>,
+    pub report: EfiVarsReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EfiVarsBuildError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("efiVariables `{path}`: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("`{path}`: {error}")]
+    Template { path: PathBuf, error: EfiVarsError },
+}
+
+/// Plans `efi-vars.fd` for `touchEFIVars = true` (`None` otherwise): the template is the
+/// spec's `efiVariables`, else `OVMF_VARS_4M.fd` from the package roots (package `ovmf`).
+pub fn plan(
+    spec: &Spec,
+    roots: &PackageRoots,
+    esp: Option<&EspFacts>,
+) -> Result<Option<EfiVarsPlan>, EfiVarsBuildError> {
+    if !spec.touch_efi_vars {
+        return Ok(None);
+    }
+    let (path, origin) = match &spec.efi_variables {
+        Some(p) => (p.resolved.clone(), "efiVariables".to_string()),
+        None => {
+            let used = roots.find(OVMF_VARS_4M)?;
+            (used.host_path(), format!("Debian package {}", used.package))
+        }
+    };
+    let template =
+        std::fs::read(&path).map_err(|error| EfiVarsBuildError::Read { path: path.clone(), error })?;
+    let entry = esp.map(entry_for);
+    let bytes = efi_vars_for(&template, entry.as_ref())
+        .map_err(|error| EfiVarsBuildError::Template { path: path.clone(), error })?;
+    let report = EfiVarsReport {
+        file: FILE_NAME,
+        template: TemplateRecord {
+            path,
+            origin,
+            bytes: template.len() as u64,
+            sha256: crate::manifest::hex(&Sha256::digest(&template)),
+        },
+        boot0000: entry,
+        sha256: crate::manifest::hex(&Sha256::digest(&bytes)),
+    };
+    Ok(Some(EfiVarsPlan { bytes, report }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn plan(layout: &str) -> Plan {
-        let v = serde_json::json!({"partitionTableType": layout, "diskSize": 400});
-        let spec = crate::spec::Spec::from_value(v, std::path::Path::new("."), None).unwrap();
-        crate::layout::plan(&spec, None).unwrap()
-    }
-
     #[test]
-    fn entry_is_the_esp_of_the_plan() {
-        // efi: ESP from 8 MiB to bootSize 256M rounded (257 MiB), partition 1, seed GUID.
-        let e = entry_for(&plan("efi"), UefiLoader::SystemdBoot).unwrap();
-        assert_eq!((e.partition_number, e.start_lba, e.size_lba), (1, 8 << 11, (257 - 8) << 11));
-        assert_eq!(e.partition_guid, crate::ids::SEED_PARTITION1_GUID);
-        assert_eq!(e.loader_path, r"\EFI\systemd\systemd-bootx64.efi");
-        let g = entry_for(&plan("hybrid"), UefiLoader::Grub).unwrap();
-        assert_eq!(
-            (g.partition_number, g.description.as_str(), g.loader_path.as_str()),
-            (1, "GRUB", r"\EFI\BOOT\BOOTX64.EFI")
-        );
-        assert_eq!(
-            entry_for(&plan("efixbootldr"), UefiLoader::SystemdBoot).unwrap().size_lba,
-            (100 - 8) << 11
-        );
-        assert_eq!(entry_for(&plan("legacy+gpt"), UefiLoader::Grub), None);
+    fn entry_names_the_installed_loader() {
+        let esp = EspFacts {
+            partition_number: 1,
+            start_lba: 8 << 11,
+            size_lba: 249 << 11,
+            partition_guid: crate::ids::SEED_PARTITION1_GUID,
+            loader_path: r"\EFI\BOOT\BOOTX64.EFI".into(),
+            loader: UefiLoader::GrubEfi,
+        };
+        let e = entry_for(&esp);
+        assert_eq!((e.description.as_str(), e.partition_number, e.size_lba), ("GRUB", 1, 249 << 11));
+        assert_eq!(description(UefiLoader::SystemdBoot), "Linux Boot Manager");
     }
 
     #[test]
