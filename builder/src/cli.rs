@@ -366,6 +366,22 @@ pub fn render_plan(r: &PlanReport) -> String {
     if let Some(c) = &r.boot.cmdline {
         s += &format!("kernel command line: {c}\n");
     }
+    if let Some(v) = &r.efi_vars {
+        s += &format!(
+            "{}: from `{}` ({}, sha256 {})",
+            v.file,
+            v.template.path.display(),
+            v.template.origin,
+            v.template.sha256
+        );
+        s += &match &v.boot0000 {
+            Some(e) => format!(
+                ", Boot0000 \"{}\" partition {} LBA {}+{} {}\n",
+                e.description, e.partition_number, e.start_lba, e.size_lba, e.loader_path
+            ),
+            None => ", unchanged (no UEFI loader installed)\n".to_string(),
+        };
+    }
     for n in &r.pending {
         s += &format!("{n}\n");
     }
