@@ -7,6 +7,7 @@
 //! trial with the package to install; nothing is skipped silently.
 
 mod boot;
+mod efivars;
 mod gate;
 mod support;
 
@@ -50,6 +51,8 @@ fn main() {
         trials.push(trial(format!("negative::{}", n.name), move || boot::negative(*n)));
     }
     trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
+    trials.push(trial("efivars::read_back".into(), efivars::read_back));
+    trials.push(trial("efivars::boot_without_fallback".into(), efivars::boot_without_fallback));
     trials.push(trial("cli::boot::kernel_exits_0".into(), boot::cli_kernel_boot_exits_0));
     trials.push(trial(
         "cli::boot::seabios_without_loader_exits_1".into(),

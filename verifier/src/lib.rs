@@ -12,6 +12,7 @@
 pub mod bytes;
 pub mod diff;
 pub mod disk;
+pub mod efivars;
 pub mod error;
 pub mod expect;
 pub mod ext4;
