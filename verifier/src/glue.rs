@@ -40,6 +40,7 @@ pub fn inspect(r: &dyn ReadAt, path: Option<&str>) -> Inspection {
     match disk::open(r) {
         Ok(d) => {
             table_section(&d, &mut report, &mut map);
+            report.findings.extend(crate::bootcode::findings(r, &d));
             for p in &d.partitions {
                 let part = (p.number != 0).then_some(p.number);
                 match p.contents {

@@ -59,7 +59,6 @@ pub fn region(plan: &Plan) -> Result<Region, GrubBiosError> {
     }
 }
 
-
 /// core.img with its blocklist pointing at the sectors after its first, placed at
 /// `region.first`; an error if it does not fit.
 pub fn place_core(core: &CoreImage, region: &Region) -> Result<Vec<u8>, GrubBiosError> {
