@@ -8,6 +8,8 @@
 //! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted (holes);
 //!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
 
+use crate::boot::grub_bios::install::{self as grub_install, BiosGrub, InstallError};
+use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, FsKind, setup::Region};
 use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
@@ -30,6 +32,10 @@ pub enum BuildError {
     Ptable(#[from] PtableError),
     #[error(transparent)]
     RootFs(#[from] RootFsError),
+    #[error(transparent)]
+    GrubBios(#[from] InstallError),
+    #[error("GRUB for BIOS: {0}")]
+    GrubKernel(String),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
     #[error("{action} `{path}`: {error}")]
@@ -173,7 +179,16 @@ pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
         }
     }
     if spec.install_boot_loader {
-        v.push("boot loader: not installed yet (boot loader work pending)".to_string());
+        if bios_grub_fs(spec, plan.layout).is_some() {
+            if plan.layout == layout::Layout::Hybrid {
+                v.push(
+                    "boot loader: GRUB for BIOS installed; the UEFI loader is not yet (uefi work pending)"
+                        .to_string(),
+                );
+            }
+        } else {
+            v.push("boot loader: not installed yet (boot loader work pending)".to_string());
+        }
     }
     v
 }
@@ -207,18 +222,91 @@ pub struct Prepared {
     pub report: PlanReport,
     pub root: RootTree,
     pub ext4: Ext4Plan,
+    /// GRUB for BIOS, with its core.img checked to fit, when the layout boots on BIOS.
+    pub bios: Option<PreparedBios>,
+}
+
+/// GRUB BIOS between planning and writing.
+pub struct PreparedBios {
+    pub grub: BiosGrub,
+    pub core: CoreImage,
+    pub config: CoreConfig,
+    pub region: Region,
+}
+
+/// The filesystem GRUB for BIOS reads /boot from, when this build installs GRUB for BIOS:
+/// a system to boot, `installBootLoader`, a BIOS layout whose /boot is on the ext4 root
+/// (legacy+boot's FAT /boot waits for the FAT writer).
+pub fn bios_grub_fs(spec: &Spec, layout: layout::Layout) -> Option<FsKind> {
+    if !spec.install_boot_loader || spec.system.is_none() {
+        return None;
+    }
+    match layout {
+        layout::Layout::Legacy | layout::Layout::LegacyGpt | layout::Layout::Hybrid => Some(FsKind::Ext4),
+        _ => None,
+    }
+}
+
+/// Package roots for boot-loader inputs: `$REPRODISK_CACHE/root` (default
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/reprodisk/root`), then `/`.
+fn package_roots() -> Vec<PathBuf> {
+    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let cache = var("REPRODISK_CACHE").or_else(|| {
+        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache"))).map(|b| b.join("reprodisk"))
+    });
+    let mut roots: Vec<PathBuf> = cache.map(|c| c.join("root")).into_iter().collect();
+    roots.push(PathBuf::from("/"));
+    roots
 }
 
 /// Reads the sources, sizes and lays out the disk and plans the root filesystem. Every error
 /// about the spec or its inputs surfaces here, before anything is written.
 pub fn prepare(spec: &Spec, progress: &Progress) -> Result<Prepared, BuildError> {
     progress.stage("reading the sources");
-    let root = rootfs::ingest(spec)?;
+    let mut root = rootfs::ingest(spec)?;
+    // GRUB's files go into the tree before sizing; grub.cfg with its final length, its text
+    // once the root UUID is known (the same length: a UUID is always 36 characters).
+    let bios_fs = bios_grub_fs(spec, spec.partition_table_type);
+    let mut bios_menu = None;
+    let mut bios_grub = None;
+    if let (Some(fs), Some(system)) = (bios_fs, &spec.system) {
+        let (linux, initrd) =
+            grub_bios::interim::find_kernel(system, &root.tree).map_err(BuildError::GrubKernel)?;
+        let placeholder = "00000000-0000-0000-0000-000000000000";
+        let len = bios_cfg(placeholder, &linux, initrd.as_deref(), &system.kernel_params).len();
+        let meta = root.tree.node(crate::tree::NodeId::ROOT).meta.clone();
+        let file_meta = crate::tree::Metadata { perm: 0o644, ..meta.clone() };
+        let dir_meta = crate::tree::Metadata { perm: 0o755, ..meta };
+        let files = grub_install::PackageRootFiles::new(package_roots());
+        bios_grub = Some(BiosGrub::add_to_tree(
+            spec.partition_table_type,
+            fs,
+            &mut root.tree,
+            files,
+            len,
+            &dir_meta,
+            &file_meta,
+        )?);
+        bios_menu = Some((linux, initrd));
+    }
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
     let root_fs = root_fs_bytes(spec, &root)?;
     let plan = layout::plan(spec, root_fs)?;
     let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
+    let mut bios = None;
+    if let (Some(grub), Some((linux, initrd)), Some(system)) = (bios_grub, bios_menu, &spec.system) {
+        let uuid = crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase();
+        grub.finish_config(
+            &mut root.tree,
+            &bios_cfg(&uuid, &linux, initrd.as_deref(), &system.kernel_params),
+        )?;
+        let (core, config, region) = grub.core(&plan, &uuid)?;
+        bios = Some(PreparedBios { grub, core, config, region });
+    }
     let ext4 = rootfs::plan_exact(&root.tree, &opts, plan.root_bytes)?;
+    if bios.is_some() {
+        grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
+    }
     let report = PlanReport {
         output_file: output_file_name(spec),
         format: spec.format,
@@ -226,7 +314,7 @@ pub fn prepare(spec: &Spec, progress: &Progress) -> Result<Prepared, BuildError>
         pending: pending(spec, &plan),
         plan,
     };
-    Ok(Prepared { report, root, ext4 })
+    Ok(Prepared { report, root, ext4, bios })
 }
 
 /// The plan for `spec`, with everything `reprodisk plan` shows.
@@ -297,6 +385,13 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let mut image = Image::create(&image_path, plan.disk_bytes).map_err(io("creating", &image_path))?;
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
+    let grub_bios = match &prepared.bios {
+        Some(b) => {
+            progress.stage("writing GRUB's boot code (boot.img, core.img)");
+            Some(b.grub.write(&mut image.writer(), &b.core, &b.config, &b.region)?)
+        }
+        None => None,
+    };
     write_boot_filesystems(spec, &plan, &mut image, progress)?;
     write_root_filesystem(&prepared, &mut image, progress)?;
 
@@ -325,6 +420,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         source_date_epoch: spec.source_date_epoch,
         not_written: prepared.report.pending.clone(),
         inputs,
+        grub_bios,
         output: OutputRecord {
             file: file_name,
             format: spec.format.hydra_name(),
@@ -391,4 +487,14 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file")]);
     }
+}
+
+/// The grub.cfg GRUB for BIOS reads: `root=UUID=` first, then the system's parameters.
+fn bios_cfg(uuid: &str, linux: &str, initrd: Option<&str>, params: &[String]) -> String {
+    let mut cmdline = format!("root=UUID={uuid}");
+    for p in params {
+        cmdline.push(' ');
+        cmdline.push_str(p);
+    }
+    grub_bios::interim::render(uuid, linux, initrd, &cmdline)
 }

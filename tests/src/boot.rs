@@ -60,6 +60,9 @@ pub const MATRIX: &[Case] = &[
     case("efi", "kernel", "direct-partuuid", "raw", "efi-partuuid"),
     case("efixbootldr", "kernel", "direct", "raw", "efixbootldr"),
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
+    case("legacy", "seabios", "grub", "raw", "legacy"),
+    case("legacy+gpt", "seabios", "grub", "raw", "legacy-gpt"),
+    case("hybrid", "seabios", "grub", "raw", "hybrid"),
 ];
 
 /// A boot that must fail, and a text the failure must contain.

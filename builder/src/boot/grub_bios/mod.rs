@@ -104,6 +104,8 @@
 
 pub mod core;
 pub mod files;
+pub mod install;
+pub mod interim;
 pub mod runtime;
 pub mod setup;
 
