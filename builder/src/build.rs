@@ -441,6 +441,16 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     Ok(BuildOutput { image: image_path, manifest_path, manifest })
 }
 
+/// The grub.cfg GRUB for BIOS reads: `root=UUID=` first, then the system's parameters.
+fn bios_cfg(uuid: &str, linux: &str, initrd: Option<&str>, params: &[String]) -> String {
+    let mut cmdline = format!("root=UUID={uuid}");
+    for p in params {
+        cmdline.push(' ');
+        cmdline.push_str(p);
+    }
+    grub_bios::interim::render(uuid, linux, initrd, &cmdline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,14 +497,4 @@ mod tests {
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file")]);
     }
-}
-
-/// The grub.cfg GRUB for BIOS reads: `root=UUID=` first, then the system's parameters.
-fn bios_cfg(uuid: &str, linux: &str, initrd: Option<&str>, params: &[String]) -> String {
-    let mut cmdline = format!("root=UUID={uuid}");
-    for p in params {
-        cmdline.push(' ');
-        cmdline.push_str(p);
-    }
-    grub_bios::interim::render(uuid, linux, initrd, &cmdline)
 }
