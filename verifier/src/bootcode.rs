@@ -11,8 +11,9 @@
 //! - The region: sectors 1 up to the first partition on an MBR disk (the "MBR gap"), the
 //!   partition of type 21686148-6449-6E6F-744E-656564454649 (bios_grub) on a GPT disk.
 
-use crate::bytes::ReadAt;
-use crate::disk::{Disk, Layout};
+use crate::bytes::{ReadAt, Slice};
+use crate::disk::{Contents, Disk, Layout};
+use crate::ext4::{Ext4, FileType};
 use crate::expect::TYPE_BIOS_BOOT;
 use crate::mbr::BootCode;
 use crate::report::{Finding, Severity};
@@ -221,4 +222,78 @@ pub fn findings<R: ReadAt + ?Sized>(r: &R, d: &Disk<'_, R>) -> Vec<Finding> {
         }
         Err(f) => f,
     }
+}
+
+/// Where GRUB's config lives on an ext4 filesystem holding /boot.
+const GRUB_CFG_PATH: &[&[u8]] = &[b"boot", b"grub", b"grub.cfg"];
+/// The largest grub.cfg read.
+const MAX_GRUB_CFG: u64 = 1 << 20;
+
+/// A file by path from the root directory, following no links; `Ok(None)` when absent.
+fn ext4_file<R: ReadAt>(fs: &Ext4<R>, path: &[&[u8]]) -> crate::Result<Option<Vec<u8>>> {
+    let mut inode = fs.inode(2)?;
+    for (i, name) in path.iter().enumerate() {
+        let dir = fs.read_dir(&inode)?;
+        let Some(e) = dir.entries.iter().find(|e| e.name == *name) else { return Ok(None) };
+        inode = fs.inode(e.inode)?;
+        let want = if i + 1 == path.len() { FileType::Regular } else { FileType::Directory };
+        if inode.file_type() != Some(want) {
+            return Ok(None);
+        }
+    }
+    fs.read_inode_data(&inode, MAX_GRUB_CFG).map(Some)
+}
+
+/// Strips one level of GRUB/sh quoting from a word.
+fn unquote(w: &str) -> &str {
+    w.trim_matches(|c| c == '\'' || c == '"')
+}
+
+/// Checks the UUIDs a grub.cfg names (`search ... --fs-uuid ... UUID`, `root=UUID=...`) against
+/// the filesystems of the disk.
+pub fn grub_cfg_findings(cfg: &str, at: &str, uuids: &[String]) -> Vec<Finding> {
+    let known = |u: &str| uuids.iter().any(|k| k.eq_ignore_ascii_case(u));
+    let mut out = Vec::new();
+    for (n, line) in cfg.lines().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().map(unquote).collect();
+        let mut named = Vec::new();
+        if words.first() == Some(&"search") && words.iter().any(|w| *w == "--fs-uuid" || *w == "-u") {
+            named.extend(words.last().filter(|w| !w.starts_with('-')).map(|w| ("search --fs-uuid", *w)));
+        }
+        named.extend(words.iter().filter_map(|w| w.strip_prefix("root=UUID=")).map(|u| ("root=UUID=", u)));
+        for (what, uuid) in named {
+            if !known(uuid) {
+                out.push(finding(
+                    Severity::Error,
+                    "grub-cfg-uuid",
+                    format!(
+                        "grub.cfg line {} ({what}) names UUID {uuid}, but no filesystem on the disk has it (found: {})",
+                        n + 1,
+                        uuids.join(", ")
+                    ),
+                    at,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Reads `/boot/grub/grub.cfg` of every ext4 partition and checks the UUIDs it names against
+/// `uuids`, the filesystem UUIDs the report found.
+pub fn grub_cfg_section(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, uuids: &[String]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for p in &d.partitions {
+        if !matches!(p.contents, Contents::Ext { .. }) {
+            continue;
+        }
+        let at = if p.number == 0 { "ext4 /boot/grub/grub.cfg".to_string() } else { format!("partition {} ext4 /boot/grub/grub.cfg", p.number) };
+        let Ok(fs) = Ext4::open(Slice { inner: r, start: p.start, len: p.len }) else { continue };
+        match ext4_file(&fs, GRUB_CFG_PATH) {
+            Ok(Some(bytes)) => out.extend(grub_cfg_findings(&String::from_utf8_lossy(&bytes), &at, uuids)),
+            Ok(None) => {}
+            Err(e) => out.push(finding(Severity::Error, "grub-cfg-unreadable", format!("reading grub.cfg: {e}"), &at)),
+        }
+    }
+    out
 }

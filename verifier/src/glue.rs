@@ -49,6 +49,8 @@ pub fn inspect(r: &dyn ReadAt, path: Option<&str>) -> Inspection {
                     Contents::Extended | Contents::Unknown => {}
                 }
             }
+            let uuids: Vec<String> = report.filesystems.iter().filter_map(|f| f.uuid.clone()).collect();
+            report.findings.extend(crate::bootcode::grub_cfg_section(r, &d, &uuids));
         }
         Err(e) => report.findings.push(read_error("partition table", &e)),
     }

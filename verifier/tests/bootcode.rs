@@ -121,3 +121,23 @@ fn no_grub_no_findings() {
     let d = disk::open(&img).unwrap();
     assert!(bootcode::findings(&img, &d).is_empty());
 }
+
+const CFG: &str = "search --no-floppy --fs-uuid --set=root f222513b-ded1-49fa-b591-20ce86a2fe7f\n\
+    \tlinux '/boot/vmlinuz' 'root=UUID=f222513b-ded1-49fa-b591-20ce86a2fe7f' 'console=ttyS0'\n";
+
+#[test]
+fn grub_cfg_uuids_known() {
+    let uuids = ["F222513B-DED1-49FA-B591-20CE86A2FE7F".to_string()];
+    assert!(bootcode::grub_cfg_findings(CFG, "cfg", &uuids).is_empty());
+}
+
+#[test]
+fn grub_cfg_uuid_one_digit_off_is_reported() {
+    let uuids = ["f222513b-ded1-49fa-b591-20ce86a2fe7f".to_string()];
+    let bad = CFG.replacen("root=UUID=f222513b", "root=UUID=f222513c", 1);
+    let f = bootcode::grub_cfg_findings(&bad, "cfg", &uuids);
+    assert!(f.len() == 1 && f[0].code == "grub-cfg-uuid" && f[0].message.contains("line 2 (root=UUID=)"), "{f:?}");
+    let bad = CFG.replacen("root f222513b", "root f222513c", 1);
+    let f = bootcode::grub_cfg_findings(&bad, "cfg", &uuids);
+    assert!(f.len() == 1 && f[0].message.contains("line 1 (search --fs-uuid)"), "{f:?}");
+}
