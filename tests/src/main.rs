@@ -8,6 +8,7 @@
 
 mod boot;
 mod gate;
+mod grub_bios;
 mod support;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -52,6 +53,9 @@ fn main() {
         trials.push(trial(format!("negative::{}", n.name), move || boot::negative(*n)));
     }
     trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
+    for c in grub_bios::CORRUPTIONS {
+        trials.push(trial(format!("negative::grub-bios::{}", c.name), move || grub_bios::trial(*c)));
+    }
     libtest_mimic::run(&args, trials).exit();
 }
 

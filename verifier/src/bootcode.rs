@@ -13,8 +13,8 @@
 
 use crate::bytes::{ReadAt, Slice};
 use crate::disk::{Contents, Disk, Layout};
-use crate::ext4::{Ext4, FileType};
 use crate::expect::TYPE_BIOS_BOOT;
+use crate::ext4::{Ext4, FileType};
 use crate::mbr::BootCode;
 use crate::report::{Finding, Severity};
 
@@ -287,12 +287,21 @@ pub fn grub_cfg_section(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, uuids: &[
         if !matches!(p.contents, Contents::Ext { .. }) {
             continue;
         }
-        let at = if p.number == 0 { "ext4 /boot/grub/grub.cfg".to_string() } else { format!("partition {} ext4 /boot/grub/grub.cfg", p.number) };
+        let at = if p.number == 0 {
+            "ext4 /boot/grub/grub.cfg".to_string()
+        } else {
+            format!("partition {} ext4 /boot/grub/grub.cfg", p.number)
+        };
         let Ok(fs) = Ext4::open(Slice { inner: r, start: p.start, len: p.len }) else { continue };
         match ext4_file(&fs, GRUB_CFG_PATH) {
             Ok(Some(bytes)) => out.extend(grub_cfg_findings(&String::from_utf8_lossy(&bytes), &at, uuids)),
             Ok(None) => {}
-            Err(e) => out.push(finding(Severity::Error, "grub-cfg-unreadable", format!("reading grub.cfg: {e}"), &at)),
+            Err(e) => out.push(finding(
+                Severity::Error,
+                "grub-cfg-unreadable",
+                format!("reading grub.cfg: {e}"),
+                &at,
+            )),
         }
     }
     out

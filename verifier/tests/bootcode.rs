@@ -136,7 +136,10 @@ fn grub_cfg_uuid_one_digit_off_is_reported() {
     let uuids = ["f222513b-ded1-49fa-b591-20ce86a2fe7f".to_string()];
     let bad = CFG.replacen("root=UUID=f222513b", "root=UUID=f222513c", 1);
     let f = bootcode::grub_cfg_findings(&bad, "cfg", &uuids);
-    assert!(f.len() == 1 && f[0].code == "grub-cfg-uuid" && f[0].message.contains("line 2 (root=UUID=)"), "{f:?}");
+    assert!(
+        f.len() == 1 && f[0].code == "grub-cfg-uuid" && f[0].message.contains("line 2 (root=UUID=)"),
+        "{f:?}"
+    );
     let bad = CFG.replacen("root f222513b", "root f222513c", 1);
     let f = bootcode::grub_cfg_findings(&bad, "cfg", &uuids);
     assert!(f.len() == 1 && f[0].message.contains("line 1 (search --fs-uuid)"), "{f:?}");
