@@ -220,3 +220,67 @@ pub fn wrong_owner() -> Result<()> {
         _ => anyhow::bail!("expected `{want}`, got: {}", r.explain()),
     }
 }
+
+/// `reprodisk boot --firmware kernel` on the `none` fixture image: exit 0 on the guest's line.
+pub fn cli_kernel_boot_exits_0() -> Result<()> {
+    let b = gate::built("none")?;
+    let g = gate::guest()?;
+    let uuid = b.manifest["layout"]["root_fs_uuid"].as_str().context("no root_fs_uuid")?;
+    let out = crate::support::run(
+        std::process::Command::new(crate::support::reprodisk())
+            .arg("boot")
+            .arg(&b.image)
+            .args(["--firmware", "kernel", "--kernel"])
+            .arg(&g.kernel)
+            .arg("--initrd")
+            .arg(&g.initrd)
+            .arg("--append")
+            .arg(reprodisk_fixtures::guest::Guest::cmdline(&format!("UUID={uuid}")))
+            .arg("--timeout")
+            .arg(timeout().as_secs().to_string())
+            .arg("--log-dir")
+            .arg(run_dir("cli::boot::kernel")),
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.code() == Some(0) && stdout.contains("REPRODISK-GUEST ok"),
+        "reprodisk boot exited with {}:\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// `reprodisk boot --firmware seabios` on an image without a boot loader: exit 1, fast, naming
+/// the firmware's dead end and printing the command line; a missing image: exit 2.
+pub fn cli_seabios_without_loader_exits_1() -> Result<()> {
+    let b = gate::built("none")?;
+    let started = std::time::Instant::now();
+    let out = crate::support::run(
+        std::process::Command::new(crate::support::reprodisk())
+            .arg("boot")
+            .arg(&b.image)
+            .args(["--firmware", "seabios", "--log-dir"])
+            .arg(run_dir("cli::boot::seabios")),
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(1),
+        "reprodisk boot exited with {} (expected 1):\n{stderr}",
+        out.status
+    );
+    ensure!(
+        stderr.contains("the firmware could not boot the disk")
+            && stderr.contains("command: qemu-system-x86_64"),
+        "{stderr}"
+    );
+    ensure!(started.elapsed() < Duration::from_secs(60), "the dead end took {:?}", started.elapsed());
+    let out = crate::support::run(std::process::Command::new(crate::support::reprodisk()).args([
+        "boot",
+        "/nonexistent.img",
+        "--firmware",
+        "ovmf",
+    ]))?;
+    ensure!(out.status.code() == Some(2), "a missing image exited with {}", out.status);
+    Ok(())
+}

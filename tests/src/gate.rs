@@ -85,32 +85,41 @@ pub fn build_in(spec: &Path, env: &[(&str, &str)], umask: &str, faketime: Option
 }
 
 /// Two builds of fixture spec `name` in two folders under different host conditions, which
-/// must give the same bytes, then `reprodisk verify --spec` on the first; recorded.
-fn build_twice(name: &str) -> Result<Built> {
+/// must give the same bytes, then `reprodisk verify --spec` on the first; recorded. The outer
+/// error: the spec did not build; the inner one: a check failed (the image can still boot).
+fn build_twice(name: &str) -> Result<(Built, Result<(), String>)> {
     let g = guest()?;
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures").join(name);
     let _ = std::fs::remove_dir_all(&base);
     let (a, b) = (base.join("a"), base.join("build-folder-b"));
     let spec_a = specs::stage(name, &g, &a)?;
     let spec_b = specs::stage(name, &g, &b)?;
-    let first = build_in(&spec_a, &[("TZ", "UTC"), ("LC_ALL", "C")], "022", None)?;
+    let not_built = |e: anyhow::Error| {
+        record(
+            &format!("fixture-{name}"),
+            &[("spec", name.into()), ("built", "NO".into()), ("error", format!("{e:#}"))],
+        );
+        e
+    };
+    let first = build_in(&spec_a, &[("TZ", "UTC"), ("LC_ALL", "C")], "022", None).map_err(not_built)?;
     let second = build_in(
         &spec_b,
         &[("TZ", "Pacific/Kiritimati"), ("LC_ALL", "C.UTF-8")],
         "077",
         Some("2031-05-05 10:00:00"),
-    )?;
+    )
+    .map_err(not_built)?;
     let mut fields = vec![("spec", name.to_string()), ("build_s", format!("{:.1}", first.build_seconds))];
     let same = compare(&first.image, &second.image);
     fields.push(("reproducible", if same.is_ok() { "yes".into() } else { "NO".into() }));
     let verified = verify(&first);
     fields.push(("verified", if verified.is_ok() { "yes".into() } else { "NO".into() }));
-    let outcome = same.and(verified);
+    let outcome = same.and(verified).map_err(|e| format!("{e:#}"));
     if let Err(e) = &outcome {
-        fields.push(("error", format!("{e:#}")));
+        fields.push(("error", e.clone()));
     }
     record(&format!("fixture-{name}"), &fields);
-    outcome.map(|()| first)
+    Ok((first, outcome))
 }
 
 /// The images must be byte-identical; if not, `reprodisk diff` says where.
@@ -147,17 +156,38 @@ fn verify(b: &Built) -> Result<()> {
     Ok(())
 }
 
-/// Fixture spec `name` built (twice, compared, verified) once per process.
-pub fn built(name: &str) -> Result<Built> {
-    type Slot = Arc<OnceLock<Result<Built, String>>>;
+type Slot = Arc<OnceLock<Result<(Built, Result<(), String>), String>>>;
+
+/// Fixture spec `name` built twice, compared and verified, once per process.
+fn slot(name: &str) -> Slot {
     static SLOTS: OnceLock<Mutex<BTreeMap<String, Slot>>> = OnceLock::new();
     let slot = {
         let mut map = SLOTS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
         map.entry(name.to_string()).or_default().clone()
     };
-    slot.get_or_init(|| build_twice(name).map_err(|e| format!("fixture spec `{name}`: {e:#}")))
-        .clone()
-        .map_err(anyhow::Error::msg)
+    slot.get_or_init(|| {
+        build_twice(name).map_err(|e| format!("fixture spec `{name}` does not build: {e:#}"))
+    });
+    slot
+}
+
+/// The image of fixture spec `name` (an error only when it does not build).
+pub fn built(name: &str) -> Result<Built> {
+    match slot(name).get() {
+        Some(Ok((b, _))) => Ok(b.clone()),
+        Some(Err(e)) => Err(anyhow::Error::msg(e.clone())),
+        None => bail!("fixture spec `{name}` was not built"),
+    }
+}
+
+/// The gate step of fixture spec `name`: it builds, reproducibly, and verifies.
+pub fn checked(name: &str) -> Result<()> {
+    match slot(name).get() {
+        Some(Ok((_, Ok(())))) => Ok(()),
+        Some(Ok((_, Err(e)))) => Err(anyhow::anyhow!("fixture spec `{name}`: {e}")),
+        Some(Err(e)) => Err(anyhow::Error::msg(e.clone())),
+        None => bail!("fixture spec `{name}` was not built"),
+    }
 }
 
 /// A pending spec must still be refused (exit 2, "not implemented"): once the builder accepts
