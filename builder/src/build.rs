@@ -5,14 +5,16 @@
 //! ext4 plan of that tree, for `diskSize = "auto"`), lays out the partitions and plans the
 //! root filesystem for its partition. [`build`] then writes the partition tables and the root
 //! filesystem into a sparse temporary file and renames it into place.
-//! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted (holes);
-//!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
+//! - [`write_boot_filesystems`]: writes every FAT partition as `boot::esp` planned it
+//!   (loader, configs, kernel, initrd); [`pending`] lists what is still not written, and
+//!   `plan`, `build` and the manifest report it.
 
+use crate::boot::esp::{self, BootError, BootPlan, BootReport};
 use crate::boot::grub_bios::install::{self as grub_install, BiosGrub, InstallError};
-use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, FsKind, setup::Region};
+use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, setup::Region};
 use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
-use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
+use crate::layout::{self, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, FileRecord, Manifest, OutputRecord, SpecRecord};
 use crate::output::{MANIFEST, OutputError, Stage};
 use crate::progress::Progress;
@@ -35,10 +37,10 @@ pub enum BuildError {
     RootFs(#[from] RootFsError),
     #[error(transparent)]
     GrubBios(#[from] InstallError),
-    #[error("GRUB for BIOS: {0}")]
-    GrubKernel(String),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
     #[error("{action} `{path}`: {error}")]
@@ -57,6 +59,8 @@ pub struct PlanReport {
     pub format: Format,
     pub source_date_epoch: SourceDateEpoch,
     pub plan: Plan,
+    /// Boot loader, kernel, FAT filesystems and boot-loader inputs.
+    pub boot: BootReport,
     /// Parts reprodisk does not write yet.
     pub pending: Vec<String>,
 }
@@ -171,29 +175,8 @@ impl SeedUsage {
 }
 
 /// What this version leaves unwritten for `plan`; empty once every writer has landed.
-pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
-    let mut v = Vec::new();
-    for p in &plan.partitions {
-        if let Content::Fat { label, .. } = &p.content {
-            v.push(format!(
-                "FAT filesystem {label} on partition {}: not written yet (FAT writer pending); left as zeros",
-                p.number
-            ));
-        }
-    }
-    if spec.install_boot_loader {
-        if bios_grub_fs(spec, plan.layout).is_some() {
-            if plan.layout == layout::Layout::Hybrid {
-                v.push(
-                    "boot loader: GRUB for BIOS installed; the UEFI loader is not yet (uefi work pending)"
-                        .to_string(),
-                );
-            }
-        } else {
-            v.push("boot loader: not installed yet (boot loader work pending)".to_string());
-        }
-    }
-    v
+pub fn pending(boot: &BootPlan) -> Vec<String> {
+    boot.pending.clone()
 }
 
 /// Refuses what this version cannot produce, before anything is written.
@@ -225,6 +208,7 @@ pub struct Prepared {
     pub report: PlanReport,
     pub root: RootTree,
     pub ext4: Ext4Plan,
+    pub boot: BootPlan,
     /// GRUB for BIOS, with its core.img checked to fit, when the layout boots on BIOS.
     pub bios: Option<PreparedBios>,
 }
@@ -235,31 +219,6 @@ pub struct PreparedBios {
     pub core: CoreImage,
     pub config: CoreConfig,
     pub region: Region,
-}
-
-/// The filesystem GRUB for BIOS reads /boot from, when this build installs GRUB for BIOS:
-/// a system to boot, `installBootLoader`, a BIOS layout whose /boot is on the ext4 root
-/// (legacy+boot's FAT /boot waits for the FAT writer).
-pub fn bios_grub_fs(spec: &Spec, layout: layout::Layout) -> Option<FsKind> {
-    if !spec.install_boot_loader || spec.system.is_none() {
-        return None;
-    }
-    match layout {
-        layout::Layout::Legacy | layout::Layout::LegacyGpt | layout::Layout::Hybrid => Some(FsKind::Ext4),
-        _ => None,
-    }
-}
-
-/// Package roots for boot-loader inputs: `$REPRODISK_CACHE/root` (default
-/// `${XDG_CACHE_HOME:-$HOME/.cache}/reprodisk/root`), then `/`.
-fn package_roots() -> Vec<PathBuf> {
-    let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let cache = var("REPRODISK_CACHE").or_else(|| {
-        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache"))).map(|b| b.join("reprodisk"))
-    });
-    let mut roots: Vec<PathBuf> = cache.map(|c| c.join("root")).into_iter().collect();
-    roots.push(PathBuf::from("/"));
-    roots
 }
 
 /// Reads the sources, sizes and lays out the disk and plans the root filesystem. Every error
@@ -277,20 +236,21 @@ pub fn prepare_in(
 ) -> Result<Prepared, BuildError> {
     progress.stage("reading the sources");
     let mut root = rootfs::ingest(spec, scratch_dir)?;
-    // GRUB's files go into the tree before sizing; grub.cfg with its final length, its text
-    // once the root UUID is known (the same length: a UUID is always 36 characters).
-    let bios_fs = bios_grub_fs(spec, spec.partition_table_type);
-    let mut bios_menu = None;
+    // GRUB's files go into the root tree before sizing, grub.cfg with its final length (from
+    // a first plan: UUIDs and PARTUUIDs have fixed lengths) and its text once the final plan
+    // is known.
+    let bios_fs = grub_install::bios_fs(spec);
     let mut bios_grub = None;
-    if let (Some(fs), Some(system)) = (bios_fs, &spec.system) {
-        let (linux, initrd) =
-            grub_bios::interim::find_kernel(system, &root.tree).map_err(BuildError::GrubKernel)?;
-        let placeholder = "00000000-0000-0000-0000-000000000000";
-        let len = bios_cfg(placeholder, &linux, initrd.as_deref(), &system.kernel_params).len();
+    if let Some(fs) = bios_fs {
+        let first = layout::plan(spec, root_fs_bytes(spec, &root)?)?;
+        let opts = rootfs::ext4_options(spec, first.root_fs_uuid)?;
+        let len = bios_grub_cfg(spec, &first, &root, &opts)?.len();
         let meta = root.tree.node(crate::tree::NodeId::ROOT).meta.clone();
         let file_meta = crate::tree::Metadata { perm: 0o644, ..meta.clone() };
         let dir_meta = crate::tree::Metadata { perm: 0o755, ..meta };
-        let files = grub_install::PackageRootFiles::new(package_roots());
+        let roots =
+            crate::boot::inputs::PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
+        let files = grub_install::PackageRootFiles::new(roots.roots.iter().map(|r| r.path.clone()).collect());
         bios_grub = Some(BiosGrub::add_to_tree(
             spec.partition_table_type,
             fs,
@@ -300,19 +260,16 @@ pub fn prepare_in(
             &dir_meta,
             &file_meta,
         )?);
-        bios_menu = Some((linux, initrd));
     }
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
     let root_fs = root_fs_bytes(spec, &root)?;
     let plan = layout::plan(spec, root_fs)?;
     let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
     let mut bios = None;
-    if let (Some(grub), Some((linux, initrd)), Some(system)) = (bios_grub, bios_menu, &spec.system) {
+    if let Some(grub) = bios_grub {
+        let text = bios_grub_cfg(spec, &plan, &root, &opts)?;
+        grub.finish_config(&mut root.tree, &text)?;
         let uuid = crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase();
-        grub.finish_config(
-            &mut root.tree,
-            &bios_cfg(&uuid, &linux, initrd.as_deref(), &system.kernel_params),
-        )?;
         let (core, config, region) = grub.core(&plan, &uuid)?;
         bios = Some(PreparedBios { grub, core, config, region });
     }
@@ -320,14 +277,16 @@ pub fn prepare_in(
     if bios.is_some() {
         grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
     }
+    let boot = esp::plan(spec, &plan, &root.tree)?;
     let report = PlanReport {
         output_file: output_file_name(spec),
         format: spec.format,
         source_date_epoch: spec.source_date_epoch,
-        pending: pending(spec, &plan),
+        pending: pending(&boot),
+        boot: boot.report.clone(),
         plan,
     };
-    Ok(Prepared { report, root, ext4, bios })
+    Ok(Prepared { report, root, ext4, boot, bios })
 }
 
 /// The plan for `spec`, with everything `reprodisk plan` shows.
@@ -359,15 +318,21 @@ pub fn write_root_filesystem(
     Ok(())
 }
 
-/// Seam: writes the FAT filesystems of the boot partitions. Today it leaves them as holes.
+/// Writes the planned FAT filesystems into their partitions' byte ranges.
 pub fn write_boot_filesystems(
-    _spec: &Spec,
-    plan: &Plan,
-    _image: &mut Image,
+    boot: &BootPlan,
+    image: &mut Image,
     progress: &Progress,
 ) -> Result<(), BuildError> {
-    if plan.partitions.iter().any(|p| matches!(p.content, Content::Fat { .. })) {
-        progress.stage("FAT boot filesystems: not written yet (FAT writer pending)");
+    for f in &boot.fat {
+        let task = progress.bytes(
+            &format!("writing the {} FAT filesystem", f.label),
+            f.plan.used_clusters as u64 * f.plan.geometry.cluster_bytes(),
+        );
+        f.plan
+            .write(&mut image.writer(), f.offset, &mut |n| task.inc(n))
+            .map_err(|error| BootError::Fat { label: f.label, partition: f.number, error })?;
+        task.finish();
     }
     Ok(())
 }
@@ -405,7 +370,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         }
         None => None,
     };
-    write_boot_filesystems(spec, &plan, &mut image, progress)?;
+    write_boot_filesystems(&prepared.boot, &mut image, progress)?;
     write_root_filesystem(&prepared, &mut image, progress)?;
 
     let task = progress.bytes("hashing the image", plan.disk_bytes);
@@ -443,6 +408,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         source_date_epoch: spec.source_date_epoch,
         not_written: prepared.report.pending.clone(),
         inputs,
+        boot: prepared.report.boot.clone(),
         grub_bios,
         output: OutputRecord {
             file: file_name.clone(),
@@ -468,14 +434,31 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     Ok(BuildOutput { image: image_path, manifest_path: out_dir.join(MANIFEST), manifest })
 }
 
-/// The grub.cfg GRUB for BIOS reads: `root=UUID=` first, then the system's parameters.
-fn bios_cfg(uuid: &str, linux: &str, initrd: Option<&str>, params: &[String]) -> String {
-    let mut cmdline = format!("root=UUID={uuid}");
-    for p in params {
-        cmdline.push(' ');
-        cmdline.push_str(p);
-    }
-    grub_bios::interim::render(uuid, linux, initrd, &cmdline)
+/// The grub.cfg GRUB for BIOS reads from the ext4 root's /boot/grub: the kernel and initrd
+/// where they are in the root tree, found by `boot::kernel` with the command line it builds.
+fn bios_grub_cfg(
+    spec: &Spec,
+    plan: &Plan,
+    root: &RootTree,
+    opts: &crate::fs::ext4::Ext4Options,
+) -> Result<String, BuildError> {
+    let Some(system) = &spec.system else { return Ok(String::new()) };
+    let k = crate::boot::kernel::find(spec, system, &root.tree, plan).map_err(BootError::from)?;
+    let in_tree = |f: &crate::boot::kernel::BootFile, what: &str| {
+        f.tree_path.clone().ok_or_else(|| InstallError::OutsideTree {
+            what: what.to_string(),
+            path: f.host_path.clone().unwrap_or_default(),
+        })
+    };
+    let linux = in_tree(&k.kernel, "kernel")?;
+    let initrd = k.initrd.as_ref().map(|i| in_tree(i, "initrd")).transpose()?;
+    Ok(crate::boot::grub_cfg::render(&crate::boot::grub_cfg::GrubEntry {
+        title: esp::title(&root.tree, &k),
+        fs_uuid: crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase(),
+        linux,
+        initrd,
+        cmdline: k.cmdline(),
+    }))
 }
 
 #[cfg(test)]
@@ -506,9 +489,9 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&out.manifest_path).unwrap()).unwrap();
         assert_eq!(m["source_date_epoch"], json!({"value": 315532800, "origin": "default"}));
         assert_eq!(m["spec"]["resolved"]["partition_table_type"], "hybrid");
-        // The root filesystem is written; only the FAT partition is still pending.
-        assert_eq!(m["not_written"].as_array().unwrap().len(), 1, "{}", m["not_written"]);
-        assert!(m["not_written"][0].as_str().unwrap().contains("FAT writer pending"));
+        // Every partition is written now: the FAT ESP (empty without a system) and the root.
+        assert_eq!(m["not_written"], json!([]));
+        assert_eq!(m["boot"]["fat"][0]["label"], "ESP");
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct Manifest {
     /// GRUB for BIOS: where core.img is, its modules and the GRUB files used, with sha256s.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grub_bios: Option<crate::boot::grub_bios::install::GrubBiosRecord>,
+    /// Boot loader, kernel, initrd, FAT filesystems and the boot-loader inputs with sha256.
+    pub boot: crate::boot::esp::BootReport,
     pub output: OutputRecord,
     /// Every other file of the output set (this manifest is its commit marker, see
     /// `output.rs`), sorted by name.

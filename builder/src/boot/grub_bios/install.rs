@@ -17,6 +17,19 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The filesystem GRUB for BIOS reads /boot from, when a build installs GRUB for BIOS: a
+/// system to boot, `installBootLoader`, and a BIOS layout whose /boot is on the ext4 root
+/// (legacy, legacy+gpt, hybrid). legacy+boot's FAT /boot is not done yet.
+pub fn bios_fs(spec: &crate::spec::Spec) -> Option<FsKind> {
+    if !spec.install_boot_loader || spec.system.is_none() {
+        return None;
+    }
+    match spec.partition_table_type {
+        Layout::Legacy | Layout::LegacyGpt | Layout::Hybrid => Some(FsKind::Ext4),
+        _ => None,
+    }
+}
+
 /// Whether `layout` boots on BIOS through GRUB.
 pub fn is_bios_layout(layout: Layout) -> bool {
     matches!(layout, Layout::Legacy | Layout::LegacyBoot | Layout::LegacyGpt | Layout::Hybrid)
@@ -238,6 +251,10 @@ pub enum InstallError {
     ConfigLength { planned: usize, actual: usize },
     #[error("writing GRUB's boot code into the image: {0}")]
     Image(std::io::Error),
+    #[error(
+        "GRUB for BIOS reads the {what} from the root filesystem, but system.{what} `{}` is outside the root tree: put it in the root tree (e.g. /boot)", path.display()
+    )]
+    OutsideTree { what: String, path: PathBuf },
 }
 
 #[cfg(test)]

@@ -105,7 +105,6 @@
 pub mod core;
 pub mod files;
 pub mod install;
-pub mod interim;
 pub mod runtime;
 pub mod setup;
 
