@@ -241,16 +241,29 @@ pub fn prepare_in(
     // is known.
     let bios_fs = grub_install::bios_fs(spec);
     let mut bios_grub = None;
-    if let Some(fs) = bios_fs {
+    let mut esp_extra = Vec::new();
+    // hybrid with GRUB EFI: GRUB BIOS lives beside it on the ESP and reads its grub.cfg.
+    let on_esp = bios_fs.is_some()
+        && spec.partition_table_type == layout::Layout::Hybrid
+        && esp::uefi_loader(spec)? == Some(esp::UefiLoader::GrubEfi);
+    let grub_files = || {
+        let roots =
+            crate::boot::inputs::PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
+        grub_install::PackageRootFiles::new(roots.roots.iter().map(|r| r.path.clone()).collect())
+    };
+    if on_esp {
+        let dir = crate::boot::grub_efi::CFG_PATH.trim_end_matches("/grub.cfg");
+        let (grub, extra) = BiosGrub::on_esp(spec.partition_table_type, dir, grub_files())?;
+        bios_grub = Some(grub);
+        esp_extra = extra;
+    } else if let Some(fs) = bios_fs {
         let first = layout::plan(spec, root_fs_bytes(spec, &root)?)?;
         let opts = rootfs::ext4_options(spec, first.root_fs_uuid)?;
         let len = bios_grub_cfg(spec, &first, &root, &opts)?.len();
         let meta = root.tree.node(crate::tree::NodeId::ROOT).meta.clone();
         let file_meta = crate::tree::Metadata { perm: 0o644, ..meta.clone() };
         let dir_meta = crate::tree::Metadata { perm: 0o755, ..meta };
-        let roots =
-            crate::boot::inputs::PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
-        let files = grub_install::PackageRootFiles::new(roots.roots.iter().map(|r| r.path.clone()).collect());
+        let files = grub_files();
         bios_grub = Some(BiosGrub::add_to_tree(
             spec.partition_table_type,
             fs,
@@ -269,15 +282,24 @@ pub fn prepare_in(
     if let Some(grub) = bios_grub {
         let text = bios_grub_cfg(spec, &plan, &root, &opts)?;
         grub.finish_config(&mut root.tree, &text)?;
-        let uuid = crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase();
+        let uuid = if on_esp {
+            let esp = plan.partitions.iter().find_map(|p| match (&p.role, &p.content) {
+                (layout::Role::Esp, layout::Content::Fat { volume_id, .. }) => Some(*volume_id),
+                _ => None,
+            });
+            // hybrid always has an ESP.
+            crate::boot::grub_cfg::fat_uuid(esp.unwrap_or_default())
+        } else {
+            crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase()
+        };
         let (core, config, region) = grub.core(&plan, &uuid)?;
         bios = Some(PreparedBios { grub, core, config, region });
     }
     let ext4 = rootfs::plan_exact(&root.tree, &opts, plan.root_bytes)?;
-    if bios.is_some() {
+    if bios.is_some() && !on_esp {
         grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
     }
-    let boot = esp::plan(spec, &plan, &root.tree)?;
+    let boot = esp::plan_with(spec, &plan, &root.tree, esp_extra)?;
     let report = PlanReport {
         output_file: output_file_name(spec),
         format: spec.format,

@@ -72,35 +72,31 @@ fn check_against_mkimage(cfg: CoreConfig) {
 
 #[test]
 fn msdos_ext4_matches_grub_mkimage() {
-    check_against_mkimage(CoreConfig {
-        part_map: PartMap::Msdos,
-        fs: FsKind::Ext4,
-        fs_uuid: "f222513b-ded1-49fa-b591-20ce86a2fe7f".into(),
-    });
+    check_against_mkimage(CoreConfig::new(
+        PartMap::Msdos,
+        FsKind::Ext4,
+        "f222513b-ded1-49fa-b591-20ce86a2fe7f",
+    ));
 }
 
 #[test]
 fn gpt_ext4_matches_grub_mkimage() {
-    check_against_mkimage(CoreConfig {
-        part_map: PartMap::Gpt,
-        fs: FsKind::Ext4,
-        fs_uuid: "f222513b-ded1-49fa-b591-20ce86a2fe7f".into(),
-    });
+    check_against_mkimage(CoreConfig::new(
+        PartMap::Gpt,
+        FsKind::Ext4,
+        "f222513b-ded1-49fa-b591-20ce86a2fe7f",
+    ));
 }
 
 #[test]
 fn msdos_fat_matches_grub_mkimage() {
-    check_against_mkimage(CoreConfig {
-        part_map: PartMap::Msdos,
-        fs: FsKind::Fat,
-        fs_uuid: "1234-ABCD".into(),
-    });
+    check_against_mkimage(CoreConfig::new(PartMap::Msdos, FsKind::Fat, "1234-ABCD"));
 }
 
 #[test]
 fn assembly_is_deterministic() {
     let root = common::cache_root_with("usr/lib/grub/i386-pc/kernel.img");
-    let cfg = CoreConfig { part_map: PartMap::Gpt, fs: FsKind::Ext4, fs_uuid: "x".into() };
+    let cfg = CoreConfig::new(PartMap::Gpt, FsKind::Ext4, "x");
     let dir = root.join("usr/lib/grub/i386-pc");
     let a = core::assemble(&DirFiles::new(&dir), &cfg).unwrap();
     let b = core::assemble(&DirFiles::new(&dir), &cfg).unwrap();
@@ -117,7 +113,7 @@ fn missing_module_names_the_package() {
     {
         std::fs::copy(src.join(f), tmp.path().join(f)).unwrap();
     }
-    let cfg = CoreConfig { part_map: PartMap::Msdos, fs: FsKind::Ext4, fs_uuid: "x".into() };
+    let cfg = CoreConfig::new(PartMap::Msdos, FsKind::Ext4, "x");
     let err = core::assemble(&DirFiles::new(tmp.path()), &cfg).unwrap_err().to_string();
     assert!(
         err.contains("`fshelp.mod`") && err.contains("grub-pc-bin") && err.contains(".ci/fetch-packages"),

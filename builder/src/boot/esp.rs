@@ -16,7 +16,7 @@ use super::grub_cfg::{self, GrubEntry};
 use super::inputs::{self, InputError, PackageRoots, UsedInput};
 use super::kernel::{self, BootFileRecord, KernelError, KernelSet};
 use super::{grub_efi, systemd_boot};
-use crate::fs::fat::{self, FatError, FatOptions, FatPlan, FatTree, FatType};
+use crate::fs::fat::{self, FatError, FatOptions, FatPlan, FatTree, FatType, FileData};
 use crate::ids::Guid;
 use crate::layout::{Content, Layout, MIB, Plan, Role, SECTOR};
 use crate::spec::{Bootloader, Spec};
@@ -114,7 +114,7 @@ pub struct BootPlan {
 }
 
 /// The loader `spec` asks for, `None` for BIOS layouts and without a boot loader.
-fn uefi_loader(spec: &Spec) -> Result<Option<UefiLoader>, BootError> {
+pub fn uefi_loader(spec: &Spec) -> Result<Option<UefiLoader>, BootError> {
     let Some(system) = spec.system.as_ref().filter(|_| spec.install_boot_loader) else { return Ok(None) };
     let layout = spec.partition_table_type;
     Ok(match (layout, system.bootloader) {
@@ -142,11 +142,31 @@ pub fn title(tree: &FsTree, k: &KernelSet) -> String {
 
 /// Plans every FAT partition of `plan` with the boot files `spec` asks for.
 pub fn plan(spec: &Spec, plan: &Plan, tree: &FsTree) -> Result<BootPlan, BootError> {
+    plan_with(spec, plan, tree, Vec::new())
+}
+
+/// [`plan`] with `esp_extra` (path, bytes) added to the ESP: GRUB BIOS's modules on hybrid.
+pub fn plan_with(
+    spec: &Spec,
+    plan: &Plan,
+    tree: &FsTree,
+    esp_extra: Vec<(String, Vec<u8>)>,
+) -> Result<BootPlan, BootError> {
     let loader = uefi_loader(spec)?;
     let mut trees: Vec<(u32, Role, &'static str, u32, FatTree)> = Vec::new();
     for p in &plan.partitions {
         if let Content::Fat { label, volume_id } = &p.content {
             trees.push((p.number, p.role, label, *volume_id, FatTree::new()));
+        }
+    }
+    if let Some(t) = trees.iter_mut().find(|t| t.1 == Role::Esp) {
+        for (path, bytes) in esp_extra {
+            let data = FileData::Bytes(std::sync::Arc::from(bytes));
+            t.4.add_file(&path, data).map_err(|error| BootError::Fat {
+                label: t.2,
+                partition: t.0,
+                error,
+            })?;
         }
     }
     let mut out = BootPlan::default();

@@ -54,15 +54,25 @@ pub struct CoreConfig {
     /// The UUID of the /boot filesystem as GRUB prints it (`search.fs_uuid` compares it
     /// case-insensitively): `xxxxxxxx-xxxx-...` for ext4, `XXXX-XXXX` for FAT.
     pub fs_uuid: String,
+    /// GRUB's folder on that filesystem, without a device: `/boot/grub` in an ext4 root,
+    /// `/grub` on legacy+boot's FAT /boot, `/EFI/debian` on hybrid's ESP (GRUB EFI's folder,
+    /// so that both GRUBs read one grub.cfg).
+    pub prefix: String,
 }
 
 impl CoreConfig {
-    /// GRUB's folder on the /boot filesystem, without a device.
-    pub fn prefix(&self) -> &'static str {
-        match self.fs {
+    /// The config with the usual folder for `fs` (`/boot/grub` or `/grub`).
+    pub fn new(part_map: PartMap, fs: FsKind, fs_uuid: impl Into<String>) -> Self {
+        let prefix = match fs {
             FsKind::Ext4 => "/boot/grub",
             FsKind::Fat => "/grub",
-        }
+        };
+        CoreConfig { part_map, fs, fs_uuid: fs_uuid.into(), prefix: prefix.to_string() }
+    }
+
+    /// GRUB's folder on the /boot filesystem, without a device.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The modules core.img carries itself, before dependencies: the disk driver, the

@@ -116,8 +116,11 @@ pub struct BiosGrub {
     pub fs: FsKind,
     pub part_map: PartMap,
     /// grub.cfg's node in the /boot tree, to set once IDs are known.
-    cfg_node: NodeId,
-    cfg_len: usize,
+    /// GRUB's folder on that filesystem (the prefix without a device).
+    grub_dir: String,
+    /// grub.cfg's node in the root tree when GRUB BIOS keeps its own (ext4 /boot), with its
+    /// planned length; `None` when it shares GRUB EFI's on the ESP.
+    cfg: Option<(NodeId, usize)>,
     files: PackageRootFiles,
 }
 
@@ -182,16 +185,40 @@ impl BiosGrub {
         }
         let gdir = mkdir_p(tree, grub_dir, dir_meta)?;
         let cfg_node = add_bytes(tree, gdir, grub_dir, "grub.cfg", vec![0; cfg_len], file_meta)?;
-        Ok(BiosGrub { fs, part_map: part_map(layout), cfg_node, cfg_len, files })
+        let grub_dir = grub_dir.to_string();
+        Ok(BiosGrub { fs, part_map: part_map(layout), grub_dir, cfg: Some((cfg_node, cfg_len)), files })
+    }
+
+    /// GRUB BIOS on hybrid's ESP beside GRUB EFI: the rest of GRUB goes to
+    /// `<esp_grub_dir>/i386-pc/` on the ESP (the returned files, ESP paths), and core.img's
+    /// prefix is that folder, so BIOS GRUB reads the very grub.cfg GRUB EFI reads.
+    pub fn on_esp(
+        layout: Layout,
+        esp_grub_dir: &str,
+        files: PackageRootFiles,
+    ) -> Result<(BiosGrub, Vec<(String, Vec<u8>)>), InstallError> {
+        let esp_files = runtime::files(&files)?
+            .into_iter()
+            .map(|(name, bytes)| (format!("{esp_grub_dir}/i386-pc/{name}"), bytes))
+            .collect();
+        let grub = BiosGrub {
+            fs: FsKind::Fat,
+            part_map: part_map(layout),
+            grub_dir: esp_grub_dir.to_string(),
+            cfg: None,
+            files,
+        };
+        Ok((grub, esp_files))
     }
 
     /// Sets grub.cfg's text, which must have the length planned.
     pub fn finish_config(&self, tree: &mut FsTree, text: &str) -> Result<(), InstallError> {
-        if text.len() != self.cfg_len {
-            return Err(InstallError::ConfigLength { planned: self.cfg_len, actual: text.len() });
+        let Some((node, len)) = self.cfg else { return Ok(()) };
+        if text.len() != len {
+            return Err(InstallError::ConfigLength { planned: len, actual: text.len() });
         }
         let bytes: Arc<[u8]> = Arc::from(text.as_bytes());
-        tree.node_mut(self.cfg_node).kind =
+        tree.node_mut(node).kind =
             NodeKind::File(FileContent { size: bytes.len() as u64, source: DataSource::Bytes(bytes) });
         Ok(())
     }
@@ -199,7 +226,12 @@ impl BiosGrub {
     /// Assembles core.img for the /boot filesystem `fs_uuid` and checks that it fits `plan`'s
     /// embedding region, before anything is written.
     pub fn core(&self, plan: &Plan, fs_uuid: &str) -> Result<(CoreImage, CoreConfig, Region), InstallError> {
-        let cfg = CoreConfig { part_map: self.part_map, fs: self.fs, fs_uuid: fs_uuid.to_string() };
+        let cfg = CoreConfig {
+            part_map: self.part_map,
+            fs: self.fs,
+            fs_uuid: fs_uuid.to_string(),
+            prefix: self.grub_dir.clone(),
+        };
         let core = core::assemble(&self.files, &cfg)?;
         let region = setup::region(plan)?;
         setup::place_core(&core, &region)?;
