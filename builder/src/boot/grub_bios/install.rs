@@ -110,6 +110,9 @@ pub struct GrubBiosRecord {
     pub inputs: Vec<GrubInput>,
 }
 
+/// A file by path and its bytes.
+pub type NamedFile = (String, Vec<u8>);
+
 /// GRUB BIOS for one build, between tree planning and writing.
 #[derive(Debug)]
 pub struct BiosGrub {
@@ -196,7 +199,7 @@ impl BiosGrub {
         layout: Layout,
         esp_grub_dir: &str,
         files: PackageRootFiles,
-    ) -> Result<(BiosGrub, Vec<(String, Vec<u8>)>), InstallError> {
+    ) -> Result<(BiosGrub, Vec<NamedFile>), InstallError> {
         let esp_files = runtime::files(&files)?
             .into_iter()
             .map(|(name, bytes)| (format!("{esp_grub_dir}/i386-pc/{name}"), bytes))
