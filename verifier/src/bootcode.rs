@@ -306,3 +306,16 @@ pub fn grub_cfg_section(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, uuids: &[
     }
     out
 }
+
+/// The verify hook (`glue::IMAGE_SECTIONS`): the BIOS chain, and grub.cfg's UUIDs against
+/// the filesystems the partition sections found.
+pub fn section<'a>(
+    r: &'a dyn ReadAt,
+    d: &Disk<'a, dyn ReadAt + 'a>,
+    report: &mut crate::report::VerifyReport,
+    _map: &mut crate::regions::RegionMapBuilder,
+) {
+    report.findings.extend(findings(r, d));
+    let uuids: Vec<String> = report.filesystems.iter().filter_map(|f| f.uuid.clone()).collect();
+    report.findings.extend(grub_cfg_section(r, d, &uuids));
+}
