@@ -11,9 +11,9 @@
 
 use crate::boot::efivars::{self, EfiVarsBuildError, EfiVarsPlan, EfiVarsReport};
 use crate::boot::esp::{self, BootError, BootPlan, BootReport};
-use crate::boot::inputs::PackageRoots;
 use crate::boot::grub_bios::install::{self as grub_install, BiosGrub, InstallError};
 use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, setup::Region};
+use crate::boot::inputs::PackageRoots;
 use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, LayoutError, Plan, RootFsBytes};
