@@ -9,6 +9,7 @@
 //!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
 
 use crate::format::raw::{self, Image};
+use crate::format::{self, FormatParams};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, Manifest, OutputRecord, SpecRecord};
@@ -32,6 +33,8 @@ pub enum BuildError {
     RootFs(#[from] RootFsError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
+    #[error(transparent)]
+    PostVm(#[from] crate::post_vm::PostVmError),
     #[error("{action} `{path}`: {error}")]
     Io { action: &'static str, path: PathBuf, error: std::io::Error },
 }
@@ -180,18 +183,6 @@ pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
 
 /// Refuses what this version cannot produce, before anything is written.
 fn check_supported(spec: &Spec) -> Result<(), BuildError> {
-    if spec.format != Format::Raw {
-        return Err(BuildError::NotImplemented {
-            what: format!(
-                "format = \"{}\"",
-                serde_json::to_value(spec.format)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            ),
-            hint: "only \"raw\" images are written so far; build raw and convert with `qemu-img convert`, or wait for the output-format work",
-        });
-    }
     if spec.touch_efi_vars {
         return Err(BuildError::NotImplemented {
             what: "touchEFIVars".into(),
@@ -300,12 +291,10 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     write_boot_filesystems(spec, &plan, &mut image, progress)?;
     write_root_filesystem(&prepared, &mut image, progress)?;
 
-    let task = progress.bytes("hashing the image", plan.disk_bytes);
-    let tmp = image.temp_path().to_path_buf();
-    let file = image.file();
-    file.seek(SeekFrom::Start(0)).map_err(io("reading", &tmp))?;
-    let sha256 = manifest::sha256_reader(&mut *file, |n| task.inc(n)).map_err(io("reading", &tmp))?;
-    task.finish();
+    progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
+    let params = FormatParams::of(spec);
+    let (image, format_record) =
+        format::finish(image, plan.disk_bytes, &params).map_err(io("writing", &image_path))?;
     let image_path = image.commit().map_err(io("renaming into place", &image_path))?;
 
     let support = out_dir.join("nix-support");
@@ -314,6 +303,25 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
+    // Without a staged output folder yet, a failed postVM takes back what this build put
+    // under final names, so no half-finished result stays.
+    if let Err(e) = crate::post_vm::run(
+        &spec.post_vm,
+        &out_dir_abs,
+        &out_dir_abs.join(&file_name),
+        spec.source_date_epoch.value,
+    ) {
+        let _ = std::fs::remove_file(&image_path);
+        let _ = std::fs::remove_file(&products);
+        return Err(e.into());
+    }
+
+    // Hashed after postVM, which may change the image, so the manifest says what is there.
+    let task = progress.bytes("hashing the image", plan.disk_bytes);
+    let mut file = std::fs::File::open(&image_path).map_err(io("reading", &image_path))?;
+    let bytes = file.metadata().map_err(io("reading", &image_path))?.len();
+    let sha256 = manifest::sha256_reader(&mut file, |n| task.inc(n)).map_err(io("reading", &image_path))?;
+    task.finish();
 
     let manifest = Manifest {
         reprodisk_version: env!("CARGO_PKG_VERSION"),
@@ -328,8 +336,9 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         output: OutputRecord {
             file: file_name,
             format: spec.format.hydra_name(),
-            bytes: plan.disk_bytes,
+            bytes,
             sha256,
+            file_format: format_record,
         },
         layout: plan,
     };

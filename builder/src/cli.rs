@@ -156,8 +156,12 @@ pub fn main() -> ExitCode {
 
 /// Every error (as opposed to a failed check, which `verify` and `diff` report in their
 /// output) is bad input or a failing environment: exit 2.
-pub fn exit_code(_e: &anyhow::Error) -> u8 {
-    EXIT_BAD_INPUT
+/// A failed `postVM` is the exception: the build exits with the script's own code.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<BuildError>() {
+        Some(BuildError::PostVm(p)) => u8::try_from(p.exit_code()).unwrap_or(EXIT_BAD_INPUT),
+        _ => EXIT_BAD_INPUT,
+    }
 }
 
 /// What a command found: success, or a failed check (exit 1).

@@ -13,6 +13,7 @@ pub mod fs;
 pub mod ids;
 pub mod layout;
 pub mod manifest;
+pub mod post_vm;
 pub mod progress;
 pub mod ptable;
 pub mod rootfs;
