@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reprodisk_verifier::bytes::ImageFile;
 use reprodisk_verifier::expect::Expectations;
+use reprodisk_verifier::format::VirtualDisk;
 use reprodisk_verifier::glue;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -180,8 +181,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-fn open_image(path: &std::path::Path) -> anyhow::Result<ImageFile> {
-    ImageFile::open(path).with_context(|| format!("opening image `{}`", path.display()))
+/// Opens an image file of any format as the disk it holds: every format's tables (and
+/// every compressed cluster) are read and checked here, so a corrupt container is an error
+/// naming the structure before any disk-level check runs.
+fn open_image(path: &std::path::Path) -> anyhow::Result<VirtualDisk<ImageFile>> {
+    let file = ImageFile::open(path).with_context(|| format!("opening image `{}`", path.display()))?;
+    let disk = VirtualDisk::open(file).with_context(|| format!("reading image `{}`", path.display()))?;
+    if let VirtualDisk::Qcow2(q) = &disk {
+        q.check_compressed().with_context(|| format!("reading image `{}`", path.display()))?;
+    }
+    Ok(disk)
 }
 
 fn env_epoch() -> anyhow::Result<Option<i64>> {
@@ -206,6 +215,15 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
     if a.json {
         println!("{}", report.to_json());
     } else {
+        let f = image.summary();
+        if f.format != reprodisk_verifier::format::Kind::Raw {
+            println!(
+                "image format: {} holding a {} byte disk; {}",
+                f.format.name(),
+                f.virtual_size,
+                f.notes.join("; ")
+            );
+        }
         print!("{}", report.render_text());
     }
     Ok(if report.failed() { Outcome::CheckFailed } else { Outcome::Ok })

@@ -17,6 +17,7 @@ pub mod expect;
 pub mod ext4;
 pub mod fat;
 pub mod fields;
+pub mod format;
 pub mod glue;
 pub mod gpt;
 pub mod guid;
