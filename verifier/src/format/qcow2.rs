@@ -121,7 +121,8 @@ fn read_header<R: ReadAt + ?Sized>(file: &R) -> Result<Header> {
         h.autoclear_features = b.u64(88);
         h.refcount_order = b.u32(96);
         h.header_length = b.u32(100);
-        if h.header_length < 104 || u64::from(h.header_length) > cluster || !h.header_length.is_multiple_of(8) {
+        if h.header_length < 104 || u64::from(h.header_length) > cluster || !h.header_length.is_multiple_of(8)
+        {
             return Err(corrupt(
                 "qcow2 header",
                 100,
