@@ -200,7 +200,10 @@ struct Refs {
 }
 
 impl Refs {
-    fn add(&mut self, host: u64, end: u64, user: &'static str, exclusive: bool) -> Result<()> {
+    fn add(&mut self, host: u64, len: u64, user: &'static str, exclusive: bool) -> Result<()> {
+        let Some(end) = host.checked_add(len) else {
+            return Err(corrupt(format!("qcow2 {user}"), host, "offset overflows"));
+        };
         for c in host / self.cluster..end.div_ceil(self.cluster) {
             let Some(n) = self.counts.get_mut(c as usize) else {
                 return Err(Error::Truncated {
@@ -265,7 +268,7 @@ impl<R: ReadAt> Qcow2<R> {
         }
         let l1 = file.read_vec(l1_off, l1_bytes as usize, "qcow2 L1 table")?;
         if l1_bytes > 0 {
-            refs.add(l1_off, l1_off + l1_bytes, "L1 table", true)?;
+            refs.add(l1_off, l1_bytes, "L1 table", true)?;
         }
 
         // Refcount table and blocks.
@@ -282,7 +285,7 @@ impl<R: ReadAt> Qcow2<R> {
             });
         }
         let rt = file.read_vec(rt_off, rt_bytes as usize, "qcow2 refcount table")?;
-        refs.add(rt_off, rt_off + rt_bytes, "refcount table", true)?;
+        refs.add(rt_off, rt_bytes, "refcount table", true)?;
         let bits = 1u64 << header.refcount_order;
         let per_block = cluster * 8 / bits;
         let mut stored: Vec<u64> = vec![0; file_clusters as usize];
@@ -302,7 +305,7 @@ impl<R: ReadAt> Qcow2<R> {
                     "refcount block not cluster-aligned",
                 ));
             }
-            refs.add(e, e + cluster, "refcount block", true)?;
+            refs.add(e, cluster, "refcount block", true)?;
             let block = file.read_vec(e, cluster as usize, "qcow2 refcount block")?;
             for j in 0..per_block {
                 let host = i as u64 * per_block + j;
@@ -356,7 +359,7 @@ impl<R: ReadAt> Qcow2<R> {
             if !l2_off.is_multiple_of(cluster) {
                 return Err(corrupt(name(), at, "L2 table not cluster-aligned"));
             }
-            refs.add(l2_off, l2_off + cluster, "L2 table", true)?;
+            refs.add(l2_off, cluster, "L2 table", true)?;
             copied_checks.push((name(), at, l2_off, e & COPIED != 0));
             let l2 = file.read_vec(l2_off, cluster as usize, "qcow2 L2 table")?;
             for (j, e) in l2.chunks_exact(8).enumerate() {
@@ -377,7 +380,7 @@ impl<R: ReadAt> Qcow2<R> {
                     let host = e & ((1u64 << x) - 1);
                     let sectors = ((e & !COMPRESSED) >> x) + 1;
                     let end = (host / 512 + sectors) * 512;
-                    refs.add(host, end, "compressed data", false)?;
+                    refs.add(host, end - host, "compressed data", false)?;
                     map.push((vc, Cluster::Compressed { host, sectors }));
                 } else {
                     if e & !(OFFSET_MASK | COPIED | 1) != 0 {
@@ -386,7 +389,7 @@ impl<R: ReadAt> Qcow2<R> {
                     let host = e & OFFSET_MASK;
                     if e & 1 != 0 && version_allows_zero(&header) {
                         if host != 0 {
-                            refs.add(host, host + cluster, "data cluster", true)?;
+                            refs.add(host, cluster, "data cluster", true)?;
                             copied_checks.push((name(), at, host, e & COPIED != 0));
                         }
                         continue;
@@ -400,7 +403,7 @@ impl<R: ReadAt> Qcow2<R> {
                     if !host.is_multiple_of(cluster) {
                         return Err(corrupt(name(), at, "data cluster not cluster-aligned"));
                     }
-                    refs.add(host, host + cluster, "data cluster", true)?;
+                    refs.add(host, cluster, "data cluster", true)?;
                     copied_checks.push((name(), at, host, e & COPIED != 0));
                     map.push((vc, Cluster::Plain { host }));
                 }
