@@ -12,7 +12,8 @@ use crate::format::raw::{self, Image};
 use crate::format::{self, FormatParams};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
-use crate::manifest::{self, Manifest, OutputRecord, SpecRecord};
+use crate::manifest::{self, FileRecord, Manifest, OutputRecord, SpecRecord};
+use crate::output::{MANIFEST, OutputError, Stage};
 use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
 use crate::rootfs::{self, RootFsError, RootTree};
@@ -31,6 +32,8 @@ pub enum BuildError {
     Ptable(#[from] PtableError),
     #[error(transparent)]
     RootFs(#[from] RootFsError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
     #[error(transparent)]
@@ -203,8 +206,18 @@ pub struct Prepared {
 /// Reads the sources, sizes and lays out the disk and plans the root filesystem. Every error
 /// about the spec or its inputs surfaces here, before anything is written.
 pub fn prepare(spec: &Spec, progress: &Progress) -> Result<Prepared, BuildError> {
+    prepare_in(spec, progress, None)
+}
+
+/// [`prepare`] with the scratch files of compressed archives in `scratch_dir` (the build's
+/// stage, so that they go with it) instead of the system's temporary folder.
+pub fn prepare_in(
+    spec: &Spec,
+    progress: &Progress,
+    scratch_dir: Option<&Path>,
+) -> Result<Prepared, BuildError> {
     progress.stage("reading the sources");
-    let root = rootfs::ingest(spec)?;
+    let root = rootfs::ingest(spec, scratch_dir)?;
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
     let root_fs = root_fs_bytes(spec, &root)?;
     let plan = layout::plan(spec, root_fs)?;
@@ -262,11 +275,43 @@ pub fn write_boot_filesystems(
     Ok(())
 }
 
+/// Runs `postVM` with `$out` = the stage folder (what becomes `out_dir`) and `$diskImage` the
+/// staged image, as the seed runs it after conversion. Regular files it adds at the top of
+/// `$out` join the output set (in name order); its scratch space is its own `$TMPDIR`.
+fn post_vm_on_stage(spec: &Spec, stage: &mut Stage, staged_image: &Path) -> Result<(), BuildError> {
+    if spec.post_vm.trim().is_empty() {
+        return Ok(());
+    }
+    let dir = std::path::absolute(stage.dir()).map_err(io("resolving", stage.dir()))?;
+    let list = |d: &Path| -> Result<std::collections::BTreeSet<std::ffi::OsString>, BuildError> {
+        std::fs::read_dir(d)
+            .map_err(io("listing", d))?
+            .map(|e| e.map(|e| e.file_name()).map_err(io("listing", d)))
+            .collect()
+    };
+    let before = list(&dir)?;
+    crate::post_vm::run(
+        &spec.post_vm,
+        &dir,
+        &std::path::absolute(staged_image).map_err(io("resolving", staged_image))?,
+        spec.source_date_epoch.value,
+    )?;
+    for name in list(&dir)?.difference(&before) {
+        let is_file = std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_file());
+        if let (true, Some(n)) = (is_file, name.to_str()) {
+            stage.path_for(n)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the image of `spec` into `out_dir`: `<baseName>.img`, `nix-support/hydra-build-products`
-/// and `manifest.json`. Each file appears under its final name only when complete.
+/// and `manifest.json`, staged and committed as one set ([`crate::output`]): on any error
+/// the folder keeps the set it had.
 pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOutput, BuildError> {
     check_supported(spec)?;
-    let prepared = prepare(spec, progress)?;
+    let mut stage = Stage::begin(out_dir)?;
+    let prepared = prepare_in(spec, progress, Some(stage.dir()))?;
     let plan = prepared.report.plan.clone();
     // A spec built in memory (Spec::from_value) has no file: its digest is over its JSON.
     let spec_bytes = if spec.path.as_os_str().is_empty() {
@@ -280,49 +325,47 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     };
     let inputs = manifest::input_records(spec).map_err(io("hashing inputs of", &spec.path))?;
 
-    std::fs::create_dir_all(out_dir).map_err(io("creating", out_dir))?;
     let out_dir_abs = std::path::absolute(out_dir).map_err(io("resolving", out_dir))?;
     let file_name = output_file_name(spec);
-    let image_path = out_dir.join(&file_name);
-
-    let mut image = Image::create(&image_path, plan.disk_bytes).map_err(io("creating", &image_path))?;
+    let staged_image = stage.path_for(&file_name)?;
+    let mut image = Image::create(&staged_image, plan.disk_bytes).map_err(io("creating", &staged_image))?;
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
     write_boot_filesystems(spec, &plan, &mut image, progress)?;
     write_root_filesystem(&prepared, &mut image, progress)?;
 
     progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
-    let params = FormatParams::of(spec);
-    let (image, format_record) =
-        format::finish(image, plan.disk_bytes, &params).map_err(io("writing", &image_path))?;
-    let image_path = image.commit().map_err(io("renaming into place", &image_path))?;
+    let (image, format_record) = format::finish(image, plan.disk_bytes, &FormatParams::of(spec))
+        .map_err(io("writing", &staged_image))?;
+    image.commit().map_err(io("writing", &staged_image))?;
 
-    let support = out_dir.join("nix-support");
-    std::fs::create_dir_all(&support).map_err(io("creating", &support))?;
-    let products = support.join("hydra-build-products");
+    let products = stage.path_for("nix-support/hydra-build-products")?;
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
-    // Without a staged output folder yet, a failed postVM takes back what this build put
-    // under final names, so no half-finished result stays.
-    if let Err(e) = crate::post_vm::run(
-        &spec.post_vm,
-        &out_dir_abs,
-        &out_dir_abs.join(&file_name),
-        spec.source_date_epoch.value,
-    ) {
-        let _ = std::fs::remove_file(&image_path);
-        let _ = std::fs::remove_file(&products);
-        return Err(e.into());
-    }
+    // postVM runs on the staged set, before anything moves into place: on failure the stage
+    // is dropped and the output folder keeps the set it had.
+    post_vm_on_stage(spec, &mut stage, &staged_image)?;
 
     // Hashed after postVM, which may change the image, so the manifest says what is there.
     let task = progress.bytes("hashing the image", plan.disk_bytes);
-    let mut file = std::fs::File::open(&image_path).map_err(io("reading", &image_path))?;
-    let bytes = file.metadata().map_err(io("reading", &image_path))?.len();
-    let sha256 = manifest::sha256_reader(&mut file, |n| task.inc(n)).map_err(io("reading", &image_path))?;
+    let mut file = std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?;
+    let bytes = file.metadata().map_err(io("reading", &staged_image))?.len();
+    let sha256 = manifest::sha256_reader(&mut file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
     task.finish();
 
+    let manifest_path = stage.path_for(MANIFEST)?;
+    let mut files = Vec::new();
+    for name in stage.names().filter(|n| *n != MANIFEST) {
+        let path = stage.dir().join(name);
+        let bytes = std::fs::metadata(&path).map_err(io("reading", &path))?.len();
+        let sha256 = if name == file_name {
+            sha256.clone()
+        } else {
+            manifest::sha256_file(&path).map_err(io("hashing", &path))?
+        };
+        files.push(FileRecord { name: name.to_string(), bytes, sha256 });
+    }
     let manifest = Manifest {
         reprodisk_version: env!("CARGO_PKG_VERSION"),
         spec: SpecRecord {
@@ -334,15 +377,15 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         not_written: prepared.report.pending.clone(),
         inputs,
         output: OutputRecord {
-            file: file_name,
+            file: file_name.clone(),
             format: spec.format.hydra_name(),
             bytes,
             sha256,
             file_format: format_record,
         },
+        files,
         layout: plan,
     };
-    let manifest_path = out_dir.join("manifest.json");
     let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| BuildError::Io {
         action: "serialising",
         path: manifest_path.clone(),
@@ -350,8 +393,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     })?;
     json.push(b'\n');
     raw::write_atomic(&manifest_path, &json).map_err(io("writing", &manifest_path))?;
+    // The tree's scratch files live in the stage: release them before it goes.
+    drop(prepared);
+    stage.commit()?;
+    let image_path = out_dir.join(&file_name);
     progress.stage(&format!("wrote {}", image_path.display()));
-    Ok(BuildOutput { image: image_path, manifest_path, manifest })
+    Ok(BuildOutput { image: image_path, manifest_path: out_dir.join(MANIFEST), manifest })
 }
 
 #[cfg(test)]
@@ -396,7 +443,7 @@ mod tests {
         let file_as_dir = dir.path().join("file");
         std::fs::write(&file_as_dir, b"x").unwrap();
         let ok = spec(json!({"diskSize": 32}));
-        assert!(matches!(build(&ok, &file_as_dir, &Progress::quiet()), Err(BuildError::Io { .. })));
+        assert!(matches!(build(&ok, &file_as_dir, &Progress::quiet()), Err(BuildError::Output(_))));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file")]);
     }

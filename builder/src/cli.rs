@@ -91,6 +91,9 @@ and field, e.g. `partition 2 ext4 superblock s_wtime: 0 vs 1732550400`, an inode
 file's data or the order of a FAT directory. Ranges no structure explains are shown as hex. \
 Exit code 0 when the images are identical, 1 when they differ.")]
     Diff(DiffArgs),
+    /// Boot an image under QEMU (SeaBIOS, OVMF or a direct kernel boot) and wait for a pattern
+    #[command(long_about = crate::cli_boot::LONG_ABOUT, after_help = crate::cli_boot::AFTER_HELP)]
+    Boot(crate::cli_boot::BootArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +148,12 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Parses the command line, runs it and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Without the handlers a signal would leave the stage of a build behind; say so, go on.
+    if let Err(e) = crate::cleanup::install_signal_handlers() {
+        eprintln!(
+            "reprodisk: warning: cannot watch for SIGINT/SIGTERM/SIGHUP ({e}); an interrupted build leaves its stage folder for the next build to remove"
+        );
+    }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
@@ -178,6 +187,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Plan(a) => run_plan(a).map(|()| Outcome::Ok),
         Command::Verify(a) => run_verify(a),
         Command::Diff(a) => run_diff(a),
+        Command::Boot(a) => crate::cli_boot::run(a),
     }
 }
 

@@ -7,12 +7,15 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+pub mod cleanup;
 pub mod cli;
+pub mod cli_boot;
 pub mod format;
 pub mod fs;
 pub mod ids;
 pub mod layout;
 pub mod manifest;
+pub mod output;
 pub mod post_vm;
 pub mod progress;
 pub mod ptable;
