@@ -48,7 +48,8 @@ const fn case(
 /// - grubbios: `legacy`, `legacy+boot`, `legacy+gpt`, `hybrid` on `seabios` with `grub`;
 /// - uefi: `efi`, `efixbootldr`, `hybrid` on `ovmf` with `systemd-boot`; `efi-grub` on `ovmf`
 ///   with `grub`; `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
-/// - formats: `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` on `seabios` and `ovmf`;
+/// - formats: `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` on `seabios` and `ovmf` (direct
+///   kernel boots of them are in the table);
 /// - negatives (see [`NEGATIVE`]): `efi` on `seabios`, `legacy` on `ovmf`.
 pub const MATRIX: &[Case] = &[
     case("none", "kernel", "direct", "raw", "none"),
@@ -60,6 +61,9 @@ pub const MATRIX: &[Case] = &[
     case("efi", "kernel", "direct-partuuid", "raw", "efi-partuuid"),
     case("efixbootldr", "kernel", "direct", "raw", "efixbootldr"),
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
+    case("hybrid", "kernel", "direct", "qcow2", "hybrid-qcow2"),
+    case("hybrid", "kernel", "direct", "vpc", "hybrid-vpc"),
+    case("hybrid", "kernel", "direct", "vdi", "hybrid-vdi"),
 ];
 
 /// A boot that must fail, and a text the failure must contain.
