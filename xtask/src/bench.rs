@@ -93,6 +93,9 @@ pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
     let work = std::fs::canonicalize(&opts.work)?;
     Cmd::cargo(&["build", "--release", "--locked", "-p", "reprodisk-builder"]).run()?;
     let reprodisk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/reprodisk");
+    if opts.formats {
+        return run_formats(opts, &work, &reprodisk);
+    }
 
     let mut trees = opts.trees.clone();
     if trees.is_empty() {
@@ -185,6 +188,83 @@ pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
     }
     println!("{table}");
     std::fs::write(work.join("bench.json"), format!("[{}]\n", json.join(",")))?;
+    Ok(())
+}
+
+fn file_bytes(p: &Path) -> anyhow::Result<u64> {
+    Ok(std::fs::metadata(p).with_context(|| format!("reading `{}`", p.display()))?.len())
+}
+
+/// `cargo xtask bench --formats`: a 2 GiB disk holding one tree (default /usr/share, about
+/// 700 MB) built raw, then in each format; reprodisk's cost of a format is its build time
+/// minus the raw build's (the conversion, hashing included), against `qemu-img convert` of
+/// the raw image (from the page cache) to the same format. Sizes are the output files'.
+fn run_formats(opts: &BenchOpts, work: &Path, reprodisk: &Path) -> anyhow::Result<()> {
+    let tree = opts.trees.first().cloned().unwrap_or_else(|| PathBuf::from("/usr/share"));
+    let tree = std::fs::canonicalize(&tree).with_context(|| format!("no tree at `{}`", tree.display()))?;
+    let build = |format: &str| -> anyhow::Result<(Measure, PathBuf)> {
+        let spec = work.join(format!("bench-{format}.json"));
+        let text = format!(
+            "{{\"partitionTableType\":\"none\",\"diskSize\":2048,\"installBootLoader\":false,\"format\":\"{format}\",\"system\":{{\"root\":{}}}}}",
+            json_string(&tree.display().to_string())
+        );
+        std::fs::write(&spec, text)?;
+        let out = work.join(format!("out-{format}"));
+        let _ = std::fs::remove_dir_all(&out);
+        let m = timed(&Cmd::new(
+            &reprodisk.display().to_string(),
+            &["build", &spec.display().to_string(), "--out", &out.display().to_string()],
+        ))?;
+        let ext = match format {
+            "raw" => "img",
+            "vpc" => "vhd",
+            "vdi" => "vdi",
+            _ => "qcow2",
+        };
+        Ok((m, out.join(format!("nixos.{ext}"))))
+    };
+    // A first raw build warms the page cache for the tree; the second is the baseline.
+    build("raw")?;
+    let (raw_m, raw) = build("raw")?;
+    let mut table = format!(
+        "format | reprodisk build s | conversion s (build - raw build {:.2} s) | qemu-img convert s | qemu-img / ours | size ours | size qemu-img | ours / qemu-img\n",
+        raw_m.seconds
+    );
+    let mut json = Vec::new();
+    for (format, qemu_fmt, extra) in [
+        ("qcow2", "qcow2", None),
+        ("qcow2-compressed", "qcow2", Some("-c")),
+        ("vdi", "vdi", None),
+        ("vpc", "vpc", None),
+    ] {
+        let (ours, img) = build(format)?;
+        let conv = (ours.seconds - raw_m.seconds).max(0.01);
+        let theirs_path = work.join(format!("qemu-img.{format}"));
+        let raw_s = raw.display().to_string();
+        let theirs_s = theirs_path.display().to_string();
+        let mut args = vec!["convert", "-f", "raw", "-O", qemu_fmt];
+        args.extend(extra);
+        args.extend([raw_s.as_str(), theirs_s.as_str()]);
+        let theirs = timed(&Cmd::new("qemu-img", &args))?;
+        let (ob, tb) = (file_bytes(&img)?, file_bytes(&theirs_path)?);
+        let _ = writeln!(
+            table,
+            "{format} | {:.2} | {conv:.2} | {:.2} | {:.2}x | {ob} | {tb} | {:.3}",
+            ours.seconds,
+            theirs.seconds,
+            theirs.seconds / conv,
+            ob as f64 / tb as f64
+        );
+        json.push(format!(
+            "{{\"format\":\"{format}\",\"build_s\":{},\"raw_build_s\":{},\"conversion_s\":{conv},\"qemu_img_s\":{},\"bytes\":{ob},\"qemu_img_bytes\":{tb}}}",
+            ours.seconds, raw_m.seconds, theirs.seconds
+        ));
+        std::fs::remove_file(&theirs_path)?;
+        let _ = std::fs::remove_dir_all(work.join(format!("out-{format}")));
+    }
+    let _ = std::fs::remove_dir_all(work.join("out-raw"));
+    println!("{table}");
+    std::fs::write(work.join("bench-formats.json"), format!("[{}]\n", json.join(",")))?;
     Ok(())
 }
 
