@@ -222,7 +222,13 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
     };
     let path = a.image.display().to_string();
     let report = glue::verify(&image, Some(&path), expect.as_ref(), env_epoch()?);
+    // The container's own IDs (VDI UUIDs, VHD unique ID) against the documented rule.
+    let anchor = expect.as_ref().and_then(|e| reprodisk_verifier::guid::Guid::parse(&e.root_gpuid).ok());
+    let format_lints = anchor.map(|g| image.lint_ids(g)).unwrap_or_default();
     if a.json {
+        for l in &format_lints {
+            eprintln!("lint: {l}");
+        }
         println!("{}", report.to_json());
     } else {
         let f = image.summary();
@@ -234,9 +240,12 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
                 f.notes.join("; ")
             );
         }
+        for l in &format_lints {
+            println!("lint: {l}");
+        }
         print!("{}", report.render_text());
     }
-    Ok(if report.failed() { Outcome::CheckFailed } else { Outcome::Ok })
+    Ok(if report.failed() || !format_lints.is_empty() { Outcome::CheckFailed } else { Outcome::Ok })
 }
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {

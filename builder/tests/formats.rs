@@ -180,3 +180,35 @@ fn a_failing_post_vm_fails_the_build_with_its_code_and_leaves_no_image() {
     let m = std::fs::read_to_string(dir.path().join("ok/manifest.json")).unwrap();
     assert!(m.contains("\"info.txt\""), "{m}");
 }
+
+/// `verify --spec` checks the VDI UUIDs and the VHD unique ID against derive(domain,
+/// rootGPUID): reprodisk's pass, qemu-img's random ones are named.
+#[test]
+fn verify_lints_format_ids_against_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    for (format, ext) in [("vdi", "vdi"), ("vpc", "vhd")] {
+        let s = spec(dir.path(), "legacy", r#""diskSize": 32"#, format, "");
+        let img = build(&s, &dir.path().join(format));
+        let o = reprodisk(&["verify", "--spec", s.to_str().unwrap(), img.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(!text.contains("lint: v"), "{format}: {text}");
+        let theirs = dir.path().join(format!("qemu.{ext}"));
+        let raw = dir.path().join("disk.raw");
+        let o = qemu_img(&["convert", "-O", "raw", img.to_str().unwrap(), raw.to_str().unwrap()]);
+        assert!(o.status.success());
+        let o = qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            format,
+            raw.to_str().unwrap(),
+            theirs.to_str().unwrap(),
+        ]);
+        assert!(o.status.success());
+        let o = reprodisk(&["verify", "--spec", s.to_str().unwrap(), theirs.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.contains("is not derive(\""), "{format}: {text}");
+        assert_eq!(o.status.code(), Some(1), "{format}: {text}");
+    }
+}

@@ -225,3 +225,36 @@ impl UnitMap {
         (s < e).then_some((s, e))
     }
 }
+
+/// Domains of the IDs a format header carries (ARCHITECTURE.md, Identifiers), re-stated
+/// here from the document, not taken from the builder.
+pub const VDI_IMAGE_UUID_DOMAIN: &str = "vdi-image-uuid";
+pub const VDI_LAST_SNAPSHOT_UUID_DOMAIN: &str = "vdi-last-snapshot-uuid";
+pub const VHD_UNIQUE_ID_DOMAIN: &str = "vhd-unique-id";
+
+impl<R: ReadAt> VirtualDisk<R> {
+    /// The format's IDs that do not follow `derive(domain, rootGPUID)`, as messages (empty
+    /// for raw and qcow2, which carry none).
+    pub fn lint_ids(&self, root_gpuid: crate::guid::Guid) -> Vec<String> {
+        use crate::ids::derive_guid;
+        let mut out = Vec::new();
+        let mut check = |field: &str, stored: [u8; 16], domain: &str, gpt_order: bool| {
+            let want = derive_guid(domain, root_gpuid);
+            let want_bytes = if gpt_order { want.to_disk() } else { *want.as_bytes() };
+            if stored != want_bytes {
+                out.push(format!(
+                    "{field} is not derive(\"{domain}\", rootGPUID) = {want}: the image was not written by reprodisk from this spec, or not deterministically"
+                ));
+            }
+        };
+        match self {
+            VirtualDisk::Vdi(v) => {
+                check("vdi uuid_image", v.header.uuid_image, VDI_IMAGE_UUID_DOMAIN, true);
+                check("vdi uuid_last_snap", v.header.uuid_last_snap, VDI_LAST_SNAPSHOT_UUID_DOMAIN, true);
+            }
+            VirtualDisk::Vpc(v) => check("vhd unique_id", v.footer.unique_id, VHD_UNIQUE_ID_DOMAIN, false),
+            VirtualDisk::Raw(_) | VirtualDisk::Qcow2(_) => {}
+        }
+        out
+    }
+}
