@@ -46,8 +46,7 @@ const fn case(
 ///
 /// Planned, as the other branches land (their specs are already in `fixtures/specs/`):
 /// - grubbios: `legacy`, `legacy+boot`, `legacy+gpt`, `hybrid` on `seabios` with `grub`;
-/// - uefi: `efi`, `efixbootldr`, `hybrid` on `ovmf` with `systemd-boot`; `efi-grub` on `ovmf`
-///   with `grub`; `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
+/// - efivars: `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
 /// - formats: `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` on `seabios` and `ovmf` (direct
 ///   kernel boots of them are in the table);
 /// - negatives (see [`NEGATIVE`]): `efi` on `seabios`, `legacy` on `ovmf`.
@@ -64,6 +63,11 @@ pub const MATRIX: &[Case] = &[
     case("hybrid", "kernel", "direct", "qcow2", "hybrid-qcow2"),
     case("hybrid", "kernel", "direct", "vpc", "hybrid-vpc"),
     case("hybrid", "kernel", "direct", "vdi", "hybrid-vdi"),
+    case("efi", "ovmf", "systemd-boot", "raw", "efi"),
+    case("efixbootldr", "ovmf", "systemd-boot", "raw", "efixbootldr"),
+    case("hybrid", "ovmf", "systemd-boot", "raw", "hybrid-sdboot"),
+    case("efi", "ovmf", "grub", "raw", "efi-grub"),
+    case("hybrid", "ovmf", "grub", "raw", "hybrid"),
 ];
 
 /// A boot that must fail, and a text the failure must contain.

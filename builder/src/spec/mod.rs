@@ -192,6 +192,18 @@ pub struct System {
     pub initrd: Option<String>,
     pub kernel_params: Vec<String>,
     pub bootloader: Bootloader,
+    /// How the kernel's `root=` names the root filesystem.
+    pub root_device: RootDevice,
+}
+
+/// `system.root_device`: the form of the `root=` kernel parameter reprodisk adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootDevice {
+    /// `root=UUID=<rootFSUID>` (the ext4 UUID).
+    Uuid,
+    /// `root=PARTUUID=<rootGPUID>` (the GPT partition GUID; GPT layouts only).
+    Partuuid,
 }
 
 /// A parsed, checked and resolved image spec.
@@ -234,6 +246,8 @@ pub struct Spec {
     pub disk_guid: Guid,
     /// `vpc_subformat`: the VHD disk type when `format = "vpc"` (reprodisk's own key).
     pub vpc_subformat: VpcSubformat,
+    /// A folder laid out like `/` searched first for boot-loader inputs (see `boot::inputs`).
+    pub package_root: Option<InputPath>,
 }
 
 /// Canonical key, alias (the seed's camelCase name, if different).
@@ -267,6 +281,7 @@ pub const TOP_KEYS: &[(&str, Option<&str>)] = &[
     ("auto_sizing", Some("autoSizing")),
     ("disk_guid", Some("diskGUID")),
     ("vpc_subformat", Some("vpcSubformat")),
+    ("package_root", Some("packageRoot")),
 ];
 
 pub const SYSTEM_KEYS: &[(&str, Option<&str>)] = &[
@@ -275,6 +290,7 @@ pub const SYSTEM_KEYS: &[(&str, Option<&str>)] = &[
     ("initrd", None),
     ("kernel_params", Some("kernelParams")),
     ("bootloader", None),
+    ("root_device", Some("rootDevice")),
 ];
 
 pub const CONTENTS_KEYS: &[(&str, Option<&str>)] =
@@ -560,6 +576,7 @@ impl Spec {
             &[("dynamic", VpcSubformat::Dynamic), ("fixed", VpcSubformat::Fixed)],
             VpcSubformat::Dynamic,
         )?;
+        let package_root = t.path("package_root", base)?;
         let spec_epoch = match t.map.remove("source_date_epoch") {
             None => None,
             Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
@@ -667,6 +684,7 @@ impl Spec {
             auto_sizing,
             disk_guid,
             vpc_subformat,
+            package_root,
         };
         spec.check_assertions()?;
         Ok(spec)
@@ -766,6 +784,7 @@ impl Spec {
         check("", "efiFirmware", &self.efi_firmware)?;
         check("", "efiVariables", &self.efi_variables)?;
         check("", "configFile", &self.config_file)?;
+        check("", "package_root", &self.package_root)?;
         if let Some(s) = &self.system {
             check("system.", "root", &Some(s.root.clone()))?;
         }
@@ -839,7 +858,12 @@ fn parse_system(map: Map<String, Value>, base: &Path) -> Result<System, SpecErro
         &[("auto", Bootloader::Auto), ("grub", Bootloader::Grub), ("systemd-boot", Bootloader::SystemdBoot)],
         Bootloader::Auto,
     )?;
-    Ok(System { root, kernel, initrd, kernel_params, bootloader })
+    let root_device = t.choice(
+        "root_device",
+        &[("uuid", RootDevice::Uuid), ("partuuid", RootDevice::Partuuid)],
+        RootDevice::Uuid,
+    )?;
+    Ok(System { root, kernel, initrd, kernel_params, bootloader, root_device })
 }
 
 fn parse_content(v: Value, i: usize, base: &Path) -> Result<ContentEntry, SpecError> {
