@@ -15,6 +15,7 @@ use crate::boot::grub_bios::install::{self as grub_install, BiosGrub, InstallErr
 use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, setup::Region};
 use crate::boot::inputs::PackageRoots;
 use crate::format::raw::{self, Image};
+use crate::format::{self, FormatParams};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, FileRecord, Manifest, OutputRecord, SpecRecord};
@@ -45,8 +46,8 @@ pub enum BuildError {
     Boot(#[from] BootError),
     #[error(transparent)]
     EfiVars(#[from] EfiVarsBuildError),
-    #[error("{what} is not implemented yet: {hint}")]
-    NotImplemented { what: String, hint: &'static str },
+    #[error(transparent)]
+    PostVm(#[from] crate::post_vm::PostVmError),
     #[error("{action} `{path}`: {error}")]
     Io { action: &'static str, path: PathBuf, error: std::io::Error },
 }
@@ -184,23 +185,6 @@ impl SeedUsage {
 /// What this version leaves unwritten for `plan`; empty once every writer has landed.
 pub fn pending(boot: &BootPlan) -> Vec<String> {
     boot.pending.clone()
-}
-
-/// Refuses what this version cannot produce, before anything is written.
-fn check_supported(spec: &Spec) -> Result<(), BuildError> {
-    if spec.format != Format::Raw {
-        return Err(BuildError::NotImplemented {
-            what: format!(
-                "format = \"{}\"",
-                serde_json::to_value(spec.format)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default()
-            ),
-            hint: "only \"raw\" images are written so far; build raw and convert with `qemu-img convert`, or wait for the output-format work",
-        });
-    }
-    Ok(())
 }
 
 /// Everything decided before writing: the plan `reprodisk plan` shows, the merged source
@@ -364,11 +348,40 @@ pub fn write_boot_filesystems(
     Ok(())
 }
 
+/// Runs `postVM` with `$out` = the stage folder (what becomes `out_dir`) and `$diskImage` the
+/// staged image, as the seed runs it after conversion. Regular files it adds at the top of
+/// `$out` join the output set (in name order); its scratch space is its own `$TMPDIR`.
+fn post_vm_on_stage(spec: &Spec, stage: &mut Stage, staged_image: &Path) -> Result<(), BuildError> {
+    if spec.post_vm.trim().is_empty() {
+        return Ok(());
+    }
+    let dir = std::path::absolute(stage.dir()).map_err(io("resolving", stage.dir()))?;
+    let list = |d: &Path| -> Result<std::collections::BTreeSet<std::ffi::OsString>, BuildError> {
+        std::fs::read_dir(d)
+            .map_err(io("listing", d))?
+            .map(|e| e.map(|e| e.file_name()).map_err(io("listing", d)))
+            .collect()
+    };
+    let before = list(&dir)?;
+    crate::post_vm::run(
+        &spec.post_vm,
+        &dir,
+        &std::path::absolute(staged_image).map_err(io("resolving", staged_image))?,
+        spec.source_date_epoch.value,
+    )?;
+    for name in list(&dir)?.difference(&before) {
+        let is_file = std::fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_file());
+        if let (true, Some(n)) = (is_file, name.to_str()) {
+            stage.path_for(n)?;
+        }
+    }
+    Ok(())
+}
+
 /// Builds the image of `spec` into `out_dir`: `<baseName>.img`, `nix-support/hydra-build-products`
 /// and `manifest.json`, staged and committed as one set ([`crate::output`]): on any error
 /// the folder keeps the set it had.
 pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOutput, BuildError> {
-    check_supported(spec)?;
     let mut stage = Stage::begin(out_dir)?;
     let prepared = prepare_in(spec, progress, Some(stage.dir()))?;
     let plan = prepared.report.plan.clone();
@@ -400,12 +413,9 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     write_boot_filesystems(&prepared.boot, &mut image, progress)?;
     write_root_filesystem(&prepared, &mut image, progress)?;
 
-    let task = progress.bytes("hashing the image", plan.disk_bytes);
-    let tmp = image.temp_path().to_path_buf();
-    let file = image.file();
-    file.seek(SeekFrom::Start(0)).map_err(io("reading", &tmp))?;
-    let sha256 = manifest::sha256_reader(&mut *file, |n| task.inc(n)).map_err(io("reading", &tmp))?;
-    task.finish();
+    progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
+    let (image, format_record) = format::finish(image, plan.disk_bytes, &FormatParams::of(spec))
+        .map_err(io("writing", &staged_image))?;
     image.commit().map_err(io("writing", &staged_image))?;
 
     if let Some(v) = &prepared.efi_vars {
@@ -417,6 +427,16 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
+    // postVM runs on the staged set, before anything moves into place: on failure the stage
+    // is dropped and the output folder keeps the set it had.
+    post_vm_on_stage(spec, &mut stage, &staged_image)?;
+
+    // Hashed after postVM, which may change the image, so the manifest says what is there.
+    let task = progress.bytes("hashing the image", plan.disk_bytes);
+    let mut file = std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?;
+    let bytes = file.metadata().map_err(io("reading", &staged_image))?.len();
+    let sha256 = manifest::sha256_reader(&mut file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
+    task.finish();
 
     let manifest_path = stage.path_for(MANIFEST)?;
     let mut files = Vec::new();
@@ -451,8 +471,9 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         output: OutputRecord {
             file: file_name.clone(),
             format: spec.format.hydra_name(),
-            bytes: plan.disk_bytes,
+            bytes,
             sha256,
+            file_format: format_record,
         },
         files,
         layout: plan,

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use reprodisk_verifier::bytes::ImageFile;
 use reprodisk_verifier::efivars::{self, report::EfiVarsReport};
 use reprodisk_verifier::expect::Expectations;
+use reprodisk_verifier::format::VirtualDisk;
 use reprodisk_verifier::glue;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -166,8 +167,12 @@ pub fn main() -> ExitCode {
 
 /// Every error (as opposed to a failed check, which `verify` and `diff` report in their
 /// output) is bad input or a failing environment: exit 2.
-pub fn exit_code(_e: &anyhow::Error) -> u8 {
-    EXIT_BAD_INPUT
+/// A failed `postVM` is the exception: the build exits with the script's own code.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<BuildError>() {
+        Some(BuildError::PostVm(p)) => u8::try_from(p.exit_code()).unwrap_or(EXIT_BAD_INPUT),
+        _ => EXIT_BAD_INPUT,
+    }
 }
 
 /// What a command found: success, or a failed check (exit 1).
@@ -187,8 +192,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
     }
 }
 
-fn open_image(path: &std::path::Path) -> anyhow::Result<ImageFile> {
-    ImageFile::open(path).with_context(|| format!("opening image `{}`", path.display()))
+/// Opens an image file of any format as the disk it holds: every format's tables (and
+/// every compressed cluster) are read and checked here, so a corrupt container is an error
+/// naming the structure before any disk-level check runs.
+fn open_image(path: &std::path::Path) -> anyhow::Result<VirtualDisk<ImageFile>> {
+    let file = ImageFile::open(path).with_context(|| format!("opening image `{}`", path.display()))?;
+    let disk = VirtualDisk::open(file).with_context(|| format!("reading image `{}`", path.display()))?;
+    if let VirtualDisk::Qcow2(q) = &disk {
+        q.check_compressed().with_context(|| format!("reading image `{}`", path.display()))?;
+    }
+    Ok(disk)
 }
 
 fn env_epoch() -> anyhow::Result<Option<i64>> {
@@ -222,6 +235,14 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
     let path = a.image.display().to_string();
     let report = glue::verify(&image, Some(&path), expect.as_ref(), env_epoch()?);
     let vars_failed = efi_vars.as_ref().is_some_and(EfiVarsReport::failed);
+    // The container's own IDs (VDI UUIDs, VHD unique ID) against the documented rule.
+    let anchor = expect.as_ref().and_then(|e| reprodisk_verifier::guid::Guid::parse(&e.root_gpuid).ok());
+    let format_lints = anchor.map(|g| image.lint_ids(g)).unwrap_or_default();
+    if a.json {
+        for l in &format_lints {
+            eprintln!("lint: {l}");
+        }
+    }
     if let (true, Some(vars)) = (a.json, &efi_vars) {
         // Keys come out sorted this way; only images with an efi-vars.fd beside them get it.
         let mut v = serde_json::to_value(&report)?;
@@ -230,10 +251,26 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
     } else if a.json {
         println!("{}", report.to_json());
     } else {
+        let f = image.summary();
+        if f.format != reprodisk_verifier::format::Kind::Raw {
+            println!(
+                "image format: {} holding a {} byte disk; {}",
+                f.format.name(),
+                f.virtual_size,
+                f.notes.join("; ")
+            );
+        }
+        for l in &format_lints {
+            println!("lint: {l}");
+        }
         print!("{}", report.render_text());
         efi_vars.iter().for_each(|r| print!("{}", r.render_text()));
     }
-    Ok(if report.failed() || vars_failed { Outcome::CheckFailed } else { Outcome::Ok })
+    Ok(if report.failed() || vars_failed || !format_lints.is_empty() {
+        Outcome::CheckFailed
+    } else {
+        Outcome::Ok
+    })
 }
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {

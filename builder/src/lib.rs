@@ -17,6 +17,7 @@ pub mod ids;
 pub mod layout;
 pub mod manifest;
 pub mod output;
+pub mod post_vm;
 pub mod progress;
 pub mod ptable;
 pub mod rootfs;

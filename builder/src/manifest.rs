@@ -80,8 +80,11 @@ pub struct OutputRecord {
     /// File name inside the output folder.
     pub file: String,
     pub format: &'static str,
+    /// Size of the output file (the disk's size for raw).
     pub bytes: u64,
     pub sha256: String,
+    /// The format's own record: virtual size, allocation, IDs, VHD geometry and why.
+    pub file_format: crate::format::FormatRecord,
 }
 
 /// Lower-case hex sha256 of everything `r` yields.

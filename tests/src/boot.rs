@@ -47,7 +47,8 @@ const fn case(
 /// Planned, as the other branches land (their specs are already in `fixtures/specs/`):
 /// - grubbios: `legacy`, `legacy+boot`, `legacy+gpt`, `hybrid` on `seabios` with `grub`;
 /// - efivars: `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
-/// - formats: `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` on `seabios` and `ovmf`;
+/// - formats: `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` on `seabios` and `ovmf` (direct
+///   kernel boots of them are in the table);
 /// - negatives (see [`NEGATIVE`]): `efi` on `seabios`, `legacy` on `ovmf`.
 pub const MATRIX: &[Case] = &[
     case("none", "kernel", "direct", "raw", "none"),
@@ -62,6 +63,9 @@ pub const MATRIX: &[Case] = &[
     case("legacy", "seabios", "grub", "raw", "legacy"),
     case("legacy+gpt", "seabios", "grub", "raw", "legacy-gpt"),
     case("hybrid", "seabios", "grub", "raw", "hybrid"),
+    case("hybrid", "kernel", "direct", "qcow2", "hybrid-qcow2"),
+    case("hybrid", "kernel", "direct", "vpc", "hybrid-vpc"),
+    case("hybrid", "kernel", "direct", "vdi", "hybrid-vdi"),
     case("efi", "ovmf", "systemd-boot", "raw", "efi"),
     case("efixbootldr", "ovmf", "systemd-boot", "raw", "efixbootldr"),
     case("hybrid", "ovmf", "systemd-boot", "raw", "hybrid-sdboot"),

@@ -20,6 +20,7 @@ pub mod ext4;
 pub mod fat;
 pub mod fields;
 pub mod files;
+pub mod format;
 pub mod glue;
 pub mod gpt;
 pub mod guid;

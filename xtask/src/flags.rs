@@ -35,6 +35,8 @@ pub struct BenchOpts {
     pub trees: Vec<PathBuf>,
     pub files: u32,
     pub work: PathBuf,
+    /// `--formats`: the output-format case (each format vs `qemu-img convert`) instead.
+    pub formats: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -66,13 +68,18 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
             Ok(Flags::Verify(opts))
         }
         "bench" => {
-            let mut opts =
-                BenchOpts { trees: Vec::new(), files: 100_000, work: PathBuf::from("target/bench") };
+            let mut opts = BenchOpts {
+                trees: Vec::new(),
+                files: 100_000,
+                work: PathBuf::from("target/bench"),
+                formats: false,
+            };
             while let Some(a) = it.next() {
                 match a.as_str() {
                     "--tree" => opts.trees.push(value(&mut it, a)?.into()),
                     "--files" => opts.files = number(value(&mut it, a)?, a)?,
                     "--work" => opts.work = value(&mut it, a)?.into(),
+                    "--formats" => opts.formats = true,
                     other => return Err(format!("unknown option `{other}` for `bench`")),
                 }
             }
@@ -110,7 +117,12 @@ mod tests {
         assert_eq!(p(&["verify", "--no-clippy"]), Ok(Flags::Verify(VerifyOpts { clippy: false })));
         assert_eq!(
             p(&["bench", "--tree", "/x", "--files", "10"]),
-            Ok(Flags::Bench(BenchOpts { trees: vec!["/x".into()], files: 10, work: "target/bench".into() }))
+            Ok(Flags::Bench(BenchOpts {
+                trees: vec!["/x".into()],
+                files: 10,
+                work: "target/bench".into(),
+                formats: false
+            }))
         );
         assert_eq!(
             p(&["fixtures", "--out", "o"]),

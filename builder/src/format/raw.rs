@@ -37,6 +37,10 @@ impl Image {
         self.tmp.path()
     }
 
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
     /// A writer over the image that skips all-zero writes.
     pub fn writer(&mut self) -> SparseWriter<'_> {
         SparseWriter { file: self.tmp.as_file_mut() }

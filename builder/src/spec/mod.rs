@@ -11,6 +11,7 @@
 
 pub mod size;
 
+pub use crate::format::VpcSubformat;
 use crate::ids::{Guid, SEED_DISK_GUID, SEED_ROOT_GPUID};
 use crate::layout::Layout;
 use serde::Serialize;
@@ -243,6 +244,8 @@ pub struct Spec {
     pub timestamps: Timestamps,
     pub auto_sizing: AutoSizing,
     pub disk_guid: Guid,
+    /// `vpc_subformat`: the VHD disk type when `format = "vpc"` (reprodisk's own key).
+    pub vpc_subformat: VpcSubformat,
     /// A folder laid out like `/` searched first for boot-loader inputs (see `boot::inputs`).
     pub package_root: Option<InputPath>,
 }
@@ -277,6 +280,7 @@ pub const TOP_KEYS: &[(&str, Option<&str>)] = &[
     ("timestamps", None),
     ("auto_sizing", Some("autoSizing")),
     ("disk_guid", Some("diskGUID")),
+    ("vpc_subformat", Some("vpcSubformat")),
     ("package_root", Some("packageRoot")),
 ];
 
@@ -567,6 +571,11 @@ impl Spec {
             AutoSizing::Exact,
         )?;
         let disk_guid = t.guid("disk_guid")?.unwrap_or(SEED_DISK_GUID);
+        let vpc_subformat = t.choice(
+            "vpc_subformat",
+            &[("dynamic", VpcSubformat::Dynamic), ("fixed", VpcSubformat::Fixed)],
+            VpcSubformat::Dynamic,
+        )?;
         let package_root = t.path("package_root", base)?;
         let spec_epoch = match t.map.remove("source_date_epoch") {
             None => None,
@@ -674,6 +683,7 @@ impl Spec {
             timestamps,
             auto_sizing,
             disk_guid,
+            vpc_subformat,
             package_root,
         };
         spec.check_assertions()?;
@@ -722,12 +732,6 @@ impl Spec {
                 "contents[{i}] (target `{}`): set both of user and group, or neither",
                 self.contents[i].target
             ));
-        }
-        if !self.post_vm.trim().is_empty() {
-            return Err(SpecError::Unsupported {
-                key: "postVM".into(),
-                why: "it is shell code the seed runs after its build VM, and reprodisk has no VM: post-process the output in your own script instead (only an empty postVM is accepted)".into(),
-            });
         }
         if let Some(p) = self.additional_paths.iter().find(|p| !p.starts_with('/')) {
             return Err(SpecError::Unsupported {
@@ -951,7 +955,6 @@ mod tests {
                 json!({"contents": [{"source": "a", "target": "/a", "user": "root"}]}),
                 "both of user and group",
             ),
-            (json!({"postVM": "echo hi"}), "no VM"),
             (json!({"additionalPaths": ["nix/store/x"]}), "is not absolute"),
             (json!({"installBootLoader": true}), "needs a [system] table"),
             (json!({"rootGPUID": "97FD5997-D90B-4AA3-8D16-C1723AEA73C"}), "is not a GUID"),
