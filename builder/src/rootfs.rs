@@ -14,7 +14,7 @@
 
 use crate::fs::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest};
 use crate::ids::{Guid, IdSource, RandomError};
-use crate::spec::{Spec, Timestamps};
+use crate::spec::{DiskSize, Spec, Timestamps};
 use crate::tree::contents::{self, ContentsEntry};
 use crate::tree::ingest::{IngestError, IngestOptions, TimestampPolicy};
 use crate::tree::tar::TarScratch;
@@ -46,6 +46,11 @@ fn ingest_options(spec: &Spec) -> IngestOptions {
         Timestamps::SourceDateEpoch => TimestampPolicy::SourceDateEpoch,
         Timestamps::Keep => TimestampPolicy::Keep,
     };
+    // The non-zero data a compressed archive stages becomes data blocks of the image, so a
+    // fixed disk bounds it; with "auto" the disk grows to hold it, and so does the stage.
+    if let DiskSize::Mib(mib) = spec.disk_size {
+        opts.max_staged_bytes = mib.saturating_mul(1 << 20);
+    }
     opts
 }
 
