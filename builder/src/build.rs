@@ -284,6 +284,9 @@ pub fn write_boot_filesystems(
     Ok(())
 }
 
+/// The seed's pointer file for Hydra, relative to the output folder.
+pub const HYDRA_PRODUCTS: &str = "nix-support/hydra-build-products";
+
 /// Builds the image of `spec` into `out_dir`: `<baseName>.img`, `nix-support/hydra-build-products`
 /// and `manifest.json`, staged and committed as one set ([`crate::output`]): on any error
 /// the folder keeps the set it had.
@@ -302,7 +305,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     } else {
         std::fs::read(&spec.path).map_err(io("reading", &spec.path))?
     };
-    let inputs = manifest::input_records(spec).map_err(io("hashing inputs of", &spec.path))?;
+    let inputs = manifest::input_records(spec, &prepared.root.digests).map_err(RootFsError::from)?;
 
     let out_dir_abs = std::path::absolute(out_dir).map_err(io("resolving", out_dir))?;
     let file_name = output_file_name(spec);
@@ -321,7 +324,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     task.finish();
     image.commit().map_err(io("writing", &staged_image))?;
 
-    let products = stage.path_for("nix-support/hydra-build-products")?;
+    let products = stage.path_for(HYDRA_PRODUCTS)?;
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
@@ -330,11 +333,13 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let mut files = Vec::new();
     for name in stage.names().filter(|n| *n != MANIFEST) {
         let path = stage.dir().join(name);
-        let bytes = std::fs::metadata(&path).map_err(io("reading", &path))?.len();
-        let sha256 = if name == file_name {
-            sha256.clone()
+        let (bytes, sha256) = if name == file_name {
+            (Some(plan.disk_bytes), Some(sha256.clone()))
+        } else if name == HYDRA_PRODUCTS {
+            (None, None)
         } else {
-            manifest::sha256_file(&path).map_err(io("hashing", &path))?
+            let bytes = std::fs::metadata(&path).map_err(io("reading", &path))?.len();
+            (Some(bytes), Some(manifest::sha256_file(&path).map_err(io("hashing", &path))?))
         };
         files.push(FileRecord { name: name.to_string(), bytes, sha256 });
     }

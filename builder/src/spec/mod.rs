@@ -117,6 +117,16 @@ pub enum Timestamps {
     Keep,
 }
 
+/// `owners`: whose uid and gid the files of a folder `system.root` get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Owners {
+    /// The source's uid and gid, as `mke2fs -d`, `cp -a` and systemd-repart keep them.
+    Keep,
+    /// Every owner becomes 0:0 (genext2fs `-U`).
+    Root,
+}
+
 /// `auto_sizing`: how `diskSize = "auto"` sizes the root filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -229,6 +239,7 @@ pub struct Spec {
     pub system: Option<System>,
     pub source_date_epoch: SourceDateEpoch,
     pub timestamps: Timestamps,
+    pub owners: Owners,
     pub auto_sizing: AutoSizing,
     pub disk_guid: Guid,
 }
@@ -261,6 +272,7 @@ pub const TOP_KEYS: &[(&str, Option<&str>)] = &[
     ("system", None),
     ("source_date_epoch", Some("sourceDateEpoch")),
     ("timestamps", None),
+    ("owners", None),
     ("auto_sizing", Some("autoSizing")),
     ("disk_guid", Some("diskGUID")),
 ];
@@ -410,7 +422,13 @@ impl Table<'_> {
     }
 
     fn path(&mut self, key: &str, base: &Path) -> Result<Option<InputPath>, SpecError> {
-        Ok(self.string(key)?.map(|w| resolve(base, &w)))
+        match self.string(key)? {
+            // An empty path would resolve to the spec's own folder and copy it silently.
+            Some(w) if w.is_empty() => {
+                Err(self.invalid(key, "is empty: name a file or folder (relative to the spec's folder)"))
+            }
+            w => Ok(w.map(|w| resolve(base, &w))),
+        }
     }
 }
 
@@ -545,6 +563,7 @@ impl Spec {
             ],
             Timestamps::Clamp,
         )?;
+        let owners = t.choice("owners", &[("keep", Owners::Keep), ("root", Owners::Root)], Owners::Keep)?;
         let auto_sizing = t.choice(
             "auto_sizing",
             &[("exact", AutoSizing::Exact), ("seed", AutoSizing::Seed)],
@@ -655,6 +674,7 @@ impl Spec {
             system,
             source_date_epoch,
             timestamps,
+            owners,
             auto_sizing,
             disk_guid,
         };

@@ -45,6 +45,8 @@ pub struct IngestOptions {
     /// Most bytes of non-zero file data a compressed archive may stage in its scratch file
     /// (the disk size when it is fixed).
     pub max_staged_bytes: u64,
+    /// Give every node of a folder `system.root` the owner 0:0 instead of the source's.
+    pub squash_owners: bool,
 }
 
 impl IngestOptions {
@@ -55,6 +57,7 @@ impl IngestOptions {
             timestamps: TimestampPolicy::Clamp,
             max_nodes: u32::MAX,
             max_staged_bytes: u64::MAX,
+            squash_owners: false,
         }
     }
 
@@ -133,6 +136,66 @@ pub enum IngestError {
     NotInImage { path: String, why: &'static str },
     #[error("`{}` cannot be copied by {origin}: {what}", path.display())]
     Unsupported { path: PathBuf, origin: &'static str, what: &'static str },
+    #[error(
+        "{origin} `{}` is a {kind}, not a file or folder: its bytes are not data to copy (a fifo would block, a device never ends); name a regular file",
+        path.display()
+    )]
+    SpecialSource { path: PathBuf, origin: String, kind: &'static str },
+    #[error(
+        "{origin} `{}` reaches the host's `{}`, a kernel interface, not files to copy; name a prepared folder instead",
+        path.display(), host.display()
+    )]
+    HostInterface { path: PathBuf, origin: String, host: PathBuf },
+    #[error(
+        "{origin} `{}` holds more than {limit} bytes of file data, more than the whole disk; enlarge diskSize or trim the source",
+        path.display()
+    )]
+    SourceTooLarge { path: PathBuf, origin: String, limit: u64 },
+}
+
+/// Checks a source the user named, before anything opens it: it must exist and, followed
+/// if it is a symlink, be a regular file or a folder (or a symlink, for `contents`, which
+/// copies links as links). FIFOs, devices and sockets are refused: opening a FIFO blocks and
+/// a device such as `/dev/zero` never ends. Returns the followed metadata.
+pub fn check_data_source(path: &std::path::Path, origin: &str) -> Result<std::fs::Metadata, IngestError> {
+    use std::os::unix::fs::FileTypeExt;
+    let md =
+        std::fs::metadata(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
+    let ft = md.file_type();
+    let kind = if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_socket() {
+        "socket"
+    } else {
+        return Ok(md);
+    };
+    Err(IngestError::SpecialSource { path: path.to_path_buf(), origin: origin.to_string(), kind })
+}
+
+/// Host folders that are kernel interfaces, never data: a source tree may not reach them.
+const HOST_INTERFACES: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// Refuses a source folder that is, or contains, or lies inside `/proc`, `/sys` or `/dev`
+/// once symlinks are resolved (a `contents` source that is a symlink to `/` is followed, as
+/// rsync follows it, and would otherwise walk the whole host).
+pub fn check_source_tree(path: &std::path::Path, origin: &str) -> Result<(), IngestError> {
+    let real =
+        std::fs::canonicalize(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
+    for host in HOST_INTERFACES {
+        let host = std::path::Path::new(host);
+        if host.starts_with(&real) || real.starts_with(host) {
+            return Err(IngestError::HostInterface {
+                path: path.to_path_buf(),
+                origin: origin.to_string(),
+                host: host.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Splits a `/`-separated image path into components, dropping empty and `.` components
