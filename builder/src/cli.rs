@@ -90,6 +90,9 @@ and field, e.g. `partition 2 ext4 superblock s_wtime: 0 vs 1732550400`, an inode
 file's data or the order of a FAT directory. Ranges no structure explains are shown as hex. \
 Exit code 0 when the images are identical, 1 when they differ.")]
     Diff(DiffArgs),
+    /// Boot an image under QEMU (SeaBIOS, OVMF or a direct kernel boot) and wait for a pattern
+    #[command(long_about = crate::cli_boot::LONG_ABOUT, after_help = crate::cli_boot::AFTER_HELP)]
+    Boot(crate::cli_boot::BootArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -179,6 +182,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Plan(a) => run_plan(a).map(|()| Outcome::Ok),
         Command::Verify(a) => run_verify(a),
         Command::Diff(a) => run_diff(a),
+        Command::Boot(a) => crate::cli_boot::run(a),
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod build;
 pub mod cleanup;
 pub mod cli;
+pub mod cli_boot;
 pub mod format;
 pub mod fs;
 pub mod ids;
