@@ -225,6 +225,9 @@ pub fn prepare_in(
     progress: &Progress,
     scratch_dir: Option<&Path>,
 ) -> Result<Prepared, BuildError> {
+    // The one place that refuses what this version cannot build: `plan` and `build` both
+    // come through here, so plan refuses exactly what build refuses, with the same words.
+    check_supported(spec)?;
     progress.stage("reading the sources");
     let root = rootfs::ingest(spec, scratch_dir)?;
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
@@ -291,6 +294,7 @@ pub const HYDRA_PRODUCTS: &str = "nix-support/hydra-build-products";
 /// and `manifest.json`, staged and committed as one set ([`crate::output`]): on any error
 /// the folder keeps the set it had.
 pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOutput, BuildError> {
+    // Refused before the output folder is touched; prepare_in checks again (cheap).
     check_supported(spec)?;
     let mut stage = Stage::begin(out_dir)?;
     let prepared = prepare_in(spec, progress, Some(stage.dir()))?;

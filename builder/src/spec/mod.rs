@@ -28,7 +28,7 @@ pub const DEFAULT_SOURCE_DATE_EPOCH: i64 = 315_532_800;
 pub enum SpecError {
     #[error("cannot read spec `{path}`: {error}")]
     Read { path: PathBuf, error: std::io::Error },
-    #[error("spec `{path}` has extension `{ext}`: use `.toml` or `.json`")]
+    #[error("spec `{path}` {}: use `.toml` or `.json`", if ext.is_empty() { "has no extension".to_string() } else { format!("has extension `.{ext}`") })]
     UnknownFormat { path: PathBuf, ext: String },
     #[error("spec `{path}` is not valid {format}: {message}")]
     Syntax { path: PathBuf, format: &'static str, message: String },
@@ -508,6 +508,20 @@ impl Spec {
                     ));
                 }
             },
+            // The seed runs `truncate -s ${diskSize}M`: bare digits are MiB, as an integer is.
+            Some(Value::String(s))
+                if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                match s.trim().parse::<u64>() {
+                    Ok(m) if m > 0 => DiskSize::Mib(m),
+                    _ => {
+                        return Err(t.invalid(
+                            "disk_size",
+                            format!("is \"{s}\": it must be \"auto\" or a positive whole number of MiB"),
+                        ));
+                    }
+                }
+            }
             Some(Value::String(s)) => {
                 let bytes = size::parse_iec(&s).map_err(|error| SpecError::BadSize {
                     location: String::new(),
@@ -888,6 +902,11 @@ mod tests {
         let s = spec(json!({"partitionTableType":"efi","diskSize":1024,"installBootLoader":false})).unwrap();
         assert_eq!(s.partition_table_type, Layout::Efi);
         assert_eq!(s.disk_size, DiskSize::Mib(1024));
+        assert_eq!(
+            spec(json!({"diskSize": "10"})).unwrap().disk_size,
+            DiskSize::Mib(10),
+            "bare digits are MiB"
+        );
         assert!(!s.install_boot_loader);
     }
 
