@@ -220,6 +220,8 @@ pub fn prepare_in(
     progress: &Progress,
     scratch_dir: Option<&Path>,
 ) -> Result<Prepared, BuildError> {
+    // The one place that refuses what this version cannot build: `plan` and `build` both
+    // come through here, so plan refuses exactly what build refuses, with the same words.
     progress.stage("reading the sources");
     let mut root = rootfs::ingest(spec, scratch_dir)?;
     // GRUB's files go into the root tree before sizing, grub.cfg with its final length (from
@@ -395,7 +397,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     } else {
         std::fs::read(&spec.path).map_err(io("reading", &spec.path))?
     };
-    let inputs = manifest::input_records(spec).map_err(io("hashing inputs of", &spec.path))?;
+    let inputs = manifest::input_records(spec, &prepared.root.digests).map_err(RootFsError::from)?;
 
     let out_dir_abs = std::path::absolute(out_dir).map_err(io("resolving", out_dir))?;
     let file_name = output_file_name(spec);

@@ -5,8 +5,9 @@
 //! causes joined by `: `.
 
 use crate::build::{self, BuildError, PlanReport};
-use crate::layout::{Content, Plan, TableKind};
+use crate::layout::{Content, Plan, Role, Sizing, TableKind};
 use crate::progress::Progress;
+use crate::spec::EpochOrigin;
 use crate::spec::Spec;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -21,7 +22,9 @@ use std::process::ExitCode;
 const LONG_ABOUT: &str = "\
 reprodisk builds bootable disk images that are bit-for-bit reproducible, without root, loop \
 devices or a virtual machine. Its input is an image spec (TOML or JSON) holding the arguments \
-of nixpkgs' make-disk-image, under the same names (camelCase) or in snake_case.
+of nixpkgs' make-disk-image, under the same names (camelCase) or in snake_case; the names are \
+listed at the top of https://github.com/NixOS/nixpkgs/blob/master/nixos/lib/make-disk-image.nix \
+and in README.md's spec reference.
 
 The same spec, input files and SOURCE_DATE_EPOCH always give the same bytes: every ID is fixed \
 or derived from rootGPUID, every time comes from SOURCE_DATE_EPOCH, and nothing is read from \
@@ -37,7 +40,7 @@ Layouts (partitionTableType):
                 boots on BIOS and UEFI
   none          no partition table: the whole disk is the ext4 filesystem
 
-bootSize is the END offset of the boot partition, not its size, rounded as the seed does: \
+bootSize is the END offset of the boot partition, not its size, rounded as nixpkgs' make-disk-image does: \
 \"256M\" becomes 257 MiB. diskSize is a whole number of MiB or \"auto\" (the contents plus \
 additionalSpace).";
 
@@ -286,7 +289,15 @@ fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Spec> {
-    Spec::load(path).map_err(BuildError::from).with_context(|| format!("spec `{}`", path.display()))
+    use crate::spec::SpecError;
+    match Spec::load(path) {
+        Ok(s) => Ok(s),
+        // These name the spec already: say it once.
+        Err(e @ (SpecError::Read { .. } | SpecError::UnknownFormat { .. } | SpecError::Syntax { .. })) => {
+            Err(BuildError::from(e).into())
+        }
+        Err(e) => Err(BuildError::from(e)).with_context(|| format!("spec `{}`", path.display())),
+    }
 }
 
 fn run_build(a: BuildArgs) -> anyhow::Result<()> {
@@ -317,6 +328,30 @@ fn run_plan(a: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How the disk size was found, in words.
+fn sizing_words(s: &Sizing) -> String {
+    match s {
+        Sizing::Fixed { mib } => format!("fixed diskSize of {mib} MiB"),
+        Sizing::SeedAuto { filesystem_bytes, additional_space, reserved_space } => format!(
+            "auto, make-disk-image's estimate: {filesystem_bytes} bytes of files + {additional_space} bytes additionalSpace + {reserved_space} bytes reserved, rounded up a MiB"
+        ),
+        Sizing::ExactAuto { filesystem_bytes, additional_space } => format!(
+            "auto: the smallest disk whose root partition holds the {filesystem_bytes}-byte filesystem + {additional_space} bytes additionalSpace"
+        ),
+    }
+}
+
+/// A partition's role, in words.
+fn role_words(r: Role) -> &'static str {
+    match r {
+        Role::BiosBoot => "BIOS boot",
+        Role::Esp => "EFI system",
+        Role::Xbootldr => "XBOOTLDR",
+        Role::Boot => "FAT /boot",
+        Role::Root => "root",
+    }
+}
+
 /// The human-readable plan.
 pub fn render_plan(r: &PlanReport) -> String {
     let p: &Plan = &r.plan;
@@ -338,9 +373,9 @@ pub fn render_plan(r: &PlanReport) -> String {
         p.disk_bytes,
         p.total_sectors()
     );
-    s += &format!("sizing: {}\n", serde_json::to_string(&p.sizing).unwrap_or_default());
+    s += &format!("sizing: {}\n", sizing_words(&p.sizing));
     if let Some(b) = p.boot_size_rounded {
-        s += &format!("bootSize (rounded as the seed does): {} MiB\n", b >> 20);
+        s += &format!("bootSize (rounded as nixpkgs' make-disk-image does): {} MiB\n", b >> 20);
     }
     if let Some(g) = p.disk_guid {
         s += &format!("disk GUID: {g}\n");
@@ -348,15 +383,21 @@ pub fn render_plan(r: &PlanReport) -> String {
     if let Some(sig) = p.mbr_disk_signature {
         s += &format!("MBR disk signature: 0x{sig:08x}\n");
     }
-    s += &format!(
-        "SOURCE_DATE_EPOCH: {} (from {:?})\n",
-        r.source_date_epoch.value, r.source_date_epoch.origin
-    );
+    let origin = match r.source_date_epoch.origin {
+        EpochOrigin::Spec => "the spec",
+        EpochOrigin::Environment => "the environment",
+        EpochOrigin::Default => "the default, 1980-01-01",
+    };
+    s += &format!("SOURCE_DATE_EPOCH: {} (from {origin})\n", r.source_date_epoch.value);
     for part in &p.partitions {
         let size = part.sectors() * 512;
         s += &format!(
-            "partition {} {:?}: sectors {}..={} ({} bytes)",
-            part.number, part.role, part.start_lba, part.end_lba, size
+            "partition {} {}: sectors {}..={} ({} bytes)",
+            part.number,
+            role_words(part.role),
+            part.start_lba,
+            part.end_lba,
+            size
         );
         if let Some(g) = &part.gpt {
             s += &format!(", type {}, GUID {}, name \"{}\"", g.type_guid, g.partition_guid, g.name);

@@ -71,8 +71,13 @@ pub struct InputRecord {
     /// As written in the spec.
     pub path: String,
     pub kind: InputKind,
-    /// For files only.
+    /// A file's sha256 (of the bytes that went into the image, for sources read at
+    /// ingestion); for a folder its `tree-v1` digest as ingested (see `tree/digest.rs`:
+    /// names, types, modes, owners, times, xattrs and file sha256s, in canonical order).
+    /// `None` for a glob.
     pub sha256: Option<String>,
+    /// How `sha256` was computed: `"sha256"` of the bytes or `"tree-v1"`.
+    pub digest: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,20 +115,38 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Records every input the spec names, hashing regular files.
-pub fn input_records(spec: &Spec) -> std::io::Result<Vec<InputRecord>> {
+/// Records every input the spec names (`additionalPaths` included). `digests` holds what
+/// ingestion computed from the tree (by resolved path); other files (a tar root, EFI
+/// inputs) are hashed here, after a check that they are regular files, so that a fifo
+/// cannot block and a device cannot run forever.
+pub fn input_records(
+    spec: &Spec,
+    digests: &std::collections::BTreeMap<std::path::PathBuf, String>,
+) -> Result<Vec<InputRecord>, crate::tree::ingest::IngestError> {
+    let mut paths: Vec<(String, std::path::PathBuf)> =
+        spec.input_files().into_iter().map(|p| (p.written.clone(), p.resolved.clone())).collect();
+    paths.extend(spec.additional_paths.iter().map(|p| (p.clone(), std::path::PathBuf::from(p))));
     let mut out = Vec::new();
-    for p in spec.input_files() {
-        let record = if p.written.contains('*') {
-            InputRecord { path: p.written.clone(), kind: InputKind::Glob, sha256: None }
-        } else if p.resolved.is_dir() {
-            InputRecord { path: p.written.clone(), kind: InputKind::Directory, sha256: None }
+    for (written, resolved) in paths {
+        let record = if written.contains('*') {
+            InputRecord { path: written, kind: InputKind::Glob, sha256: None, digest: None }
         } else {
-            InputRecord {
-                path: p.written.clone(),
-                kind: InputKind::File,
-                sha256: Some(sha256_file(&p.resolved)?),
-            }
+            let is_dir = std::fs::metadata(&resolved).is_ok_and(|m| m.is_dir());
+            let kind = if is_dir { InputKind::Directory } else { InputKind::File };
+            let (sha256, digest) = match digests.get(&resolved) {
+                Some(d) if is_dir => (d.clone(), "tree-v1"),
+                Some(d) => (d.clone(), "sha256"),
+                None if is_dir => (String::new(), "tree-v1"),
+                None => {
+                    crate::tree::ingest::check_data_source(&resolved, "input")?;
+                    let sha = sha256_file(&resolved).map_err(|source| {
+                        crate::tree::ingest::IngestError::Io { path: resolved.clone(), source }
+                    })?;
+                    (sha, "sha256")
+                }
+            };
+            let sha256 = (!sha256.is_empty()).then_some(sha256);
+            InputRecord { path: written, kind, digest: sha256.as_ref().map(|_| digest), sha256 }
         };
         out.push(record);
     }

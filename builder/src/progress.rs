@@ -49,9 +49,9 @@ impl Progress {
             Mode::Bars => {
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 // The template is a literal known to be valid; fall back to the default style anyway.
-                if let Ok(style) =
-                    ProgressStyle::with_template("{msg:24} [{bar:40}] {bytes}/{total_bytes} ({eta})")
-                {
+                if let Ok(style) = ProgressStyle::with_template(
+                    "reprodisk: {msg:28} [{bar:40}] {bytes}/{total_bytes} ({eta})",
+                ) {
                     bar.set_style(style.progress_chars("=> "));
                 }
                 bar.set_message(message.to_string());
@@ -78,9 +78,14 @@ impl Task {
         }
     }
 
+    /// Ends the step at 100% (a writer's byte counts may stop short of the total: free
+    /// space is never written) and leaves the finished bar on screen.
     pub fn finish(self) {
         if let Some(b) = self.bar {
-            b.finish_and_clear();
+            if let Some(total) = b.length() {
+                b.set_position(total);
+            }
+            b.finish();
         }
     }
 }

@@ -14,17 +14,33 @@
 
 use crate::fs::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest};
 use crate::ids::{Guid, IdSource, RandomError};
-use crate::spec::{Spec, Timestamps};
+use crate::spec::{DiskSize, Owners, Spec, Timestamps};
 use crate::tree::contents::{self, ContentsEntry};
 use crate::tree::ingest::{IngestError, IngestOptions, TimestampPolicy};
 use crate::tree::tar::TarScratch;
-use crate::tree::{FsTree, Timestamp, dir, tar};
+use crate::tree::{FsTree, NodeKind, Timestamp, digest, dir, tar};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// The merged source tree, with the scratch files its data lives in (a decompressed tar):
 /// keep it alive until the image is written.
 pub struct RootTree {
     pub tree: FsTree,
+    /// The digest of every file or folder source as ingested, by resolved host path: the
+    /// sha256 of a file's bytes as they go into the image, the `tree-v1` digest
+    /// ([`crate::tree::digest`]) of a folder or symlink.
+    pub digests: BTreeMap<PathBuf, String>,
     _scratch: Vec<TarScratch>,
+}
+
+/// The digest of what ingestion put at image path `at` (see [`RootTree::digests`]).
+fn digest_at(tree: &FsTree, at: &[u8], source: &Path) -> Result<Option<String>, RootFsError> {
+    let Some(id) = tree.lookup(at) else { return Ok(None) };
+    let io = |source_err| IngestError::Io { path: source.to_path_buf(), source: source_err };
+    Ok(Some(match &tree.node(id).kind {
+        NodeKind::File(c) => digest::content_sha256(c).map_err(io)?,
+        _ => digest::tree_digest(tree, id).map_err(io)?,
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +62,12 @@ fn ingest_options(spec: &Spec) -> IngestOptions {
         Timestamps::SourceDateEpoch => TimestampPolicy::SourceDateEpoch,
         Timestamps::Keep => TimestampPolicy::Keep,
     };
+    // The non-zero data a compressed archive stages becomes data blocks of the image, so a
+    // fixed disk bounds it; with "auto" the disk grows to hold it, and so does the stage.
+    opts.squash_owners = spec.owners == Owners::Root;
+    if let DiskSize::Mib(mib) = spec.disk_size {
+        opts.max_staged_bytes = mib.saturating_mul(1 << 20);
+    }
     opts
 }
 
@@ -56,12 +78,15 @@ pub fn ingest(spec: &Spec, scratch_dir: Option<&std::path::Path>) -> Result<Root
     let opts = ingest_options(spec);
     let mut tree = FsTree::new(opts.created_dir_meta());
     let mut scratch = Vec::new();
+    let mut digests = BTreeMap::new();
     if let Some(system) = &spec.system {
         let root = &system.root.resolved;
-        let meta =
-            std::fs::metadata(root).map_err(|source| IngestError::Io { path: root.clone(), source })?;
+        let meta = crate::tree::ingest::check_data_source(root, "system.root")?;
         if meta.is_dir() {
             dir::add_dir(&mut tree, root, b"/", &opts)?;
+            if let Some(d) = digest_at(&tree, b"/", root)? {
+                digests.insert(root.clone(), d);
+            }
         } else if meta.is_file() {
             scratch.push(tar::add_tar_with_scratch(&mut tree, root, b"/", &opts, scratch_dir)?);
         } else {
@@ -79,16 +104,37 @@ pub fn ingest(spec: &Spec, scratch_dir: Option<&std::path::Path>) -> Result<Root
             group: c.group.clone(),
         })
         .collect();
-    contents::add_contents(&mut tree, &entries, &opts)?;
-    let additional: Vec<std::path::PathBuf> = spec.additional_paths.iter().map(Into::into).collect();
+    for e in &entries {
+        e.check()?;
+    }
+    for e in &entries {
+        contents::add_contents(&mut tree, std::slice::from_ref(e), &opts)?;
+        if !e.source.as_os_str().as_encoded_bytes().contains(&b'*')
+            && let Some(d) = digest_at(&tree, e.target.as_bytes(), &e.source)?
+        {
+            digests.insert(e.source.clone(), d);
+        }
+    }
+    let additional: Vec<PathBuf> = spec.additional_paths.iter().map(Into::into).collect();
     contents::add_additional_paths(&mut tree, &additional, &opts)?;
+    for p in &additional {
+        if let Some(d) = digest_at(&tree, p.as_os_str().as_encoded_bytes(), p)? {
+            digests.insert(p.clone(), d);
+        }
+    }
     if spec.only_nix_store {
         tree = contents::only_nix_store(&tree, &opts)?;
-        return Ok(RootTree { tree, _scratch: scratch });
+        return Ok(RootTree { tree, digests, _scratch: scratch });
     }
-    contents::add_config_file(&mut tree, spec.config_file.as_ref().map(|p| p.resolved.as_path()), &opts)?;
+    let config = spec.config_file.as_ref().map(|p| p.resolved.as_path());
+    contents::add_config_file(&mut tree, config, &opts)?;
+    if let Some(c) = config
+        && let Some(d) = digest_at(&tree, b"/etc/nixos/configuration.nix", c)?
+    {
+        digests.insert(c.to_path_buf(), d);
+    }
     contents::apply_contents_ownership(&mut tree, &entries)?;
-    Ok(RootTree { tree, _scratch: scratch })
+    Ok(RootTree { tree, digests, _scratch: scratch })
 }
 
 /// The ext4 options of the root filesystem: label, UUID (`uuid` from the layout plan), the

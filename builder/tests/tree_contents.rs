@@ -216,7 +216,7 @@ fn config_file_additional_paths_and_only_nix_store() {
     add_additional_paths(&mut t, std::slice::from_ref(&pkg), &opts()).unwrap();
     assert_eq!(t, before, "a path already in the image is skipped");
     let e = add_additional_paths(&mut t, &[d.join("fifo")], &opts()).unwrap_err();
-    assert!(matches!(&e, IngestError::Unsupported { path, .. } if path.ends_with("fifo")), "{e}");
+    assert!(matches!(&e, IngestError::SpecialSource { path, .. } if path.ends_with("fifo")), "{e}");
 
     std::fs::create_dir(d.join("store/.links")).unwrap();
     let mut with_links = root();

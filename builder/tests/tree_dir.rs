@@ -76,9 +76,12 @@ fn metadata_rules() {
     let file = node(b"a/file");
     assert_eq!(
         (file.meta.uid, file.meta.gid, file.meta.perm),
-        (0, 0, 0o644),
-        "ownership never comes from the host"
+        (1234, 5678, 0o644),
+        "a root tree keeps its owners"
     );
+    let squashed = ingest(src, &IngestOptions { squash_owners: true, ..opts }).unwrap();
+    let f = squashed.node(squashed.lookup(b"a/file").unwrap());
+    assert_eq!((f.meta.uid, f.meta.gid), (0, 0), "owners = \"root\" squashes them");
     assert_eq!(file.meta.xattrs.keys().collect::<Vec<_>>(), [&b"user.test".to_vec()]);
     let exec = node(b"a/exec");
     assert_eq!(

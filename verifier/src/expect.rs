@@ -408,6 +408,7 @@ const KNOWN_KEYS: &[&str] = &[
     "source_date_epoch", "sourceDateEpoch",
     "disk_guid", "diskGUID",
     "timestamps",
+    "owners",
 ];
 
 /// `(x / MiB + 1) * MiB`, the seed's `round_to_nearest` (256M becomes 257MiB).

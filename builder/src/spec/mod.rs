@@ -29,7 +29,7 @@ pub const DEFAULT_SOURCE_DATE_EPOCH: i64 = 315_532_800;
 pub enum SpecError {
     #[error("cannot read spec `{path}`: {error}")]
     Read { path: PathBuf, error: std::io::Error },
-    #[error("spec `{path}` has extension `{ext}`: use `.toml` or `.json`")]
+    #[error("spec `{path}` {}: use `.toml` or `.json`", if ext.is_empty() { "has no extension".to_string() } else { format!("has extension `.{ext}`") })]
     UnknownFormat { path: PathBuf, ext: String },
     #[error("spec `{path}` is not valid {format}: {message}")]
     Syntax { path: PathBuf, format: &'static str, message: String },
@@ -116,6 +116,16 @@ pub enum Timestamps {
     SourceDateEpoch,
     /// Times are kept as the sources have them.
     Keep,
+}
+
+/// `owners`: whose uid and gid the files of a folder `system.root` get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Owners {
+    /// The source's uid and gid, as `mke2fs -d`, `cp -a` and systemd-repart keep them.
+    Keep,
+    /// Every owner becomes 0:0 (genext2fs `-U`).
+    Root,
 }
 
 /// `auto_sizing`: how `diskSize = "auto"` sizes the root filesystem.
@@ -242,6 +252,7 @@ pub struct Spec {
     pub system: Option<System>,
     pub source_date_epoch: SourceDateEpoch,
     pub timestamps: Timestamps,
+    pub owners: Owners,
     pub auto_sizing: AutoSizing,
     pub disk_guid: Guid,
     /// `vpc_subformat`: the VHD disk type when `format = "vpc"` (reprodisk's own key).
@@ -278,6 +289,7 @@ pub const TOP_KEYS: &[(&str, Option<&str>)] = &[
     ("system", None),
     ("source_date_epoch", Some("sourceDateEpoch")),
     ("timestamps", None),
+    ("owners", None),
     ("auto_sizing", Some("autoSizing")),
     ("disk_guid", Some("diskGUID")),
     ("vpc_subformat", Some("vpcSubformat")),
@@ -430,7 +442,13 @@ impl Table<'_> {
     }
 
     fn path(&mut self, key: &str, base: &Path) -> Result<Option<InputPath>, SpecError> {
-        Ok(self.string(key)?.map(|w| resolve(base, &w)))
+        match self.string(key)? {
+            // An empty path would resolve to the spec's own folder and copy it silently.
+            Some(w) if w.is_empty() => {
+                Err(self.invalid(key, "is empty: name a file or folder (relative to the spec's folder)"))
+            }
+            w => Ok(w.map(|w| resolve(base, &w))),
+        }
     }
 }
 
@@ -510,6 +528,20 @@ impl Spec {
                     ));
                 }
             },
+            // The seed runs `truncate -s ${diskSize}M`: bare digits are MiB, as an integer is.
+            Some(Value::String(s))
+                if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                match s.trim().parse::<u64>() {
+                    Ok(m) if m > 0 => DiskSize::Mib(m),
+                    _ => {
+                        return Err(t.invalid(
+                            "disk_size",
+                            format!("is \"{s}\": it must be \"auto\" or a positive whole number of MiB"),
+                        ));
+                    }
+                }
+            }
             Some(Value::String(s)) => {
                 let bytes = size::parse_iec(&s).map_err(|error| SpecError::BadSize {
                     location: String::new(),
@@ -565,6 +597,7 @@ impl Spec {
             ],
             Timestamps::Clamp,
         )?;
+        let owners = t.choice("owners", &[("keep", Owners::Keep), ("root", Owners::Root)], Owners::Keep)?;
         let auto_sizing = t.choice(
             "auto_sizing",
             &[("exact", AutoSizing::Exact), ("seed", AutoSizing::Seed)],
@@ -681,6 +714,7 @@ impl Spec {
             system,
             source_date_epoch,
             timestamps,
+            owners,
             auto_sizing,
             disk_guid,
             vpc_subformat,
@@ -896,6 +930,11 @@ mod tests {
         let s = spec(json!({"partitionTableType":"efi","diskSize":1024,"installBootLoader":false})).unwrap();
         assert_eq!(s.partition_table_type, Layout::Efi);
         assert_eq!(s.disk_size, DiskSize::Mib(1024));
+        assert_eq!(
+            spec(json!({"diskSize": "10"})).unwrap().disk_size,
+            DiskSize::Mib(10),
+            "bare digits are MiB"
+        );
         assert!(!s.install_boot_loader);
     }
 

@@ -34,7 +34,9 @@ use std::path::{Path, PathBuf};
 
 use super::chmod::ChmodSpec;
 use super::dir::{HostCopy, copy_host_dir, copy_host_entry};
-use super::ingest::{IngestError, IngestOptions, canonicalize, display_path, mkdir_p, normalize_path};
+use super::ingest::{
+    IngestError, IngestOptions, canonicalize, check_data_source, display_path, mkdir_p, normalize_path,
+};
 use super::passwd::{Db, resolve_id};
 use super::{DataSource, FileContent, FsTree, Metadata, Node, NodeId, NodeKind};
 
@@ -130,10 +132,18 @@ fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Resu
         if tree.lookup(display_path(&comps).as_bytes()).is_some() {
             return Err(duplicate());
         }
+        // A symlink is copied as a link; anything else must be a file or a folder.
+        let is_link = fs::symlink_metadata(&e.source).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link || fs::metadata(&e.source).is_ok() {
+            check_data_source(&e.source, "contents source")?;
+        }
         if fs::metadata(&e.source).is_ok_and(|m| m.is_dir()) {
             copy_host_dir(tree, &e.source, &comps, HostCopy::RSYNC, opts, &mut touched)?;
         } else {
             copy_host_entry(tree, &e.source, parent, name, HostCopy::RSYNC, opts, &mut touched)?;
+            if !is_link && let Some(id) = tree.lookup(display_path(&comps).as_bytes()) {
+                read_once(tree, id, &e.source)?;
+            }
         }
     }
     if let Some(spec) = e.chmod()? {
@@ -149,6 +159,30 @@ fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Resu
             node.meta.perm = spec.apply(node.meta.perm, is_dir);
         }
     }
+    Ok(())
+}
+
+/// Files up to this size named directly as sources are read into memory at ingestion.
+const READ_ONCE_MAX: u64 = 16 << 20;
+
+/// Reads a small file source now, once, so that the image holds exactly the bytes the
+/// manifest hashes, whatever its `stat` says (`/proc/self/status` reports 0 bytes and holds
+/// more; a file can change between two reads).
+fn read_once(tree: &mut FsTree, id: NodeId, src: &Path) -> Result<(), IngestError> {
+    let node = tree.node_mut(id);
+    let NodeKind::File(c) = &mut node.kind else { return Ok(()) };
+    if c.size > READ_ONCE_MAX {
+        return Ok(());
+    }
+    let io = |source| IngestError::Io { path: src.to_path_buf(), source };
+    let mut bytes = Vec::new();
+    use std::io::Read;
+    fs::File::open(src).map_err(io)?.take(READ_ONCE_MAX + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > READ_ONCE_MAX {
+        // Grew past the limit while read (or `stat` understated it): stream it when written.
+        return Ok(());
+    }
+    *c = FileContent { size: bytes.len() as u64, source: DataSource::Bytes(bytes.into()) };
     Ok(())
 }
 
@@ -197,8 +231,8 @@ pub fn add_config_file(
     let dir = mkdir_p(tree, &[b"etc".to_vec(), b"nixos".to_vec()], &origin, opts)?;
     let Some(src) = config else { return Ok(()) };
     let io = |source| IngestError::Io { path: src.to_path_buf(), source };
-    let md = fs::metadata(src).map_err(io)?;
-    fs::File::open(src).map_err(io)?;
+    // Checked before opening: opening a fifo would block.
+    let md = check_data_source(src, "configFile")?;
     if !md.is_file() {
         return Err(IngestError::Unsupported {
             path: src.to_path_buf(),
@@ -206,7 +240,9 @@ pub fn add_config_file(
             what: "it is not a regular file",
         });
     }
-    let content = FileContent { size: md.len(), source: DataSource::Host(src.to_path_buf()) };
+    // Read once: the image holds exactly the bytes the manifest hashes.
+    let bytes = fs::read(src).map_err(io)?;
+    let content = FileContent { size: bytes.len() as u64, source: DataSource::Bytes(bytes.into()) };
     let name = b"configuration.nix";
     let existing = super::ingest::entries(tree, dir).and_then(|e| e.get(&name[..]).copied());
     if let Some(id) = existing {
@@ -262,6 +298,9 @@ pub fn add_additional_paths(
         };
         if tree.lookup(display_path(&comps).as_bytes()).is_some() {
             continue;
+        }
+        if !fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+            check_data_source(p, "additionalPaths entry")?;
         }
         copy_host_entry(tree, p, parent, name, HostCopy::NIX_COPY, opts, &mut Vec::new())?;
     }

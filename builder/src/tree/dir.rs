@@ -5,8 +5,11 @@
 //!   read with `lstat`: symlinks are copied as links. Only the top-level source itself is
 //!   followed when it is a symlink to a directory, as `rsync -a src/ dst` does.
 //! - Mode bits and mtime come from the host (atime/ctime/crtime become the mtime, see
-//!   [`super::ingest`]). Ownership never does: host uids are host state, so every node from a
-//!   host source is `0:0` until a `contents` entry says otherwise.
+//!   [`super::ingest`]). Owners of the root tree come from the host too, as `mke2fs -d` and
+//!   `cp -a` keep them: they are input data like the bytes (a tree unpacked as root by
+//!   debootstrap carries them); `IngestOptions::squash_owners` (spec `owners = "root"`)
+//!   makes them 0:0 as genext2fs `-U` does. `contents` and `additionalPaths` copies are
+//!   `0:0` (rsync `--no-o --no-g`, NAR) until a `contents` entry says otherwise.
 //! - What else is copied depends on who copies, see [`HostCopy`]: the root tree keeps hard
 //!   links (same dev+ino, one node) and the xattrs [`keep_xattr`] allows; `contents` copies
 //!   as the seed's `rsync -a` does (no `-H`, no `-X`: hard links become separate files, no
@@ -41,15 +44,17 @@ pub struct HostCopy {
     /// (by the owner's execute bit), directories `0555`, mtime 1; devices, fifos and sockets
     /// are errors because a NAR cannot hold them.
     pub nar: bool,
+    /// Keep the source's uid and gid.
+    pub owners: bool,
 }
 
 impl HostCopy {
     /// The system root tree: everything a directory can carry except ownership.
-    pub const TREE: HostCopy = HostCopy { hard_links: true, xattrs: true, nar: false };
+    pub const TREE: HostCopy = HostCopy { hard_links: true, xattrs: true, nar: false, owners: true };
     /// The seed's `rsync -a --no-o --no-g` for `contents`.
-    pub const RSYNC: HostCopy = HostCopy { hard_links: false, xattrs: false, nar: false };
+    pub const RSYNC: HostCopy = HostCopy { hard_links: false, xattrs: false, nar: false, owners: false };
     /// The seed's `nix copy` for `additionalPaths`.
-    pub const NIX_COPY: HostCopy = HostCopy { hard_links: false, xattrs: false, nar: true };
+    pub const NIX_COPY: HostCopy = HostCopy { hard_links: false, xattrs: false, nar: true, owners: false };
 }
 
 /// Adds the contents of host directory `src` under the image directory `at` (created with
@@ -107,8 +112,10 @@ pub(crate) fn copy_host_dir(
             source: std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
         });
     }
+    super::ingest::check_source_tree(src, "source folder")?;
     let dir = mkdir_p(tree, at, &origin, opts)?;
     let mut w = Walker::new(tree, opts, how, origin, touched);
+    w.top = src.to_path_buf();
     let meta = w.node_from(src, &md)?.meta;
     w.tree.node_mut(dir).meta = meta;
     w.touched.push(dir);
@@ -130,8 +137,12 @@ pub(crate) fn copy_host_entry(
     let origin = format!("`{}`", src.display());
     let md =
         fs::symlink_metadata(src).map_err(|source| IngestError::Io { path: src.to_path_buf(), source })?;
+    if md.is_dir() {
+        super::ingest::check_source_tree(src, "source folder")?;
+    }
     let dir = mkdir_p(tree, parent, &origin, opts)?;
     let mut w = Walker::new(tree, opts, how, origin, touched);
+    w.top = src.to_path_buf();
     w.add_entry(dir, &display_path(parent), name, src, &md)
 }
 
@@ -153,6 +164,10 @@ struct Walker<'a> {
     inodes: HashMap<(u64, u64), NodeId>,
     /// (dev, ino) and path of every directory on the current path, for loop detection.
     ancestors: Vec<((u64, u64), PathBuf)>,
+    /// The source being walked and the file data seen so far (allocated bytes, at most the
+    /// apparent size), checked against [`IngestOptions::max_staged_bytes`].
+    top: PathBuf,
+    data_bytes: u64,
 }
 
 impl<'a> Walker<'a> {
@@ -163,7 +178,17 @@ impl<'a> Walker<'a> {
         origin: String,
         touched: &'a mut Vec<NodeId>,
     ) -> Self {
-        Walker { tree, touched, opts, how, origin, inodes: HashMap::new(), ancestors: Vec::new() }
+        Walker {
+            tree,
+            touched,
+            opts,
+            how,
+            origin,
+            inodes: HashMap::new(),
+            ancestors: Vec::new(),
+            top: PathBuf::new(),
+            data_bytes: 0,
+        }
     }
 
     /// The node (without directory entries) for a host path whose lstat is `md`.
@@ -205,7 +230,11 @@ impl<'a> Walker<'a> {
             let nanos = u32::try_from(md.mtime_nsec()).unwrap_or(0).min(999_999_999);
             ((md.mode() & 0o7777) as u16, Timestamp { secs: md.mtime(), nanos })
         };
-        let mut meta = self.opts.meta(perm, 0, 0, mtime);
+        // Owners are input data of a root tree, like its bytes (unless squashed); `contents`
+        // (rsync --no-o --no-g) and `additionalPaths` (a NAR has no owners) give 0:0.
+        let (uid, gid) =
+            if self.how.owners && !self.opts.squash_owners { (md.uid(), md.gid()) } else { (0, 0) };
+        let mut meta = self.opts.meta(perm, uid, gid, mtime);
         if self.how.xattrs {
             meta.xattrs = host_xattrs(path)?;
         }
@@ -228,6 +257,16 @@ impl<'a> Walker<'a> {
             && let Some(&id) = self.inodes.get(&key)
         {
             return place_link(self.tree, dir, dir_path, name, id, &self.origin);
+        }
+        if md.is_file() {
+            self.data_bytes = self.data_bytes.saturating_add(md.len().min(md.blocks().saturating_mul(512)));
+            if self.data_bytes > self.opts.max_staged_bytes {
+                return Err(IngestError::SourceTooLarge {
+                    path: self.top.clone(),
+                    origin: "source".to_string(),
+                    limit: self.opts.max_staged_bytes,
+                });
+            }
         }
         let node = self.node_from(host, md)?;
         let placed = place(self.tree, dir, dir_path, name, node, &self.origin, self.opts)?;

@@ -42,12 +42,23 @@ pub struct IngestOptions {
     /// Most nodes the tree may hold (the writer's inode budget); exceeding it is an error
     /// naming the path being added.
     pub max_nodes: u32,
+    /// Most bytes of non-zero file data a compressed archive may stage in its scratch file
+    /// (the disk size when it is fixed).
+    pub max_staged_bytes: u64,
+    /// Give every node of a folder `system.root` the owner 0:0 instead of the source's.
+    pub squash_owners: bool,
 }
 
 impl IngestOptions {
     /// Options with the default policy (clamp) and no node limit but the tree's own.
     pub fn new(source_date_epoch: i64) -> Self {
-        IngestOptions { source_date_epoch, timestamps: TimestampPolicy::Clamp, max_nodes: u32::MAX }
+        IngestOptions {
+            source_date_epoch,
+            timestamps: TimestampPolicy::Clamp,
+            max_nodes: u32::MAX,
+            max_staged_bytes: u64::MAX,
+            squash_owners: false,
+        }
     }
 
     /// SOURCE_DATE_EPOCH as a timestamp.
@@ -96,8 +107,15 @@ pub enum IngestError {
     TypeClash { path: String, origin: String, kind: &'static str },
     #[error("`{path}` in {origin} passes through `{blocker}`, which is not a directory in the image")]
     NotADirectory { path: String, origin: String, blocker: String },
-    #[error("malformed tar archive `{}` at byte {offset}: {what}", archive.display())]
-    Tar { archive: PathBuf, offset: u64, what: String },
+    #[error("malformed tar archive `{}`, {member} at byte {offset}: {what}", archive.display())]
+    Tar { archive: PathBuf, offset: u64, member: String, what: String },
+    #[error("cannot write the unpacked data of a compressed archive to `{}`: {source}; free space there or build into another folder", path.display())]
+    Scratch { path: PathBuf, source: std::io::Error },
+    #[error(
+        "tar archive `{}` holds more than {limit} bytes of file data that are not zeros, more than the whole disk; enlarge diskSize or trim the archive",
+        archive.display()
+    )]
+    TooMuchData { archive: PathBuf, limit: u64 },
     #[error("tar archive `{}`: hard link `{member}` points to `{target}`, which no earlier member created", archive.display())]
     HardLinkTarget { archive: PathBuf, member: String, target: String },
     #[error("duplicate entry {target} -> {from}")]
@@ -118,6 +136,66 @@ pub enum IngestError {
     NotInImage { path: String, why: &'static str },
     #[error("`{}` cannot be copied by {origin}: {what}", path.display())]
     Unsupported { path: PathBuf, origin: &'static str, what: &'static str },
+    #[error(
+        "{origin} `{}` is a {kind}, not a file or folder: its bytes are not data to copy (a fifo would block, a device never ends); name a regular file",
+        path.display()
+    )]
+    SpecialSource { path: PathBuf, origin: String, kind: &'static str },
+    #[error(
+        "{origin} `{}` reaches the host's `{}`, a kernel interface, not files to copy; name a prepared folder instead",
+        path.display(), host.display()
+    )]
+    HostInterface { path: PathBuf, origin: String, host: PathBuf },
+    #[error(
+        "{origin} `{}` holds more than {limit} bytes of file data, more than the whole disk; enlarge diskSize or trim the source",
+        path.display()
+    )]
+    SourceTooLarge { path: PathBuf, origin: String, limit: u64 },
+}
+
+/// Checks a source the user named, before anything opens it: it must exist and, followed
+/// if it is a symlink, be a regular file or a folder (or a symlink, for `contents`, which
+/// copies links as links). FIFOs, devices and sockets are refused: opening a FIFO blocks and
+/// a device such as `/dev/zero` never ends. Returns the followed metadata.
+pub fn check_data_source(path: &std::path::Path, origin: &str) -> Result<std::fs::Metadata, IngestError> {
+    use std::os::unix::fs::FileTypeExt;
+    let md =
+        std::fs::metadata(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
+    let ft = md.file_type();
+    let kind = if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_char_device() {
+        "character device"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_socket() {
+        "socket"
+    } else {
+        return Ok(md);
+    };
+    Err(IngestError::SpecialSource { path: path.to_path_buf(), origin: origin.to_string(), kind })
+}
+
+/// Host folders that are kernel interfaces, never data: a source tree may not reach them.
+const HOST_INTERFACES: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// Refuses a source folder that is, or contains, or lies inside `/proc`, `/sys` or `/dev`
+/// once symlinks are resolved (a `contents` source that is a symlink to `/` is followed, as
+/// rsync follows it, and would otherwise walk the whole host).
+pub fn check_source_tree(path: &std::path::Path, origin: &str) -> Result<(), IngestError> {
+    let real =
+        std::fs::canonicalize(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
+    for host in HOST_INTERFACES {
+        let host = std::path::Path::new(host);
+        if host.starts_with(&real) || real.starts_with(host) {
+            return Err(IngestError::HostInterface {
+                path: path.to_path_buf(),
+                origin: origin.to_string(),
+                host: host.to_path_buf(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Splits a `/`-separated image path into components, dropping empty and `.` components
@@ -175,14 +253,26 @@ pub(crate) fn add_node(
     path: &str,
     opts: &IngestOptions,
 ) -> Result<NodeId, IngestError> {
+    add_node_lazy(tree, node, || path.to_string(), opts)
+}
+
+/// [`add_node`] building the path for messages only on error, so that deep paths cost
+/// linear time.
+fn add_node_lazy(
+    tree: &mut FsTree,
+    node: Node,
+    path: impl Fn() -> String,
+    opts: &IngestOptions,
+) -> Result<NodeId, IngestError> {
     if tree.nodes.len() as u64 >= u64::from(opts.max_nodes) {
-        return Err(IngestError::TooManyFiles { path: path.to_string(), max: opts.max_nodes });
+        return Err(IngestError::TooManyFiles { path: path(), max: opts.max_nodes });
     }
-    tree.add(node).map_err(|source| IngestError::Tree { path: path.to_string(), source })
+    tree.add(node).map_err(|source| IngestError::Tree { path: path(), source })
 }
 
 /// Walks `comps` from the root, creating missing directories (`mkdir -p`). Every existing
-/// component must be a directory (symlinks are never followed).
+/// component must be a directory (symlinks are never followed). Linear in the number of
+/// components: display paths are built only for errors.
 pub fn mkdir_p(
     tree: &mut FsTree,
     comps: &[Vec<u8>],
@@ -191,7 +281,6 @@ pub fn mkdir_p(
 ) -> Result<NodeId, IngestError> {
     let mut cur = NodeId::ROOT;
     for (i, comp) in comps.iter().enumerate() {
-        let here = display_path(&comps[..=i]);
         let Some(map) = entries(tree, cur) else {
             return Err(IngestError::NotADirectory {
                 path: display_path(comps),
@@ -202,13 +291,16 @@ pub fn mkdir_p(
         cur = match map.get(comp) {
             Some(&id) => id,
             None => {
-                let id = add_node(
+                let id = add_node_lazy(
                     tree,
                     Node { kind: NodeKind::Dir(BTreeMap::new()), meta: opts.created_dir_meta() },
-                    &here,
+                    || display_path(&comps[..=i]),
                     opts,
                 )?;
-                link(tree, cur, comp, id, &display_path(&comps[..i]))?;
+                if tree.link(cur, comp, id, "").is_err() {
+                    // Again, for the message with the real parent path.
+                    link(tree, cur, comp, id, &display_path(&comps[..i]))?;
+                }
                 id
             }
         };

@@ -16,6 +16,7 @@
 
 pub mod chmod;
 pub mod contents;
+pub mod digest;
 pub mod dir;
 pub mod glob;
 pub mod ingest;

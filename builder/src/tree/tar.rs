@@ -5,10 +5,22 @@
 //!
 //! Decisions:
 //! - Compression is detected by magic bytes, never by extension: gzip (`1f 8b`, several
-//!   members allowed), zstd (`28 b5 2f fd`, several frames allowed), else plain tar. A
-//!   compressed archive is decompressed once into a scratch file, returned as [`TarScratch`],
-//!   which the caller keeps alive until the image is written. Plain archives are referenced in
-//!   place ([`DataSource::Archive`]).
+//!   members allowed), zstd (`28 b5 2f fd`, several frames allowed), else plain tar. Plain
+//!   archives are referenced in place ([`DataSource::Archive`]). A compressed archive is
+//!   parsed while it streams out of the decompressor, and only its regular members' data is
+//!   copied into a scratch file ([`TarScratch`], kept alive until the image is written),
+//!   sparsely: zero 4 KiB blocks stay holes, so the scratch takes no more space than the
+//!   data blocks the image will hold, and a fixed disk size bounds it (`max_staged_bytes`).
+//!   The scratch is registered for removal on signals; the build puts it in its stage.
+//! - pax headers: local (`x`) records apply to the next member (the last record of a
+//!   keyword wins, an empty value removes it); global (`g`) records update one current
+//!   global state that later members read (the latest value wins, as GNU tar applies them;
+//!   bsdtar ignores global headers). Nothing is copied per member, so ingestion stays linear
+//!   in the archive size, deep paths included.
+//! - Device numbers beyond 4095:1048575 (what ext4 and Linux's `dev_t` hold) are errors.
+//! - Errors name the member (or the member before a broken header) and its byte offset in
+//!   the uncompressed archive; a failing write of the scratch file is reported as such
+//!   (ENOSPC included), never as a malformed archive.
 //! - Ownership is the numeric uid/gid (pax `uid`/`gid` over the header fields); `uname` and
 //!   `gname` are ignored. GNU tar, mmdebstrap and `docker export` always write the ids, and
 //!   resolving names would need the image's own `/etc/passwd`, which may be in the archive
@@ -35,7 +47,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,6 +62,8 @@ use super::{DataSource, FileContent, FsTree, Metadata, Node, NodeKind, Timestamp
 #[derive(Debug)]
 pub struct TarScratch {
     pub path: Option<tempfile::TempPath>,
+    /// Removes the scratch file on a signal ([`crate::cleanup`]).
+    _guard: Option<crate::cleanup::Guard>,
 }
 
 /// Adds every member of the tar archive `archive` under image directory `at` (created when
@@ -73,31 +87,27 @@ pub fn add_tar_with_scratch(
     opts: &IngestOptions,
     scratch_dir: Option<&Path>,
 ) -> Result<TarScratch, IngestError> {
-    let (data_path, scratch) = open_uncompressed(archive, scratch_dir)?;
-    let data_path = Arc::new(data_path);
-    let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
-    let file = File::open(data_path.as_path()).map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
-    let mut r = Reader {
-        inner: BufReader::with_capacity(1 << 16, file),
-        pos: 0,
-        len,
-        archive: archive.to_path_buf(),
-    };
+    let (mut r, scratch) = Reader::open(archive, scratch_dir, opts.max_staged_bytes)?;
+    let data_path = r.data_path.clone();
     let origin = format!("tar archive `{}`", archive.display());
     let at = normalize_path(at, &origin)?;
     mkdir_p(tree, &at, &origin, opts)?;
-    let mut global: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    // One current global state: a later `g` record replaces an earlier one of the same
+    // keyword, and an empty value removes it (POSIX pax, as GNU tar and bsdtar read it).
+    let mut global: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     let mut local: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut long_name: Option<Vec<u8>> = None;
     let mut long_link: Option<Vec<u8>> = None;
     loop {
         let start = r.pos;
+        if let Some(m) = r.member.take() {
+            r.last_member = Some(m);
+        }
         let Some(h) = r.header()? else { break };
         // A pax `size` describes the member the records belong to, never another
         // extension header in between.
         let is_extension = matches!(h.typeflag(), b'L' | b'K' | b'x' | b'g' | b'V');
-        let size = match pax_get(&local, b"size").filter(|_| !is_extension) {
+        let size = match (Pax { local: &local, global: &global }).get(b"size").filter(|_| !is_extension) {
             Some(v) => parse_decimal(v).ok_or_else(|| r.err(start, "bad pax `size`"))?,
             None => h.num(124, 12).ok_or_else(|| r.err(start, "bad size field"))?,
         };
@@ -116,9 +126,15 @@ pub fn add_tar_with_scratch(
                 continue;
             }
             b'g' => {
-                global.extend(
-                    parse_pax(&r.data(size)?).ok_or_else(|| r.err(start, "malformed pax global header"))?,
-                );
+                let records =
+                    parse_pax(&r.data(size)?).ok_or_else(|| r.err(start, "malformed pax global header"))?;
+                for (k, v) in records {
+                    if v.is_empty() {
+                        global.remove(&k);
+                    } else {
+                        global.insert(k, v);
+                    }
+                }
                 continue;
             }
             b'V' => {
@@ -127,43 +143,39 @@ pub fn add_tar_with_scratch(
             }
             _ => {}
         }
-        // Local pax records override global ones: look them up in that order.
-        let pax: Vec<(Vec<u8>, Vec<u8>)> = local.drain(..).chain(global.iter().cloned()).collect();
-        let path = member_name(pax_get(&pax, b"GNU.sparse.name"), pax_get(&pax, b"path"))
+        // Local pax records override global ones; neither is copied per member.
+        let local_records = std::mem::take(&mut local);
+        let pax = Pax { local: &local_records, global: &global };
+        let path = member_name(pax.get(b"GNU.sparse.name"), pax.get(b"path"))
             .map(<[u8]>::to_vec)
             .or(long_name.take())
             .unwrap_or_else(|| h.path());
-        let link = pax_get(&pax, b"linkpath")
+        r.member = Some(String::from_utf8_lossy(&path).into_owned());
+        let link = pax
+            .get(b"linkpath")
             .map(<[u8]>::to_vec)
             .or(long_link.take())
             .unwrap_or_else(|| h.field(157, 100).to_vec());
-        let member = Member { start, h: &h, pax: &pax, size };
+        let member = Member { start, h: &h, pax, size };
         let meta = member.meta(&r, opts)?;
-        let data_start = r.pos;
         let kind = match h.typeflag() {
             b'0' | 0 | b'7'
-                if pax_get(&pax, b"GNU.sparse.major").is_some()
-                    || pax_get(&pax, b"GNU.sparse.map").is_some()
-                    || pax_get(&pax, b"GNU.sparse.offset").is_some() =>
+                if pax.get(b"GNU.sparse.major").is_some()
+                    || pax.get(b"GNU.sparse.map").is_some()
+                    || pax.get(b"GNU.sparse.offset").is_some() =>
             {
-                let (content, skip) = member.pax_sparse(&mut r, &data_path)?;
-                r.skip(skip)?;
-                Some(NodeKind::File(content))
+                let (real, map, stored) = member.pax_sparse(&mut r)?;
+                let offset = r.member_data(start, stored)?;
+                Some(NodeKind::File(archive_content(&data_path, real, offset, map)))
             }
             b'0' | 0 | b'7' => {
-                if data_start.checked_add(size).is_none_or(|end| end > r.len) {
-                    return Err(r.err(start, "member data runs past the end of the archive"));
-                }
-                r.skip(size)?;
-                Some(NodeKind::File(FileContent {
-                    size,
-                    source: DataSource::Archive { path: data_path.clone(), offset: data_start, map: None },
-                }))
+                let offset = r.member_data(start, size)?;
+                Some(NodeKind::File(archive_content(&data_path, size, offset, None)))
             }
             b'S' => {
-                let content = member.gnu_sparse(&mut r, &data_path)?;
-                r.skip(size)?;
-                Some(NodeKind::File(content))
+                let (real, map) = member.gnu_sparse(&mut r)?;
+                let offset = r.member_data(start, size)?;
+                Some(NodeKind::File(archive_content(&data_path, real, offset, map)))
             }
             b'1' => {
                 r.skip(size)?;
@@ -179,6 +191,14 @@ pub fn add_tar_with_scratch(
                     .num(337, 8)
                     .and_then(|v| u32::try_from(v).ok())
                     .ok_or_else(|| r.err(start, "bad devminor"))?;
+                if major > MAX_MAJOR || minor > MAX_MINOR {
+                    return Err(r.err(
+                        start,
+                        &format!(
+                            "device number {major}:{minor} does not fit ext4's device encoding (major at most {MAX_MAJOR}, minor at most {MAX_MINOR}, as Linux's dev_t); remove the device or renumber it"
+                        ),
+                    ));
+                }
                 Some(if h.typeflag() == b'3' {
                     NodeKind::CharDevice { major, minor }
                 } else {
@@ -230,8 +250,54 @@ pub fn add_tar_with_scratch(
             }
         }
     }
+    r.finish()?;
     canonicalize(tree);
-    Ok(TarScratch { path: scratch })
+    Ok(scratch)
+}
+
+/// The largest device numbers ext4 can store (its "new" encoding in `i_block[1]`: 12 bits
+/// of major, 20 of minor), which is also all that Linux's `dev_t` holds.
+pub const MAX_MAJOR: u32 = 0xfff;
+pub const MAX_MINOR: u32 = 0xf_ffff;
+
+/// A regular file's content at `offset` of the data file.
+fn archive_content(
+    data: &Arc<PathBuf>,
+    size: u64,
+    offset: u64,
+    map: Option<Arc<[(u64, u64)]>>,
+) -> FileContent {
+    FileContent { size, source: DataSource::Archive { path: data.clone(), offset, map } }
+}
+
+/// The pax records of one member: its local (`x`) ones, then the current global state.
+#[derive(Clone, Copy)]
+struct Pax<'a> {
+    local: &'a [(Vec<u8>, Vec<u8>)],
+    global: &'a BTreeMap<Vec<u8>, Vec<u8>>,
+}
+
+impl<'a> Pax<'a> {
+    /// A keyword's value: the last local record of it (an empty one removes the keyword),
+    /// else the global one.
+    fn get(&self, key: &[u8]) -> Option<&'a [u8]> {
+        match self.local.iter().rev().find(|(k, _)| k == key) {
+            Some((_, v)) if v.is_empty() => None,
+            Some((_, v)) => Some(v),
+            None => self.global.get(key).map(Vec::as_slice),
+        }
+    }
+
+    /// The records whose keyword starts with `prefix`, in the order a first-wins reader
+    /// needs: local ones from the last, then global ones (found by range, so a large global
+    /// state costs nothing per member).
+    fn with_prefix(&self, prefix: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+        let local = self.local.iter().rev().filter(move |(k, _)| k.starts_with(prefix));
+        let global = self.global.range(prefix.to_vec()..).take_while(move |(k, _)| k.starts_with(prefix));
+        local
+            .map(|(k, v)| (k.as_slice(), v.as_slice()))
+            .chain(global.map(|(k, v)| (k.as_slice(), v.as_slice())))
+    }
 }
 
 /// A sparse member's real name. GNU tar writes it to `GNU.sparse.name` and a stand-in
@@ -250,79 +316,171 @@ fn member_name<'a>(sparse_name: Option<&'a [u8]>, path: Option<&'a [u8]>) -> Opt
     }
 }
 
-/// The uncompressed archive: the input itself, or a scratch file it was decompressed into.
-fn open_uncompressed(
-    archive: &Path,
-    scratch_dir: Option<&Path>,
-) -> Result<(PathBuf, Option<tempfile::TempPath>), IngestError> {
-    let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
-    let mut input = BufReader::new(File::open(archive).map_err(io)?);
-    let magic = input.fill_buf().map_err(io)?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
-    let is_gzip = magic.starts_with(&[0x1f, 0x8b]);
-    let is_zstd = magic == [0x28, 0xb5, 0x2f, 0xfd];
-    if !is_gzip && !is_zstd {
-        if magic.starts_with(&[0xfd, b'7', b'z', b'X']) || magic.starts_with(b"BZh") {
-            return Err(IngestError::Unsupported {
-                path: archive.to_path_buf(),
-                origin: "tar ingestion",
-                what: "xz and bzip2 compression are not supported; recompress with gzip or zstd",
-            });
-        }
-        // Absolute, so the writer finds it whatever its working directory.
-        let path = std::path::absolute(archive).map_err(io)?;
-        return Ok((path, None));
-    }
-    let mut scratch = match scratch_dir {
-        Some(dir) => tempfile::NamedTempFile::new_in(dir)
-            .map_err(|source| IngestError::Io { path: dir.to_path_buf(), source })?,
-        None => tempfile::NamedTempFile::new().map_err(io)?,
-    };
-    let bad = |what: String| IngestError::Tar { archive: archive.to_path_buf(), offset: 0, what };
-    {
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, scratch.as_file_mut());
-        if is_gzip {
-            let mut d = flate2::bufread::MultiGzDecoder::new(input);
-            std::io::copy(&mut d, &mut out).map_err(|e| bad(format!("gzip stream: {e}")))?;
-        } else {
-            // A zstd file may hold several frames back to back; decode until the input ends.
-            while !input.fill_buf().map_err(io)?.is_empty() {
-                let mut d = ruzstd::decoding::StreamingDecoder::new(&mut input)
-                    .map_err(|e| bad(format!("zstd stream: {e}")))?;
-                std::io::copy(&mut d, &mut out).map_err(|e| bad(format!("zstd stream: {e}")))?;
+/// Bytes read at once from a decompressor.
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Where the uncompressed archive's bytes come from.
+enum Input {
+    /// A plain archive, read in place: member data is referenced at its own offset.
+    Plain(BufReader<File>),
+    /// A decompressor: member data is copied into the scratch file as it streams past, and
+    /// nothing else of the archive (headers, padding) is kept.
+    Stream(Box<dyn Read>),
+}
+
+/// Several zstd frames back to back, read as one stream.
+struct ZstdFrames {
+    input: Option<BufReader<File>>,
+    frame: Option<ruzstd::decoding::StreamingDecoder<BufReader<File>, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl Read for ZstdFrames {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.input = self.frame.take().map(|f| f.into_inner());
             }
+            let Some(mut input) = self.input.take() else { return Ok(0) };
+            if input.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let frame = ruzstd::decoding::StreamingDecoder::new(input)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            self.frame = Some(frame);
         }
-        out.flush().map_err(io)?;
     }
-    let temp = scratch.into_temp_path();
-    Ok((temp.to_path_buf(), Some(temp)))
+}
+
+/// The scratch file of a compressed archive. Member data is copied at 4 KiB-aligned
+/// offsets and all-zero 4 KiB blocks are left as holes, so the file takes only the space
+/// of the bytes that become data blocks in the image (the writer stores zero blocks as
+/// holes too): a gzip bomb of zeros costs nothing, and `limit` (the disk size, when fixed)
+/// bounds the rest.
+struct Scratch {
+    file: File,
+    path: PathBuf,
+    end: u64,
+    staged: u64,
+    limit: u64,
 }
 
 /// A position-tracking reader over the uncompressed archive.
 struct Reader {
-    inner: BufReader<File>,
+    input: Input,
+    /// Position in the uncompressed archive.
     pos: u64,
+    /// Length of the uncompressed archive; `u64::MAX` (unknown) when streaming.
     len: u64,
     archive: PathBuf,
+    /// The file [`DataSource::Archive`] offsets point into: the archive or the scratch file.
+    data_path: Arc<PathBuf>,
+    scratch: Option<Scratch>,
+    buf: Vec<u8>,
+    /// The member being read and the last one read, for messages.
+    member: Option<String>,
+    last_member: Option<String>,
 }
 
 impl Reader {
-    fn err(&self, offset: u64, what: &str) -> IngestError {
-        IngestError::Tar { archive: self.archive.clone(), offset, what: what.to_string() }
+    /// Opens `archive`, detecting compression by magic bytes; a compressed one gets a scratch
+    /// file in `scratch_dir` (the system's temporary folder when `None`).
+    fn open(
+        archive: &Path,
+        scratch_dir: Option<&Path>,
+        limit: u64,
+    ) -> Result<(Reader, TarScratch), IngestError> {
+        let io = |source| IngestError::Io { path: archive.to_path_buf(), source };
+        let file = File::open(archive).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut input = BufReader::with_capacity(1 << 16, file);
+        let magic = input.fill_buf().map_err(io)?.get(..4).map(<[u8]>::to_vec).unwrap_or_default();
+        let is_gzip = magic.starts_with(&[0x1f, 0x8b]);
+        let is_zstd = magic == [0x28, 0xb5, 0x2f, 0xfd];
+        let compressed = is_gzip || is_zstd;
+        let stream: Option<Box<dyn Read>> = if is_gzip {
+            Some(Box::new(flate2::bufread::MultiGzDecoder::new(input)))
+        } else if is_zstd {
+            Some(Box::new(ZstdFrames { input: Some(input), frame: None }))
+        } else {
+            None
+        };
+        let mut r = Reader {
+            input: Input::Stream(Box::new(std::io::empty())),
+            pos: 0,
+            len: if compressed { u64::MAX } else { len },
+            archive: archive.to_path_buf(),
+            data_path: Arc::new(PathBuf::new()),
+            scratch: None,
+            buf: Vec::new(),
+            member: None,
+            last_member: None,
+        };
+        let Some(stream) = stream else {
+            if magic.starts_with(&[0xfd, b'7', b'z', b'X']) || magic.starts_with(b"BZh") {
+                return Err(IngestError::Unsupported {
+                    path: archive.to_path_buf(),
+                    origin: "tar ingestion",
+                    what: "xz and bzip2 compression are not supported; recompress with gzip or zstd",
+                });
+            }
+            // Absolute, so the writer finds it whatever its working directory.
+            r.data_path = Arc::new(std::path::absolute(archive).map_err(io)?);
+            // Reopened: the first reader went into the (absent) decompressor.
+            r.input = Input::Plain(BufReader::with_capacity(1 << 16, File::open(archive).map_err(io)?));
+            return Ok((r, TarScratch { path: None, _guard: None }));
+        };
+        r.input = Input::Stream(stream);
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".reprodisk-unpacked-").suffix(".tar-data");
+        let (dir, tmp) = match scratch_dir {
+            Some(d) => (d.to_path_buf(), builder.tempfile_in(d)),
+            None => (std::env::temp_dir(), builder.tempfile()),
+        };
+        let tmp = tmp.map_err(|source| IngestError::Scratch { path: dir, source })?;
+        let (file, temp_path) = tmp.into_parts();
+        let guard = crate::cleanup::register(&temp_path);
+        r.data_path = Arc::new(temp_path.to_path_buf());
+        r.scratch = Some(Scratch { file, path: temp_path.to_path_buf(), end: 0, staged: 0, limit });
+        Ok((r, TarScratch { path: Some(temp_path), _guard: Some(guard) }))
     }
 
-    fn read_block(&mut self) -> Result<Option<[u8; 512]>, IngestError> {
-        let mut b = [0u8; 512];
+    fn err(&self, offset: u64, what: &str) -> IngestError {
+        let member = match (&self.member, &self.last_member) {
+            (Some(m), _) => format!("member `{m}`"),
+            (None, Some(last)) => format!("the header after member `{last}`"),
+            (None, None) => "the first header".to_string(),
+        };
+        IngestError::Tar { archive: self.archive.clone(), offset, member, what: what.to_string() }
+    }
+
+    /// Reads until `buf` is full or the archive ends; returns how much was read.
+    fn read_full(&mut self, buf: &mut [u8]) -> Result<usize, IngestError> {
         let mut got = 0;
-        while got < 512 {
-            let n = self
-                .inner
-                .read(&mut b[got..])
-                .map_err(|source| IngestError::Io { path: self.archive.clone(), source })?;
+        while got < buf.len() {
+            let n = match &mut self.input {
+                Input::Plain(f) => f
+                    .read(&mut buf[got..])
+                    .map_err(|source| IngestError::Io { path: self.archive.clone(), source }),
+                Input::Stream(s) => s.read(&mut buf[got..]).map_err(|e| {
+                    let what = format!("the compressed stream is corrupt: {e}");
+                    self.err(self.pos + got as u64, &what)
+                }),
+            }?;
             if n == 0 {
                 break;
             }
             got += n;
         }
+        Ok(got)
+    }
+
+    fn read_block(&mut self) -> Result<Option<[u8; 512]>, IngestError> {
+        let mut b = [0u8; 512];
+        let got = self.read_full(&mut b)?;
         if got == 0 {
             return Ok(None);
         }
@@ -358,16 +516,18 @@ impl Reader {
         Ok(Some(h))
     }
 
-    /// Reads `size` bytes of member data and the padding after them.
+    /// Reads `size` bytes of member data (a metadata member) and the padding after them.
     fn data(&mut self, size: u64) -> Result<Vec<u8>, IngestError> {
         let start = self.pos;
-        if size > 64 << 20 || start + size > self.len {
+        if size > 64 << 20 || start.saturating_add(size) > self.len {
             return Err(
                 self.err(start, &format!("metadata member of {size} bytes is too large or truncated"))
             );
         }
         let mut v = vec![0u8; size as usize];
-        self.inner.read_exact(&mut v).map_err(|_| self.err(start, "truncated metadata member"))?;
+        if self.read_full(&mut v)? < v.len() {
+            return Err(self.err(start, "truncated metadata member"));
+        }
         self.pos += size;
         self.skip(0)?;
         Ok(v)
@@ -379,11 +539,94 @@ impl Reader {
         let Some(target) = target.filter(|&t| t <= self.len) else {
             return Err(self.err(self.pos, "member data runs past the end of the archive"));
         };
-        let delta = i64::try_from(target - self.pos).map_err(|_| self.err(self.pos, "member too large"))?;
-        self.inner
-            .seek_relative(delta)
-            .map_err(|source| IngestError::Io { path: self.archive.clone(), source })?;
+        let delta = target - self.pos;
+        if matches!(self.input, Input::Plain(_)) {
+            let delta = i64::try_from(delta).map_err(|_| self.err(self.pos, "member too large"))?;
+            if let Input::Plain(f) = &mut self.input {
+                f.seek_relative(delta)
+                    .map_err(|source| IngestError::Io { path: self.archive.clone(), source })?;
+            }
+        } else {
+            let mut left = delta;
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.resize(COPY_BUFFER, 0);
+            while left > 0 {
+                let want = left.min(buf.len() as u64) as usize;
+                if self.read_full(&mut buf[..want])? < want {
+                    return Err(self.err(self.pos, "member data runs past the end of the archive"));
+                }
+                left -= want as u64;
+            }
+            self.buf = buf;
+        }
         self.pos = target;
+        Ok(())
+    }
+
+    /// Consumes `size` bytes of a regular member's data (and the padding) and returns their
+    /// offset in [`Reader::data_path`]: in place for a plain archive, copied into the
+    /// scratch file for a compressed one.
+    fn member_data(&mut self, start: u64, size: u64) -> Result<u64, IngestError> {
+        if matches!(self.input, Input::Plain(_)) {
+            if self.pos.checked_add(size).is_none_or(|end| end > self.len) {
+                return Err(self.err(start, "member data runs past the end of the archive"));
+            }
+            let offset = self.pos;
+            self.skip(size)?;
+            return Ok(offset);
+        }
+        const BLOCK: usize = 4096;
+        let offset = self.scratch.as_ref().map_or(0, |s| s.end.div_ceil(BLOCK as u64) * BLOCK as u64);
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(COPY_BUFFER, 0);
+        let mut done = 0u64;
+        while done < size {
+            let want = (size - done).min(buf.len() as u64) as usize;
+            if self.read_full(&mut buf[..want])? < want {
+                return Err(self.err(start, "member data runs past the end of the archive"));
+            }
+            let Some(sc) = self.scratch.as_mut() else {
+                return Err(self.err(start, "internal: a compressed archive without a scratch file"));
+            };
+            let zero = |r: std::ops::Range<usize>| buf[r].iter().all(|&b| b == 0);
+            let mut i = 0;
+            while i < want {
+                let mut j = (i + BLOCK).min(want);
+                if zero(i..j) {
+                    i = j;
+                    continue;
+                }
+                while j < want && !zero(j..(j + BLOCK).min(want)) {
+                    j = (j + BLOCK).min(want);
+                }
+                sc.staged += (j - i) as u64;
+                if sc.staged > sc.limit {
+                    return Err(IngestError::TooMuchData { archive: self.archive.clone(), limit: sc.limit });
+                }
+                use std::os::unix::fs::FileExt;
+                sc.file
+                    .write_all_at(&buf[i..j], offset + done + i as u64)
+                    .map_err(|source| IngestError::Scratch { path: sc.path.clone(), source })?;
+                i = j;
+            }
+            done += want as u64;
+            self.pos += want as u64;
+        }
+        self.buf = buf;
+        if let Some(sc) = self.scratch.as_mut() {
+            sc.end = offset + size;
+        }
+        self.skip(0)?;
+        Ok(offset)
+    }
+
+    /// Gives the scratch file its full length, so its trailing holes read as zeros.
+    fn finish(&mut self) -> Result<(), IngestError> {
+        if let Some(sc) = &self.scratch {
+            sc.file
+                .set_len(sc.end)
+                .map_err(|source| IngestError::Scratch { path: sc.path.clone(), source })?;
+        }
         Ok(())
     }
 }
@@ -480,10 +723,6 @@ fn parse_pax(data: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
     Some(out)
 }
 
-fn pax_get<'a>(pax: &'a [(Vec<u8>, Vec<u8>)], key: &[u8]) -> Option<&'a [u8]> {
-    pax.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_slice())
-}
-
 /// A pax time `SECS[.FRACTION]`, possibly negative.
 fn parse_pax_time(v: &[u8]) -> Option<Timestamp> {
     let s = std::str::from_utf8(v).ok()?;
@@ -510,13 +749,13 @@ fn parse_pax_time(v: &[u8]) -> Option<Timestamp> {
 struct Member<'a> {
     start: u64,
     h: &'a Header,
-    pax: &'a [(Vec<u8>, Vec<u8>)],
+    pax: Pax<'a>,
     size: u64,
 }
 
 impl Member<'_> {
     fn meta(&self, r: &Reader, opts: &IngestOptions) -> Result<Metadata, IngestError> {
-        let id = |key: &[u8], off| match pax_get(self.pax, key) {
+        let id = |key: &[u8], off| match self.pax.get(key) {
             Some(v) => parse_decimal(v),
             None => self.h.num(off, 8),
         };
@@ -527,16 +766,18 @@ impl Member<'_> {
             .and_then(|v| u32::try_from(v).ok())
             .ok_or_else(|| r.err(self.start, "bad gid"))?;
         let mode = self.h.num(100, 8).ok_or_else(|| r.err(self.start, "bad mode field"))?;
-        let mtime = match pax_get(self.pax, b"mtime") {
+        let mtime = match self.pax.get(b"mtime") {
             Some(v) => parse_pax_time(v).ok_or_else(|| r.err(self.start, "bad pax `mtime`"))?,
             None => {
                 Timestamp::from_secs(self.h.num(136, 12).ok_or_else(|| r.err(self.start, "bad mtime field"))?)
             }
         };
         let mut meta = opts.meta((mode & 0o7777) as u16, uid, gid, mtime);
-        for (k, v) in self.pax {
+        let records =
+            self.pax.with_prefix(b"SCHILY.xattr.").chain(self.pax.with_prefix(b"LIBARCHIVE.xattr."));
+        for (k, v) in records {
             let xattr = if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
-                Some((schily_decode(name), v.clone()))
+                Some((schily_decode(name), v.to_vec()))
             } else if let Some(name) = k.strip_prefix(b"LIBARCHIVE.xattr.") {
                 let bad = || r.err(self.start, "bad LIBARCHIVE.xattr record");
                 Some((url_decode(name).ok_or_else(bad)?, base64_decode(v).ok_or_else(bad)?))
@@ -544,7 +785,7 @@ impl Member<'_> {
                 None
             };
             if let Some((name, value)) = xattr {
-                // The first record wins: local records come before global ones.
+                // The first record wins: the last local one, else the global one.
                 if keep_xattr(&name) {
                     meta.xattrs.entry(name).or_insert(value);
                 }
@@ -554,7 +795,7 @@ impl Member<'_> {
     }
 
     /// A GNU `S` member: the map is in the header and its extension blocks, data follows.
-    fn gnu_sparse(&self, r: &mut Reader, data: &Arc<PathBuf>) -> Result<FileContent, IngestError> {
+    fn gnu_sparse(&self, r: &mut Reader) -> Result<(u64, SparseMap), IngestError> {
         let mut runs = Vec::new();
         let push = |runs: &mut Vec<(u64, u64)>, block: &[u8]| -> Option<()> {
             if block.iter().all(|&b| b == 0) {
@@ -578,21 +819,21 @@ impl Member<'_> {
             extended = b[504] != 0;
         }
         let real = self.h.num(483, 12).and_then(|v| u64::try_from(v).ok()).ok_or_else(|| bad(r))?;
-        sparse_content(r, self.start, data, runs, real, self.size)
+        sparse_map(r, self.start, runs, real, self.size)
     }
 
-    /// A pax sparse member (0.0, 0.1 or 1.0). Returns the content and how many data bytes
-    /// remain to skip after the in-data map of format 1.0.
-    fn pax_sparse(&self, r: &mut Reader, data: &Arc<PathBuf>) -> Result<(FileContent, u64), IngestError> {
+    /// A pax sparse member (0.0, 0.1 or 1.0). Returns the real size, the map and how many
+    /// data bytes follow (after the in-data map of format 1.0).
+    fn pax_sparse(&self, r: &mut Reader) -> Result<(u64, SparseMap, u64), IngestError> {
         let bad = |r: &Reader, what: &str| r.err(self.start, &format!("bad pax sparse member: {what}"));
         let num = |v: &[u8]| parse_decimal(v).and_then(|v| u64::try_from(v).ok());
-        let real_key = if pax_get(self.pax, b"GNU.sparse.realsize").is_some() {
+        let real_key = if self.pax.get(b"GNU.sparse.realsize").is_some() {
             &b"GNU.sparse.realsize"[..]
         } else {
             b"GNU.sparse.size"
         };
-        let real = pax_get(self.pax, real_key).and_then(num).ok_or_else(|| bad(r, "no real size"))?;
-        if pax_get(self.pax, b"GNU.sparse.major") == Some(b"1") {
+        let real = self.pax.get(real_key).and_then(num).ok_or_else(|| bad(r, "no real size"))?;
+        if self.pax.get(b"GNU.sparse.major") == Some(b"1") {
             // Format 1.0: a decimal map (count, then offset/length pairs, one per line) fills
             // whole blocks at the start of the data.
             let map_start = r.pos;
@@ -624,10 +865,10 @@ impl Member<'_> {
             let runs = numbers.chunks(2).map(|p| (p[0], p[1])).collect();
             let stored = self.size.checked_sub(consumed).ok_or_else(|| bad(r, "map larger than member"))?;
             debug_assert_eq!(r.pos, map_start + consumed);
-            let content = sparse_content(r, self.start, data, runs, real, stored)?;
-            return Ok((content, stored));
+            let (real, map) = sparse_map(r, self.start, runs, real, stored)?;
+            return Ok((real, map, stored));
         }
-        let runs = if let Some(map) = pax_get(self.pax, b"GNU.sparse.map") {
+        let runs = if let Some(map) = self.pax.get(b"GNU.sparse.map") {
             let v: Vec<u64> =
                 map.split(|&b| b == b',').map(num).collect::<Option<_>>().ok_or_else(|| bad(r, "map"))?;
             if !v.len().is_multiple_of(2) {
@@ -635,28 +876,31 @@ impl Member<'_> {
             }
             v.chunks(2).map(|p| (p[0], p[1])).collect()
         } else {
-            let offs = self.pax.iter().filter(|(k, _)| k == b"GNU.sparse.offset").map(|(_, v)| num(v));
-            let lens = self.pax.iter().filter(|(k, _)| k == b"GNU.sparse.numbytes").map(|(_, v)| num(v));
+            let offs = self.pax.local.iter().filter(|(k, _)| k == b"GNU.sparse.offset").map(|(_, v)| num(v));
+            let lens =
+                self.pax.local.iter().filter(|(k, _)| k == b"GNU.sparse.numbytes").map(|(_, v)| num(v));
             offs.zip(lens)
                 .map(|(o, l)| Some((o?, l?)))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| bad(r, "map"))?
         };
-        let content = sparse_content(r, self.start, data, runs, real, self.size)?;
-        Ok((content, self.size))
+        let (real, map) = sparse_map(r, self.start, runs, real, self.size)?;
+        Ok((real, map, self.size))
     }
 }
 
-/// Checks a sparse map (sorted, inside the file, stored bytes adding up) and builds the
-/// content; the data starts at the reader's position.
-fn sparse_content(
+/// A sparse member's map: `None` when one run covers the whole file.
+type SparseMap = Option<Arc<[(u64, u64)]>>;
+
+/// Checks a sparse map (sorted, inside the file, stored bytes adding up); returns the real
+/// size and the map.
+fn sparse_map(
     r: &Reader,
     start: u64,
-    data: &Arc<PathBuf>,
     runs: Vec<(u64, u64)>,
     real: u64,
     stored: u64,
-) -> Result<FileContent, IngestError> {
+) -> Result<(u64, SparseMap), IngestError> {
     let runs: Vec<(u64, u64)> = runs.into_iter().filter(|&(_, l)| l > 0).collect();
     let mut end = 0u64;
     let mut total = 0u64;
@@ -670,7 +914,7 @@ fn sparse_content(
         return Err(r.err(start, &format!("sparse map holds {total} bytes but the member stores {stored}")));
     }
     let map = if runs == [(0, real)] { None } else { Some(Arc::from(runs)) };
-    Ok(FileContent { size: real, source: DataSource::Archive { path: data.clone(), offset: r.pos, map } })
+    Ok((real, map))
 }
 
 /// GNU tar escapes `%` and `=` in xattr names as `%25` and `%3D` (a pax keyword cannot hold
@@ -789,8 +1033,11 @@ mod tests {
     #[test]
     fn pax_records_and_libarchive_encodings() {
         let recs = parse_pax(b"20 path=a/b/c/d/e/f\n11 uid=123\n").unwrap();
-        assert_eq!(pax_get(&recs, b"path"), Some(&b"a/b/c/d/e/f"[..]));
-        assert_eq!(pax_get(&recs, b"uid"), Some(&b"123"[..]));
+        let global = BTreeMap::from([(b"uid".to_vec(), b"7".to_vec()), (b"gid".to_vec(), b"8".to_vec())]);
+        let pax = Pax { local: &recs, global: &global };
+        assert_eq!(pax.get(b"path"), Some(&b"a/b/c/d/e/f"[..]));
+        assert_eq!(pax.get(b"uid"), Some(&b"123"[..]));
+        assert_eq!(pax.get(b"gid"), Some(&b"8"[..]));
         assert!(parse_pax(b"99 path=x\n").is_none());
         assert_eq!(url_decode(b"user.a%3Db").unwrap(), b"user.a=b");
         assert_eq!(schily_decode(b"user.%25%3D%41%"), b"user.%=%41%");
