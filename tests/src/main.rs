@@ -50,6 +50,10 @@ fn main() {
         trials.push(trial(format!("negative::{}", n.name), move || boot::negative(*n)));
     }
     trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
+    trials.push(trial(
+        "negative::changed-byte-in-second-build".into(),
+        gate::changed_byte_fails_reproducibility,
+    ));
     trials.push(trial("cli::boot::kernel_exits_0".into(), boot::cli_kernel_boot_exits_0));
     trials.push(trial(
         "cli::boot::seabios_without_loader_exits_1".into(),
