@@ -110,13 +110,17 @@ pub struct Boot {
     /// Patterns that end the boot as failed at once, with what each means.
     pub fail_on: Vec<(String, String)>,
     pub timeout: std::time::Duration,
+    /// Fail when neither the console nor the firmware's debug port said anything for this long
+    /// (a boot sector without code, a hung loader): silence is failure, and it need not wait
+    /// for the whole timeout.
+    pub silence: std::time::Duration,
     /// More QEMU arguments, appended last.
     pub extra: Vec<String>,
 }
 
 impl Boot {
     /// A boot of `image` that waits for the fixture guest's ok line and fails fast on its fail
-    /// line and on the firmware dead ends, under TCG, with a 120 s timeout.
+    /// line and on the firmware dead ends, under TCG, with a 120 s timeout and 40 s of silence.
     pub fn new(
         image: impl Into<PathBuf>,
         format: ImageFormat,
@@ -134,6 +138,7 @@ impl Boot {
             expect: crate::GUEST_OK.into(),
             fail_on: crate::watch::default_failures(),
             timeout: std::time::Duration::from_secs(120),
+            silence: std::time::Duration::from_secs(40),
             extra: Vec::new(),
         }
     }

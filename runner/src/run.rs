@@ -161,6 +161,8 @@ pub async fn boot(b: &Boot) -> Result<Report, Error> {
     let mut qemu_stderr = String::new();
     let deadline = tokio::time::Instant::from_std(started + b.timeout);
     let mut grace: Option<tokio::time::Instant> = None;
+    let mut last_output = Instant::now();
+    let mut seen = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let (mut out_buf, mut err_buf) = ([0u8; 4096], [0u8; 4096]);
     let verdict = loop {
@@ -189,7 +191,16 @@ pub async fn boot(b: &Boot) -> Result<Report, Error> {
                 }
                 None
             }
-            _ = tick.tick() => poll_file(&b.firmware_log(), &mut fw_read, &mut firmware),
+            _ = tick.tick() => {
+                let hit = poll_file(&b.firmware_log(), &mut fw_read, &mut firmware);
+                let heard = serial.text().len() + firmware.text().len();
+                if heard != seen {
+                    (seen, last_output) = (heard, Instant::now());
+                } else if hit.is_none() && grace.is_none() && last_output.elapsed() >= b.silence {
+                    break silent(b.silence, &serial, &firmware);
+                }
+                hit
+            }
             _ = tokio::time::sleep_until(grace.unwrap_or(deadline)), if grace.is_some() => {
                 serial.pending().or_else(|| firmware.pending())
             }
@@ -234,6 +245,19 @@ pub fn boot_blocking(b: &Boot) -> Result<Report, Error> {
         .build()
         .map_err(io("starting the tokio runtime for", &b.image))?;
     rt.block_on(boot(b))
+}
+
+/// The verdict on a boot that went quiet: the last thing it said is the best clue.
+fn silent(after: Duration, serial: &Watcher, firmware: &Watcher) -> Verdict {
+    let last = |w: &Watcher| w.text().lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string);
+    let line = last(serial).or_else(|| last(firmware).map(|l| format!("firmware: {l}"))).unwrap_or_default();
+    Verdict::Failure {
+        meaning: format!(
+            "silent for {:.0} s: no output on the console or the firmware's debug port",
+            after.as_secs_f64()
+        ),
+        line,
+    }
 }
 
 fn to_verdict(hit: Hit) -> Verdict {
