@@ -29,6 +29,9 @@ pub struct Case {
     pub format: &'static str,
     /// The fixture spec (`fixtures/specs/<spec>.toml`).
     pub spec: &'static str,
+    /// Set for a second row of the same layout, firmware, loader and format (`only-nix-store`);
+    /// it ends the trial name.
+    pub variant: Option<&'static str>,
 }
 
 const fn case(
@@ -38,7 +41,13 @@ const fn case(
     format: &'static str,
     spec: &'static str,
 ) -> Case {
-    Case { layout, firmware, loader, format, spec }
+    Case { layout, firmware, loader, format, spec, variant: None }
+}
+
+impl Case {
+    const fn variant(self, v: &'static str) -> Case {
+        Case { variant: Some(v), ..self }
+    }
 }
 
 /// Every combination the builder on this branch can build, each a trial. Adding one when a
@@ -59,6 +68,7 @@ pub const MATRIX: &[Case] = &[
     case("efi", "kernel", "direct-partuuid", "raw", "efi-partuuid"),
     case("efixbootldr", "kernel", "direct", "raw", "efixbootldr"),
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
+    case("legacy", "kernel", "direct", "raw", "only-nix-store").variant("only-nix-store"),
 ];
 
 /// A boot that must fail, and a text the failure must contain.
@@ -97,7 +107,11 @@ const FAST: Duration = Duration::from_secs(60);
 
 impl Case {
     pub fn name(&self) -> String {
-        format!("boot::{}::{}::{}::{}", self.layout, self.firmware, self.loader, self.format)
+        let name = format!("boot::{}::{}::{}::{}", self.layout, self.firmware, self.loader, self.format);
+        match self.variant {
+            Some(v) => format!("{name}::{v}"),
+            None => name,
+        }
     }
 }
 
@@ -304,5 +318,24 @@ pub fn cli_seabios_without_loader_exits_1() -> Result<()> {
         "ovmf",
     ]))?;
     ensure!(out.status.code() == Some(2), "a missing image exited with {}", out.status);
+    Ok(())
+}
+
+/// Every row of the matrix has a trial name of its own and a fixture spec the builder builds.
+pub fn matrix_is_well_formed() -> Result<()> {
+    let mut names: Vec<String> = MATRIX.iter().map(Case::name).collect();
+    names.sort();
+    let before = names.len();
+    names.dedup();
+    ensure!(names.len() == before, "two matrix rows share a trial name");
+    for c in MATRIX {
+        let status = reprodisk_fixtures::specs::SPECS.iter().find(|(n, _)| *n == c.spec).map(|(_, s)| *s);
+        ensure!(
+            status == Some(reprodisk_fixtures::specs::Status::Builds),
+            "{} uses fixture spec `{}`, which is {status:?} in fixtures/src/specs.rs",
+            c.name(),
+            c.spec
+        );
+    }
     Ok(())
 }

@@ -43,6 +43,7 @@ fn main() {
             }
         });
     }
+    trials.push(trial("boot::matrix_is_well_formed".into(), boot::matrix_is_well_formed));
     for case in boot::MATRIX {
         trials.push(trial(case.name(), move || boot::positive(*case)));
     }
