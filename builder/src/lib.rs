@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod build;
+pub mod cleanup;
 pub mod cli;
 pub mod cli_boot;
 pub mod format;
@@ -14,6 +15,7 @@ pub mod fs;
 pub mod ids;
 pub mod layout;
 pub mod manifest;
+pub mod output;
 pub mod progress;
 pub mod ptable;
 pub mod rootfs;
