@@ -55,8 +55,7 @@ impl Case {
 ///
 /// Planned, as the other branches land (their specs are already in `fixtures/specs/`):
 /// - grubbios: `legacy`, `legacy+boot`, `legacy+gpt`, `hybrid` on `seabios` with `grub`;
-/// - uefi: `efi`, `efixbootldr`, `hybrid` on `ovmf` with `systemd-boot`; `efi-grub` on `ovmf`
-///   with `grub`; `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
+/// - efivars: `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
 /// - formats: `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` on `seabios` and `ovmf`;
 pub const MATRIX: &[Case] = &[
     case("none", "kernel", "direct", "raw", "none"),
@@ -69,6 +68,14 @@ pub const MATRIX: &[Case] = &[
     case("efixbootldr", "kernel", "direct", "raw", "efixbootldr"),
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
     case("legacy", "kernel", "direct", "raw", "only-nix-store").variant("only-nix-store"),
+    case("legacy", "seabios", "grub", "raw", "legacy"),
+    case("legacy+gpt", "seabios", "grub", "raw", "legacy-gpt"),
+    case("hybrid", "seabios", "grub", "raw", "hybrid"),
+    case("efi", "ovmf", "systemd-boot", "raw", "efi"),
+    case("efixbootldr", "ovmf", "systemd-boot", "raw", "efixbootldr"),
+    case("hybrid", "ovmf", "systemd-boot", "raw", "hybrid-sdboot"),
+    case("efi", "ovmf", "grub", "raw", "efi-grub"),
+    case("hybrid", "ovmf", "grub", "raw", "hybrid"),
 ];
 
 /// A boot that must fail, and a text the failure must contain.
@@ -114,12 +121,12 @@ impl Case {
 
 /// The per-boot timeout: `REPRODISK_BOOT_TIMEOUT` seconds, else 120 (the guest needs well
 /// under 20 s under TCG on an idle core; the margin is for a loaded machine).
-fn timeout() -> Duration {
+pub(crate) fn timeout() -> Duration {
     let s = std::env::var("REPRODISK_BOOT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
     Duration::from_secs(s)
 }
 
-fn run_dir(name: &str) -> PathBuf {
+pub(crate) fn run_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("boot-logs")
         .join(name.replace("::", "-").replace('+', "_"))

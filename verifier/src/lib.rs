@@ -9,14 +9,17 @@
 //! [`Error`] that names the structure and where it is.
 #![forbid(unsafe_code)]
 
+pub mod bootcode;
 pub mod bytes;
 pub mod diff;
 pub mod disk;
+pub mod efivars;
 pub mod error;
 pub mod expect;
 pub mod ext4;
 pub mod fat;
 pub mod fields;
+pub mod files;
 pub mod glue;
 pub mod gpt;
 pub mod guid;
@@ -25,5 +28,6 @@ pub mod lints;
 pub mod mbr;
 pub mod regions;
 pub mod report;
+pub mod shown;
 
 pub use error::{Error, Result};
