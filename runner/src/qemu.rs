@@ -110,13 +110,20 @@ pub struct Boot {
     /// Patterns that end the boot as failed at once, with what each means.
     pub fail_on: Vec<(String, String)>,
     pub timeout: std::time::Duration,
+    /// Fail when QEMU has used this much CPU time since the console or the firmware's debug
+    /// port last said anything (a boot sector without code spinning, a hung loader): silence is
+    /// failure, and it need not wait for the whole timeout. CPU time, not wall time, so a
+    /// loaded machine does not make a slow boot look silent; a guest that halts and waits is
+    /// left to the timeout.
+    pub silence: std::time::Duration,
     /// More QEMU arguments, appended last.
     pub extra: Vec<String>,
 }
 
 impl Boot {
     /// A boot of `image` that waits for the fixture guest's ok line and fails fast on its fail
-    /// line and on the firmware dead ends, under TCG, with a 120 s timeout.
+    /// line and on the firmware dead ends, under TCG, with a 120 s timeout and
+    /// 20 CPU seconds of silence.
     pub fn new(
         image: impl Into<PathBuf>,
         format: ImageFormat,
@@ -134,6 +141,7 @@ impl Boot {
             expect: crate::GUEST_OK.into(),
             fail_on: crate::watch::default_failures(),
             timeout: std::time::Duration::from_secs(120),
+            silence: std::time::Duration::from_secs(20),
             extra: Vec::new(),
         }
     }

@@ -161,6 +161,9 @@ pub async fn boot(b: &Boot) -> Result<Report, Error> {
     let mut qemu_stderr = String::new();
     let deadline = tokio::time::Instant::from_std(started + b.timeout);
     let mut grace: Option<tokio::time::Instant> = None;
+    let pid = child.id();
+    let mut quiet_since = cpu_seconds(pid);
+    let mut seen = 0usize;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let (mut out_buf, mut err_buf) = ([0u8; 4096], [0u8; 4096]);
     let verdict = loop {
@@ -189,7 +192,17 @@ pub async fn boot(b: &Boot) -> Result<Report, Error> {
                 }
                 None
             }
-            _ = tick.tick() => poll_file(&b.firmware_log(), &mut fw_read, &mut firmware),
+            _ = tick.tick() => {
+                let hit = poll_file(&b.firmware_log(), &mut fw_read, &mut firmware);
+                let heard = serial.text().len() + firmware.text().len();
+                let cpu = cpu_seconds(pid);
+                if heard != seen {
+                    (seen, quiet_since) = (heard, cpu);
+                } else if hit.is_none() && grace.is_none() && cpu - quiet_since >= b.silence.as_secs_f64() {
+                    break silent(b.silence, &serial, &firmware);
+                }
+                hit
+            }
             _ = tokio::time::sleep_until(grace.unwrap_or(deadline)), if grace.is_some() => {
                 serial.pending().or_else(|| firmware.pending())
             }
@@ -234,6 +247,31 @@ pub fn boot_blocking(b: &Boot) -> Result<Report, Error> {
         .build()
         .map_err(io("starting the tokio runtime for", &b.image))?;
     rt.block_on(boot(b))
+}
+
+/// The verdict on a boot that went quiet: the last thing it said is the best clue.
+fn silent(after: Duration, serial: &Watcher, firmware: &Watcher) -> Verdict {
+    let last = |w: &Watcher| w.text().lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string);
+    let line = last(serial).or_else(|| last(firmware).map(|l| format!("firmware: {l}"))).unwrap_or_default();
+    Verdict::Failure {
+        meaning: format!(
+            "silent for {:.0} s of CPU time: the guest runs but prints nothing on the console or the firmware's debug port",
+            after.as_secs_f64()
+        ),
+        line,
+    }
+}
+
+/// The CPU time (user + system) process `pid` has used, from /proc/PID/stat (fields 14 and 15,
+/// in USER_HZ = 100 ticks per second on Linux); 0 when unknown, which never trips the limit.
+fn cpu_seconds(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
 }
 
 fn to_verdict(hit: Hit) -> Verdict {

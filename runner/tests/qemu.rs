@@ -97,6 +97,17 @@ fn silence_is_a_timeout_and_qemu_is_killed() {
     assert_eq!(r.verdict, Verdict::Timeout { after: Duration::from_secs(3) }, "{}", r.explain());
     assert!(r.explain().contains("timed out after 3 s"));
     assert!(r.elapsed < Duration::from_secs(10), "{}", r.summary());
+    // With a shorter silence limit the same boot fails on it, naming the last firmware line.
+    b.silence = Duration::from_secs(2);
+    b.timeout = Duration::from_secs(60);
+    let r = run(&b);
+    match &r.verdict {
+        Verdict::Failure { meaning, line } => {
+            assert!(meaning.starts_with("silent for 2 s of CPU time"), "{}", r.explain());
+            assert!(line.starts_with("firmware: Booting from 0000:7c00"), "{}", r.explain());
+        }
+        _ => panic!("{}", r.explain()),
+    }
 }
 
 #[test]

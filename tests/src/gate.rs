@@ -111,6 +111,8 @@ fn build_twice(name: &str) -> Result<(Built, Result<(), String>)> {
     .map_err(not_built)?;
     let mut fields = vec![("spec", name.to_string()), ("build_s", format!("{:.1}", first.build_seconds))];
     let same = compare(&first.image, &second.image);
+    // Only the first image is booted; the second has served its purpose (disk space is shared).
+    let _ = std::fs::remove_dir_all(&second.out);
     fields.push(("reproducible", if same.is_ok() { "yes".into() } else { "NO".into() }));
     let verified = verify(&first);
     fields.push(("verified", if verified.is_ok() { "yes".into() } else { "NO".into() }));
@@ -152,7 +154,18 @@ fn verify(b: &Built) -> Result<()> {
         // FAT partitions the builder reports as not written are found missing: expected.
         .filter(|f| !(pending > 0 && f["code"] == "fs-missing"))
         .collect();
-    ensure!(errors.is_empty(), "reprodisk verify --spec reports: {errors:?}");
+    let text: Vec<String> = errors
+        .iter()
+        .map(|f| {
+            format!(
+                "{} at {}: {}",
+                f["code"].as_str().unwrap_or("?"),
+                f["location"].as_str().unwrap_or("?"),
+                f["message"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    ensure!(text.is_empty(), "reprodisk verify --spec {} fails: {}", b.spec.display(), text.join("; "));
     Ok(())
 }
 
@@ -210,5 +223,25 @@ pub fn still_pending(name: &str, waits_for: &str) -> Result<()> {
         "fixture spec `{name}` fails for another reason than pending work ({waits_for}): {}\n{stderr}",
         out.status
     );
+    Ok(())
+}
+
+/// The reproducibility step on a second build that differs in one byte (the ext4 label's first
+/// byte): it must fail, and say where (`reprodisk diff` names the superblock field).
+pub fn changed_byte_fails_reproducibility() -> Result<()> {
+    let b = built("none")?;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fixtures").join("negative-changed-byte");
+    std::fs::create_dir_all(&dir)?;
+    let copy = dir.join("second.img");
+    std::fs::copy(&b.image, &copy)?;
+    // The `none` layout is a bare ext4: its superblock is at 1024, s_volume_name at 0x78 in it.
+    let mut bytes = std::fs::read(&copy)?;
+    bytes[1024 + 0x78] ^= 0x20;
+    std::fs::write(&copy, bytes)?;
+    let err = match compare(&b.image, &copy) {
+        Ok(()) => bail!("two images that differ in one byte passed the reproducibility check"),
+        Err(e) => format!("{e:#}"),
+    };
+    ensure!(err.starts_with("not reproducible: two builds differ") && err.contains("s_volume_name"), "{err}");
     Ok(())
 }

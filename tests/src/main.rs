@@ -45,6 +45,7 @@ fn main() {
             }
         });
     }
+    trials.push(trial("boot::matrix_is_well_formed".into(), boot::matrix_is_well_formed));
     for case in boot::MATRIX {
         trials.push(trial(case.name(), move || boot::positive(*case)));
     }
@@ -52,6 +53,10 @@ fn main() {
         trials.push(trial(format!("negative::{}", n.name), move || boot::negative(*n)));
     }
     trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
+    trials.push(trial(
+        "negative::changed-byte-in-second-build".into(),
+        gate::changed_byte_fails_reproducibility,
+    ));
     trials.push(trial("efivars::read_back".into(), efivars::read_back));
     trials.push(trial("efivars::boot_without_fallback".into(), efivars::boot_without_fallback));
     for c in grub_bios::CORRUPTIONS {

@@ -6,8 +6,11 @@ pub const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  verify            the CI gate: formatting, architecture invariants, clippy, every test
+  verify            the CI gate: system packages, formatting, architecture invariants, clippy,
+                    every test, each fixture spec built twice and verified, the boot matrix;
+                    then a summary table (REPRODISK_BOOT_TIMEOUT=S per boot, REPRODISK_ACCEL=tcg|kvm)
       --no-clippy       skip clippy (faster local runs; CI never skips it)
+  summary           print the summary table of the last `verify` (or boot trials) again
   bench             compare reprodisk's ext4 writer with `mke2fs -d` and `cp -a`
       --tree DIR        benchmark this tree (default: /usr/share and a generated tree)
       --files N         size of the generated small-file tree (default 100000)
@@ -21,6 +24,7 @@ commands:
 pub enum Flags {
     Help,
     Verify(VerifyOpts),
+    Summary,
     Bench(BenchOpts),
     Fixtures(FixturesOpts),
 }
@@ -67,6 +71,8 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
             }
             Ok(Flags::Verify(opts))
         }
+        "summary" if rest.is_empty() => Ok(Flags::Summary),
+        "summary" => Err(format!("`summary` takes no options, got `{}`", rest[0])),
         "bench" => {
             let mut opts = BenchOpts {
                 trees: Vec::new(),
@@ -115,6 +121,7 @@ mod tests {
         assert_eq!(p(&[]), Ok(Flags::Help));
         assert_eq!(p(&["verify"]), Ok(Flags::Verify(VerifyOpts { clippy: true })));
         assert_eq!(p(&["verify", "--no-clippy"]), Ok(Flags::Verify(VerifyOpts { clippy: false })));
+        assert_eq!(p(&["summary"]), Ok(Flags::Summary));
         assert_eq!(
             p(&["bench", "--tree", "/x", "--files", "10"]),
             Ok(Flags::Bench(BenchOpts {

@@ -3,6 +3,7 @@
 mod bench;
 mod cmd;
 mod flags;
+mod summary;
 mod verify;
 
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         flags::Flags::Verify(opts) => verify::run(&opts),
+        flags::Flags::Summary => verify::summary(),
         flags::Flags::Bench(opts) => bench::run(&opts),
         flags::Flags::Fixtures(opts) => bench::generate_small_files(&opts.out, opts.count).map(|_| ()),
     };
