@@ -90,6 +90,9 @@ and field, e.g. `partition 2 ext4 superblock s_wtime: 0 vs 1732550400`, an inode
 file's data or the order of a FAT directory. Ranges no structure explains are shown as hex. \
 Exit code 0 when the images are identical, 1 when they differ.")]
     Diff(DiffArgs),
+    /// Check that a spec builds bit for bit the same under perturbed host conditions, or rebuild an existing image
+    #[command(long_about = crate::audit::cli::LONG_ABOUT, after_help = crate::audit::cli::AFTER_HELP)]
+    Audit(crate::audit::cli::AuditArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -173,10 +176,12 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Plan(a) => run_plan(a).map(|()| Outcome::Ok),
         Command::Verify(a) => run_verify(a),
         Command::Diff(a) => run_diff(a),
+        Command::Audit(a) => crate::audit::cli::run(a),
     }
 }
 
-fn open_image(path: &std::path::Path) -> anyhow::Result<ImageFile> {
+/// Opens an image for the verifier: the one entry point of `verify`, `diff` and `audit`.
+pub fn open_image(path: &std::path::Path) -> anyhow::Result<ImageFile> {
     ImageFile::open(path).with_context(|| format!("opening image `{}`", path.display()))
 }
 

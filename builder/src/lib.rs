@@ -6,6 +6,7 @@
 //! writes the partition tables, [`format`] the output file, and [`build`] ties them together.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod build;
 pub mod cli;
 pub mod format;
