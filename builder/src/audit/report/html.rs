@@ -9,7 +9,7 @@
 //! unexplained range), with the field's name as the tick's tooltip.
 
 use super::diskmap::{DiskMap, Kind};
-use super::{AuditReport, BuildStatus, FileStatus, InputStatus, duration};
+use super::{AuditReport, BuildStatus, FileStatus, duration};
 use std::fmt::Write as _;
 
 const WIDTH: f64 = 1100.0;

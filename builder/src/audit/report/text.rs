@@ -1,7 +1,7 @@
 //! The terminal report: one table row per build (variation, result, differing files, first
 //! differing field), then each difference's explanation and the time the audit took.
 
-use super::{AuditReport, BuildStatus, InputStatus, duration};
+use super::{AuditReport, BuildStatus, duration};
 use std::fmt::Write as _;
 
 /// Lines of a structural diff shown per file in the terminal; `--json` and `--html` have all.
