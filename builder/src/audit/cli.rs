@@ -94,13 +94,11 @@ pub fn run(a: AuditArgs) -> anyhow::Result<Outcome> {
         crate::format::raw::write_atomic(path, report::html::render(&report).as_bytes())
             .with_context(|| format!("writing `{}`", path.display()))?;
     }
-    if a.json {
-        println!("{}", report::json::render(&report));
-    } else {
-        print!("{}", report::text::render(&report));
-        if let Some(path) = &a.html {
-            println!("HTML report: {}", path.display());
-        }
+    let mut text = if a.json { report::json::render(&report) + "\n" } else { report::text::render(&report) };
+    if let (Some(path), false) = (&a.html, a.json) {
+        text += &format!("HTML report: {}\n", path.display());
     }
+    // A closed pipe (`| head`) is not an error worth a panic: the report was made.
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
     Ok(if report.reproducible { Outcome::Ok } else { Outcome::CheckFailed })
 }

@@ -172,7 +172,7 @@ fn disk_svg(r: &AuditReport) -> String {
     }
     let marks = marks(r);
     let rows = 1 + map.partitions.len();
-    let height = 30.0 + rows as f64 * ROW + 40.0;
+    let height = 30.0 + rows as f64 * ROW + 16.0;
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="disk map">"#
     );

@@ -93,7 +93,12 @@ impl BuildResult {
     pub fn first_line(&self) -> String {
         match self.status {
             BuildStatus::NotRun | BuildStatus::Failed => self.reason.clone().unwrap_or_default(),
-            _ => self.differing().find_map(|f| f.first.clone()).unwrap_or_default(),
+            // The image's structural diff says most; then the other files.
+            _ => {
+                let mut files: Vec<&FileResult> = self.differing().collect();
+                files.sort_by_key(|f| f.diff.is_none());
+                files.iter().find_map(|f| f.first.clone()).unwrap_or_default()
+            }
         }
     }
 
