@@ -338,3 +338,49 @@ fn the_html_report_renders_in_headless_chromium() {
         assert!(near(c) > 50, "the screenshot shows no {what} colour");
     }
 }
+
+#[test]
+fn bad_input_exits_2_and_leaves_nothing() {
+    let t = open_tempdir();
+    let missing = t.path().join("missing.toml");
+    let r = run(BIN, &["audit", missing.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let spec = examples().join("efi.toml");
+    let r = run(BIN, &["audit", spec.to_str().unwrap(), "--vary", "tz,moon"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown variation `moon`"), "{}", r.stderr);
+    // A spec that parses but cannot be built: the control build fails, the audit says so,
+    // exits 2, and (checked by `run`) removes every temporary build.
+    let bad = t.path().join("too-small.json");
+    std::fs::write(&bad, r#"{"partitionTableType": "efi", "diskSize": 20}"#).unwrap();
+    let r = run(BIN, &["audit", bad.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("the control build failed"), "{}", r.stderr);
+    let r = run(BIN, &["audit", "--against", missing.to_str().unwrap(), spec.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn out_keeps_the_control_and_the_builds_that_differ() {
+    let t = open_tempdir();
+    let keep = t.path().join("kept");
+    let spec = examples().join("efi.toml");
+    let r = run(
+        HOOKED,
+        &["audit", spec.to_str().unwrap(), "--vary", "clock,tz", "--out", keep.to_str().unwrap()],
+        &[("REPRODISK_AUDIT_TEST_INJECT", "clock")],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let mut kept: Vec<String> = std::fs::read_dir(&keep)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["all", "clock", "control"], "tz reproduced and was removed");
+    assert!(keep.join("clock/out/example.img").is_file());
+    assert!(
+        r.stdout.contains(&format!("builds kept in {}", keep.canonicalize().unwrap().display())),
+        "{}",
+        r.stdout
+    );
+}

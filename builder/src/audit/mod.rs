@@ -162,6 +162,11 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
         if job.variations.is_empty() {
             return;
         }
+        // Without a control build there is nothing to compare with: do not start more builds.
+        if let Some(BuildEnd::Failed(_) | BuildEnd::NotRun(_)) = gate.control_if_done() {
+            job.blocked = Some("the control build failed".into());
+            return;
+        }
         let mut left_out = Vec::new();
         let mut applied = Vec::new();
         for v in job.variations.clone() {

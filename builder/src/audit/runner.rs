@@ -765,6 +765,11 @@ impl Gate {
         self.done.notify_all();
     }
 
+    /// The control build's end, if it has ended.
+    pub fn control_if_done(&self) -> Option<BuildEnd> {
+        self.control.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Blocks until the control build has ended.
     pub fn control(&self) -> BuildEnd {
         let mut g = self.control.lock().unwrap_or_else(|e| e.into_inner());
