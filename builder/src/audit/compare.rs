@@ -88,9 +88,14 @@ pub fn structural_diff(a: &Path, b: &Path) -> anyhow::Result<DiffReport> {
     Ok(glue::diff_images(&ia, &ib)?)
 }
 
-/// The first differing field of a structural diff, as one line.
+/// The first differing field of a structural diff, as one line. Checksums change whenever
+/// what they cover changes, so the first field that is not one names the cause.
 pub fn first_difference(d: &DiffReport) -> Option<String> {
-    if let Some(g) = d.groups.first() {
+    let is_checksum = |g: &&reprodisk_verifier::diff::DiffGroup| {
+        let f = g.field.as_deref().unwrap_or(&g.name).to_ascii_lowercase();
+        f.contains("crc") || f.contains("csum") || f.contains("checksum")
+    };
+    if let Some(g) = d.groups.iter().find(|g| !is_checksum(g)).or(d.groups.first()) {
         return Some(match (&g.a, &g.b) {
             (Some(a), Some(b)) => format!("{}: {a} vs {b}", g.name),
             _ => g.name.clone(),

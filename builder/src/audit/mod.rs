@@ -249,7 +249,19 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
             job.variations = applied;
         }
     };
-    let run = |job: &Job| runner::run_build(&exe, &spec_path, &job.inv, &base);
+    // One line per build on stderr, so a long audit shows it is moving (stdout stays the report).
+    let run = |job: &Job| {
+        eprintln!("audit: building {} ({})", job.name, describe(&job.variations));
+        let t = Instant::now();
+        let end = runner::run_build(&exe, &spec_path, &job.inv, &base);
+        let how = match &end {
+            BuildEnd::Built(_) => "built",
+            BuildEnd::Failed(_) => "failed",
+            BuildEnd::NotRun(_) => "could not run",
+        };
+        eprintln!("audit: {} {how} in {}", job.name, report::duration(t.elapsed().as_secs_f64()));
+        end
+    };
     let parallel = opts.jobs.unwrap_or_else(cores).clamp(1, jobs.len());
     let finished = runner::run_pool(&mut jobs, parallel, &before, &run);
     if let Some(c) = copies.get().and_then(|c| c.as_ref().ok())
@@ -362,7 +374,9 @@ fn manifest_inputs(set: &OutputSet, base: &Path) -> Vec<PathBuf> {
 }
 
 fn describe(vs: &[Variation]) -> String {
-    if vs.len() == 1 {
+    if vs.is_empty() {
+        "nothing varied".into()
+    } else if vs.len() == 1 {
         vs[0].describe()
     } else {
         format!("all at once: {}", vs.iter().map(|v| v.name()).collect::<Vec<_>>().join(", "))

@@ -213,7 +213,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}\
 .ok{color:#1b5e20}.bad{color:#b71c1c}.skip{color:#6d4c41}\
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #cfd8dc;padding:4px 8px;text-align:left;vertical-align:top}\
 th{background:#eceff1}tr.differs td,tr.failed td{background:#ffebee}tr.not-run td{background:#fff8e1}\
-pre{background:#f5f5f5;padding:8px;overflow:auto;font-size:12px}code{font-size:12px}\
+pre{background:#f5f5f5;padding:8px;white-space:pre-wrap;font-size:12px}code{font-size:12px}\
 .rowlabel{font-size:13px;text-anchor:end}.axis{font-size:10px;fill:#546e7a}.what{font-size:11px;fill:#37474f}.legend{font-size:12px}";
 
 /// The whole page.
