@@ -93,6 +93,9 @@ Exit code 0 when the images are identical, 1 when they differ.")]
     /// Check that a spec builds bit for bit the same under perturbed host conditions, or rebuild an existing image
     #[command(long_about = crate::audit::cli::LONG_ABOUT, after_help = crate::audit::cli::AFTER_HELP)]
     Audit(crate::audit::cli::AuditArgs),
+    /// Boot an image under QEMU (SeaBIOS, OVMF or a direct kernel boot) and wait for a pattern
+    #[command(long_about = crate::cli_boot::LONG_ABOUT, after_help = crate::cli_boot::AFTER_HELP)]
+    Boot(crate::cli_boot::BootArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,6 +150,12 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Parses the command line, runs it and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Without the handlers a signal would leave the stage of a build behind; say so, go on.
+    if let Err(e) = crate::cleanup::install_signal_handlers() {
+        eprintln!(
+            "reprodisk: warning: cannot watch for SIGINT/SIGTERM/SIGHUP ({e}); an interrupted build leaves its stage folder for the next build to remove"
+        );
+    }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
@@ -177,6 +186,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Verify(a) => run_verify(a),
         Command::Diff(a) => run_diff(a),
         Command::Audit(a) => crate::audit::cli::run(a),
+        Command::Boot(a) => crate::cli_boot::run(a),
     }
 }
 

@@ -8,12 +8,15 @@
 
 pub mod audit;
 pub mod build;
+pub mod cleanup;
 pub mod cli;
+pub mod cli_boot;
 pub mod format;
 pub mod fs;
 pub mod ids;
 pub mod layout;
 pub mod manifest;
+pub mod output;
 pub mod progress;
 pub mod ptable;
 pub mod rootfs;

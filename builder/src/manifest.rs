@@ -21,6 +21,17 @@ pub struct Manifest {
     pub not_written: Vec<String>,
     pub inputs: Vec<InputRecord>,
     pub output: OutputRecord,
+    /// Every other file of the output set (this manifest is its commit marker, see
+    /// `output.rs`), sorted by name.
+    pub files: Vec<FileRecord>,
+}
+
+/// One file of the output set, by its name relative to the output folder.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRecord {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -111,8 +111,9 @@ pub fn digest(path: &Path, out_dir: &Path) -> std::io::Result<FileDigest> {
 /// What is compared when raw bytes differ: the output folder's own path replaced by `$out`
 /// (hydra-build-products names it, as the seed's does with `$out`; its paths are compared
 /// after resolving `.` and `..`), and in a manifest the spec's path as given on the command
-/// line replaced by `$spec` (it says where the build was started, not what it built). Both
-/// record where, not what; everything else counts.
+/// line replaced by `$spec` (it says where the build was started, not what it built), as is
+/// the manifest's size and digest of hydra-build-products (which cover `$out`; that file is
+/// compared on its own). All of these record where, not what; everything else counts.
 pub fn normalise(bytes: &[u8], out_dir: &Path, kind: TextKind) -> Vec<u8> {
     let mut forms = vec![out_dir.to_path_buf()];
     if let Ok(c) = out_dir.canonicalize() {
@@ -152,6 +153,14 @@ pub fn normalise(bytes: &[u8], out_dir: &Path, kind: TextKind) -> Vec<u8> {
     {
         if let Some(p) = v.pointer_mut("/spec/path") {
             *p = serde_json::Value::String("$spec".into());
+        }
+        // The manifest's digest of hydra-build-products covers the `$out` path it names; the
+        // file itself is compared on its own, after normalisation.
+        if let Some(files) = v.pointer_mut("/files").and_then(|f| f.as_array_mut()) {
+            for f in files.iter_mut().filter(|f| f["name"] == "nix-support/hydra-build-products") {
+                f["bytes"] = serde_json::Value::String("$out-dependent".into());
+                f["sha256"] = serde_json::Value::String("$out-dependent".into());
+            }
         }
         if let Ok(s) = serde_json::to_vec_pretty(&v) {
             out = s;
@@ -806,6 +815,14 @@ mod tests {
         let a = normalise(br#"{"spec": {"path": "a.toml", "sha256": "1"}}"#, out, m);
         let b = normalise(br#"{"spec": {"path": "/b/a.toml", "sha256": "1"}}"#, out, m);
         assert_eq!(a, b);
+        let files = |h: &str| {
+            format!(
+                r#"{{"files": [{{"name": "nix-support/hydra-build-products", "sha256": "{h}"}}, {{"name": "x.img", "sha256": "1"}}]}}"#
+            )
+        };
+        assert_eq!(normalise(files("1").as_bytes(), out, m), normalise(files("2").as_bytes(), out, m));
+        let other = r#"{"files": [{"name": "x.img", "sha256": "2"}]}"#;
+        assert_ne!(normalise(files("1").as_bytes(), out, m), normalise(other.as_bytes(), out, m));
         let c = normalise(br#"{"spec": {"path": "a.toml", "sha256": "2"}}"#, out, m);
         assert_ne!(a, c);
     }
