@@ -384,3 +384,30 @@ fn out_keeps_the_control_and_the_builds_that_differ() {
         r.stdout
     );
 }
+
+#[test]
+fn an_interrupted_audit_removes_its_builds() {
+    use std::io::{BufRead, BufReader};
+    let tmp = open_tempdir();
+    let spec = examples().join("efi.toml");
+    let mut child = Command::new(BIN)
+        .args(["audit", spec.to_str().unwrap()])
+        .env("TMPDIR", tmp.path())
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Wait until builds are under way (the work folder and a reversed copy may exist).
+    let mut built = 0;
+    while built < 3 {
+        let line = lines.next().expect("the audit reports its builds").unwrap();
+        built += usize::from(line.contains(" built in "));
+    }
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exit code after SIGINT");
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "an interrupted audit left {left:?}");
+}

@@ -223,6 +223,8 @@ pub struct WorkDir {
     pub path: PathBuf,
     keep: bool,
     _tmp: Option<tempfile::TempDir>,
+    /// Removes the folder on SIGINT, SIGTERM and SIGHUP too.
+    _signals: Option<crate::cleanup::Guard>,
 }
 
 impl WorkDir {
@@ -246,7 +248,8 @@ impl WorkDir {
         // `nobody` must reach its own build folder through this one.
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .map_err(AuditError::io("opening up", &path))?;
-        Ok(WorkDir { path, keep, _tmp: tmp })
+        let signals = (!keep).then(|| crate::cleanup::register(&path));
+        Ok(WorkDir { path, keep, _tmp: tmp, _signals: signals })
     }
 
     pub fn kept(&self) -> bool {
@@ -415,12 +418,10 @@ fn try_run_build(
     if !names.is_empty() {
         script.push_str(&format!("unset {}\n", names.join(" ")));
     }
-    match inv.uid {
-        Some(uid) => script.push_str(&format!(
-            "exec setpriv --reuid={uid} --regid={uid} --clear-groups -- {preload}\"$@\" || exit 97\n"
-        )),
-        None => script.push_str(&format!("exec {preload}\"$@\"\n")),
-    }
+    // The build gets SIGTERM when the audit dies (an interrupted audit removes its folders,
+    // and no build may go on writing into them); `setpriv` also drops to `nobody` for `uid`.
+    let ids = inv.uid.map(|u| format!("--reuid={u} --regid={u} --clear-groups ")).unwrap_or_default();
+    script.push_str(&format!("exec setpriv {ids}--pdeathsig TERM -- {preload}\"$@\" || exit 97\n"));
 
     let mut cmd = if inv.hostname.is_some() || !inv.binds.is_empty() {
         let mut c = Command::new("unshare");
@@ -569,6 +570,8 @@ pub struct ReversedCopies {
     pub dirs: u64,
     pub reordered: u64,
     pub staged_in: PathBuf,
+    /// Removes the copies on SIGINT, SIGTERM and SIGHUP.
+    pub _signals: std::sync::Arc<crate::cleanup::Guard>,
 }
 
 /// Copies each of `inputs` (folders) into `work` (or a tmpfs, where creation order decides
@@ -588,18 +591,29 @@ pub fn reversed_copies(inputs: &[PathBuf], work: &Path) -> Result<ReversedCopies
         std::fs::create_dir_all(&p).map_err(|e| format!("creating `{}`: {e}", p.display()))?;
         p
     };
+    let signals = std::sync::Arc::new(crate::cleanup::register(&stage_root));
     std::fs::set_permissions(&stage_root, std::fs::Permissions::from_mode(0o755))
         .map_err(|e| format!("opening up `{}`: {e}", stage_root.display()))?;
-    let order = probe_dir_order(&stage_root).map_err(|e| format!("probing readdir order: {e}"))?;
-    let mut copier = Copier { order, links: HashMap::new(), dirs: 0, reordered: 0 };
-    let mut binds = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
-        let dst = stage_root.join(format!("input-{i}"));
-        copier
-            .copy(input, &dst)
-            .map_err(|e| format!("copying `{}` in reverse order: {e}", input.display()))?;
-        binds.push((dst, input.clone()));
-    }
+    let copy_all = || -> Result<(Copier, Vec<(PathBuf, PathBuf)>), String> {
+        let order = probe_dir_order(&stage_root).map_err(|e| format!("probing readdir order: {e}"))?;
+        let mut copier = Copier { order, links: HashMap::new(), dirs: 0, reordered: 0 };
+        let mut binds = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let dst = stage_root.join(format!("input-{i}"));
+            copier
+                .copy(input, &dst)
+                .map_err(|e| format!("copying `{}` in reverse order: {e}", input.display()))?;
+            binds.push((dst, input.clone()));
+        }
+        Ok((copier, binds))
+    };
+    let (copier, mut binds) = match copy_all() {
+        Ok(done) => done,
+        Err(e) => {
+            remove_build(&stage_root);
+            return Err(e);
+        }
+    };
     // Outer folders first, so that a nested input's copy is mounted over the outer copy.
     binds.sort_by_key(|(_, orig)| orig.components().count());
     Ok(ReversedCopies {
@@ -607,6 +621,7 @@ pub fn reversed_copies(inputs: &[PathBuf], work: &Path) -> Result<ReversedCopies
         dirs: copier.dirs,
         reordered: copier.reordered,
         staged_in: stage_root,
+        _signals: signals,
     })
 }
 
