@@ -63,13 +63,10 @@ pub fn against(opts: &AgainstOptions) -> Result<AuditReport, AuditError> {
     let work = WorkDir::new(opts.out.as_deref())?;
     let exe =
         std::env::current_exe().map_err(AuditError::io("finding", Path::new("the reprodisk binary")))?;
-    let mut inv = Invocation::control(work.path.join("rebuild"));
-    // The spec goes to the child as the user gave it, from the user's folder, as a rebuilder
-    // would run `reprodisk build`.
-    inv.cwd = std::env::current_dir().map_err(AuditError::io("reading", Path::new(".")))?;
-    std::fs::create_dir_all(&inv.root).map_err(AuditError::io("creating", &inv.root))?;
+    let inv = Invocation::control(work.path.join("rebuild"));
+    let spec_path = std::path::absolute(&opts.spec).map_err(AuditError::io("resolving", &opts.spec))?;
     let t = Instant::now();
-    let end = runner::run_build(&exe, &opts.spec, &inv, &super::base_env());
+    let end = runner::run_build(&exe, &spec_path, &inv, &super::base_env());
     let seconds = t.elapsed().as_secs_f64();
     let rebuilt = match end {
         BuildEnd::Built(set) => set,

@@ -366,6 +366,9 @@ fn try_run_build(
     inv: &Invocation,
     base_env: &[(String, String)],
 ) -> Result<BuildEnd, String> {
+    // Folders are created and the child started under the clean-up lock: an interrupt then
+    // removes them after they exist, or stops the audit before they do, never in between.
+    let hold = crate::cleanup::hold();
     let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(|e| format!("creating `{}`: {e}", p.display()));
     mkdir(&inv.root)?;
     mkdir(&inv.cwd)?;
@@ -454,7 +457,9 @@ fn try_run_build(
     for (k, v) in base_env.iter().chain(&inv.env).chain(&vars) {
         cmd.env(k, v);
     }
-    let status = cmd.status().map_err(|e| format!("cannot start the build: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start the build: {e}"))?;
+    drop(hold);
+    let status = child.wait().map_err(|e| format!("waiting for the build: {e}"))?;
     let tail = log_tail(&log_path);
     if status.code() == Some(SETUP_FAILED) {
         return Ok(BuildEnd::NotRun(tail));

@@ -192,8 +192,10 @@ impl Invocation {
     /// The control build's invocation in `root`.
     pub fn control(root: PathBuf) -> Self {
         Invocation {
+            // `--out` relative to a cwd inside the build's folder: once the audit has removed
+            // that folder (an interrupt), a build still starting cannot create it again.
             cwd: root.join("cwd"),
-            out_arg: root.join("out"),
+            out_arg: PathBuf::from("../out"),
             out_abs: root.join("out"),
             root,
             env: vec![
