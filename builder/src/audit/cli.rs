@@ -8,7 +8,10 @@ use std::path::PathBuf;
 
 pub const LONG_ABOUT: &str = "\
 Check that SPEC builds the same bytes whatever the machine it is built on, the way reproducible-\
-builds projects check packages with reprotest.
+builds projects check packages with reprotest. SPEC is an image spec (TOML or JSON: the layout, \
+size and contents of a disk image; see `reprodisk build --help` and the README). A build is \
+reproducible when the same spec and input files give byte-identical output anywhere, which lets \
+anyone confirm that a published image was built from the sources it claims.
 
 The audit builds SPEC once as a control, then again under each variation below (each alone, \
 then all together), every time by running this reprodisk binary as a separate process with \
@@ -29,6 +32,12 @@ and field (e.g. `partition 2 ext4 superblock s_uuid`), as `reprodisk diff` does.
 folder's own path and the spec's path as typed are not counted as differences: they say where \
 a build ran, not what it built. A variation that cannot run on this machine (no faketime, not \
 root, no namespaces) is reported as not run, with the reason.
+
+The report is a table with one row per build: `reproduced`, `DIFFERS` (with the files that \
+differ and the first differing field), `FAILED` (the build broke under that variation) or `not \
+run`, followed by each difference explained and how long the audit took. --json gives the same \
+for programs; --html writes a page with a map of the disk (partitions to scale, filesystem \
+metadata, journal and file data, differing bytes marked in red) for people.
 
 With --against IMAGE, the audit is the independent rebuilder's check instead: it reads the \
 manifest.json beside IMAGE (written by `reprodisk build`), checks that every input it lists \
