@@ -5,14 +5,16 @@
 //! ext4 plan of that tree, for `diskSize = "auto"`), lays out the partitions and plans the
 //! root filesystem for its partition. [`build`] then writes the partition tables and the root
 //! filesystem into a sparse temporary file and renames it into place.
-//! - [`write_boot_filesystems`]: today leaves the FAT partitions unformatted (holes);
-//!   [`pending`] lists what is not written, and `plan`, `build` and the manifest report it.
+//! - [`write_boot_filesystems`]: writes every FAT partition as `boot::esp` planned it
+//!   (loader, configs, kernel, initrd); [`pending`] lists what is still not written, and
+//!   `plan`, `build` and the manifest report it.
 
+use crate::boot::esp::{self, BootError, BootPlan, BootReport};
 use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
-use crate::layout::{self, Content, LayoutError, Plan, RootFsBytes};
+use crate::layout::{self, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, FileRecord, Manifest, OutputRecord, SpecRecord};
-use crate::output::{MANIFEST, OutputError, Stage};
+use crate::output::{HYDRA_PRODUCTS, MANIFEST, OutputError, Stage};
 use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
 use crate::rootfs::{self, RootFsError, RootTree};
@@ -33,6 +35,8 @@ pub enum BuildError {
     RootFs(#[from] RootFsError),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
     #[error("{action} `{path}`: {error}")]
@@ -51,6 +55,8 @@ pub struct PlanReport {
     pub format: Format,
     pub source_date_epoch: SourceDateEpoch,
     pub plan: Plan,
+    /// Boot loader, kernel, FAT filesystems and boot-loader inputs.
+    pub boot: BootReport,
     /// Parts reprodisk does not write yet.
     pub pending: Vec<String>,
 }
@@ -165,20 +171,8 @@ impl SeedUsage {
 }
 
 /// What this version leaves unwritten for `plan`; empty once every writer has landed.
-pub fn pending(spec: &Spec, plan: &Plan) -> Vec<String> {
-    let mut v = Vec::new();
-    for p in &plan.partitions {
-        if let Content::Fat { label, .. } = &p.content {
-            v.push(format!(
-                "FAT filesystem {label} on partition {}: not written yet (FAT writer pending); left as zeros",
-                p.number
-            ));
-        }
-    }
-    if spec.install_boot_loader {
-        v.push("boot loader: not installed yet (boot loader work pending)".to_string());
-    }
-    v
+pub fn pending(boot: &BootPlan) -> Vec<String> {
+    boot.pending.clone()
 }
 
 /// Refuses what this version cannot produce, before anything is written.
@@ -210,6 +204,7 @@ pub struct Prepared {
     pub report: PlanReport,
     pub root: RootTree,
     pub ext4: Ext4Plan,
+    pub boot: BootPlan,
 }
 
 /// Reads the sources, sizes and lays out the disk and plans the root filesystem. Every error
@@ -232,14 +227,16 @@ pub fn prepare_in(
     let plan = layout::plan(spec, root_fs)?;
     let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
     let ext4 = rootfs::plan_exact(&root.tree, &opts, plan.root_bytes)?;
+    let boot = esp::plan(spec, &plan, &root.tree)?;
     let report = PlanReport {
         output_file: output_file_name(spec),
         format: spec.format,
         source_date_epoch: spec.source_date_epoch,
-        pending: pending(spec, &plan),
+        pending: pending(&boot),
+        boot: boot.report.clone(),
         plan,
     };
-    Ok(Prepared { report, root, ext4 })
+    Ok(Prepared { report, root, ext4, boot })
 }
 
 /// The plan for `spec`, with everything `reprodisk plan` shows.
@@ -271,15 +268,21 @@ pub fn write_root_filesystem(
     Ok(())
 }
 
-/// Seam: writes the FAT filesystems of the boot partitions. Today it leaves them as holes.
+/// Writes the planned FAT filesystems into their partitions' byte ranges.
 pub fn write_boot_filesystems(
-    _spec: &Spec,
-    plan: &Plan,
-    _image: &mut Image,
+    boot: &BootPlan,
+    image: &mut Image,
     progress: &Progress,
 ) -> Result<(), BuildError> {
-    if plan.partitions.iter().any(|p| matches!(p.content, Content::Fat { .. })) {
-        progress.stage("FAT boot filesystems: not written yet (FAT writer pending)");
+    for f in &boot.fat {
+        let task = progress.bytes(
+            &format!("writing the {} FAT filesystem", f.label),
+            f.plan.used_clusters as u64 * f.plan.geometry.cluster_bytes(),
+        );
+        f.plan
+            .write(&mut image.writer(), f.offset, &mut |n| task.inc(n))
+            .map_err(|error| BootError::Fat { label: f.label, partition: f.number, error })?;
+        task.finish();
     }
     Ok(())
 }
@@ -310,7 +313,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let mut image = Image::create(&staged_image, plan.disk_bytes).map_err(io("creating", &staged_image))?;
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
-    write_boot_filesystems(spec, &plan, &mut image, progress)?;
+    write_boot_filesystems(&prepared.boot, &mut image, progress)?;
     write_root_filesystem(&prepared, &mut image, progress)?;
 
     let task = progress.bytes("hashing the image", plan.disk_bytes);
@@ -321,7 +324,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     task.finish();
     image.commit().map_err(io("writing", &staged_image))?;
 
-    let products = stage.path_for("nix-support/hydra-build-products")?;
+    let products = stage.path_for(HYDRA_PRODUCTS)?;
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
@@ -330,13 +333,18 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let mut files = Vec::new();
     for name in stage.names().filter(|n| *n != MANIFEST) {
         let path = stage.dir().join(name);
+        if name == HYDRA_PRODUCTS {
+            // It names the output folder; see `FileRecord`.
+            files.push(FileRecord { name: name.to_string(), bytes: None, sha256: None });
+            continue;
+        }
         let bytes = std::fs::metadata(&path).map_err(io("reading", &path))?.len();
         let sha256 = if name == file_name {
             sha256.clone()
         } else {
             manifest::sha256_file(&path).map_err(io("hashing", &path))?
         };
-        files.push(FileRecord { name: name.to_string(), bytes, sha256 });
+        files.push(FileRecord { name: name.to_string(), bytes: Some(bytes), sha256: Some(sha256) });
     }
     let manifest = Manifest {
         reprodisk_version: env!("CARGO_PKG_VERSION"),
@@ -348,6 +356,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         source_date_epoch: spec.source_date_epoch,
         not_written: prepared.report.pending.clone(),
         inputs,
+        boot: prepared.report.boot.clone(),
         output: OutputRecord {
             file: file_name.clone(),
             format: spec.format.hydra_name(),
@@ -400,9 +409,9 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&out.manifest_path).unwrap()).unwrap();
         assert_eq!(m["source_date_epoch"], json!({"value": 315532800, "origin": "default"}));
         assert_eq!(m["spec"]["resolved"]["partition_table_type"], "hybrid");
-        // The root filesystem is written; only the FAT partition is still pending.
-        assert_eq!(m["not_written"].as_array().unwrap().len(), 1, "{}", m["not_written"]);
-        assert!(m["not_written"][0].as_str().unwrap().contains("FAT writer pending"));
+        // Every partition is written now: the FAT ESP (empty without a system) and the root.
+        assert_eq!(m["not_written"], json!([]));
+        assert_eq!(m["boot"]["fat"][0]["label"], "ESP");
     }
 
     #[test]

@@ -325,6 +325,33 @@ pub fn render_plan(r: &PlanReport) -> String {
     if p.partitions.is_empty() {
         s += &format!("root filesystem: the whole disk ({} bytes)\n", p.root_bytes);
     }
+    for f in &r.boot.fat {
+        s += &format!(
+            "FAT filesystem \"{}\" on partition {}: {}, {}-byte clusters, volume ID {}, {} files, {} clusters free\n",
+            f.label,
+            f.partition,
+            f.fat_type.name(),
+            f.cluster_bytes,
+            f.volume_id,
+            f.files.len(),
+            f.free_clusters
+        );
+    }
+    if let Some(l) = r.boot.loader {
+        s += &format!(
+            "boot loader: {}\n",
+            serde_json::to_value(l).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+        );
+    }
+    if let Some(k) = &r.boot.kernel {
+        s += &format!("kernel: {} ({})\n", k.name, k.from);
+    }
+    if let Some(i) = &r.boot.initrd {
+        s += &format!("initrd: {} ({})\n", i.name, i.from);
+    }
+    if let Some(c) = &r.boot.cmdline {
+        s += &format!("kernel command line: {c}\n");
+    }
     for n in &r.pending {
         s += &format!("{n}\n");
     }

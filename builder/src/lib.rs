@@ -2,11 +2,12 @@
 //!
 //! The pipeline is spec -> plan -> image: [`spec`] parses and validates the user's TOML or
 //! JSON, [`layout`] computes the partition geometry and every ID, [`tree`] merges the source
-//! trees into one in-memory file tree, [`fs`] holds the filesystem writers (ext4), [`ptable`]
+//! trees into one in-memory file tree, [`fs`] holds the filesystem writers (ext4, FAT), [`boot`] the boot loaders, [`ptable`]
 //! writes the partition tables, [`format`] the output file, and [`build`] ties them together.
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod boot;
 pub mod build;
 pub mod cleanup;
 pub mod cli;

@@ -166,7 +166,7 @@ fn project(t: &Path, layout: &str) -> PathBuf {
     std::fs::write(
         &spec,
         format!(
-            "partition_table_type = \"{layout}\"\ndisk_size = 48\nboot_size = \"16M\"\n[system]\nroot = \"root\"\n[[contents]]\nsource = \"motd\"\ntarget = \"/etc/motd\"\n"
+            "partition_table_type = \"{layout}\"\ndisk_size = 48\nboot_size = \"16M\"\ninstall_boot_loader = false\n[system]\nroot = \"root\"\n[[contents]]\nsource = \"motd\"\ntarget = \"/etc/motd\"\n"
         ),
     )
     .unwrap();

@@ -85,7 +85,20 @@ fn compare_file(a: &Side, pa: &str, b: &Side, pb: &str) -> FileResult {
 /// that every format the verifier learns to read is diffed here too.
 pub fn structural_diff(a: &Path, b: &Path) -> anyhow::Result<DiffReport> {
     let (ia, ib) = (crate::cli::open_image(a)?, crate::cli::open_image(b)?);
-    Ok(glue::diff_images(&ia, &ib)?)
+    Ok(contain_panic("the structural diff", || glue::diff_images(&ia, &ib))??)
+}
+
+/// Runs a verifier call so that a bug in it (a panic) becomes an explanation that says so
+/// instead of losing the audit's whole report.
+pub fn contain_panic<T>(what: &str, f: impl FnOnce() -> T) -> anyhow::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        anyhow::anyhow!("{what} panicked (a verifier bug, please report it): {msg}")
+    })
 }
 
 /// The first differing field of a structural diff, as one line. Checksums change whenever

@@ -327,6 +327,7 @@ fn probe_faketime() -> Result<Faketime, String> {
         .arg("+%s")
         .env("LD_PRELOAD", &ft.library)
         .env("FAKETIME", &ft.shift)
+        .env("FAKETIME_DISABLE_SHM", "1")
         .output()
         .map_err(|e| format!("cannot run `date` under libfaketime: {e}"))?;
     let shifted: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
@@ -505,7 +506,11 @@ pub fn unreadable_as_nobody(paths: &[PathBuf]) -> Result<(), String> {
         "--clear-groups".into(),
         "--".into(),
     ]);
+    // Symlinks are never followed by the builder, so their targets need not be readable.
     cmd.arg("find").args(paths).args([
+        "!",
+        "-type",
+        "l",
         "(",
         "!",
         "-readable",

@@ -82,7 +82,12 @@ impl DiskMap {
             Ok(r) => r,
             Err(e) => return DiskMap { note: Some(format!("{e:#}")), ..DiskMap::default() },
         };
-        let ins = glue::inspect(&r, None);
+        let ins = match crate::audit::compare::contain_panic("reading the image for the disk map", || {
+            glue::inspect(&r, None)
+        }) {
+            Ok(ins) => ins,
+            Err(e) => return DiskMap { note: Some(format!("{e:#}")), ..DiskMap::default() },
+        };
         let mut map = DiskMap { size: reprodisk_verifier::bytes::ReadAt::len(&r), ..DiskMap::default() };
         for p in &ins.report.table.partitions {
             let fs = ins.report.filesystems.iter().find(|f| f.partition == Some(p.number));
