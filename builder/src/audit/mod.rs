@@ -250,10 +250,18 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
         }
     };
     // One line per build on stderr, so a long audit shows it is moving (stdout stays the report).
-    let run = |job: &Job| {
+    let run = |job: &Job, gate: &runner::Gate| {
         eprintln!("audit: building {} ({})", job.name, describe(&job.variations));
         let t = Instant::now();
         let end = runner::run_build(&exe, &spec_path, &job.inv, &base);
+        // A build identical to the control is removed at once, so that the disk holds the
+        // control and the builds in progress, not every build of the audit.
+        if let (false, BuildEnd::Built(set), Some(BuildEnd::Built(control))) =
+            (job.variations.is_empty(), &end, gate.control_if_done())
+            && same_outputs(&control, set)
+        {
+            runner::remove_build(&job.inv.root);
+        }
         let how = match &end {
             BuildEnd::Built(_) => "built",
             BuildEnd::Failed(_) => "failed",
@@ -341,6 +349,26 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
 }
 
 pub use compare::Side;
+
+/// Every file of `b` has the digest (raw or normalised) of the same file of `a`, and the
+/// other way round; the image is matched by the manifest's name on each side.
+fn same_outputs(a: &OutputSet, b: &OutputSet) -> bool {
+    let (ia, ib) = (control_image(a), control_image(b));
+    let key = |image: &Option<String>, p: &str| {
+        if image.as_deref() == Some(p) { "<image>".to_string() } else { p.to_string() }
+    };
+    let map =
+        |set: &OutputSet, image: &Option<String>| -> std::collections::BTreeMap<String, runner::FileDigest> {
+            set.files.iter().map(|(p, d)| (key(image, p), d.clone())).collect()
+        };
+    let (ma, mb) = (map(a, &ia), map(b, &ib));
+    ma.len() == mb.len()
+        && ma.iter().all(|(k, da)| {
+            mb.get(k).is_some_and(|db| {
+                da.sha256 == db.sha256 || (da.normalised.is_some() && da.normalised == db.normalised)
+            })
+        })
+}
 
 /// The image file of an output set: the manifest's `output.file`, else the largest file.
 pub fn control_image(set: &OutputSet) -> Option<String> {

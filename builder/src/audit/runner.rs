@@ -746,7 +746,7 @@ pub fn run_pool(
     jobs: &mut [Job],
     workers: usize,
     before: &(dyn Fn(&mut Job, &Gate) + Sync),
-    run: &(dyn Fn(&Job) -> BuildEnd + Sync),
+    run: &(dyn Fn(&Job, &Gate) -> BuildEnd + Sync),
 ) -> Vec<Finished> {
     let next = Mutex::new(0usize);
     let gate = Gate::default();
@@ -768,7 +768,7 @@ pub fn run_pool(
                     before(&mut job, &gate);
                     let end = match &job.blocked {
                         Some(why) => BuildEnd::NotRun(why.clone()),
-                        None => run(&job),
+                        None => run(&job, &gate),
                     };
                     if i == 0 {
                         gate.open(&end);
