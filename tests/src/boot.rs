@@ -59,6 +59,9 @@ pub const MATRIX: &[Case] = &[
     case("efi", "kernel", "direct-partuuid", "raw", "efi-partuuid"),
     case("efixbootldr", "kernel", "direct", "raw", "efixbootldr"),
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
+    case("legacy", "seabios", "grub", "raw", "legacy"),
+    case("legacy+gpt", "seabios", "grub", "raw", "legacy-gpt"),
+    case("hybrid", "seabios", "grub", "raw", "hybrid"),
     case("efi", "ovmf", "systemd-boot", "raw", "efi"),
     case("efixbootldr", "ovmf", "systemd-boot", "raw", "efixbootldr"),
     case("hybrid", "ovmf", "systemd-boot", "raw", "hybrid-sdboot"),
@@ -90,12 +93,12 @@ impl Case {
 
 /// The per-boot timeout: `REPRODISK_BOOT_TIMEOUT` seconds, else 120 (the guest needs well
 /// under 20 s under TCG on an idle core; the margin is for a loaded machine).
-fn timeout() -> Duration {
+pub(crate) fn timeout() -> Duration {
     let s = std::env::var("REPRODISK_BOOT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
     Duration::from_secs(s)
 }
 
-fn run_dir(name: &str) -> PathBuf {
+pub(crate) fn run_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("boot-logs")
         .join(name.replace("::", "-").replace('+', "_"))
