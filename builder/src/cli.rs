@@ -95,6 +95,9 @@ and field, e.g. `partition 2 ext4 superblock s_wtime: 0 vs 1732550400`, an inode
 file's data or the order of a FAT directory. Ranges no structure explains are shown as hex. \
 Exit code 0 when the images are identical, 1 when they differ.")]
     Diff(DiffArgs),
+    /// Check that a spec builds bit for bit the same under perturbed host conditions, or rebuild an existing image
+    #[command(long_about = crate::audit::cli::LONG_ABOUT, after_help = crate::audit::cli::AFTER_HELP)]
+    Audit(crate::audit::cli::AuditArgs),
     /// Boot an image under QEMU (SeaBIOS, OVMF or a direct kernel boot) and wait for a pattern
     #[command(long_about = crate::cli_boot::LONG_ABOUT, after_help = crate::cli_boot::AFTER_HELP)]
     Boot(crate::cli_boot::BootArgs),
@@ -191,14 +194,16 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Plan(a) => run_plan(a).map(|()| Outcome::Ok),
         Command::Verify(a) => run_verify(a),
         Command::Diff(a) => run_diff(a),
+        Command::Audit(a) => crate::audit::cli::run(a),
         Command::Boot(a) => crate::cli_boot::run(a),
     }
 }
 
-/// Opens an image file of any format as the disk it holds: every format's tables (and
+/// Opens an image file of any format as the disk it holds (the one entry point of `verify`,
+/// `diff` and `audit`): every format's tables (and
 /// every compressed cluster) are read and checked here, so a corrupt container is an error
 /// naming the structure before any disk-level check runs.
-fn open_image(path: &std::path::Path) -> anyhow::Result<VirtualDisk<ImageFile>> {
+pub fn open_image(path: &std::path::Path) -> anyhow::Result<VirtualDisk<ImageFile>> {
     let file = ImageFile::open(path).with_context(|| format!("opening image `{}`", path.display()))?;
     let disk = VirtualDisk::open(file).with_context(|| format!("reading image `{}`", path.display()))?;
     if let VirtualDisk::Qcow2(q) = &disk {

@@ -6,6 +6,7 @@
 //! writes the partition tables, [`format`] the output file, and [`build`] ties them together.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod boot;
 pub mod build;
 pub mod cleanup;
