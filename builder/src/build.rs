@@ -13,7 +13,8 @@ use crate::boot::esp::{self, BootError, BootPlan, BootReport};
 use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, LayoutError, Plan, RootFsBytes};
-use crate::manifest::{self, Manifest, OutputRecord, SpecRecord};
+use crate::manifest::{self, FileRecord, Manifest, OutputRecord, SpecRecord};
+use crate::output::{HYDRA_PRODUCTS, MANIFEST, OutputError, Stage};
 use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
 use crate::rootfs::{self, RootFsError, RootTree};
@@ -34,6 +35,8 @@ pub enum BuildError {
     RootFs(#[from] RootFsError),
     #[error(transparent)]
     Boot(#[from] BootError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
     #[error("{action} `{path}`: {error}")]
@@ -207,8 +210,18 @@ pub struct Prepared {
 /// Reads the sources, sizes and lays out the disk and plans the root filesystem. Every error
 /// about the spec or its inputs surfaces here, before anything is written.
 pub fn prepare(spec: &Spec, progress: &Progress) -> Result<Prepared, BuildError> {
+    prepare_in(spec, progress, None)
+}
+
+/// [`prepare`] with the scratch files of compressed archives in `scratch_dir` (the build's
+/// stage, so that they go with it) instead of the system's temporary folder.
+pub fn prepare_in(
+    spec: &Spec,
+    progress: &Progress,
+    scratch_dir: Option<&Path>,
+) -> Result<Prepared, BuildError> {
     progress.stage("reading the sources");
-    let root = rootfs::ingest(spec)?;
+    let root = rootfs::ingest(spec, scratch_dir)?;
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
     let root_fs = root_fs_bytes(spec, &root)?;
     let plan = layout::plan(spec, root_fs)?;
@@ -275,10 +288,12 @@ pub fn write_boot_filesystems(
 }
 
 /// Builds the image of `spec` into `out_dir`: `<baseName>.img`, `nix-support/hydra-build-products`
-/// and `manifest.json`. Each file appears under its final name only when complete.
+/// and `manifest.json`, staged and committed as one set ([`crate::output`]): on any error
+/// the folder keeps the set it had.
 pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOutput, BuildError> {
     check_supported(spec)?;
-    let prepared = prepare(spec, progress)?;
+    let mut stage = Stage::begin(out_dir)?;
+    let prepared = prepare_in(spec, progress, Some(stage.dir()))?;
     let plan = prepared.report.plan.clone();
     // A spec built in memory (Spec::from_value) has no file: its digest is over its JSON.
     let spec_bytes = if spec.path.as_os_str().is_empty() {
@@ -292,12 +307,10 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     };
     let inputs = manifest::input_records(spec).map_err(io("hashing inputs of", &spec.path))?;
 
-    std::fs::create_dir_all(out_dir).map_err(io("creating", out_dir))?;
     let out_dir_abs = std::path::absolute(out_dir).map_err(io("resolving", out_dir))?;
     let file_name = output_file_name(spec);
-    let image_path = out_dir.join(&file_name);
-
-    let mut image = Image::create(&image_path, plan.disk_bytes).map_err(io("creating", &image_path))?;
+    let staged_image = stage.path_for(&file_name)?;
+    let mut image = Image::create(&staged_image, plan.disk_bytes).map_err(io("creating", &staged_image))?;
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
     write_boot_filesystems(&prepared.boot, &mut image, progress)?;
@@ -309,15 +322,30 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     file.seek(SeekFrom::Start(0)).map_err(io("reading", &tmp))?;
     let sha256 = manifest::sha256_reader(&mut *file, |n| task.inc(n)).map_err(io("reading", &tmp))?;
     task.finish();
-    let image_path = image.commit().map_err(io("renaming into place", &image_path))?;
+    image.commit().map_err(io("writing", &staged_image))?;
 
-    let support = out_dir.join("nix-support");
-    std::fs::create_dir_all(&support).map_err(io("creating", &support))?;
-    let products = support.join("hydra-build-products");
+    let products = stage.path_for(HYDRA_PRODUCTS)?;
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
 
+    let manifest_path = stage.path_for(MANIFEST)?;
+    let mut files = Vec::new();
+    for name in stage.names().filter(|n| *n != MANIFEST) {
+        let path = stage.dir().join(name);
+        if name == HYDRA_PRODUCTS {
+            // It names the output folder; see `FileRecord`.
+            files.push(FileRecord { name: name.to_string(), bytes: None, sha256: None });
+            continue;
+        }
+        let bytes = std::fs::metadata(&path).map_err(io("reading", &path))?.len();
+        let sha256 = if name == file_name {
+            sha256.clone()
+        } else {
+            manifest::sha256_file(&path).map_err(io("hashing", &path))?
+        };
+        files.push(FileRecord { name: name.to_string(), bytes: Some(bytes), sha256: Some(sha256) });
+    }
     let manifest = Manifest {
         reprodisk_version: env!("CARGO_PKG_VERSION"),
         spec: SpecRecord {
@@ -330,14 +358,14 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         inputs,
         boot: prepared.report.boot.clone(),
         output: OutputRecord {
-            file: file_name,
+            file: file_name.clone(),
             format: spec.format.hydra_name(),
             bytes: plan.disk_bytes,
             sha256,
         },
+        files,
         layout: plan,
     };
-    let manifest_path = out_dir.join("manifest.json");
     let mut json = serde_json::to_vec_pretty(&manifest).map_err(|e| BuildError::Io {
         action: "serialising",
         path: manifest_path.clone(),
@@ -345,8 +373,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     })?;
     json.push(b'\n');
     raw::write_atomic(&manifest_path, &json).map_err(io("writing", &manifest_path))?;
+    // The tree's scratch files live in the stage: release them before it goes.
+    drop(prepared);
+    stage.commit()?;
+    let image_path = out_dir.join(&file_name);
     progress.stage(&format!("wrote {}", image_path.display()));
-    Ok(BuildOutput { image: image_path, manifest_path, manifest })
+    Ok(BuildOutput { image: image_path, manifest_path: out_dir.join(MANIFEST), manifest })
 }
 
 #[cfg(test)]
@@ -391,7 +423,7 @@ mod tests {
         let file_as_dir = dir.path().join("file");
         std::fs::write(&file_as_dir, b"x").unwrap();
         let ok = spec(json!({"diskSize": 32}));
-        assert!(matches!(build(&ok, &file_as_dir, &Progress::quiet()), Err(BuildError::Io { .. })));
+        assert!(matches!(build(&ok, &file_as_dir, &Progress::quiet()), Err(BuildError::Output(_))));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file")]);
     }

@@ -147,6 +147,12 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Parses the command line, runs it and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Without the handlers a signal would leave the stage of a build behind; say so, go on.
+    if let Err(e) = crate::cleanup::install_signal_handlers() {
+        eprintln!(
+            "reprodisk: warning: cannot watch for SIGINT/SIGTERM/SIGHUP ({e}); an interrupted build leaves its stage folder for the next build to remove"
+        );
+    }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),

@@ -8,6 +8,7 @@
 
 pub mod boot;
 pub mod build;
+pub mod cleanup;
 pub mod cli;
 pub mod cli_boot;
 pub mod format;
@@ -15,6 +16,7 @@ pub mod fs;
 pub mod ids;
 pub mod layout;
 pub mod manifest;
+pub mod output;
 pub mod progress;
 pub mod ptable;
 pub mod rootfs;
