@@ -375,6 +375,44 @@ mod tests {
     }
 
     #[test]
+    fn root_param_forms() {
+        let plan_of = |v: serde_json::Value| {
+            let spec = Spec::from_value(v, std::path::Path::new("."), None).unwrap();
+            let plan = crate::layout::plan(&spec, None).unwrap();
+            root_param(spec.system.as_ref().unwrap(), &plan)
+        };
+        let sys = |dev: &str| serde_json::json!({"root": "r", "root_device": dev});
+        assert_eq!(
+            plan_of(serde_json::json!({"partitionTableType": "efi", "diskSize": 300, "system": sys("uuid")}))
+                .unwrap(),
+            "root=UUID=f222513b-ded1-49fa-b591-20ce86a2fe7f"
+        );
+        assert_eq!(
+            plan_of(
+                serde_json::json!({"partitionTableType": "efi", "diskSize": 300, "system": sys("partuuid")})
+            )
+            .unwrap(),
+            "root=PARTUUID=f222513b-ded1-49fa-b591-20ce86a2fe7f"
+        );
+        let mbr = plan_of(
+            serde_json::json!({"partitionTableType": "legacy", "diskSize": 64, "system": sys("partuuid")}),
+        )
+        .unwrap();
+        assert!(
+            mbr.starts_with("root=PARTUUID=")
+                && mbr.ends_with("-01")
+                && mbr.len() == "root=PARTUUID=".len() + 11,
+            "{mbr}"
+        );
+        assert!(matches!(
+            plan_of(
+                serde_json::json!({"partitionTableType": "none", "diskSize": 64, "system": sys("partuuid")})
+            ),
+            Err(KernelError::NoPartition)
+        ));
+    }
+
+    #[test]
     fn no_kernel_says_where_it_looked() {
         let t = tree(&[("/boot/config-6.1", b"x")], &[]);
         let e = auto_kernel(&t).unwrap_err().to_string();
