@@ -16,7 +16,7 @@ use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, LayoutError, Plan, RootFsBytes};
 use crate::manifest::{self, FileRecord, Manifest, OutputRecord, SpecRecord};
-use crate::output::{MANIFEST, OutputError, Stage};
+use crate::output::{HYDRA_PRODUCTS, MANIFEST, OutputError, Stage};
 use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
 use crate::rootfs::{self, RootFsError, RootTree};
@@ -334,7 +334,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         raw::write_atomic(&path, &v.bytes).map_err(io("writing", &path))?;
     }
 
-    let products = stage.path_for("nix-support/hydra-build-products")?;
+    let products = stage.path_for(HYDRA_PRODUCTS)?;
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
     raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
@@ -343,13 +343,18 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let mut files = Vec::new();
     for name in stage.names().filter(|n| *n != MANIFEST) {
         let path = stage.dir().join(name);
+        if name == HYDRA_PRODUCTS {
+            // It names the output folder; see `FileRecord`.
+            files.push(FileRecord { name: name.to_string(), bytes: None, sha256: None });
+            continue;
+        }
         let bytes = std::fs::metadata(&path).map_err(io("reading", &path))?.len();
         let sha256 = if name == file_name {
             sha256.clone()
         } else {
             manifest::sha256_file(&path).map_err(io("hashing", &path))?
         };
-        files.push(FileRecord { name: name.to_string(), bytes, sha256 });
+        files.push(FileRecord { name: name.to_string(), bytes: Some(bytes), sha256: Some(sha256) });
     }
     let manifest = Manifest {
         reprodisk_version: env!("CARGO_PKG_VERSION"),

@@ -32,11 +32,16 @@ pub struct Manifest {
 }
 
 /// One file of the output set, by its name relative to the output folder.
+///
+/// `nix-support/hydra-build-products` names the image by its absolute path, as make-disk-image
+/// writes it, so its bytes depend on where the output folder is: it is listed (it belongs to
+/// the set) with `bytes` and `sha256` null, so that the manifest stays a function of the spec
+/// and the inputs wherever the build is written.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileRecord {
     pub name: String,
-    pub bytes: u64,
-    pub sha256: String,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

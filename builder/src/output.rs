@@ -45,6 +45,8 @@ use crate::cleanup;
 pub const STAGE_PREFIX: &str = ".reprodisk-stage-";
 /// The commit marker of an output set.
 pub const MANIFEST: &str = "manifest.json";
+/// The Hydra products file make-disk-image writes beside the image.
+pub const HYDRA_PRODUCTS: &str = "nix-support/hydra-build-products";
 /// Where the old set is kept inside the stage while a commit runs.
 const OLD: &str = ".old";
 

@@ -46,8 +46,7 @@ const fn case(
 ///
 /// Planned, as the other branches land (their specs are already in `fixtures/specs/`):
 /// - grubbios: `legacy`, `legacy+boot`, `legacy+gpt`, `hybrid` on `seabios` with `grub`;
-/// - uefi: `efi`, `efixbootldr`, `hybrid` on `ovmf` with `systemd-boot`; `efi-grub` on `ovmf`
-///   with `grub`; `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
+/// - efivars: `efi-touch-efivars` on `ovmf` with its own `efi-vars.fd`;
 /// - formats: `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` on `seabios` and `ovmf`;
 /// - negatives (see [`NEGATIVE`]): `efi` on `seabios`, `legacy` on `ovmf`.
 pub const MATRIX: &[Case] = &[
@@ -60,6 +59,11 @@ pub const MATRIX: &[Case] = &[
     case("efi", "kernel", "direct-partuuid", "raw", "efi-partuuid"),
     case("efixbootldr", "kernel", "direct", "raw", "efixbootldr"),
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
+    case("efi", "ovmf", "systemd-boot", "raw", "efi"),
+    case("efixbootldr", "ovmf", "systemd-boot", "raw", "efixbootldr"),
+    case("hybrid", "ovmf", "systemd-boot", "raw", "hybrid-sdboot"),
+    case("efi", "ovmf", "grub", "raw", "efi-grub"),
+    case("hybrid", "ovmf", "grub", "raw", "hybrid"),
 ];
 
 /// A boot that must fail, and a text the failure must contain.

@@ -119,9 +119,36 @@ pub struct ImageFile {
 }
 
 impl ImageFile {
+    /// Opens a regular file or a block device. Anything else (a directory, a FIFO, a socket,
+    /// a character device) is refused with `InvalidInput` before it is opened, so that a FIFO
+    /// cannot block the open or the reads.
     pub fn open(path: &std::path::Path) -> std::io::Result<Self> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
+        use std::os::unix::fs::FileTypeExt;
+        let kind = std::fs::metadata(path)?.file_type();
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else {
+            ""
+        };
+        if !what.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{what}, not a disk image: give a regular file or a block device"),
+            ));
+        }
+        let mut file = File::open(path)?;
+        // A block device's metadata says 0 bytes; its end says how large it is.
+        let len = if kind.is_block_device() {
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?
+        } else {
+            file.metadata()?.len()
+        };
         Ok(ImageFile { file, len })
     }
 }

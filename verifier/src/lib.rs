@@ -18,6 +18,7 @@ pub mod expect;
 pub mod ext4;
 pub mod fat;
 pub mod fields;
+pub mod files;
 pub mod glue;
 pub mod gpt;
 pub mod guid;
@@ -26,5 +27,6 @@ pub mod lints;
 pub mod mbr;
 pub mod regions;
 pub mod report;
+pub mod shown;
 
 pub use error::{Error, Result};

@@ -92,7 +92,8 @@ fn expect_corrupt(r: Result<Vec<Entry>, Error>, structure: &str, what: &str) {
 }
 
 fn entry<'a>(entries: &'a [Entry], path: &str) -> &'a Entry {
-    entries.iter().find(|e| e.path == path.as_bytes()).unwrap()
+    let i = reprodisk_verifier::ext4::walk::find(entries, path.as_bytes()).unwrap();
+    &entries[i]
 }
 
 /// Byte offset of inode `ino` in `img`.

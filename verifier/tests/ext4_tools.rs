@@ -8,7 +8,7 @@ mod ext4_util;
 use ext4_util::*;
 use reprodisk_verifier::bytes::{ImageFile, ReadAt};
 use reprodisk_verifier::ext4::summary::uuid_string;
-use reprodisk_verifier::ext4::{Entry, Ext4, FileType, Superblock};
+use reprodisk_verifier::ext4::{Entry, Ext4, FileType, Superblock, walk};
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -302,10 +302,10 @@ fn check_groups(img: &Path, fs: &Ext4<ImageFile>, owners: &reprodisk_verifier::e
 fn check_debugfs(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
     let inos: Vec<u32> = entries.iter().map(|e| e.ino).collect::<BTreeSet<_>>().into_iter().collect();
     let stats = debugfs_stats(img, &inos);
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         let st = &stats[&e.ino];
         let inode = fs.inode(e.ino).unwrap();
-        let where_ = format!("{} inode {} {}", img.display(), e.ino, String::from_utf8_lossy(&e.path));
+        let where_ = format!("{} inode {} {}", img.display(), e.ino, walk::shown_path(entries, i));
         let f = |k: &str| {
             st.fields.get(k).unwrap_or_else(|| panic!("{where_}: debugfs printed no `{k}`: {st:?}")).clone()
         };
@@ -415,8 +415,9 @@ fn check_rdump(img: &Path, fs: &Ext4<ImageFile>, entries: &[Entry]) {
     let out = tempfile::tempdir().unwrap();
     run_ok("debugfs", &["-R", &format!("rdump / {}", out.path().display()), img.to_str().unwrap()]);
     let mut files = 0;
-    for e in entries {
-        let host = out.path().join(std::ffi::OsStr::from_bytes(&e.path[1..]));
+    for (i, e) in entries.iter().enumerate() {
+        let path = walk::path(entries, i);
+        let host = out.path().join(std::ffi::OsStr::from_bytes(&path[1..]));
         match e.file_type {
             FileType::Regular => {
                 let theirs = std::fs::read(&host)
@@ -468,13 +469,13 @@ fn populated(args: &[&str], mib: u64) -> (tempfile::TempDir, Vec<Entry>, std::pa
     populate(&src);
     let img = mkfs(tmp.path(), "fs.img", mib, args, Some(&src));
     let entries = check_image(&img);
-    let paths: BTreeSet<Vec<u8>> = entries.iter().map(|e| e.path.clone()).collect();
+    let paths: BTreeSet<Vec<u8>> = (0..entries.len()).map(|i| walk::path(&entries, i)).collect();
     assert_eq!(paths, source_paths(&src), "the walk lists other paths than the source tree");
     (tmp, entries, img)
 }
 
 fn by_path<'a>(entries: &'a [Entry], p: &str) -> &'a Entry {
-    entries.iter().find(|e| e.path == p.as_bytes()).unwrap_or_else(|| panic!("{p} not in the walk"))
+    walk::find(entries, p.as_bytes()).map(|i| &entries[i]).unwrap_or_else(|| panic!("{p} not in the walk"))
 }
 
 #[test]

@@ -66,7 +66,11 @@ impl<R: ReadAt> Ext4<R> {
         let mut seen = HashSet::new();
         for e in entries {
             if e.file_type == FileType::Directory && seen.insert(e.ino) {
-                dirs_per_group[((e.ino - 1) / sb.s_inodes_per_group) as usize] += 1;
+                // The walk only yields inodes that `inode()` accepted (1..=s_inodes_count).
+                let g = (e.ino.saturating_sub(1) / sb.s_inodes_per_group.max(1)) as usize;
+                if let Some(d) = dirs_per_group.get_mut(g) {
+                    *d += 1;
+                }
             }
         }
         let mut totals = BitmapTotals { free_blocks: 0, free_inodes: 0, used_dirs: 0 };
@@ -75,7 +79,7 @@ impl<R: ReadAt> Ext4<R> {
             let first = sb.group_first_block(g);
             let n = sb.blocks_in_group(g);
             let free = if gd.block_uninit() {
-                n - owners.owned_in(first, first + n)
+                n.saturating_sub(owners.owned_in(first, first.saturating_add(n)))
             } else {
                 let what = format!("ext4 block bitmap of group {g}");
                 let raw = self.read_block(gd.bg_block_bitmap, &what)?;
@@ -129,9 +133,17 @@ impl<R: ReadAt> Ext4<R> {
             totals.free_blocks += free;
 
             let ipg = u64::from(sb.s_inodes_per_group);
+            // Inode numbers of this group: `base + 1 ..= base + ipg` (u64, so no overflow).
+            let base = g * ipg;
+            let in_group = |from: u64| {
+                let lo = u32::try_from(from).unwrap_or(u32::MAX);
+                let hi = u32::try_from(base + ipg).unwrap_or(u32::MAX);
+                // An empty range (`from` past the group) asks nothing; BTreeSet::range would
+                // panic on it.
+                if from > base + ipg { None } else { used_inodes.range(lo..=hi).next().copied() }
+            };
             let free_inodes = if gd.inode_uninit() {
-                let base = (g * ipg) as u32;
-                if let Some(ino) = used_inodes.range(base + 1..=base + ipg as u32).next() {
+                if let Some(ino) = in_group(base + 1) {
                     return Err(Error::corrupt(
                         format!("ext4 group descriptor {g}"),
                         None,
@@ -153,7 +165,7 @@ impl<R: ReadAt> Ext4<R> {
                 )?;
                 let mut free = 0;
                 for i in 0..ipg {
-                    let ino = (g * ipg + i + 1) as u32;
+                    let ino = u32::try_from(base + i + 1).unwrap_or(u32::MAX);
                     let used = bit(&raw, i);
                     let reached = used_inodes.contains(&ino);
                     match (used, reached) {
@@ -198,9 +210,8 @@ impl<R: ReadAt> Ext4<R> {
                         format!("bg_itable_unused {unused} exceeds s_inodes_per_group {ipg}"),
                     ));
                 }
-                let base = (g * ipg) as u32;
-                let first_unused = base + (ipg - unused) as u32 + 1;
-                if let Some(ino) = used_inodes.range(first_unused..=base + ipg as u32).next() {
+                // `unused == 0` (a full inode table) leaves nothing to check.
+                if let Some(ino) = in_group(base + (ipg - unused) + 1) {
                     return Err(Error::corrupt(
                         format!("ext4 group descriptor {g}"),
                         None,
@@ -208,17 +219,18 @@ impl<R: ReadAt> Ext4<R> {
                     ));
                 }
             }
-            if dirs_per_group[g as usize] != u64::from(gd.bg_used_dirs_count) {
+            let dirs = dirs_per_group.get(g as usize).copied().unwrap_or(0);
+            if dirs != u64::from(gd.bg_used_dirs_count) {
                 return Err(Error::corrupt(
                     format!("ext4 group descriptor {g}"),
                     None,
                     format!(
                         "bg_used_dirs_count is {}, the tree has {} directories in the group",
-                        gd.bg_used_dirs_count, dirs_per_group[g as usize]
+                        gd.bg_used_dirs_count, dirs
                     ),
                 ));
             }
-            totals.used_dirs += dirs_per_group[g as usize];
+            totals.used_dirs += dirs;
         }
         if totals.free_blocks != sb.s_free_blocks_count {
             return Err(Error::corrupt(

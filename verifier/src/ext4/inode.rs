@@ -63,6 +63,19 @@ impl FileType {
         })
     }
 
+    /// The type as a person names it: "regular file", "directory".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileType::Fifo => "FIFO",
+            FileType::CharDevice => "character device",
+            FileType::Directory => "directory",
+            FileType::BlockDevice => "block device",
+            FileType::Regular => "regular file",
+            FileType::Symlink => "symlink",
+            FileType::Socket => "socket",
+        }
+    }
+
     /// The directory entry `file_type` code for this type.
     pub fn dirent_code(self) -> u8 {
         match self {

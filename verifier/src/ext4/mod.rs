@@ -32,6 +32,8 @@ pub mod inode;
 pub mod journal;
 pub mod locate;
 pub mod owner;
+pub mod report;
+pub mod section;
 pub mod summary;
 pub mod superblock;
 pub mod walk;

@@ -50,28 +50,45 @@ pub enum Owner {
     /// Data of a regular file or a slow symlink.
     FileData {
         ino: u32,
-        path: Vec<u8>,
+        path: ShownPath,
     },
     /// A directory block (entries or hash index).
     DirBlock {
         ino: u32,
-        path: Vec<u8>,
+        path: ShownPath,
     },
     /// An extent tree block or indirect block of a file.
     BlockMapBlock {
         ino: u32,
-        path: Vec<u8>,
+        path: ShownPath,
     },
     /// An extended attribute block (possibly shared; the first path found).
     XattrBlock {
         ino: u32,
-        path: Vec<u8>,
+        path: ShownPath,
     },
+}
+
+/// A file's path as [`super::walk::shown_path`] shows it (bounded), shared by every range
+/// the file owns so that a file of many extents holds its path once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownPath(pub std::sync::Arc<str>);
+
+impl fmt::Display for ShownPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for ShownPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
 }
 
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = |p: &Vec<u8>| String::from_utf8_lossy(p).into_owned();
+        let p = |p: &ShownPath| p.to_string();
         match self {
             Owner::Superblock { group: 0 } => write!(f, "superblock"),
             Owner::Superblock { group } => write!(f, "superblock backup in group {group}"),
@@ -257,11 +274,12 @@ impl<R: ReadAt> Ext4<R> {
         }
         let mut seen_ino = HashSet::new();
         let mut seen_xattr = HashSet::new();
-        for e in entries {
+        for (i, e) in entries.iter().enumerate() {
             if !seen_ino.insert(e.ino) {
                 continue;
             }
-            let data = |ino, path: Vec<u8>| {
+            let path = ShownPath(super::walk::shown_path(entries, i).into());
+            let data = |ino, path: ShownPath| {
                 if e.file_type == FileType::Directory {
                     Owner::DirBlock { ino, path }
                 } else {
@@ -269,13 +287,13 @@ impl<R: ReadAt> Ext4<R> {
                 }
             };
             for x in &e.extents {
-                v.push(OwnedRange { start: x.physical, len: x.len, owner: data(e.ino, e.path.clone()) });
+                v.push(OwnedRange { start: x.physical, len: x.len, owner: data(e.ino, path.clone()) });
             }
             for &b in &e.map_blocks {
                 v.push(OwnedRange {
                     start: b,
                     len: 1,
-                    owner: Owner::BlockMapBlock { ino: e.ino, path: e.path.clone() },
+                    owner: Owner::BlockMapBlock { ino: e.ino, path: path.clone() },
                 });
             }
             if let Some(b) = e.xattr_block
@@ -284,7 +302,7 @@ impl<R: ReadAt> Ext4<R> {
                 v.push(OwnedRange {
                     start: b,
                     len: 1,
-                    owner: Owner::XattrBlock { ino: e.ino, path: e.path.clone() },
+                    owner: Owner::XattrBlock { ino: e.ino, path: path.clone() },
                 });
             }
         }

@@ -1,6 +1,10 @@
 //! A walk of the directory tree from the root: every path with its inode's type, mode,
 //! owner, times, size, link target, device, extended attributes and data extents, and the
 //! link counts checked against the references found.
+//!
+//! Paths are kept as parent links (each entry holds its name and its directory's index), not
+//! as a full path per entry: a chain of 20,000 nested directories then costs 20,000 names,
+//! not 200 million path bytes. [`path`], [`shown_path`] and [`find`] rebuild what is needed.
 
 use super::extent::{BlockMap, Extent};
 use super::inode::{FileType, Timestamp};
@@ -8,6 +12,7 @@ use super::xattr::Xattr;
 use super::{EXT4_ROOT_INO, Ext4};
 use crate::bytes::ReadAt;
 use crate::error::{Error, Result};
+use crate::shown::{MAX_SHOWN, shown};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -17,8 +22,13 @@ const MAX_LINK_TARGET: u64 = 4096;
 /// One path of the tree and what its inode says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
-    /// Absolute path as bytes, `/` for the root.
-    pub path: Vec<u8>,
+    /// Index in the walk of the directory that holds this name (the root: 0, itself).
+    pub parent: usize,
+    /// The name in that directory (empty for the root).
+    pub name: Vec<u8>,
+    /// One past the last index of this entry's subtree: the walk is in pre-order, so the
+    /// entries below a directory at `i` are exactly `i + 1..end`.
+    pub end: usize,
     pub ino: u32,
     pub file_type: FileType,
     /// Permission bits (`i_mode & 0o7777`).
@@ -50,24 +60,25 @@ impl<R: ReadAt> Ext4<R> {
     /// twice, a type that disagrees with its directory entry, a `..` that names the wrong
     /// parent or a link count that disagrees with the references ends in an error.
     pub fn walk(&self) -> Result<Vec<Entry>> {
+        // Entries in the order found; `parent` indexes this vector until `preorder` below.
         let mut out = Vec::new();
         let mut visited = HashSet::new();
         let mut refs: HashMap<u32, u32> = HashMap::new();
         let mut subdirs: HashMap<u32, u32> = HashMap::new();
         let mut index: HashMap<u32, Vec<u64>> = HashMap::new();
         let mut seen_files: HashMap<u32, Entry> = HashMap::new();
-        // (directory inode, its path, its parent's inode)
-        let mut stack = vec![(EXT4_ROOT_INO, b"/".to_vec(), EXT4_ROOT_INO)];
+        // (directory inode, its index in `out`, its parent's inode)
+        let mut stack = vec![(EXT4_ROOT_INO, 0usize, EXT4_ROOT_INO)];
         visited.insert(EXT4_ROOT_INO);
-        let root = self.entry(EXT4_ROOT_INO, b"/".to_vec())?;
+        let root = self.entry(EXT4_ROOT_INO, 0, Vec::new(), &out)?;
         out.push(root);
-        while let Some((dir_ino, dir_path, parent)) = stack.pop() {
+        while let Some((dir_ino, dir_idx, parent)) = stack.pop() {
             let inode = self.inode(dir_ino)?;
             let dir = self.read_dir(&inode)?;
             if !dir.index_blocks.is_empty() {
                 index.insert(dir_ino, dir.index_blocks.clone());
             }
-            let name = format!("ext4 directory {}", String::from_utf8_lossy(&dir_path));
+            let name = format!("ext4 directory {}", shown_path(&out, dir_idx));
             let mut seen_dot = false;
             let mut seen_dotdot = false;
             for e in dir.entries {
@@ -78,11 +89,7 @@ impl<R: ReadAt> Ext4<R> {
                         return Err(Error::corrupt(
                             &name,
                             Some(inode.offset),
-                            format!(
-                                "`{}` names inode {}, expected {want}",
-                                String::from_utf8_lossy(dot),
-                                e.inode
-                            ),
+                            format!("`{}` names inode {}, expected {want}", shown(dot), e.inode),
                         ));
                     }
                     *seen = true;
@@ -92,12 +99,9 @@ impl<R: ReadAt> Ext4<R> {
                     return Err(Error::corrupt(
                         &name,
                         Some(inode.offset),
-                        format!("entry {:?} contains a slash", String::from_utf8_lossy(&e.name)),
+                        format!("entry `{}` contains a slash", shown(&e.name)),
                     ));
                 }
-                let mut path = if dir_path == b"/" { Vec::new() } else { dir_path.clone() };
-                path.push(b'/');
-                path.extend_from_slice(&e.name);
                 // With the filetype feature the entry's type must be its inode's.
                 let check_type = |kind: Option<FileType>| -> Result<()> {
                     if self.sb.features.filetype() && kind.is_some_and(|k| e.file_type != k.dirent_code()) {
@@ -105,11 +109,11 @@ impl<R: ReadAt> Ext4<R> {
                             &name,
                             Some(inode.offset),
                             format!(
-                                "entry {:?} has file_type {}, its inode {} is a {:?}",
-                                String::from_utf8_lossy(&e.name),
+                                "entry `{}` has file_type {}, its inode {} is a {}",
+                                shown(&e.name),
                                 e.file_type,
                                 e.inode,
-                                kind
+                                kind.map_or("file of no known type", FileType::as_str)
                             ),
                         ));
                     }
@@ -118,12 +122,12 @@ impl<R: ReadAt> Ext4<R> {
                 // A hard-linked inode is read once; later names reuse what was read, so a
                 // directory full of links to one large file costs no more than the file.
                 let child = match seen_files.get(&e.inode) {
-                    Some(known) => Entry { path: path.clone(), ..Clone::clone(known) },
+                    Some(known) => Entry { parent: dir_idx, name: e.name.clone(), ..Clone::clone(known) },
                     None => {
                         // The type is checked before anything else of the inode is read, so
                         // a wrong type is reported as such.
                         check_type(self.inode(e.inode)?.file_type())?;
-                        let c = self.entry(e.inode, path.clone())?;
+                        let c = self.entry(e.inode, dir_idx, e.name.clone(), &out)?;
                         if c.file_type != FileType::Directory {
                             seen_files.insert(e.inode, c.clone());
                         }
@@ -144,7 +148,7 @@ impl<R: ReadAt> Ext4<R> {
                         ));
                     }
                     *subdirs.entry(dir_ino).or_default() += 1;
-                    stack.push((e.inode, path, dir_ino));
+                    stack.push((e.inode, out.len(), dir_ino));
                 }
                 out.push(child);
             }
@@ -157,7 +161,8 @@ impl<R: ReadAt> Ext4<R> {
                 e.index_blocks = blocks.clone();
             }
         }
-        for e in &out {
+        let out = preorder(out);
+        for (i, e) in out.iter().enumerate() {
             let expected = if e.file_type == FileType::Directory {
                 2 + subdirs.get(&e.ino).copied().unwrap_or(0)
             } else {
@@ -168,29 +173,34 @@ impl<R: ReadAt> Ext4<R> {
                 || (e.file_type == FileType::Directory && e.links == 1 && expected >= 65000);
             if !ok {
                 return Err(Error::corrupt(
-                    format!("ext4 inode {} ({})", e.ino, String::from_utf8_lossy(&e.path)),
+                    format!("ext4 inode {} ({})", e.ino, shown_path(&out, i)),
                     None,
                     format!("i_links_count is {}, the tree holds {expected} links to it", e.links),
                 ));
             }
         }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
-    /// The walk's record of one inode under `path`.
-    fn entry(&self, ino: u32, path: Vec<u8>) -> Result<Entry> {
+    /// The walk's record of one inode named `name` in the directory at `parent` of `found`.
+    fn entry(&self, ino: u32, parent: usize, name: Vec<u8>, found: &[Entry]) -> Result<Entry> {
         let inode = self.inode(ino)?;
+        let path = || {
+            let dir = if found.is_empty() { String::new() } else { shown_path(found, parent) };
+            let sep = if dir.ends_with('/') || name.is_empty() { "" } else { "/" };
+            let p = format!("{dir}{sep}{}", shown(&name));
+            if p.is_empty() { "/".to_string() } else { p }
+        };
         let Some(file_type) = inode.file_type() else {
             return Err(Error::corrupt(
-                format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
+                format!("ext4 inode {ino} ({})", path()),
                 Some(inode.offset),
                 format!("i_mode {:#o} has no valid file type (a free inode in use?)", inode.i_mode),
             ));
         };
         if inode.i_links_count == 0 {
             return Err(Error::corrupt(
-                format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
+                format!("ext4 inode {ino} ({})", path()),
                 Some(inode.offset),
                 "i_links_count is 0 but a directory names it",
             ));
@@ -205,7 +215,7 @@ impl<R: ReadAt> Ext4<R> {
         let want = held * (self.sb.block_size() / 512);
         if inode.sectors(&self.sb) != want {
             return Err(Error::corrupt(
-                format!("ext4 inode {ino} ({})", String::from_utf8_lossy(&path)),
+                format!("ext4 inode {ino} ({})", path()),
                 Some(inode.offset),
                 format!(
                     "i_blocks says {} sectors, the inode holds {held} blocks ({want} sectors)",
@@ -226,7 +236,9 @@ impl<R: ReadAt> Ext4<R> {
             None
         };
         Ok(Entry {
-            path,
+            parent,
+            name,
+            end: 0,
             ino,
             file_type,
             mode: inode.permissions(),
@@ -249,11 +261,123 @@ impl<R: ReadAt> Ext4<R> {
     }
 }
 
-/// The walk as a map from inode number to the paths that name it, in path order.
+/// The walk as a map from inode number to the paths that name it, in walk order, each as
+/// [`shown_path`] shows it (bounded, for labels).
 pub fn paths_by_inode(entries: &[Entry]) -> BTreeMap<u32, Vec<Vec<u8>>> {
     let mut m: BTreeMap<u32, Vec<Vec<u8>>> = BTreeMap::new();
-    for e in entries {
-        m.entry(e.ino).or_default().push(e.path.clone());
+    for (i, e) in entries.iter().enumerate() {
+        m.entry(e.ino).or_default().push(shown_path(entries, i).into_bytes());
     }
     m
+}
+
+/// Puts the walk in pre-order, siblings sorted by name, and fills `end`: then the subtree of
+/// the entry at `i` is `i + 1..end`. `parent` indexes the input before, the output after.
+fn preorder(found: Vec<Entry>) -> Vec<Entry> {
+    let n = found.len();
+    // Children of each entry, contiguous after sorting by (parent, name): `range[p]`.
+    let mut kids: Vec<usize> = (1..n).collect();
+    kids.sort_by(|&a, &b| (found[a].parent, &found[a].name).cmp(&(found[b].parent, &found[b].name)));
+    let mut range = vec![(0usize, 0usize); n];
+    for (k, &c) in kids.iter().enumerate() {
+        let r = &mut range[found[c].parent];
+        if r.0 == r.1 {
+            *r = (k, k + 1);
+        } else {
+            r.1 = k + 1;
+        }
+    }
+    let mut slots: Vec<Option<Entry>> = found.into_iter().map(Some).collect();
+    let mut out: Vec<Entry> = Vec::with_capacity(n);
+    // Open(old index, new index of its parent), or Close(new index) once its subtree is out.
+    enum Step {
+        Open(usize, usize),
+        Close(usize),
+    }
+    let mut stack = vec![Step::Open(0, 0)];
+    while let Some(step) = stack.pop() {
+        match step {
+            Step::Close(me) => {
+                let len = out.len();
+                out[me].end = len;
+            }
+            Step::Open(old, new_parent) => {
+                // Each index is a child of exactly one parent, so each is taken once.
+                let Some(mut e) = slots[old].take() else { continue };
+                let me = out.len();
+                e.parent = new_parent;
+                out.push(e);
+                stack.push(Step::Close(me));
+                let (lo, hi) = range[old];
+                stack.extend(kids[lo..hi].iter().rev().map(|&c| Step::Open(c, me)));
+            }
+        }
+    }
+    out
+}
+
+/// The full path of the entry at `i`, `/` for the root. Costs the entry's depth.
+pub fn path(entries: &[Entry], i: usize) -> Vec<u8> {
+    let mut names = Vec::new();
+    let mut at = i;
+    while at != 0 {
+        let Some(e) = entries.get(at) else { break };
+        names.push(&e.name[..]);
+        at = e.parent;
+    }
+    if names.is_empty() {
+        return b"/".to_vec();
+    }
+    let mut out = Vec::new();
+    for n in names.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(n);
+    }
+    out
+}
+
+/// The entry's path as a report shows it (see [`crate::shown`]), rebuilt from its tail only:
+/// bounded time and size at any depth.
+pub fn shown_path(entries: &[Entry], i: usize) -> String {
+    let mut tail: Vec<&[u8]> = Vec::new();
+    let mut bytes = 0;
+    let mut at = i;
+    while at != 0 && bytes <= MAX_SHOWN {
+        let Some(e) = entries.get(at) else { break };
+        bytes += e.name.len() + 1;
+        tail.push(&e.name[..]);
+        at = e.parent;
+    }
+    if tail.is_empty() {
+        return "/".to_string();
+    }
+    let mut out = Vec::new();
+    if at != 0 {
+        // Not at the root yet: `shown` cuts the front and marks it.
+        out.resize(MAX_SHOWN, b'/');
+    }
+    for n in tail.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(n);
+    }
+    shown(&out)
+}
+
+/// The index of the entry at `path` (absolute, `/`-separated), if the walk holds it.
+pub fn find(entries: &[Entry], path: &[u8]) -> Option<usize> {
+    entries.first()?;
+    let mut at = 0;
+    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+        // The children of `at` are its subtree's first entry and each next sibling's `end`.
+        let end = entries[at].end;
+        let mut c = at + 1;
+        at = loop {
+            let e = entries.get(c).filter(|_| c < end)?;
+            if e.name == part {
+                break c;
+            }
+            c = e.end.max(c + 1);
+        };
+    }
+    Some(at)
 }

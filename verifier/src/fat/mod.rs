@@ -12,6 +12,7 @@ pub mod dir;
 pub mod dirent;
 pub mod fsinfo;
 pub mod locate;
+pub mod section;
 pub mod summary;
 pub mod table;
 pub mod time;
