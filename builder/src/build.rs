@@ -11,6 +11,8 @@
 
 use crate::boot::efivars::{self, EfiVarsBuildError, EfiVarsPlan, EfiVarsReport};
 use crate::boot::esp::{self, BootError, BootPlan, BootReport};
+use crate::boot::grub_bios::install::{self as grub_install, BiosGrub, InstallError};
+use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, setup::Region};
 use crate::boot::inputs::PackageRoots;
 use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
@@ -35,6 +37,8 @@ pub enum BuildError {
     Ptable(#[from] PtableError),
     #[error(transparent)]
     RootFs(#[from] RootFsError),
+    #[error(transparent)]
+    GrubBios(#[from] InstallError),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error(transparent)]
@@ -207,6 +211,16 @@ pub struct Prepared {
     pub ext4: Ext4Plan,
     pub boot: BootPlan,
     pub efi_vars: Option<EfiVarsPlan>,
+    /// GRUB for BIOS, with its core.img checked to fit, when the layout boots on BIOS.
+    pub bios: Option<PreparedBios>,
+}
+
+/// GRUB BIOS between planning and writing.
+pub struct PreparedBios {
+    pub grub: BiosGrub,
+    pub core: CoreImage,
+    pub config: CoreConfig,
+    pub region: Region,
 }
 
 /// Reads the sources, sizes and lays out the disk and plans the root filesystem. Every error
@@ -223,13 +237,71 @@ pub fn prepare_in(
     scratch_dir: Option<&Path>,
 ) -> Result<Prepared, BuildError> {
     progress.stage("reading the sources");
-    let root = rootfs::ingest(spec, scratch_dir)?;
+    let mut root = rootfs::ingest(spec, scratch_dir)?;
+    // GRUB's files go into the root tree before sizing, grub.cfg with its final length (from
+    // a first plan: UUIDs and PARTUUIDs have fixed lengths) and its text once the final plan
+    // is known.
+    let bios_fs = grub_install::bios_fs(spec);
+    let mut bios_grub = None;
+    let mut esp_extra = Vec::new();
+    // hybrid with GRUB EFI: GRUB BIOS lives beside it on the ESP and reads its grub.cfg.
+    let on_esp = bios_fs.is_some()
+        && spec.partition_table_type == layout::Layout::Hybrid
+        && esp::uefi_loader(spec)? == Some(esp::UefiLoader::GrubEfi);
+    let grub_files = || {
+        let roots =
+            crate::boot::inputs::PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
+        grub_install::PackageRootFiles::new(roots.roots.iter().map(|r| r.path.clone()).collect())
+    };
+    if on_esp {
+        let dir = crate::boot::grub_efi::CFG_PATH.trim_end_matches("/grub.cfg");
+        let (grub, extra) = BiosGrub::on_esp(spec.partition_table_type, dir, grub_files())?;
+        bios_grub = Some(grub);
+        esp_extra = extra;
+    } else if let Some(fs) = bios_fs {
+        let first = layout::plan(spec, root_fs_bytes(spec, &root)?)?;
+        let opts = rootfs::ext4_options(spec, first.root_fs_uuid)?;
+        let len = bios_grub_cfg(spec, &first, &root, &opts)?.len();
+        let meta = root.tree.node(crate::tree::NodeId::ROOT).meta.clone();
+        let file_meta = crate::tree::Metadata { perm: 0o644, ..meta.clone() };
+        let dir_meta = crate::tree::Metadata { perm: 0o755, ..meta };
+        let files = grub_files();
+        bios_grub = Some(BiosGrub::add_to_tree(
+            spec.partition_table_type,
+            fs,
+            &mut root.tree,
+            files,
+            len,
+            &dir_meta,
+            &file_meta,
+        )?);
+    }
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
     let root_fs = root_fs_bytes(spec, &root)?;
     let plan = layout::plan(spec, root_fs)?;
     let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
+    let mut bios = None;
+    if let Some(grub) = bios_grub {
+        let text = bios_grub_cfg(spec, &plan, &root, &opts)?;
+        grub.finish_config(&mut root.tree, &text)?;
+        let uuid = if on_esp {
+            let esp = plan.partitions.iter().find_map(|p| match (&p.role, &p.content) {
+                (layout::Role::Esp, layout::Content::Fat { volume_id, .. }) => Some(*volume_id),
+                _ => None,
+            });
+            // hybrid always has an ESP.
+            crate::boot::grub_cfg::fat_uuid(esp.unwrap_or_default())
+        } else {
+            crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase()
+        };
+        let (core, config, region) = grub.core(&plan, &uuid)?;
+        bios = Some(PreparedBios { grub, core, config, region });
+    }
     let ext4 = rootfs::plan_exact(&root.tree, &opts, plan.root_bytes)?;
-    let boot = esp::plan(spec, &plan, &root.tree)?;
+    if bios.is_some() && !on_esp {
+        grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
+    }
+    let boot = esp::plan_with(spec, &plan, &root.tree, esp_extra)?;
     let roots = PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
     let efi_vars = efivars::plan(spec, &roots, boot.report.esp.as_ref())?;
     let report = PlanReport {
@@ -241,7 +313,7 @@ pub fn prepare_in(
         efi_vars: efi_vars.as_ref().map(|v| v.report.clone()),
         plan,
     };
-    Ok(Prepared { report, root, ext4, boot, efi_vars })
+    Ok(Prepared { report, root, ext4, boot, efi_vars, bios })
 }
 
 /// The plan for `spec`, with everything `reprodisk plan` shows.
@@ -318,6 +390,13 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let mut image = Image::create(&staged_image, plan.disk_bytes).map_err(io("creating", &staged_image))?;
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
+    let grub_bios = match &prepared.bios {
+        Some(b) => {
+            progress.stage("writing GRUB's boot code (boot.img, core.img)");
+            Some(b.grub.write(&mut image.writer(), &b.core, &b.config, &b.region)?)
+        }
+        None => None,
+    };
     write_boot_filesystems(&prepared.boot, &mut image, progress)?;
     write_root_filesystem(&prepared, &mut image, progress)?;
 
@@ -368,6 +447,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         inputs,
         boot: prepared.report.boot.clone(),
         efi_vars: prepared.report.efi_vars.clone(),
+        grub_bios,
         output: OutputRecord {
             file: file_name.clone(),
             format: spec.format.hydra_name(),
@@ -390,6 +470,33 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let image_path = out_dir.join(&file_name);
     progress.stage(&format!("wrote {}", image_path.display()));
     Ok(BuildOutput { image: image_path, manifest_path: out_dir.join(MANIFEST), manifest })
+}
+
+/// The grub.cfg GRUB for BIOS reads from the ext4 root's /boot/grub: the kernel and initrd
+/// where they are in the root tree, found by `boot::kernel` with the command line it builds.
+fn bios_grub_cfg(
+    spec: &Spec,
+    plan: &Plan,
+    root: &RootTree,
+    opts: &crate::fs::ext4::Ext4Options,
+) -> Result<String, BuildError> {
+    let Some(system) = &spec.system else { return Ok(String::new()) };
+    let k = crate::boot::kernel::find(spec, system, &root.tree, plan).map_err(BootError::from)?;
+    let in_tree = |f: &crate::boot::kernel::BootFile, what: &str| {
+        f.tree_path.clone().ok_or_else(|| InstallError::OutsideTree {
+            what: what.to_string(),
+            path: f.host_path.clone().unwrap_or_default(),
+        })
+    };
+    let linux = in_tree(&k.kernel, "kernel")?;
+    let initrd = k.initrd.as_ref().map(|i| in_tree(i, "initrd")).transpose()?;
+    Ok(crate::boot::grub_cfg::render(&crate::boot::grub_cfg::GrubEntry {
+        title: esp::title(&root.tree, &k),
+        fs_uuid: crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase(),
+        linux,
+        initrd,
+        cmdline: k.cmdline(),
+    }))
 }
 
 #[cfg(test)]

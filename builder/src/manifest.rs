@@ -20,6 +20,9 @@ pub struct Manifest {
     /// Parts of the image reprodisk does not write yet (left as holes).
     pub not_written: Vec<String>,
     pub inputs: Vec<InputRecord>,
+    /// GRUB for BIOS: where core.img is, its modules and the GRUB files used, with sha256s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grub_bios: Option<crate::boot::grub_bios::install::GrubBiosRecord>,
     /// Boot loader, kernel, initrd, FAT filesystems and the boot-loader inputs with sha256.
     pub boot: crate::boot::esp::BootReport,
     /// `efi-vars.fd` (`touchEFIVars`): the template read (path, sha256) and `Boot0000`.

@@ -9,6 +9,7 @@
 mod boot;
 mod efivars;
 mod gate;
+mod grub_bios;
 mod support;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -53,6 +54,9 @@ fn main() {
     trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
     trials.push(trial("efivars::read_back".into(), efivars::read_back));
     trials.push(trial("efivars::boot_without_fallback".into(), efivars::boot_without_fallback));
+    for c in grub_bios::CORRUPTIONS {
+        trials.push(trial(format!("negative::grub-bios::{}", c.name), move || grub_bios::trial(*c)));
+    }
     trials.push(trial("cli::boot::kernel_exits_0".into(), boot::cli_kernel_boot_exits_0));
     trials.push(trial(
         "cli::boot::seabios_without_loader_exits_1".into(),

@@ -9,6 +9,7 @@
 //! [`Error`] that names the structure and where it is.
 #![forbid(unsafe_code)]
 
+pub mod bootcode;
 pub mod bytes;
 pub mod diff;
 pub mod disk;

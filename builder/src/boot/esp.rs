@@ -4,7 +4,7 @@
 //! - `efi`, `efixbootldr`: systemd-boot unless `bootloader = "grub"`.
 //! - `hybrid`: GRUB EFI unless `bootloader = "systemd-boot"` (`auto` picks GRUB so that one
 //!   grub.cfg can serve both firmware sides once GRUB BIOS is written).
-//! - BIOS layouts: GRUB BIOS (not written yet, reported as pending); their FAT /boot
+//! - BIOS layouts: GRUB BIOS (`grub_bios`, from the ext4 root; legacy+boot pending); their FAT /boot
 //!   (`legacy+boot`) is written empty.
 //! - `installBootLoader = false` (or no `system` table): every FAT filesystem is written,
 //!   empty, and no loader or kernel is installed.
@@ -16,7 +16,7 @@ use super::grub_cfg::{self, GrubEntry};
 use super::inputs::{self, InputError, PackageRoots, UsedInput};
 use super::kernel::{self, BootFileRecord, KernelError, KernelSet};
 use super::{grub_efi, systemd_boot};
-use crate::fs::fat::{self, FatError, FatOptions, FatPlan, FatTree, FatType};
+use crate::fs::fat::{self, FatError, FatOptions, FatPlan, FatTree, FatType, FileData};
 use crate::ids::Guid;
 use crate::layout::{Content, Layout, MIB, Plan, Role, SECTOR};
 use crate::spec::{Bootloader, Spec};
@@ -114,7 +114,7 @@ pub struct BootPlan {
 }
 
 /// The loader `spec` asks for, `None` for BIOS layouts and without a boot loader.
-fn uefi_loader(spec: &Spec) -> Result<Option<UefiLoader>, BootError> {
+pub fn uefi_loader(spec: &Spec) -> Result<Option<UefiLoader>, BootError> {
     let Some(system) = spec.system.as_ref().filter(|_| spec.install_boot_loader) else { return Ok(None) };
     let layout = spec.partition_table_type;
     Ok(match (layout, system.bootloader) {
@@ -129,7 +129,7 @@ fn uefi_loader(spec: &Spec) -> Result<Option<UefiLoader>, BootError> {
 }
 
 /// The entry title: the root tree's `PRETTY_NAME`, else `Linux <version>`.
-fn title(tree: &FsTree, k: &KernelSet) -> String {
+pub fn title(tree: &FsTree, k: &KernelSet) -> String {
     let pretty = ["/etc/os-release", "/usr/lib/os-release"].iter().find_map(|p| {
         let text = String::from_utf8(read_image_file(tree, p).ok()??).ok()?;
         text.lines().find_map(|l| {
@@ -142,6 +142,16 @@ fn title(tree: &FsTree, k: &KernelSet) -> String {
 
 /// Plans every FAT partition of `plan` with the boot files `spec` asks for.
 pub fn plan(spec: &Spec, plan: &Plan, tree: &FsTree) -> Result<BootPlan, BootError> {
+    plan_with(spec, plan, tree, Vec::new())
+}
+
+/// [`plan`] with `esp_extra` (path, bytes) added to the ESP: GRUB BIOS's modules on hybrid.
+pub fn plan_with(
+    spec: &Spec,
+    plan: &Plan,
+    tree: &FsTree,
+    esp_extra: Vec<(String, Vec<u8>)>,
+) -> Result<BootPlan, BootError> {
     let loader = uefi_loader(spec)?;
     let mut trees: Vec<(u32, Role, &'static str, u32, FatTree)> = Vec::new();
     for p in &plan.partitions {
@@ -149,13 +159,22 @@ pub fn plan(spec: &Spec, plan: &Plan, tree: &FsTree) -> Result<BootPlan, BootErr
             trees.push((p.number, p.role, label, *volume_id, FatTree::new()));
         }
     }
+    if let Some(t) = trees.iter_mut().find(|t| t.1 == Role::Esp) {
+        for (path, bytes) in esp_extra {
+            let data = FileData::Bytes(std::sync::Arc::from(bytes));
+            t.4.add_file(&path, data).map_err(|error| BootError::Fat {
+                label: t.2,
+                partition: t.0,
+                error,
+            })?;
+        }
+    }
     let mut out = BootPlan::default();
     let layout = spec.partition_table_type;
-    if spec.install_boot_loader
-        && spec.system.is_some()
-        && matches!(layout, Layout::Legacy | Layout::LegacyBoot | Layout::LegacyGpt | Layout::Hybrid)
-    {
-        out.pending.push("GRUB BIOS: not installed yet (BIOS boot loader work pending)".into());
+    if spec.install_boot_loader && spec.system.is_some() && layout == Layout::LegacyBoot {
+        out.pending.push(
+            "GRUB BIOS: not installed yet on legacy+boot's FAT /boot (BIOS boot loader work pending)".into(),
+        );
     }
     if let (Some(loader), Some(system)) = (loader, &spec.system) {
         let k = kernel::find(spec, system, tree, plan)?;
