@@ -218,9 +218,14 @@ impl EfiVarsReport {
 /// The largest file read as a variable store (OVMF's are 128 KiB to 4 MiB).
 const MAX_STORE_FILE: u64 = 64 << 20;
 
-/// If `path` is a variable store (by its first bytes), its report; `None` for anything else.
+/// If `path` is a variable store (by its first bytes), its report; `None` for anything else,
+/// a FIFO, a directory or a missing file included (never opened here, so that the image
+/// reader says what is wrong with them).
 pub fn inspect_file(path: &std::path::Path) -> std::io::Result<Option<EfiVarsReport>> {
     use std::io::Read;
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
     let f = std::fs::File::open(path)?;
     let mut head = Vec::new();
     f.take(0x48).read_to_end(&mut head)?;
