@@ -32,7 +32,7 @@ fn fixture(mib: usize) -> Fixture {
     for name in ["a", "b"] {
         std::fs::write(dir.path().join(format!("motd-{name}")), format!("set {name}\n")).unwrap();
         let spec = format!(
-            r#"{{"partitionTableType": "legacy", "diskSize": "auto", "baseName": "disk",
+            r#"{{"partitionTableType": "legacy", "diskSize": "auto", "installBootLoader": false, "baseName": "disk",
                 "system": {{"root": "root"}},
                 "contents": [{{"source": "motd-{name}", "target": "/etc/motd"}}]}}"#
         );
