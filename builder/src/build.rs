@@ -9,9 +9,11 @@
 //!   (loader, configs, kernel, initrd); [`pending`] lists what is still not written, and
 //!   `plan`, `build` and the manifest report it.
 
+use crate::boot::efivars::{self, EfiVarsBuildError, EfiVarsPlan, EfiVarsReport};
 use crate::boot::esp::{self, BootError, BootPlan, BootReport};
 use crate::boot::grub_bios::install::{self as grub_install, BiosGrub, InstallError};
 use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, setup::Region};
+use crate::boot::inputs::PackageRoots;
 use crate::format::raw::{self, Image};
 use crate::fs::ext4::Ext4Plan;
 use crate::layout::{self, LayoutError, Plan, RootFsBytes};
@@ -41,6 +43,8 @@ pub enum BuildError {
     Output(#[from] OutputError),
     #[error(transparent)]
     Boot(#[from] BootError),
+    #[error(transparent)]
+    EfiVars(#[from] EfiVarsBuildError),
     #[error("{what} is not implemented yet: {hint}")]
     NotImplemented { what: String, hint: &'static str },
     #[error("{action} `{path}`: {error}")]
@@ -61,6 +65,9 @@ pub struct PlanReport {
     pub plan: Plan,
     /// Boot loader, kernel, FAT filesystems and boot-loader inputs.
     pub boot: BootReport,
+    /// `efi-vars.fd` with `touchEFIVars = true`: its template and boot entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub efi_vars: Option<EfiVarsReport>,
     /// Parts reprodisk does not write yet.
     pub pending: Vec<String>,
 }
@@ -193,12 +200,6 @@ fn check_supported(spec: &Spec) -> Result<(), BuildError> {
             hint: "only \"raw\" images are written so far; build raw and convert with `qemu-img convert`, or wait for the output-format work",
         });
     }
-    if spec.touch_efi_vars {
-        return Err(BuildError::NotImplemented {
-            what: "touchEFIVars".into(),
-            hint: "efi-vars.fd is not written yet; set touchEFIVars = false for now",
-        });
-    }
     Ok(())
 }
 
@@ -209,6 +210,7 @@ pub struct Prepared {
     pub root: RootTree,
     pub ext4: Ext4Plan,
     pub boot: BootPlan,
+    pub efi_vars: Option<EfiVarsPlan>,
     /// GRUB for BIOS, with its core.img checked to fit, when the layout boots on BIOS.
     pub bios: Option<PreparedBios>,
 }
@@ -300,15 +302,18 @@ pub fn prepare_in(
         grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
     }
     let boot = esp::plan_with(spec, &plan, &root.tree, esp_extra)?;
+    let roots = PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
+    let efi_vars = efivars::plan(spec, &roots, boot.report.esp.as_ref())?;
     let report = PlanReport {
         output_file: output_file_name(spec),
         format: spec.format,
         source_date_epoch: spec.source_date_epoch,
         pending: pending(&boot),
         boot: boot.report.clone(),
+        efi_vars: efi_vars.as_ref().map(|v| v.report.clone()),
         plan,
     };
-    Ok(Prepared { report, root, ext4, boot, bios })
+    Ok(Prepared { report, root, ext4, boot, efi_vars, bios })
 }
 
 /// The plan for `spec`, with everything `reprodisk plan` shows.
@@ -403,6 +408,11 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     task.finish();
     image.commit().map_err(io("writing", &staged_image))?;
 
+    if let Some(v) = &prepared.efi_vars {
+        let path = stage.path_for(efivars::FILE_NAME)?;
+        raw::write_atomic(&path, &v.bytes).map_err(io("writing", &path))?;
+    }
+
     let products = stage.path_for(HYDRA_PRODUCTS)?;
     let line =
         format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
@@ -436,6 +446,7 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         not_written: prepared.report.pending.clone(),
         inputs,
         boot: prepared.report.boot.clone(),
+        efi_vars: prepared.report.efi_vars.clone(),
         grub_bios,
         output: OutputRecord {
             file: file_name.clone(),

@@ -11,6 +11,7 @@ use crate::spec::Spec;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reprodisk_verifier::bytes::ImageFile;
+use reprodisk_verifier::efivars::{self, report::EfiVarsReport};
 use reprodisk_verifier::expect::Expectations;
 use reprodisk_verifier::glue;
 use std::path::PathBuf;
@@ -202,6 +203,17 @@ fn env_epoch() -> anyhow::Result<Option<i64>> {
 }
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
+    let vars = |p: &std::path::Path| {
+        efivars::report::inspect_file(p).with_context(|| format!("reading `{}`", p.display()))
+    };
+    if let Some(r) = vars(&a.image)? {
+        print!("{}", if a.json { r.to_json() + "\n" } else { r.render_text() });
+        return Ok(if r.failed() { Outcome::CheckFailed } else { Outcome::Ok });
+    }
+    let efi_vars = match efivars::report::beside(&a.image) {
+        Some(p) => vars(&p)?,
+        None => None,
+    };
     let image = open_image(&a.image)?;
     let expect = match &a.spec {
         Some(p) => Some(Expectations::from_path(p).with_context(|| format!("spec `{}`", p.display()))?),
@@ -209,12 +221,19 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
     };
     let path = a.image.display().to_string();
     let report = glue::verify(&image, Some(&path), expect.as_ref(), env_epoch()?);
-    if a.json {
+    let vars_failed = efi_vars.as_ref().is_some_and(EfiVarsReport::failed);
+    if let (true, Some(vars)) = (a.json, &efi_vars) {
+        // Keys come out sorted this way; only images with an efi-vars.fd beside them get it.
+        let mut v = serde_json::to_value(&report)?;
+        v["efi_vars"] = serde_json::to_value(vars)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if a.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.render_text());
+        efi_vars.iter().for_each(|r| print!("{}", r.render_text()));
     }
-    Ok(if report.failed() { Outcome::CheckFailed } else { Outcome::Ok })
+    Ok(if report.failed() || vars_failed { Outcome::CheckFailed } else { Outcome::Ok })
 }
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {
@@ -346,6 +365,22 @@ pub fn render_plan(r: &PlanReport) -> String {
     }
     if let Some(c) = &r.boot.cmdline {
         s += &format!("kernel command line: {c}\n");
+    }
+    if let Some(v) = &r.efi_vars {
+        s += &format!(
+            "{}: from `{}` ({}, sha256 {})",
+            v.file,
+            v.template.path.display(),
+            v.template.origin,
+            v.template.sha256
+        );
+        s += &match &v.boot0000 {
+            Some(e) => format!(
+                ", Boot0000 \"{}\" partition {} LBA {}+{} {}\n",
+                e.description, e.partition_number, e.start_lba, e.size_lba, e.loader_path
+            ),
+            None => ", unchanged (no UEFI loader installed)\n".to_string(),
+        };
     }
     for n in &r.pending {
         s += &format!("{n}\n");

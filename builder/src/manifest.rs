@@ -25,6 +25,9 @@ pub struct Manifest {
     pub grub_bios: Option<crate::boot::grub_bios::install::GrubBiosRecord>,
     /// Boot loader, kernel, initrd, FAT filesystems and the boot-loader inputs with sha256.
     pub boot: crate::boot::esp::BootReport,
+    /// `efi-vars.fd` (`touchEFIVars`): the template read (path, sha256) and `Boot0000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub efi_vars: Option<crate::boot::efivars::EfiVarsReport>,
     pub output: OutputRecord,
     /// Every other file of the output set (this manifest is its commit marker, see
     /// `output.rs`), sorted by name.

@@ -93,12 +93,12 @@ impl Case {
 
 /// The per-boot timeout: `REPRODISK_BOOT_TIMEOUT` seconds, else 120 (the guest needs well
 /// under 20 s under TCG on an idle core; the margin is for a loaded machine).
-fn timeout() -> Duration {
+pub(crate) fn timeout() -> Duration {
     let s = std::env::var("REPRODISK_BOOT_TIMEOUT").ok().and_then(|v| v.parse().ok()).unwrap_or(120);
     Duration::from_secs(s)
 }
 
-fn run_dir(name: &str) -> PathBuf {
+pub(crate) fn run_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
         .join("boot-logs")
         .join(name.replace("::", "-").replace('+', "_"))

@@ -7,6 +7,7 @@
 //! trial with the package to install; nothing is skipped silently.
 
 mod boot;
+mod efivars;
 mod gate;
 mod grub_bios;
 mod support;
@@ -51,6 +52,8 @@ fn main() {
         trials.push(trial(format!("negative::{}", n.name), move || boot::negative(*n)));
     }
     trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
+    trials.push(trial("efivars::read_back".into(), efivars::read_back));
+    trials.push(trial("efivars::boot_without_fallback".into(), efivars::boot_without_fallback));
     for c in grub_bios::CORRUPTIONS {
         trials.push(trial(format!("negative::grub-bios::{}", c.name), move || grub_bios::trial(*c)));
     }

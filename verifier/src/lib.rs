@@ -13,6 +13,7 @@ pub mod bootcode;
 pub mod bytes;
 pub mod diff;
 pub mod disk;
+pub mod efivars;
 pub mod error;
 pub mod expect;
 pub mod ext4;

@@ -1,4 +1,4 @@
-//! Boot loaders: what goes onto the FAT boot partitions (kernel, initrd, loader files, configs) and where their inputs come from.
+//! Boot loaders and firmware state: what goes onto the FAT boot partitions (kernel, initrd, loader files, configs), where their inputs come from, and the EFI variables that name the loader.
 //!
 //! - [`inputs`]: the package root list boot-loader binaries are found in, with sha256s.
 //! - [`kernel`]: the kernel, initrd and command line of the `system` table.
@@ -7,7 +7,9 @@
 //! - [`grub_bios`]: GRUB for BIOS: core.img, boot.img, the MBR gap or bios_grub partition.
 //! - [`esp`]: the plan of every FAT partition of a build (which files, which loader) and
 //!   the facts about the ESP that EFI variables need.
+//! - [`efivars`]: `efi-vars.fd`, an OVMF variable store holding the image's boot entry.
 
+pub mod efivars;
 pub mod esp;
 pub mod grub_bios;
 pub mod grub_cfg;
