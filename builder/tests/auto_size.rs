@@ -82,7 +82,7 @@ fn exact_auto_size_is_the_smallest_that_fits() {
     let spec = common::write(
         dir.path(),
         "auto.toml",
-        "partition_table_type = \"legacy\"\nadditionalSpace = \"0\"\n[system]\nroot = \"root\"\n",
+        "partition_table_type = \"legacy\"\nadditionalSpace = \"0\"\ninstall_boot_loader = false\n[system]\nroot = \"root\"\n",
     );
     let o = common::reprodisk(&["plan", spec.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -94,7 +94,7 @@ fn exact_auto_size_is_the_smallest_that_fits() {
         dir.path(),
         "fixed.toml",
         &format!(
-            "partition_table_type = \"legacy\"\ndiskSize = {}\n[system]\nroot = \"root\"\n",
+            "partition_table_type = \"legacy\"\ndiskSize = {}\ninstall_boot_loader = false\n[system]\nroot = \"root\"\n",
             disk_mib - 1
         ),
     );
