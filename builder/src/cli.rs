@@ -198,13 +198,26 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     let path = a.image.display().to_string();
-    let report = glue::verify(&image, Some(&path), expect.as_ref(), env_epoch()?);
+    let not_written = manifest_not_written(&a.image);
+    let report = glue::verify_built(&image, Some(&path), expect.as_ref(), env_epoch()?, &not_written);
     if a.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.render_text());
     }
     Ok(if report.failed() { Outcome::CheckFailed } else { Outcome::Ok })
+}
+
+/// The `not_written` list of the build manifest beside the image, if there is one: what
+/// reprodisk left as holes is reported as such, not as a corrupt partition.
+fn manifest_not_written(image: &std::path::Path) -> Vec<String> {
+    let Some(dir) = image.parent() else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else { return Vec::new() };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return Vec::new() };
+    v["not_written"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {
