@@ -64,6 +64,27 @@ pub enum FsKind {
     Vfat,
 }
 
+impl FsKind {
+    /// The name a user knows (mkfs's and mount's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsKind::Ext4 => "ext4",
+            FsKind::Vfat => "vfat",
+        }
+    }
+}
+
+impl TableKind {
+    /// The name a user knows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Mbr => "an MBR",
+            TableKind::Gpt => "a GPT",
+            TableKind::None => "no",
+        }
+    }
+}
+
 /// A filesystem the image must hold.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExpectedFs {
