@@ -11,6 +11,7 @@ use crate::spec::Spec;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use reprodisk_verifier::bytes::ImageFile;
+use reprodisk_verifier::efivars::{self, report::EfiVarsReport};
 use reprodisk_verifier::expect::Expectations;
 use reprodisk_verifier::glue;
 use std::path::PathBuf;
@@ -90,6 +91,9 @@ and field, e.g. `partition 2 ext4 superblock s_wtime: 0 vs 1732550400`, an inode
 file's data or the order of a FAT directory. Ranges no structure explains are shown as hex. \
 Exit code 0 when the images are identical, 1 when they differ.")]
     Diff(DiffArgs),
+    /// Boot an image under QEMU (SeaBIOS, OVMF or a direct kernel boot) and wait for a pattern
+    #[command(long_about = crate::cli_boot::LONG_ABOUT, after_help = crate::cli_boot::AFTER_HELP)]
+    Boot(crate::cli_boot::BootArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -144,6 +148,12 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Parses the command line, runs it and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Without the handlers a signal would leave the stage of a build behind; say so, go on.
+    if let Err(e) = crate::cleanup::install_signal_handlers() {
+        eprintln!(
+            "reprodisk: warning: cannot watch for SIGINT/SIGTERM/SIGHUP ({e}); an interrupted build leaves its stage folder for the next build to remove"
+        );
+    }
     match run(cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::CheckFailed) => ExitCode::from(EXIT_CHECK_FAILED),
@@ -173,6 +183,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Plan(a) => run_plan(a).map(|()| Outcome::Ok),
         Command::Verify(a) => run_verify(a),
         Command::Diff(a) => run_diff(a),
+        Command::Boot(a) => crate::cli_boot::run(a),
     }
 }
 
@@ -192,6 +203,17 @@ fn env_epoch() -> anyhow::Result<Option<i64>> {
 }
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
+    let vars = |p: &std::path::Path| {
+        efivars::report::inspect_file(p).with_context(|| format!("reading `{}`", p.display()))
+    };
+    if let Some(r) = vars(&a.image)? {
+        print!("{}", if a.json { r.to_json() + "\n" } else { r.render_text() });
+        return Ok(if r.failed() { Outcome::CheckFailed } else { Outcome::Ok });
+    }
+    let efi_vars = match efivars::report::beside(&a.image) {
+        Some(p) => vars(&p)?,
+        None => None,
+    };
     let image = open_image(&a.image)?;
     let expect = match &a.spec {
         Some(p) => Some(Expectations::from_path(p).with_context(|| format!("spec `{}`", p.display()))?),
@@ -200,12 +222,19 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
     let path = a.image.display().to_string();
     let not_written = manifest_not_written(&a.image);
     let report = glue::verify_built(&image, Some(&path), expect.as_ref(), env_epoch()?, &not_written);
-    if a.json {
+    let vars_failed = efi_vars.as_ref().is_some_and(EfiVarsReport::failed);
+    if let (true, Some(vars)) = (a.json, &efi_vars) {
+        // Keys come out sorted this way; only images with an efi-vars.fd beside them get it.
+        let mut v = serde_json::to_value(&report)?;
+        v["efi_vars"] = serde_json::to_value(vars)?;
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if a.json {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.render_text());
+        efi_vars.iter().for_each(|r| print!("{}", r.render_text()));
     }
-    Ok(if report.failed() { Outcome::CheckFailed } else { Outcome::Ok })
+    Ok(if report.failed() || vars_failed { Outcome::CheckFailed } else { Outcome::Ok })
 }
 
 /// The `not_written` list of the build manifest beside the image, if there is one: what
@@ -322,6 +351,49 @@ pub fn render_plan(r: &PlanReport) -> String {
     }
     if p.partitions.is_empty() {
         s += &format!("root filesystem: the whole disk ({} bytes)\n", p.root_bytes);
+    }
+    for f in &r.boot.fat {
+        s += &format!(
+            "FAT filesystem \"{}\" on partition {}: {}, {}-byte clusters, volume ID {}, {} files, {} clusters free\n",
+            f.label,
+            f.partition,
+            f.fat_type.name(),
+            f.cluster_bytes,
+            f.volume_id,
+            f.files.len(),
+            f.free_clusters
+        );
+    }
+    if let Some(l) = r.boot.loader {
+        s += &format!(
+            "boot loader: {}\n",
+            serde_json::to_value(l).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+        );
+    }
+    if let Some(k) = &r.boot.kernel {
+        s += &format!("kernel: {} ({})\n", k.name, k.from);
+    }
+    if let Some(i) = &r.boot.initrd {
+        s += &format!("initrd: {} ({})\n", i.name, i.from);
+    }
+    if let Some(c) = &r.boot.cmdline {
+        s += &format!("kernel command line: {c}\n");
+    }
+    if let Some(v) = &r.efi_vars {
+        s += &format!(
+            "{}: from `{}` ({}, sha256 {})",
+            v.file,
+            v.template.path.display(),
+            v.template.origin,
+            v.template.sha256
+        );
+        s += &match &v.boot0000 {
+            Some(e) => format!(
+                ", Boot0000 \"{}\" partition {} LBA {}+{} {}\n",
+                e.description, e.partition_number, e.start_lba, e.size_lba, e.loader_path
+            ),
+            None => ", unchanged (no UEFI loader installed)\n".to_string(),
+        };
     }
     for n in &r.pending {
         s += &format!("{n}\n");

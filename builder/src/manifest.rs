@@ -20,7 +20,31 @@ pub struct Manifest {
     /// Parts of the image reprodisk does not write yet (left as holes).
     pub not_written: Vec<String>,
     pub inputs: Vec<InputRecord>,
+    /// GRUB for BIOS: where core.img is, its modules and the GRUB files used, with sha256s.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grub_bios: Option<crate::boot::grub_bios::install::GrubBiosRecord>,
+    /// Boot loader, kernel, initrd, FAT filesystems and the boot-loader inputs with sha256.
+    pub boot: crate::boot::esp::BootReport,
+    /// `efi-vars.fd` (`touchEFIVars`): the template read (path, sha256) and `Boot0000`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub efi_vars: Option<crate::boot::efivars::EfiVarsReport>,
     pub output: OutputRecord,
+    /// Every other file of the output set (this manifest is its commit marker, see
+    /// `output.rs`), sorted by name.
+    pub files: Vec<FileRecord>,
+}
+
+/// One file of the output set, by its name relative to the output folder.
+///
+/// `nix-support/hydra-build-products` names the image by its absolute path, as make-disk-image
+/// writes it, so its bytes depend on where the output folder is: it is listed (it belongs to
+/// the set) with `bytes` and `sha256` null, so that the manifest stays a function of the spec
+/// and the inputs wherever the build is written.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRecord {
+    pub name: String,
+    pub bytes: Option<u64>,
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -50,7 +50,9 @@ fn ingest_options(spec: &Spec) -> IngestOptions {
 }
 
 /// Reads every source of `spec` into one tree.
-pub fn ingest(spec: &Spec) -> Result<RootTree, RootFsError> {
+/// A compressed root archive is unpacked into `scratch_dir` (the system's temporary folder
+/// when `None`).
+pub fn ingest(spec: &Spec, scratch_dir: Option<&std::path::Path>) -> Result<RootTree, RootFsError> {
     let opts = ingest_options(spec);
     let mut tree = FsTree::new(opts.created_dir_meta());
     let mut scratch = Vec::new();
@@ -61,7 +63,7 @@ pub fn ingest(spec: &Spec) -> Result<RootTree, RootFsError> {
         if meta.is_dir() {
             dir::add_dir(&mut tree, root, b"/", &opts)?;
         } else if meta.is_file() {
-            scratch.push(tar::add_tar(&mut tree, root, b"/", &opts)?);
+            scratch.push(tar::add_tar_with_scratch(&mut tree, root, b"/", &opts, scratch_dir)?);
         } else {
             return Err(RootFsError::BadRoot { path: system.root.written.clone() });
         }

@@ -43,7 +43,7 @@ fn auto_size_matches_the_seeds_pipeline() {
     let spec = common::write(
         dir.path(),
         "dir.toml",
-        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root\"\n",
+        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\ninstall_boot_loader = false\n[system]\nroot = \"root\"\n",
     );
     assert_eq!(filesystem_bytes(&spec), want, "folder root");
 
@@ -56,7 +56,7 @@ fn auto_size_matches_the_seeds_pipeline() {
     let spec = common::write(
         dir.path(),
         "tar.toml",
-        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar\"\n",
+        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\ninstall_boot_loader = false\n[system]\nroot = \"root.tar\"\n",
     );
     assert_eq!(filesystem_bytes(&spec), want, "tar root");
     let o = common::tool("zstd", "zstd", &["-q", "-f", dir.path().join("root.tar").to_str().unwrap()]);
@@ -64,7 +64,7 @@ fn auto_size_matches_the_seeds_pipeline() {
     let spec = common::write(
         dir.path(),
         "zst.toml",
-        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\n[system]\nroot = \"root.tar.zst\"\n",
+        "partition_table_type = \"efi\"\nauto_sizing = \"seed\"\ninstall_boot_loader = false\n[system]\nroot = \"root.tar.zst\"\n",
     );
     assert_eq!(filesystem_bytes(&spec), want, "zstd tar root");
 }

@@ -86,21 +86,14 @@ fn bad_syntax_and_format() {
 #[test]
 fn unimplemented_parts_are_refused_on_build() {
     let dir = tempfile::tempdir().unwrap();
-    for (json, needle) in [
-        (r#"{"format": "qcow2", "diskSize": 10}"#, "not implemented yet"),
-        (
-            r#"{"partitionTableType": "efi", "touchEFIVars": true, "diskSize": 300}"#,
-            "efi-vars.fd is not written yet",
-        ),
-    ] {
-        let spec = common::write(dir.path(), "spec.json", json);
-        let out = dir.path().join("out");
-        let o = common::reprodisk(&["build", spec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{err}");
-        assert!(err.contains(needle), "{err}");
-        assert!(!out.exists(), "nothing is written for a refused build");
-    }
+    let (json, needle) = (r#"{"format": "qcow2", "diskSize": 10}"#, "not implemented yet");
+    let spec = common::write(dir.path(), "spec.json", json);
+    let out = dir.path().join("out");
+    let o = common::reprodisk(&["build", spec.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(needle), "{err}");
+    assert!(!out.exists(), "nothing is written for a refused build");
 }
 
 #[test]

@@ -6,10 +6,15 @@
 //! builds made under different hosts' conditions for determinism. A missing tool fails the
 //! trial with the package to install; nothing is skipped silently.
 
+mod boot;
+mod efivars;
+mod gate;
+mod grub_bios;
 mod support;
 
 use anyhow::{Context, Result, bail, ensure};
 use libtest_mimic::{Arguments, Failed, Trial};
+use reprodisk_fixtures::specs::Status;
 use reprodisk_fixtures::{Order, write_root_tree};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,6 +37,31 @@ fn main() {
         trials.push(trial(format!("determinism::{layout}"), move || determinism(layout)));
     }
     trials.push(trial("diff::names_the_changed_label".into(), diff_names_label));
+    for (name, status) in reprodisk_fixtures::specs::SPECS {
+        trials.push(match status {
+            Status::Builds => trial(format!("fixture::{name}::reproducible"), move || gate::checked(name)),
+            Status::Pending(why) => {
+                trial(format!("fixture::{name}::pending"), move || gate::still_pending(name, why))
+            }
+        });
+    }
+    for case in boot::MATRIX {
+        trials.push(trial(case.name(), move || boot::positive(*case)));
+    }
+    for n in boot::NEGATIVE {
+        trials.push(trial(format!("negative::{}", n.name), move || boot::negative(*n)));
+    }
+    trials.push(trial("negative::wrong-owner".into(), boot::wrong_owner));
+    trials.push(trial("efivars::read_back".into(), efivars::read_back));
+    trials.push(trial("efivars::boot_without_fallback".into(), efivars::boot_without_fallback));
+    for c in grub_bios::CORRUPTIONS {
+        trials.push(trial(format!("negative::grub-bios::{}", c.name), move || grub_bios::trial(*c)));
+    }
+    trials.push(trial("cli::boot::kernel_exits_0".into(), boot::cli_kernel_boot_exits_0));
+    trials.push(trial(
+        "cli::boot::seabios_without_loader_exits_1".into(),
+        boot::cli_seabios_without_loader_exits_1,
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 

@@ -737,7 +737,12 @@ mod tests {
             // parted cannot align the end of `100%` (efixbootldr needs more than 100 MiB).
             let mut sizes = vec![(300 * MIB, "256M"), (1024 * MIB + 5 * SECTOR, "100M"), (600 * MIB, "300M")];
             if layout != LayoutName::Efixbootldr {
-                sizes.extend([(64 * MIB, "24M"), (90 * MIB + 7 * SECTOR, "40M")]);
+                sizes.extend([
+                    (64 * MIB, "24M"),
+                    (90 * MIB + 7 * SECTOR, "40M"),
+                    (101 * MIB, "64M"),
+                    (210 * MIB, "64M"),
+                ]);
             }
             for (disk_bytes, boot) in sizes {
                 let spec = format!("partitionTableType = \"{}\"\nbootSize = \"{boot}\"", layout.as_str());

@@ -9,9 +9,11 @@
 //! [`Error`] that names the structure and where it is.
 #![forbid(unsafe_code)]
 
+pub mod bootcode;
 pub mod bytes;
 pub mod diff;
 pub mod disk;
+pub mod efivars;
 pub mod error;
 pub mod expect;
 pub mod ext4;

@@ -191,6 +191,18 @@ pub struct System {
     pub initrd: Option<String>,
     pub kernel_params: Vec<String>,
     pub bootloader: Bootloader,
+    /// How the kernel's `root=` names the root filesystem.
+    pub root_device: RootDevice,
+}
+
+/// `system.root_device`: the form of the `root=` kernel parameter reprodisk adds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootDevice {
+    /// `root=UUID=<rootFSUID>` (the ext4 UUID).
+    Uuid,
+    /// `root=PARTUUID=<rootGPUID>` (the GPT partition GUID; GPT layouts only).
+    Partuuid,
 }
 
 /// A parsed, checked and resolved image spec.
@@ -231,6 +243,8 @@ pub struct Spec {
     pub timestamps: Timestamps,
     pub auto_sizing: AutoSizing,
     pub disk_guid: Guid,
+    /// A folder laid out like `/` searched first for boot-loader inputs (see `boot::inputs`).
+    pub package_root: Option<InputPath>,
 }
 
 /// Canonical key, alias (the seed's camelCase name, if different).
@@ -263,6 +277,7 @@ pub const TOP_KEYS: &[(&str, Option<&str>)] = &[
     ("timestamps", None),
     ("auto_sizing", Some("autoSizing")),
     ("disk_guid", Some("diskGUID")),
+    ("package_root", Some("packageRoot")),
 ];
 
 pub const SYSTEM_KEYS: &[(&str, Option<&str>)] = &[
@@ -271,6 +286,7 @@ pub const SYSTEM_KEYS: &[(&str, Option<&str>)] = &[
     ("initrd", None),
     ("kernel_params", Some("kernelParams")),
     ("bootloader", None),
+    ("root_device", Some("rootDevice")),
 ];
 
 pub const CONTENTS_KEYS: &[(&str, Option<&str>)] =
@@ -551,6 +567,7 @@ impl Spec {
             AutoSizing::Exact,
         )?;
         let disk_guid = t.guid("disk_guid")?.unwrap_or(SEED_DISK_GUID);
+        let package_root = t.path("package_root", base)?;
         let spec_epoch = match t.map.remove("source_date_epoch") {
             None => None,
             Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| {
@@ -657,6 +674,7 @@ impl Spec {
             timestamps,
             auto_sizing,
             disk_guid,
+            package_root,
         };
         spec.check_assertions()?;
         Ok(spec)
@@ -762,6 +780,7 @@ impl Spec {
         check("", "efiFirmware", &self.efi_firmware)?;
         check("", "efiVariables", &self.efi_variables)?;
         check("", "configFile", &self.config_file)?;
+        check("", "package_root", &self.package_root)?;
         if let Some(s) = &self.system {
             check("system.", "root", &Some(s.root.clone()))?;
         }
@@ -835,7 +854,12 @@ fn parse_system(map: Map<String, Value>, base: &Path) -> Result<System, SpecErro
         &[("auto", Bootloader::Auto), ("grub", Bootloader::Grub), ("systemd-boot", Bootloader::SystemdBoot)],
         Bootloader::Auto,
     )?;
-    Ok(System { root, kernel, initrd, kernel_params, bootloader })
+    let root_device = t.choice(
+        "root_device",
+        &[("uuid", RootDevice::Uuid), ("partuuid", RootDevice::Partuuid)],
+        RootDevice::Uuid,
+    )?;
+    Ok(System { root, kernel, initrd, kernel_params, bootloader, root_device })
 }
 
 fn parse_content(v: Value, i: usize, base: &Path) -> Result<ContentEntry, SpecError> {

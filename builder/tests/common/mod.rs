@@ -53,3 +53,21 @@ pub fn sha256(path: &Path) -> String {
     let o = tool("sha256sum", "coreutils", &[path.to_str().unwrap()]);
     String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
 }
+
+/// The package cache's root (`$REPRODISK_CACHE/root`, default `~/.cache/reprodisk/root`);
+/// panics naming `.ci/fetch-packages` when `file` (relative to the root) is not there.
+pub fn cache_root_with(file: &str) -> PathBuf {
+    let cache = std::env::var_os("REPRODISK_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"));
+        base.join("reprodisk")
+    });
+    let root = cache.join("root");
+    assert!(
+        root.join(file).exists(),
+        "`{}` is missing: run `.ci/fetch-packages` to fill the package cache",
+        root.join(file).display()
+    );
+    root
+}

@@ -74,7 +74,7 @@ pub type ImageSection =
     for<'a> fn(&'a dyn ReadAt, &Disk<'a, dyn ReadAt + 'a>, &mut VerifyReport, &mut RegionMapBuilder);
 
 /// The hook for whole-image readers: one line per reader.
-const IMAGE_SECTIONS: &[ImageSection] = &[];
+const IMAGE_SECTIONS: &[ImageSection] = &[crate::bootcode::section];
 
 /// The hook for filesystems: which section reads a partition of these contents.
 fn part_section(contents: &Contents) -> Option<PartSection> {

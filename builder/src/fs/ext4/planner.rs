@@ -489,6 +489,11 @@ impl Ext4Plan {
         self.geo.blocks * BLOCK_SIZE
     }
 
+    /// The `s_feature_incompat` bits the superblock will carry (boot loaders check them).
+    pub fn incompat_features(&self) -> u32 {
+        super::superblock::incompat_features(self.geo.is_64bit)
+    }
+
     /// Bytes of file data the write pass reads: the total that its `progress` callback
     /// counts up to.
     pub fn data_bytes(&self) -> u64 {

@@ -16,6 +16,13 @@ pub const INCOMPAT_EXTENTS: u32 = 0x40;
 pub const INCOMPAT_64BIT: u32 = 0x80;
 pub const INCOMPAT_FLEX_BG: u32 = 0x200;
 
+/// `s_feature_incompat` of every filesystem we write: filetype, extents, flex_bg, and 64bit
+/// when the size needs it (or it is asked for).
+pub fn incompat_features(is_64bit: bool) -> u32 {
+    let base = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG;
+    if is_64bit { base | INCOMPAT_64BIT } else { base }
+}
+
 pub const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 pub const RO_COMPAT_LARGE_FILE: u32 = 0x2;
 pub const RO_COMPAT_HUGE_FILE: u32 = 0x8;
@@ -73,11 +80,7 @@ pub fn build(geo: &Geometry, opts: &Ext4Options, counts: &SuperCounts, group: u3
     put_u16(&mut b, 0x58, INODE_SIZE);
     put_u16(&mut b, 0x5A, group as u16);
     put_u32(&mut b, 0x5C, COMPAT_HAS_JOURNAL | COMPAT_EXT_ATTR | COMPAT_RESIZE_INODE | COMPAT_DIR_INDEX);
-    let mut incompat = INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG;
-    if geo.is_64bit {
-        incompat |= INCOMPAT_64BIT;
-    }
-    put_u32(&mut b, 0x60, incompat);
+    put_u32(&mut b, 0x60, incompat_features(geo.is_64bit));
     put_u32(
         &mut b,
         0x64,
