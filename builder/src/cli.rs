@@ -203,6 +203,8 @@ fn env_epoch() -> anyhow::Result<Option<i64>> {
 }
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
+    // Opened first: a FIFO or a directory is refused before anything reads it.
+    let image = open_image(&a.image)?;
     let vars = |p: &std::path::Path| {
         efivars::report::inspect_file(p).with_context(|| format!("reading `{}`", p.display()))
     };
@@ -214,7 +216,6 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
         Some(p) => vars(&p)?,
         None => None,
     };
-    let image = open_image(&a.image)?;
     let expect = match &a.spec {
         Some(p) => Some(Expectations::from_path(p).with_context(|| format!("spec `{}`", p.display()))?),
         None => None,
