@@ -224,6 +224,8 @@ fn env_epoch() -> anyhow::Result<Option<i64>> {
 }
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
+    // Opened first: a FIFO or a directory is refused before anything reads it.
+    let image = open_image(&a.image)?;
     let vars = |p: &std::path::Path| {
         efivars::report::inspect_file(p).with_context(|| format!("reading `{}`", p.display()))
     };
@@ -235,13 +237,13 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
         Some(p) => vars(&p)?,
         None => None,
     };
-    let image = open_image(&a.image)?;
     let expect = match &a.spec {
         Some(p) => Some(Expectations::from_path(p).with_context(|| format!("spec `{}`", p.display()))?),
         None => None,
     };
     let path = a.image.display().to_string();
-    let report = glue::verify(&image, Some(&path), expect.as_ref(), env_epoch()?);
+    let not_written = manifest_not_written(&a.image);
+    let report = glue::verify_built(&image, Some(&path), expect.as_ref(), env_epoch()?, &not_written);
     let vars_failed = efi_vars.as_ref().is_some_and(EfiVarsReport::failed);
     // The container's own IDs (VDI UUIDs, VHD unique ID) against the documented rule.
     let anchor = expect.as_ref().and_then(|e| reprodisk_verifier::guid::Guid::parse(&e.root_gpuid).ok());
@@ -279,6 +281,18 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// The `not_written` list of the build manifest beside the image, if there is one: what
+/// reprodisk left as holes is reported as such, not as a corrupt partition.
+fn manifest_not_written(image: &std::path::Path) -> Vec<String> {
+    let Some(dir) = image.parent() else { return Vec::new() };
+    let Ok(text) = std::fs::read_to_string(dir.join("manifest.json")) else { return Vec::new() };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { return Vec::new() };
+    v["not_written"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
 }
 
 fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {

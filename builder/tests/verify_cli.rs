@@ -105,3 +105,64 @@ fn a_deep_directory_chain_verifies_and_diffs_in_bounded_memory() {
     assert_eq!(code, 1, "the images differ");
     assert!(rss < 320 << 10, "diff of two {DEPTH}-deep chains used {rss} KiB");
 }
+
+fn verify_out(args: &[&str]) -> (i32, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_reprodisk"))
+        .args(args)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("the reprodisk binary runs");
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// The reproduction: a 150 MiB efi disk once failed with a false `partition-size`
+/// (parted's 100% window) and `fs-missing` for the ESP the FAT writer does not write yet. The
+/// manifest lists that part as not written, and verify reports it as such.
+#[test]
+fn verify_spec_passes_a_fresh_efi_build_and_names_what_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.toml");
+    std::fs::write(&spec, "partition_table_type=\"efi\"\ndisk_size=150\nboot_size=\"32M\"\n").unwrap();
+    let out = dir.path().join("o");
+    let (s, o) = (spec.to_str().unwrap(), out.to_str().unwrap());
+    let b = std::process::Command::new(env!("CARGO_BIN_EXE_reprodisk"))
+        .args(["build", s, "--out", o])
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let img = out.join("nixos.img");
+    let (code, text) = verify_out(&["verify", img.to_str().unwrap(), "--spec", s]);
+    assert!(!text.contains("partition-size"), "{text}");
+    let manifest = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    if manifest.contains("FAT writer pending") {
+        assert!(text.contains("not-written"), "{text}");
+        assert!(!text.contains("fs-missing") && !text.contains("fs-unrecognised"), "{text}");
+    }
+    assert_eq!(code, 0, "{text}");
+}
+
+/// An image in which nothing is recognised is an error, whatever it holds.
+#[test]
+fn nothing_recognised_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut noise = vec![0u8; 1 << 20];
+    let mut x: u32 = 0x1234_5678;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    for (name, bytes, says) in [
+        ("empty.img", Vec::new(), "the image is empty"),
+        ("zeros.img", vec![0u8; 1 << 20], "the image starts with zeros"),
+        ("random.img", noise, "hold no partition table and no ext4 or FAT filesystem"),
+    ] {
+        let img = dir.path().join(name);
+        std::fs::write(&img, bytes).unwrap();
+        let (code, text) = verify_out(&["verify", img.to_str().unwrap()]);
+        assert_eq!(code, 1, "{name}: {text}");
+        assert!(text.contains("nothing-recognised") && text.contains(says), "{name}: {text}");
+    }
+}

@@ -64,6 +64,27 @@ pub enum FsKind {
     Vfat,
 }
 
+impl FsKind {
+    /// The name a user knows (mkfs's and mount's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsKind::Ext4 => "ext4",
+            FsKind::Vfat => "vfat",
+        }
+    }
+}
+
+impl TableKind {
+    /// The name a user knows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableKind::Mbr => "an MBR",
+            TableKind::Gpt => "a GPT",
+            TableKind::None => "no",
+        }
+    }
+}
+
 /// A filesystem the image must hold.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ExpectedFs {
@@ -365,16 +386,20 @@ impl Expectations {
 }
 
 /// The exclusive end sector parted gives `mkpart ... 100%` on a disk of `total` sectors whose
-/// last usable sector is `last`. libparted reads a location in percent as a range of half a
-/// unit either side (1% of the disk, `ceil(total / 100) / 2 - 1` sectors below the disk's
-/// end), and with optimal alignment ends the partition on a whole MiB inside that range when
-/// there is one; else at the last usable sector (on disks under about 200 MiB). Measured with
-/// parted 3.5 on a 101 MiB hybrid disk: the root ends at the last usable sector, not at 100 MiB.
+/// last usable sector is `last`. libparted reads a location in percent as `100 * unit` bytes,
+/// where a unit is 1% of the disk rounded down to a byte, give or take a radius of half a
+/// unit (`ceil(unit / sector) / 2 - 1` sectors). With optimal alignment it ends the partition
+/// on the last sector before a whole MiB when that lies inside the range; else at the last
+/// usable sector. Checked against parted itself over a sweep of disk sizes in the tests.
 fn parted_end_of_100_percent(total: u64, last: u64) -> u64 {
-    let radius = (total.div_ceil(100) / 2).saturating_sub(1);
-    let lowest = total.saturating_sub(radius);
-    let aligned = (last + 1) / GRAIN * GRAIN;
-    if aligned > lowest { aligned } else { last + 1 }
+    let unit = total.saturating_mul(SECTOR) / 100;
+    let radius = (unit.div_ceil(SECTOR) / 2).saturating_sub(1);
+    let wanted = unit.saturating_mul(100) / SECTOR;
+    // The inclusive end on a MiB boundary at or below the last usable sector.
+    match ((last + 1) / GRAIN * GRAIN).checked_sub(1) {
+        Some(aligned) if aligned.saturating_add(radius) >= wanted => aligned + 1,
+        _ => last + 1,
+    }
 }
 
 /// Every top-level key BRIEF.md names: the seed's arguments in snake_case and camelCase, and
@@ -654,6 +679,52 @@ mod tests {
         let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?} (install {package}): {e}"));
         assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         out
+    }
+
+    /// `parted_end_of_100_percent` against parted itself: every MiB from 20 to 400 and a few
+    /// large disks (sparse files), GPT and MBR, `mkpart ... 100%` read back with `print`.
+    #[test]
+    fn end_of_100_percent_matches_parted_over_a_sweep() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sizes: Vec<u64> = (20..=400).map(|m| m * MIB).collect();
+        sizes.extend([1024 * MIB + 5 * SECTOR, 10 << 30, (100 << 30) + 3 * SECTOR, 2 << 40]);
+        let work: Vec<(u64, bool)> = sizes.iter().flat_map(|&b| [(b, true), (b, false)]).collect();
+        let mismatches = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for chunk in work.chunks(work.len().div_ceil(2)) {
+                let (dir, mismatches) = (dir.path(), &mismatches);
+                s.spawn(move || {
+                    for &(bytes, gpt) in chunk {
+                        let img = dir.join(format!("{bytes}-{gpt}.img"));
+                        std::fs::File::create(&img).and_then(|f| f.set_len(bytes)).expect("scratch image");
+                        let (label, start) = if gpt { ("gpt", "2MiB") } else { ("msdos", "1MiB") };
+                        let out = run(
+                            Command::new("parted").arg("-m").arg("--script").arg(&img).arg("--").args([
+                                "mklabel", label, "mkpart", "primary", "ext4", start, "100%", "unit", "s",
+                                "print",
+                            ]),
+                            "parted",
+                        );
+                        std::fs::remove_file(&img).expect("scratch image removed");
+                        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        let end: u64 = text
+                            .lines()
+                            .find(|l| l.starts_with("1:"))
+                            .and_then(|l| l.split(':').nth(2))
+                            .and_then(|e| e.trim_end_matches('s').parse().ok())
+                            .unwrap_or_else(|| panic!("no partition 1 in parted's print: {text}"));
+                        let total = bytes / SECTOR;
+                        let last = if gpt { total - 34 } else { total - 1 };
+                        let ours = parted_end_of_100_percent(total, last);
+                        if ours != end + 1 {
+                            mismatches.lock().expect("not poisoned").push((bytes, label, end + 1, ours));
+                        }
+                    }
+                });
+            }
+        });
+        let m = mismatches.into_inner().expect("not poisoned");
+        assert!(m.is_empty(), "(disk bytes, label, parted's end, ours): {m:?}");
     }
 
     /// Runs the seed's parted command for every layout on sparse scratch disks (one a whole

@@ -94,20 +94,7 @@ impl FileTree {
 
     /// The index of the file at `path` (absolute, `/`-separated).
     pub fn find(&self, path: &str) -> Option<usize> {
-        self.nodes.first()?;
-        let mut at = 0;
-        for part in path.split('/').filter(|p| !p.is_empty()) {
-            let end = self.nodes[at].end;
-            let mut c = at + 1;
-            at = loop {
-                let n = self.nodes.get(c).filter(|_| c < end)?;
-                if n.name == part {
-                    break c;
-                }
-                c = n.end.max(c + 1);
-            };
-        }
-        Some(at)
+        find(self, path.as_bytes())
     }
 
     /// The file at `i` and everything below it, as `(index, file)`.
@@ -118,25 +105,98 @@ impl FileTree {
 
     /// The absolute path of the file at `i`, as a report shows it (bounded at any depth).
     pub fn path(&self, i: usize) -> String {
-        let mut tail: Vec<&str> = Vec::new();
-        let mut bytes = 0;
-        let mut at = i;
-        while at != 0 && bytes <= crate::shown::MAX_SHOWN {
-            let Some(n) = self.nodes.get(at) else { break };
-            bytes += n.name.len() + 1;
-            tail.push(&n.name);
-            at = n.parent;
-        }
-        if tail.is_empty() {
-            return "/".to_string();
-        }
-        let mut out = if at != 0 { "…".to_string() } else { String::new() };
-        for n in tail.iter().rev() {
-            out.push('/');
-            out.push_str(n);
-        }
-        crate::shown::shown(out.as_bytes())
+        shown_path(self, i)
     }
+}
+
+/// A tree kept as parent links in pre-order (the ext4 walk, a [`FileTree`]): index 0 is the
+/// root, and the subtree of `i` is `i + 1..end(i)`.
+pub trait Linked {
+    fn count(&self) -> usize;
+    fn parent(&self, i: usize) -> usize;
+    fn name(&self, i: usize) -> &[u8];
+    fn end(&self, i: usize) -> usize;
+}
+
+impl Linked for FileTree {
+    fn count(&self) -> usize {
+        self.nodes.len()
+    }
+    fn parent(&self, i: usize) -> usize {
+        self.nodes[i].parent
+    }
+    fn name(&self, i: usize) -> &[u8] {
+        self.nodes[i].name.as_bytes()
+    }
+    fn end(&self, i: usize) -> usize {
+        self.nodes[i].end
+    }
+}
+
+/// The index at `path` (absolute, `/`-separated), walking down from the root: the children
+/// of `at` are `at + 1` and each next sibling's `end`.
+pub fn find(t: &(impl Linked + ?Sized), path: &[u8]) -> Option<usize> {
+    if t.count() == 0 {
+        return None;
+    }
+    let mut at = 0;
+    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
+        let end = t.end(at).min(t.count());
+        let mut c = at + 1;
+        at = loop {
+            if c >= end {
+                return None;
+            }
+            if t.name(c) == part {
+                break c;
+            }
+            c = t.end(c).max(c + 1);
+        };
+    }
+    Some(at)
+}
+
+/// The path of `i` as a report shows it (see [`crate::shown`]), rebuilt from its tail only:
+/// bounded time and size at any depth.
+pub fn shown_path(t: &(impl Linked + ?Sized), i: usize) -> String {
+    let mut tail: Vec<&[u8]> = Vec::new();
+    let mut bytes = 0;
+    let mut at = i;
+    while at != 0 && at < t.count() && bytes <= crate::shown::MAX_SHOWN {
+        bytes += t.name(at).len() + 1;
+        tail.push(t.name(at));
+        at = t.parent(at);
+    }
+    if tail.is_empty() {
+        return "/".to_string();
+    }
+    let mut out = Vec::new();
+    for n in tail.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(n);
+    }
+    let s = crate::shown::shown(&out);
+    // Not at the root yet: mark the cut, unless `shown` already did.
+    if at != 0 && !s.starts_with('…') { format!("…{s}") } else { s }
+}
+
+/// The full path of `i`, `/` for the root. Costs the entry's depth.
+pub fn full_path(t: &(impl Linked + ?Sized), i: usize) -> Vec<u8> {
+    let mut names = Vec::new();
+    let mut at = i;
+    while at != 0 && at < t.count() {
+        names.push(t.name(at));
+        at = t.parent(at);
+    }
+    if names.is_empty() {
+        return b"/".to_vec();
+    }
+    let mut out = Vec::new();
+    for n in names.iter().rev() {
+        out.push(b'/');
+        out.extend_from_slice(n);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -51,41 +51,6 @@ pub fn section(p: &Part<'_>, rep: &mut VerifyReport, map: &mut RegionMapBuilder)
         rep.add_time(part, &format!("ext4 superblock {field}"), rule, value, "superblock");
     }
 
-    // Fixed metadata first; finer regions added later win where they overlap.
-    let groups = sb.group_count();
-    for g in 0..groups {
-        if !sb.group_has_super(g) {
-            continue;
-        }
-        let first = sb.group_first_block(g);
-        let (sb_off, what) =
-            if g == 0 { (1024, String::new()) } else { (first * bs, format!(" (backup in group {g})")) };
-        map.add(
-            Region::structure(start + sb_off, part, &fields::EXT4_SUPERBLOCK)
-                .with_label(Label::new(part, format!("ext4 superblock{what}"))),
-        );
-        if !sb.features.meta_bg() {
-            map.add(Region::array(
-                start + (first + 1) * bs,
-                groups,
-                sb.desc_size(),
-                Label::new(part, format!("ext4 group descriptors{what}")),
-                Records { table: &fields::EXT4_GROUP_DESC, first: 0, what: "group" },
-            ));
-        }
-    }
-    let isz = u64::from(sb.s_inode_size);
-    let ipg = u64::from(sb.s_inodes_per_group);
-    for gd in &fs.groups {
-        let g = u64::from(gd.group);
-        map.add(Region::array(
-            start + gd.bg_inode_table * bs,
-            ipg,
-            isz,
-            Label::new(part, "ext4 inode table").with_detail(format!("group {g}")),
-            Records { table: &fields::EXT4_INODE, first: g * ipg + 1, what: "inode" },
-        ));
-    }
     if sb.features.has_journal() && sb.s_journal_inum != 0 {
         let first = fs.inode(sb.s_journal_inum).and_then(|i| fs.block_map(&i));
         match first {
@@ -98,9 +63,15 @@ pub fn section(p: &Part<'_>, rep: &mut VerifyReport, map: &mut RegionMapBuilder)
         }
     }
 
+    let fixed = fixed_regions(&fs, part, start);
+    let isz = u64::from(sb.s_inode_size);
+    let ipg = u64::from(sb.s_inodes_per_group);
     let entries = match fs.walk() {
         Ok(entries) => entries,
         Err(e) => {
+            for r in fixed {
+                map.add(r);
+            }
             rep.findings.push(read_error(&format!("{where_} tree"), &e));
             rep.filesystems.push(info);
             return;
@@ -110,7 +81,7 @@ pub fn section(p: &Part<'_>, rep: &mut VerifyReport, map: &mut RegionMapBuilder)
         Ok(owners) => {
             for o in owners.ranges() {
                 let label = owner_label(part, &o.owner);
-                // Inode tables and superblocks have finer regions above; these cover the rest
+                // Inode tables and superblocks get finer regions below; these cover the rest
                 // of their blocks.
                 map.add(Region::new(start + o.start * bs, o.len * bs, label));
             }
@@ -121,6 +92,9 @@ pub fn section(p: &Part<'_>, rep: &mut VerifyReport, map: &mut RegionMapBuilder)
             }
         }
         Err(e) => rep.findings.push(read_error(&format!("{where_} block ownership"), &e)),
+    }
+    for r in fixed {
+        map.add(r);
     }
     if let Err(e) = fs.check_backups() {
         rep.findings.push(read_error(&format!("{where_} backup superblocks"), &e));
@@ -213,4 +187,49 @@ pub(crate) fn parse_accounts(bytes: &[u8]) -> BTreeMap<String, u32> {
             (!name.is_empty() && !name.starts_with('#')).then(|| (name.to_string(), id))
         })
         .collect()
+}
+
+/// The fixed metadata structures with their field tables: superblocks, descriptor tables,
+/// inode tables. They are added after the block owners, because a region wins over an
+/// earlier one of the same length: on 1 KiB blocks a superblock is its whole block, and an
+/// inode table always is, so the owner label must not hide the field names.
+fn fixed_regions<R: crate::bytes::ReadAt>(fs: &Ext4<R>, part: Option<u32>, start: u64) -> Vec<Region> {
+    let sb = &fs.sb;
+    let bs = sb.block_size();
+    let mut fixed = Vec::new();
+    let groups = sb.group_count();
+    for g in 0..groups {
+        if !sb.group_has_super(g) {
+            continue;
+        }
+        let first = sb.group_first_block(g);
+        let (sb_off, what) =
+            if g == 0 { (1024, String::new()) } else { (first * bs, format!(" (backup in group {g})")) };
+        fixed.push(
+            Region::structure(start + sb_off, part, &fields::EXT4_SUPERBLOCK)
+                .with_label(Label::new(part, format!("ext4 superblock{what}"))),
+        );
+        if !sb.features.meta_bg() {
+            fixed.push(Region::array(
+                start + (first + 1) * bs,
+                groups,
+                sb.desc_size(),
+                Label::new(part, format!("ext4 group descriptors{what}")),
+                Records { table: &fields::EXT4_GROUP_DESC, first: 0, what: "group" },
+            ));
+        }
+    }
+    let isz = u64::from(sb.s_inode_size);
+    let ipg = u64::from(sb.s_inodes_per_group);
+    for gd in &fs.groups {
+        let g = u64::from(gd.group);
+        fixed.push(Region::array(
+            start + gd.bg_inode_table * bs,
+            ipg,
+            isz,
+            Label::new(part, "ext4 inode table").with_detail(format!("group {g}")),
+            Records { table: &fields::EXT4_INODE, first: g * ipg + 1, what: "inode" },
+        ));
+    }
+    fixed
 }

@@ -12,7 +12,8 @@ use super::xattr::Xattr;
 use super::{EXT4_ROOT_INO, Ext4};
 use crate::bytes::ReadAt;
 use crate::error::{Error, Result};
-use crate::shown::{MAX_SHOWN, shown};
+use crate::files::Linked;
+use crate::shown::shown;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -316,68 +317,32 @@ fn preorder(found: Vec<Entry>) -> Vec<Entry> {
     out
 }
 
-/// The full path of the entry at `i`, `/` for the root. Costs the entry's depth.
-pub fn path(entries: &[Entry], i: usize) -> Vec<u8> {
-    let mut names = Vec::new();
-    let mut at = i;
-    while at != 0 {
-        let Some(e) = entries.get(at) else { break };
-        names.push(&e.name[..]);
-        at = e.parent;
+impl Linked for [Entry] {
+    fn count(&self) -> usize {
+        self.len()
     }
-    if names.is_empty() {
-        return b"/".to_vec();
+    fn parent(&self, i: usize) -> usize {
+        self[i].parent
     }
-    let mut out = Vec::new();
-    for n in names.iter().rev() {
-        out.push(b'/');
-        out.extend_from_slice(n);
+    fn name(&self, i: usize) -> &[u8] {
+        &self[i].name
     }
-    out
+    fn end(&self, i: usize) -> usize {
+        self[i].end
+    }
 }
 
-/// The entry's path as a report shows it (see [`crate::shown`]), rebuilt from its tail only:
-/// bounded time and size at any depth.
+/// The full path of the entry at `i`, `/` for the root. Costs the entry's depth.
+pub fn path(entries: &[Entry], i: usize) -> Vec<u8> {
+    crate::files::full_path(entries, i)
+}
+
+/// The entry's path as a report shows it, bounded at any depth.
 pub fn shown_path(entries: &[Entry], i: usize) -> String {
-    let mut tail: Vec<&[u8]> = Vec::new();
-    let mut bytes = 0;
-    let mut at = i;
-    while at != 0 && bytes <= MAX_SHOWN {
-        let Some(e) = entries.get(at) else { break };
-        bytes += e.name.len() + 1;
-        tail.push(&e.name[..]);
-        at = e.parent;
-    }
-    if tail.is_empty() {
-        return "/".to_string();
-    }
-    let mut out = Vec::new();
-    if at != 0 {
-        // Not at the root yet: `shown` cuts the front and marks it.
-        out.resize(MAX_SHOWN, b'/');
-    }
-    for n in tail.iter().rev() {
-        out.push(b'/');
-        out.extend_from_slice(n);
-    }
-    shown(&out)
+    crate::files::shown_path(entries, i)
 }
 
 /// The index of the entry at `path` (absolute, `/`-separated), if the walk holds it.
 pub fn find(entries: &[Entry], path: &[u8]) -> Option<usize> {
-    entries.first()?;
-    let mut at = 0;
-    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty()) {
-        // The children of `at` are its subtree's first entry and each next sibling's `end`.
-        let end = entries[at].end;
-        let mut c = at + 1;
-        at = loop {
-            let e = entries.get(c).filter(|_| c < end)?;
-            if e.name == part {
-                break c;
-            }
-            c = e.end.max(c + 1);
-        };
-    }
-    Some(at)
+    crate::files::find(entries, path)
 }

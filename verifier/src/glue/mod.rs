@@ -50,6 +50,7 @@ pub fn inspect(r: &dyn ReadAt, path: Option<&str>) -> Inspection {
             for section in IMAGE_SECTIONS {
                 section(r, &d, &mut report, &mut map);
             }
+            unrecognised(r, &d, &mut report);
         }
         Err(e) => report.findings.push(read_error("partition table", &e)),
     }
@@ -84,6 +85,64 @@ fn part_section(contents: &Contents) -> Option<PartSection> {
     }
 }
 
+/// What the partition's type promises, if it names a filesystem we read.
+fn claimed_filesystem(p: &crate::disk::Partition) -> Option<&'static str> {
+    use crate::expect::{TYPE_ESP, TYPE_LINUX_DATA, TYPE_XBOOTLDR};
+    const MS_BASIC_DATA: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
+    if let Some(t) = &p.type_guid {
+        let t = t.to_string().to_uppercase();
+        return match t.as_str() {
+            TYPE_ESP => Some("vfat (ESP)"),
+            TYPE_XBOOTLDR | MS_BASIC_DATA => Some("vfat"),
+            TYPE_LINUX_DATA => Some("ext4"),
+            _ => None,
+        };
+    }
+    match p.mbr_type? {
+        0x83 => Some("ext4"),
+        0x01 | 0x04 | 0x06 | 0x0b | 0x0c | 0x0e => Some("vfat"),
+        0xef => Some("vfat (ESP)"),
+        _ => None,
+    }
+}
+
+/// Whether the first `n` bytes at `start` are zeros (or cannot be read).
+fn zeros(r: &dyn ReadAt, start: u64, len: u64) -> bool {
+    let mut buf = vec![0u8; len.min(64 << 10) as usize];
+    r.read_exact_at(&mut buf, start).is_ok() && buf.iter().all(|&b| b == 0)
+}
+
+/// Errors for what holds nothing we read: an image with no table and no filesystem, and a
+/// partition whose type names a filesystem it does not hold.
+fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyReport) {
+    if d.layout == disk::Layout::None && rep.filesystems.is_empty() {
+        let what = if r.is_empty() {
+            "the image is empty".to_string()
+        } else if zeros(r, 0, r.len()) {
+            "the image starts with zeros".to_string()
+        } else {
+            format!("{} bytes hold no partition table and no ext4 or FAT filesystem", r.len())
+        };
+        rep.findings.push(Finding::new(
+            Severity::Error,
+            "nothing-recognised",
+            format!("{what}: nothing to verify"),
+            Some("image".to_string()),
+        ));
+        return;
+    }
+    for p in &d.partitions {
+        let Some(kind) = claimed_filesystem(p).filter(|_| p.contents == Contents::Unknown) else { continue };
+        let held = if zeros(r, p.start, p.len) { "is all zeros" } else { "holds no filesystem we recognise" };
+        rep.findings.push(Finding::new(
+            Severity::Error,
+            "fs-unrecognised",
+            format!("its type says {kind}, but it {held}"),
+            Some(format!("partition {}", p.number)),
+        ));
+    }
+}
+
 /// `reprodisk verify`: inspect, then check against the spec (if any) and lint.
 /// `env_epoch` is the caller's SOURCE_DATE_EPOCH environment variable, parsed.
 pub fn verify(
@@ -105,6 +164,33 @@ pub fn verify(
     }
     let derived = derived_ids(&report, expect);
     report.check(expect, env_epoch, &derived);
+    report
+}
+
+/// [`verify`], then the parts a build manifest lists as `not_written` (entries naming
+/// `partition N:`) are reported as such: an info, not a missing or unrecognised filesystem.
+pub fn verify_built(
+    r: &dyn ReadAt,
+    path: Option<&str>,
+    expect: Option<&Expectations>,
+    env_epoch: Option<i64>,
+    not_written: &[String],
+) -> VerifyReport {
+    let mut report = verify(r, path, expect, env_epoch);
+    for f in &mut report.findings {
+        let Some(loc) =
+            f.location.as_deref().filter(|_| matches!(f.code.as_str(), "fs-missing" | "fs-unrecognised"))
+        else {
+            continue;
+        };
+        if let Some(n) = not_written.iter().find(|n| n.contains(&format!("{loc}:"))) {
+            *f = Finding::new(Severity::Info, "not-written", n.clone(), Some(loc.to_string()));
+        }
+    }
+    report
+        .findings
+        .sort_by(|a, b| (a.severity, &a.code, &a.location).cmp(&(b.severity, &b.code, &b.location)));
+    report.findings.dedup();
     report
 }
 

@@ -90,10 +90,10 @@ impl VerifyReport {
                 Severity::Error,
                 "layout-table",
                 format!(
-                    "layout {} needs a {:?} partition table, the image has {:?}",
+                    "layout {} needs {} partition table, the image has {}",
                     e.layout.as_str(),
-                    e.table(),
-                    self.table.kind
+                    e.table().as_str(),
+                    self.table.kind.as_str()
                 )
                 .to_lowercase(),
                 Some("partition table".to_string()),
@@ -194,7 +194,7 @@ impl VerifyReport {
             let Some(fs) = self.filesystems.iter().find(|f| f.partition == part) else {
                 findings.push((
                     "fs-missing",
-                    format!("no filesystem found, the spec asks for {:?}", x.kind),
+                    format!("no filesystem found, the spec asks for {}", x.kind.as_str()),
                     loc,
                 ));
                 continue;
@@ -202,8 +202,11 @@ impl VerifyReport {
             if fs.fs_type.kind() != x.kind {
                 findings.push((
                     "fs-type",
-                    format!("the filesystem is {}, the spec asks for {:?}", fs.fs_type.as_str(), x.kind)
-                        .to_lowercase(),
+                    format!(
+                        "the filesystem is {}, the spec asks for {}",
+                        fs.fs_type.user_name(),
+                        x.kind.as_str()
+                    ),
                     loc,
                 ));
                 continue;

@@ -128,6 +128,16 @@ impl FsType {
         }
     }
 
+    /// The name a user knows: "ext4", "vfat (FAT16)".
+    pub fn user_name(self) -> &'static str {
+        match self {
+            FsType::Ext4 => "ext4",
+            FsType::Fat12 => "vfat (FAT12)",
+            FsType::Fat16 => "vfat (FAT16)",
+            FsType::Fat32 => "vfat (FAT32)",
+        }
+    }
+
     fn kind(self) -> FsKind {
         if self == FsType::Ext4 { FsKind::Ext4 } else { FsKind::Vfat }
     }

@@ -62,7 +62,7 @@ impl VerifyReport {
                 .unwrap_or_default();
             rows.push(vec![
                 fs.partition.map_or("disk".to_string(), |p| format!("partition {p}")),
-                fs.fs_type.as_str().to_string(),
+                fs.fs_type.user_name().to_string(),
                 format!("{:?}", fs.label),
                 id,
                 human_size(fs.size_bytes),
