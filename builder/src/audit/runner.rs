@@ -459,8 +459,12 @@ fn try_run_build(
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the build: {e}"))?;
+    // Registered before the lock is released: an interrupt stops this build (which removes
+    // its own stage) before the audit removes the folders around it.
+    let stop_on_signal = crate::cleanup::register_child(child.id());
     drop(hold);
     let status = child.wait().map_err(|e| format!("waiting for the build: {e}"))?;
+    drop(stop_on_signal);
     let tail = log_tail(&log_path);
     if status.code() == Some(SETUP_FAILED) {
         return Ok(BuildEnd::NotRun(tail));
