@@ -29,8 +29,13 @@ enum Stored {
 
 /// Raw deflate (window bits 12, as qemu's `qcow2_compress`) at the default level, or `None`
 /// when the stream would not be shorter than a cluster (qemu then stores the cluster plain).
-fn compress(c: &mut flate2::Compress, data: &[u8]) -> Option<Vec<u8>> {
-    c.reset();
+///
+/// Every cluster gets a fresh compressor: a reused one (`reset`) may carry state from the
+/// clusters it compressed before (zlib-ng had such a bug), and which clusters a worker
+/// compressed before depends on the number of cores, so reuse could make the bytes depend on
+/// the machine.
+fn compress(data: &[u8]) -> Option<Vec<u8>> {
+    let mut c = compressor();
     let mut out = Vec::with_capacity(CLUSTER as usize - 1);
     match c.compress_vec(data, &mut out, flate2::FlushCompress::Finish) {
         Ok(flate2::Status::StreamEnd) => Some(out),
@@ -52,14 +57,13 @@ fn compress_batch(batch: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Stored)> {
             .map(|w| {
                 let batch = &batch;
                 s.spawn(move || {
-                    let mut c = compressor();
                     (w..batch.len())
                         .step_by(workers)
                         .map(|i| {
                             let data = &batch[i].1;
                             (
                                 i,
-                                compress(&mut c, data)
+                                compress(data)
                                     .map_or_else(|| Stored::Plain(data.clone()), Stored::Compressed),
                             )
                         })
@@ -305,7 +309,6 @@ mod tests {
 
     #[test]
     fn compression_falls_back_to_plain_for_random_data() {
-        let mut c = compressor();
         let mut x = 0x1234_5678u32;
         let noise: Vec<u8> = (0..CLUSTER)
             .map(|_| {
@@ -315,7 +318,17 @@ mod tests {
                 x as u8
             })
             .collect();
-        assert!(compress(&mut c, &noise).is_none());
-        assert!(compress(&mut c, &vec![7u8; CLUSTER as usize]).is_some_and(|v| v.len() < 1000));
+        assert!(compress(&noise).is_none());
+        assert!(compress(&vec![7u8; CLUSTER as usize]).is_some_and(|v| v.len() < 1000));
+    }
+
+    #[test]
+    fn a_cluster_compresses_the_same_whatever_came_before() {
+        let text: Vec<u8> =
+            (0..CLUSTER).map(|i| b"reprodisk qcow2 "[(i % 16) as usize] ^ (i / 977) as u8).collect();
+        let alone = compress(&text);
+        assert!(alone.is_some());
+        let _ = compress(&vec![3u8; CLUSTER as usize]);
+        assert_eq!(compress(&text), alone);
     }
 }
