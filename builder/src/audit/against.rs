@@ -129,6 +129,15 @@ pub fn against(opts: &AgainstOptions) -> Result<AuditReport, AuditError> {
 fn check_inputs(manifest: &serde_json::Value, spec: &crate::spec::Spec) -> Vec<InputCheck> {
     let current = spec.input_files();
     let Some(list) = manifest["inputs"].as_array() else { return Vec::new() };
+    // Folders are recorded by their `tree-v1` digest, which only an ingestion of the spec's
+    // sources computes (as the build does); it runs once, and only when a folder is listed.
+    let mut folders: Option<Result<std::collections::BTreeMap<std::path::PathBuf, String>, String>> = None;
+    let mut folder_digest = |path: &std::path::Path| -> Result<Option<String>, String> {
+        let all = folders.get_or_insert_with(|| {
+            crate::rootfs::ingest(spec, None).map(|t| t.digests).map_err(|e| e.to_string())
+        });
+        all.as_ref().map(|d| d.get(path).cloned()).map_err(Clone::clone)
+    };
     list.iter()
         .filter_map(|i| {
             let written = i["path"].as_str()?;
@@ -152,11 +161,16 @@ fn check_inputs(manifest: &serde_json::Value, spec: &crate::spec::Spec) -> Vec<I
                         i["kind"].as_str().unwrap_or("folder")
                     ))
                 }
-                Some(r) => match crate::manifest::sha256_file(&resolved) {
+                Some(r) => match if i["digest"].as_str() == Some("tree-v1") {
+                    folder_digest(&resolved)
+                        .and_then(|d| d.ok_or_else(|| "not among the sources the spec reads now".to_string()))
+                } else {
+                    crate::manifest::sha256_file(&resolved).map_err(|e| e.to_string())
+                } {
                     Ok(h) => {
                         c.status = if h == r { InputStatus::Unchanged } else { InputStatus::Changed };
                         if c.status == InputStatus::Changed {
-                            c.note = Some(format!("sha256 was {r}, is {h}"));
+                            c.note = Some(format!("digest was {r}, is {h}"));
                         }
                         c.sha256 = Some(h);
                     }
