@@ -110,7 +110,7 @@ fn build_twice(name: &str) -> Result<(Built, Result<(), String>)> {
     )
     .map_err(not_built)?;
     let mut fields = vec![("spec", name.to_string()), ("build_s", format!("{:.1}", first.build_seconds))];
-    let same = compare(&first.image, &second.image);
+    let same = compare(&first.image, &second.image).and_then(|()| compare_beside(&first, &second));
     // Only the first image is booted; the second has served its purpose (disk space is shared).
     let _ = std::fs::remove_dir_all(&second.out);
     fields.push(("reproducible", if same.is_ok() { "yes".into() } else { "NO".into() }));
@@ -133,6 +133,23 @@ pub fn compare(a: &Path, b: &Path) -> Result<()> {
             "not reproducible: two builds differ ({ha} vs {hb}); reprodisk diff:\n{}",
             String::from_utf8_lossy(&diff.stdout)
         );
+    }
+    Ok(())
+}
+
+/// The output files beside the image that depend only on the spec and the inputs must be
+/// byte-identical too. (`manifest.json` records the spec's path and `hydra-build-products`
+/// the output folder, which differ between the two build folders by design.)
+fn compare_beside(a: &Built, b: &Built) -> Result<()> {
+    let name = "efi-vars.fd";
+    let (fa, fb) = (a.out.join(name), b.out.join(name));
+    match (fa.exists(), fb.exists()) {
+        (false, false) => {}
+        (true, true) => {
+            let (ha, hb) = (sha256_file(&fa)?, sha256_file(&fb)?);
+            ensure!(ha == hb, "not reproducible: {name} differs between the two builds ({ha} vs {hb})");
+        }
+        (ea, eb) => bail!("{name} written by one build only (first: {ea}, second: {eb})"),
     }
     Ok(())
 }
