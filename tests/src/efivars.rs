@@ -114,8 +114,15 @@ pub fn boot_without_fallback() -> Result<()> {
     let r = reprodisk_runner::boot_blocking(&boot)?;
     gate::record(
         "efivars-boot_without_fallback",
+        // A matrix row of its own: the summary joins it with the spec's fixture build.
         &[
             ("boot", name.into()),
+            ("layout", "efi".into()),
+            ("firmware", "ovmf".into()),
+            ("loader", "systemd-boot (Boot0000 only)".into()),
+            ("format", "raw".into()),
+            ("spec", SPEC.into()),
+            ("boot_s", format!("{:.1}", r.elapsed.as_secs_f64())),
             ("ok", if r.ok() { "yes".into() } else { "NO".into() }),
             ("summary", r.summary()),
         ],
