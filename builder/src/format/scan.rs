@@ -1,8 +1,11 @@
 //! Reads the sparse raw disk unit by unit (cluster or block), skipping holes and zero units.
 //!
-//! Holes are found with `SEEK_DATA`/`SEEK_HOLE` and never read. Which units are returned
-//! depends only on the bytes (a unit is returned iff it holds a non-zero byte), not on where
-//! the filesystem reports holes: a filesystem without hole support just costs more reads.
+//! Holes are found with `SEEK_DATA`/`SEEK_HOLE` and never read: a unit that lies in a hole is
+//! skipped without a read, and the hole parts of a unit that holds some data are filled with
+//! zeros in memory. Which units are returned depends only on the bytes (a unit is returned iff
+//! it holds a non-zero byte), not on where the filesystem reports holes: a filesystem without
+//! hole support just costs more reads. The caller owns the buffer, so a conversion reads the
+//! whole disk through a few buffers it recycles, never one allocation per unit.
 
 use std::fs::File;
 use std::io;
@@ -27,10 +30,10 @@ impl<'a> RawDisk<'a> {
         self.len == 0
     }
 
-    /// The units of `unit` bytes that hold a non-zero byte, in disk order, as
-    /// `(index, bytes)`; the last unit is zero-padded to `unit` bytes.
-    pub fn nonzero_units(&self, unit: u64) -> NonZeroUnits<'_> {
-        NonZeroUnits { disk: self, unit, next: 0, range_end: 0 }
+    /// The units of `unit` bytes that hold a non-zero byte, in disk order (see
+    /// [`Units::next_into`]).
+    pub fn nonzero_units(&self, unit: u64) -> Units<'_> {
+        Units { disk: self, unit, next: 0, known: None }
     }
 
     /// The first range at or after `offset` that may hold data, or `None`.
@@ -56,48 +59,87 @@ impl<'a> RawDisk<'a> {
         };
         Ok(Some((start.max(offset), end.max(start + 1))))
     }
-
-    /// Reads unit `index` (zero-padded past the end of the disk).
-    fn read_unit(&self, index: u64, unit: u64) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; unit as usize];
-        let start = index * unit;
-        let avail = (self.len - start).min(unit) as usize;
-        self.file.read_exact_at(&mut buf[..avail], start)?;
-        Ok(buf)
-    }
 }
 
-/// Iterator of [`RawDisk::nonzero_units`].
-pub struct NonZeroUnits<'a> {
+/// What the last `SEEK_DATA`/`SEEK_HOLE` pair said: no data in `from..start`, maybe data in
+/// `start..end`; `start == u64::MAX` when there is no data after `from`.
+#[derive(Clone, Copy)]
+struct Known {
+    from: u64,
+    start: u64,
+    end: u64,
+}
+
+/// Cursor of [`RawDisk::nonzero_units`].
+pub struct Units<'a> {
     disk: &'a RawDisk<'a>,
     unit: u64,
     /// The next unit index to look at.
     next: u64,
-    /// Units before this index lie in a data range already found.
-    range_end: u64,
+    known: Option<Known>,
 }
 
-impl Iterator for NonZeroUnits<'_> {
-    type Item = io::Result<(u64, Vec<u8>)>;
+impl Units<'_> {
+    /// The data range at or after `pos` (`start == u64::MAX`: none), asking the filesystem
+    /// only when `pos` is past what it said last.
+    fn data_at(&mut self, pos: u64) -> io::Result<Known> {
+        if let Some(k) = self.known
+            && k.from <= pos
+            && pos < k.end
+        {
+            return Ok(k);
+        }
+        let k = match self.disk.next_data(pos)? {
+            Some((start, end)) => Known { from: pos, start, end },
+            None => Known { from: pos, start: u64::MAX, end: u64::MAX },
+        };
+        self.known = Some(k);
+        Ok(k)
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    /// Reads the next unit that holds a non-zero byte into `buf` (resized to the unit; the
+    /// last unit is zero-padded) and returns its index, or `None` past the last one.
+    pub fn next_into(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
+        let unit = self.unit;
+        let len = self.disk.len;
+        buf.resize(unit as usize, 0);
         loop {
-            if self.next >= self.range_end {
-                match self.disk.next_data(self.next * self.unit) {
-                    Ok(None) => return None,
-                    Ok(Some((start, end))) => {
-                        self.next = self.next.max(start / self.unit);
-                        self.range_end = end.div_ceil(self.unit);
-                    }
-                    Err(e) => return Some(Err(e)),
-                }
+            let start = self.next * unit;
+            if start >= len {
+                return Ok(None);
+            }
+            let k = self.data_at(start)?;
+            if k.start == u64::MAX {
+                self.next = len.div_ceil(unit);
+                return Ok(None);
+            }
+            if k.start >= start + unit {
+                // The whole unit is a hole: jump to the unit where data starts.
+                self.next = k.start / unit;
+                continue;
             }
             let index = self.next;
             self.next += 1;
-            match self.disk.read_unit(index, self.unit) {
-                Ok(buf) if is_zero(&buf) => continue,
-                Ok(buf) => return Some(Ok((index, buf))),
-                Err(e) => return Some(Err(e)),
+            let end = (start + unit).min(len);
+            let mut pos = start;
+            let mut nonzero = false;
+            while pos < end {
+                let k = self.data_at(pos)?;
+                let from = k.start.clamp(pos, end);
+                let to = k.end.clamp(from, end);
+                buf[(pos - start) as usize..(from - start) as usize].fill(0);
+                let piece = &mut buf[(from - start) as usize..(to - start) as usize];
+                self.disk.file.read_exact_at(piece, from)?;
+                nonzero = nonzero || !is_zero(piece);
+                if to == end {
+                    pos = end;
+                    break;
+                }
+                pos = to;
+            }
+            buf[(pos - start) as usize..].fill(0);
+            if nonzero {
+                return Ok(Some(index));
             }
         }
     }
@@ -109,9 +151,42 @@ pub fn is_zero(buf: &[u8]) -> bool {
     words.iter().all(|w| u128::from_ne_bytes(*w) == 0) && tail.iter().all(|&b| b == 0)
 }
 
+/// Writes `data` at `offset` of `file`, leaving its all-zero 4 KiB pieces unwritten. Correct
+/// only where `file` was never written (a hole, or past its end, which the caller extends
+/// later): those pieces already read as zeros. A mostly empty block then costs the writes of
+/// its data only, and the output keeps the raw disk's holes.
+pub fn write_nonzero_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
+    const PIECE: usize = 4096;
+    let mut run: Option<usize> = None;
+    for (i, piece) in data.chunks(PIECE).enumerate() {
+        let at = i * PIECE;
+        if is_zero(piece) {
+            if let Some(s) = run.take() {
+                file.write_all_at(&data[s..at], offset + s as u64)?;
+            }
+        } else if run.is_none() {
+            run = Some(at);
+        }
+    }
+    if let Some(s) = run {
+        file.write_all_at(&data[s..], offset + s as u64)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn indices(disk: &RawDisk<'_>, unit: u64) -> Vec<(u64, Vec<u8>)> {
+        let mut units = disk.nonzero_units(unit);
+        let mut buf = vec![0xaa; 17];
+        let mut got = Vec::new();
+        while let Some(i) = units.next_into(&mut buf).unwrap() {
+            got.push((i, buf.clone()));
+        }
+        got
+    }
 
     #[test]
     fn returns_only_nonzero_units_in_order() {
@@ -121,9 +196,58 @@ mod tests {
         f.write_all_at(&[0u8; 4096], 5 << 20).unwrap(); // data, but all zero
         f.write_all_at(b"b", (10 << 20) - 1).unwrap();
         let disk = RawDisk::new(&f, 10 << 20);
-        let got: Vec<u64> = disk.nonzero_units(1 << 20).map(|r| r.unwrap().0).collect();
+        let got: Vec<u64> = indices(&disk, 1 << 20).into_iter().map(|u| u.0).collect();
         assert_eq!(got, vec![3, 9]);
-        let odd: Vec<u64> = disk.nonzero_units(3 << 20).map(|r| r.unwrap().0).collect();
+        let odd: Vec<u64> = indices(&disk, 3 << 20).into_iter().map(|u| u.0).collect();
         assert_eq!(odd, vec![1, 3], "the last partial unit is read and padded");
+    }
+
+    #[test]
+    fn units_hold_the_disk_bytes_with_holes_as_zeros() {
+        // Data ranges that start and end inside units, a unit spanning two ranges, a reused
+        // buffer full of stale bytes: every unit must equal the disk's bytes.
+        let f = tempfile::tempfile().unwrap();
+        let len = (3 << 20) + 12345;
+        f.set_len(len).unwrap();
+        let pieces: [(u64, usize); 4] =
+            [(70_000, 9000), (1 << 20, 3), ((1 << 20) + 300_000, 200_000), (len - 5, 5)];
+        let mut disk_bytes = vec![0u8; len as usize];
+        for (n, (at, size)) in pieces.iter().enumerate() {
+            let data: Vec<u8> = (0..*size).map(|i| (i % 251) as u8 | 1).map(|b| b ^ n as u8).collect();
+            f.write_all_at(&data, *at).unwrap();
+            disk_bytes[*at as usize..*at as usize + size].copy_from_slice(&data);
+        }
+        let disk = RawDisk::new(&f, len);
+        for unit in [4096u64, 65536, 1 << 20, 2 << 20] {
+            let got = indices(&disk, unit);
+            let expect: Vec<u64> = (0..len.div_ceil(unit))
+                .filter(|i| {
+                    let s = (i * unit) as usize;
+                    !is_zero(&disk_bytes[s..(s + unit as usize).min(len as usize)])
+                })
+                .collect();
+            assert_eq!(got.iter().map(|u| u.0).collect::<Vec<_>>(), expect, "unit {unit}");
+            for (i, bytes) in got {
+                let s = (i * unit) as usize;
+                let e = (s + unit as usize).min(len as usize);
+                assert_eq!(&bytes[..e - s], &disk_bytes[s..e], "unit {unit} #{i}");
+                assert!(is_zero(&bytes[e - s..]), "unit {unit} #{i} padding");
+            }
+        }
+    }
+
+    #[test]
+    fn write_nonzero_at_leaves_zero_pieces_as_holes() {
+        use std::os::unix::fs::MetadataExt;
+        let f = tempfile::tempfile().unwrap();
+        let mut data = vec![0u8; 4 << 20];
+        data[10] = 1;
+        data[(3 << 20) + 7] = 2;
+        write_nonzero_at(&f, &data, 512).unwrap();
+        f.set_len(512 + data.len() as u64).unwrap();
+        let mut back = vec![0xffu8; data.len()];
+        f.read_exact_at(&mut back, 512).unwrap();
+        assert_eq!(back, data);
+        assert!(f.metadata().unwrap().blocks() * 512 <= 64 << 10, "zeros were written");
     }
 }

@@ -1,10 +1,10 @@
 //! VDI 1.1 dynamic image writer (1 MiB blocks), laid out as `format/mod.rs` describes.
 
-use super::scan::RawDisk;
+use super::scan::{RawDisk, write_nonzero_at};
 use super::{FormatParams, FormatRecord, format_id};
 use serde::Serialize;
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 
 pub const BLOCK: u64 = 1 << 20;
@@ -35,17 +35,14 @@ pub fn write(
     let data_offset = (BMAP_OFFSET + blocks * 4).next_multiple_of(512);
     let mut bmap = vec![UNALLOCATED; blocks as usize];
     let mut allocated = 0u32;
-    out.seek(SeekFrom::Start(data_offset))?;
-    let mut w = BufWriter::with_capacity(1 << 20, &mut *out);
-    for unit in disk.nonzero_units(BLOCK) {
-        let (index, data) = unit?;
+    let mut units = disk.nonzero_units(BLOCK);
+    let mut data = Vec::new();
+    while let Some(index) = units.next_into(&mut data)? {
         on_progress(BLOCK);
         bmap[index as usize] = allocated;
+        write_nonzero_at(out, &data, data_offset + u64::from(allocated) * BLOCK)?;
         allocated += 1;
-        w.write_all(&data)?;
     }
-    w.flush()?;
-    drop(w);
 
     let image = format_id(params, IMAGE_UUID_DOMAIN)?;
     let snap = format_id(params, LAST_SNAPSHOT_UUID_DOMAIN)?;

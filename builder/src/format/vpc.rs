@@ -1,11 +1,11 @@
 //! VHD (qemu's `vpc`) writer: dynamic (2 MiB blocks) and fixed, laid out as `format/mod.rs`
 //! describes, with a geometry that keeps the disk size exact.
 
-use super::scan::RawDisk;
+use super::scan::{RawDisk, write_nonzero_at};
 use super::{FormatParams, FormatRecord, VpcSubformat, format_id};
 use serde::Serialize;
 use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 
 pub const BLOCK: u64 = 2 << 20;
@@ -141,23 +141,21 @@ pub fn write_dynamic(
     let mut bat = vec![0xffu8; (data_start - TABLE_OFFSET) as usize];
     let mut pos = data_start;
     let mut allocated = 0u64;
-    out.seek(SeekFrom::Start(data_start))?;
-    let mut w = BufWriter::with_capacity(1 << 20, &mut *out);
-    for unit in disk.nonzero_units(BLOCK) {
-        let (index, data) = unit?;
+    let mut units = disk.nonzero_units(BLOCK);
+    let mut data = Vec::new();
+    while let Some(index) = units.next_into(&mut data)? {
         on_progress(BLOCK);
         let sector =
             u32::try_from(pos / SECTOR).map_err(|_| io::Error::other("the vpc file is too large"))?;
         bat[index as usize * 4..index as usize * 4 + 4].copy_from_slice(&sector.to_be_bytes());
-        w.write_all(&bitmap)?;
-        w.write_all(&data)?;
+        out.write_all_at(&bitmap, pos)?;
+        // Zero pieces of a block stay unwritten: the footer, written last, extends the file.
+        write_nonzero_at(out, &data, pos + SECTOR)?;
         pos += SECTOR + BLOCK;
         allocated += 1;
     }
     let (foot, vpc) = footer(size, VpcSubformat::Dynamic, params)?;
-    w.write_all(&foot)?;
-    w.flush()?;
-    drop(w);
+    out.write_all_at(&foot, pos)?;
 
     let mut dyn_header = [0u8; 1024];
     let mut put = |at: usize, b: &[u8]| dyn_header[at..at + b.len()].copy_from_slice(b);
