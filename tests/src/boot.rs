@@ -54,8 +54,10 @@ impl Case {
 /// layout starts booting is one line.
 ///
 /// Not in the table yet: `legacy+boot` on `seabios` (GRUB BIOS from a FAT /boot is not
-/// written), and firmware boots of `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` (they boot by
-/// direct kernel boot here). The `efi-touch-efivars` boot is `efivars::boot_without_fallback`.
+/// written). The converted formats boot by direct kernel boot and through firmware:
+/// `hybrid-qcow2` with GRUB EFI on OVMF, `hybrid-vpc` (dynamic VHD) and `hybrid-vdi` with GRUB
+/// BIOS on SeaBIOS, QEMU reading each through its own `format=` driver. The
+/// `efi-touch-efivars` boot is `efivars::boot_without_fallback`.
 pub const MATRIX: &[Case] = &[
     case("none", "kernel", "direct", "raw", "none"),
     case("legacy", "kernel", "direct", "raw", "legacy"),
@@ -73,6 +75,9 @@ pub const MATRIX: &[Case] = &[
     case("hybrid", "kernel", "direct", "qcow2", "hybrid-qcow2"),
     case("hybrid", "kernel", "direct", "vpc", "hybrid-vpc"),
     case("hybrid", "kernel", "direct", "vdi", "hybrid-vdi"),
+    case("hybrid", "ovmf", "grub", "qcow2", "hybrid-qcow2"),
+    case("hybrid", "seabios", "grub", "vpc", "hybrid-vpc"),
+    case("hybrid", "seabios", "grub", "vdi", "hybrid-vdi"),
     case("efi", "ovmf", "systemd-boot", "raw", "efi"),
     case("efixbootldr", "ovmf", "systemd-boot", "raw", "efixbootldr"),
     case("hybrid", "ovmf", "systemd-boot", "raw", "hybrid-sdboot"),
