@@ -11,8 +11,10 @@
 //! never read), reads only those, skips every unit (cluster or block) that is all zeros, and
 //! writes the allocated units in disk order. Inside an allocated unit, 4 KiB pieces that are
 //! all zeros are not written either (the output file is written once, front to back, so they
-//! read as zeros): the output keeps the raw disk's holes, its bytes are the same. The
-//! temporary raw file is deleted afterwards.
+//! read as zeros): the output keeps the raw disk's holes, its bytes are the same. Reading and
+//! writing overlap: a second thread reads the next units ahead ([`scan::RawDisk::each_nonzero_unit`];
+//! compressed qcow2 has its own pipeline, see [`qcow2`]). The temporary raw file is deleted
+//! afterwards.
 //!
 //! Why convert instead of writing each format directly from the writers: a direct writer
 //! would need a random-access "virtual disk" writer under ext4, FAT and the partition tables

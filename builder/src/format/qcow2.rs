@@ -329,14 +329,10 @@ fn write_with(
     };
     match compress {
         Some(f) => compress_data(disk, &mut area, f, workers.max(1), on_progress)?,
-        None => {
-            let mut units = disk.nonzero_units(CLUSTER);
-            let mut buf = Vec::new();
-            while let Some(index) = units.next_into(&mut buf)? {
-                on_progress(CLUSTER);
-                area.put_plain(index, &buf)?;
-            }
-        }
+        None => disk.each_nonzero_unit(CLUSTER, |index, data| {
+            on_progress(CLUSTER);
+            area.put_plain(index, data)
+        })?,
     }
     area.pad_to_cluster()?;
 

@@ -36,6 +36,59 @@ impl<'a> RawDisk<'a> {
         Units { disk: self, unit, next: 0, known: None }
     }
 
+    /// Calls `f(index, bytes)` for every unit that holds a non-zero byte, in disk order,
+    /// while a second thread reads the next few units ahead, so reading the raw disk and
+    /// writing the output overlap on two cores. Memory: `READ_AHEAD + 2` recycled buffers.
+    pub fn each_nonzero_unit(
+        &self,
+        unit: u64,
+        mut f: impl FnMut(u64, &[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        use std::sync::mpsc;
+        const READ_AHEAD: usize = 4;
+        let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(u64, Vec<u8>)>>(READ_AHEAD);
+        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+        for _ in 0..READ_AHEAD + 2 {
+            // The receiver is alive until the reader below starts: this cannot fail.
+            let _ = free_tx.send(Vec::new());
+        }
+        std::thread::scope(|s| {
+            let reader = s.spawn(move || {
+                let mut units = self.nonzero_units(unit);
+                while let Ok(mut buf) = free_rx.recv() {
+                    let next = match units.next_into(&mut buf) {
+                        Ok(Some(index)) => Ok((index, buf)),
+                        Ok(None) => return,
+                        Err(e) => Err(e),
+                    };
+                    let stop = next.is_err();
+                    if full_tx.send(next).is_err() || stop {
+                        return;
+                    }
+                }
+            });
+            let result = (|| {
+                for next in &full_rx {
+                    let (index, buf) = next?;
+                    f(index, &buf)?;
+                    // The reader may have finished: then the buffer is not needed.
+                    let _ = free_tx.send(buf);
+                }
+                Ok(())
+            })();
+            // Closing both channels stops the reader wherever it is.
+            drop(full_rx);
+            drop(free_tx);
+            match reader.join() {
+                // The reader ended the channel by panicking, not at the end of the disk.
+                Err(_) => Err(io::Error::other(
+                    "the raw disk reader thread panicked; this is a bug in reprodisk, please report it",
+                )),
+                Ok(()) => result,
+            }
+        })
+    }
+
     /// The first range at or after `offset` that may hold data, or `None`.
     fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
         use rustix::fs::{SeekFrom, seek};
@@ -234,6 +287,32 @@ mod tests {
                 assert!(is_zero(&bytes[e - s..]), "unit {unit} #{i} padding");
             }
         }
+    }
+
+    #[test]
+    fn each_nonzero_unit_sees_what_the_cursor_sees_and_stops_on_error() {
+        let f = tempfile::tempfile().unwrap();
+        let len = 40 << 16;
+        f.set_len(len).unwrap();
+        for i in [0u64, 3, 4, 17, 39] {
+            f.write_all_at(&[i as u8 + 1; 300], i << 16).unwrap();
+        }
+        let disk = RawDisk::new(&f, len);
+        let mut seen = Vec::new();
+        disk.each_nonzero_unit(1 << 16, |i, b| {
+            seen.push((i, b.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert!(seen == indices(&disk, 1 << 16));
+        let mut calls = 0;
+        let err = disk
+            .each_nonzero_unit(1 << 16, |i, _| {
+                calls += 1;
+                if i == 4 { Err(io::Error::other("stop")) } else { Ok(()) }
+            })
+            .unwrap_err();
+        assert_eq!((err.to_string().as_str(), calls), ("stop", 3));
     }
 
     #[test]

@@ -35,14 +35,13 @@ pub fn write(
     let data_offset = (BMAP_OFFSET + blocks * 4).next_multiple_of(512);
     let mut bmap = vec![UNALLOCATED; blocks as usize];
     let mut allocated = 0u32;
-    let mut units = disk.nonzero_units(BLOCK);
-    let mut data = Vec::new();
-    while let Some(index) = units.next_into(&mut data)? {
+    disk.each_nonzero_unit(BLOCK, |index, data| {
         on_progress(BLOCK);
         bmap[index as usize] = allocated;
-        write_nonzero_at(out, &data, data_offset + u64::from(allocated) * BLOCK)?;
+        write_nonzero_at(out, data, data_offset + u64::from(allocated) * BLOCK)?;
         allocated += 1;
-    }
+        Ok(())
+    })?;
 
     let image = format_id(params, IMAGE_UUID_DOMAIN)?;
     let snap = format_id(params, LAST_SNAPSHOT_UUID_DOMAIN)?;

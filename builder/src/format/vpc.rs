@@ -141,19 +141,18 @@ pub fn write_dynamic(
     let mut bat = vec![0xffu8; (data_start - TABLE_OFFSET) as usize];
     let mut pos = data_start;
     let mut allocated = 0u64;
-    let mut units = disk.nonzero_units(BLOCK);
-    let mut data = Vec::new();
-    while let Some(index) = units.next_into(&mut data)? {
+    disk.each_nonzero_unit(BLOCK, |index, data| {
         on_progress(BLOCK);
         let sector =
             u32::try_from(pos / SECTOR).map_err(|_| io::Error::other("the vpc file is too large"))?;
         bat[index as usize * 4..index as usize * 4 + 4].copy_from_slice(&sector.to_be_bytes());
         out.write_all_at(&bitmap, pos)?;
         // Zero pieces of a block stay unwritten: the footer, written last, extends the file.
-        write_nonzero_at(out, &data, pos + SECTOR)?;
+        write_nonzero_at(out, data, pos + SECTOR)?;
         pos += SECTOR + BLOCK;
         allocated += 1;
-    }
+        Ok(())
+    })?;
     let (foot, vpc) = footer(size, VpcSubformat::Dynamic, params)?;
     out.write_all_at(&foot, pos)?;
 
