@@ -5,8 +5,9 @@
 //! (whatever it is called now), and every other file the rebuild writes (manifest.json,
 //! nix-support/hydra-build-products, efi-vars.fd, ...).
 
+use super::outputs::{OutputSet, digest};
 use super::report::{AuditReport, BuildResult, BuildStatus, InputCheck, InputStatus, Reference};
-use super::runner::{self, BuildEnd, OutputSet, WorkDir, digest};
+use super::runner::{self, BuildEnd, WorkDir};
 use super::variations::Invocation;
 use super::{AuditError, Side, control_image};
 use std::collections::BTreeMap;

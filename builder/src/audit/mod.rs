@@ -38,12 +38,17 @@
 pub mod against;
 pub mod cli;
 pub mod compare;
+pub mod host;
+pub mod outputs;
 pub mod report;
+pub mod reversed;
 pub mod runner;
 pub mod variations;
 
+use host::Host;
+use outputs::OutputSet;
 use report::{AuditReport, BuildResult, BuildStatus, FileStatus, Reference};
-use runner::{BuildEnd, Host, Job, OutputSet, WorkDir};
+use runner::{BuildEnd, Job, WorkDir};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -156,7 +161,7 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     }
 
     let dir_inputs = directory_inputs(&spec);
-    let copies: OnceLock<Result<runner::ReversedCopies, String>> = OnceLock::new();
+    let copies: OnceLock<Result<reversed::ReversedCopies, String>> = OnceLock::new();
     let notes = std::sync::Mutex::new(Vec::<(String, String)>::new());
     let before = |job: &mut Job, gate: &runner::Gate| {
         if job.variations.is_empty() {
@@ -181,7 +186,7 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
                         )
                     }
                     Variation::Readdir => {
-                        match copies.get_or_init(|| runner::reversed_copies(&dir_inputs, &work.path)) {
+                        match copies.get_or_init(|| reversed::reversed_copies(&dir_inputs, &work.path)) {
                             Ok(c) if c.reordered == 0 && c.dirs > 0 => {
                                 why = Some(format!(
                                     "the copies in `{}` list in the same order as the originals on this filesystem, so the order could not be varied",
@@ -217,7 +222,7 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
                         if let BuildEnd::Built(set) = gate.control() {
                             paths.extend(manifest_inputs(&set, &spec.base_dir));
                         }
-                        if let Err(e) = runner::unreadable_as_nobody(&paths) {
+                        if let Err(e) = host::unreadable_as_nobody(&paths) {
                             why = Some(e);
                         }
                     }
@@ -357,10 +362,11 @@ fn same_outputs(a: &OutputSet, b: &OutputSet) -> bool {
     let key = |image: &Option<String>, p: &str| {
         if image.as_deref() == Some(p) { "<image>".to_string() } else { p.to_string() }
     };
-    let map =
-        |set: &OutputSet, image: &Option<String>| -> std::collections::BTreeMap<String, runner::FileDigest> {
-            set.files.iter().map(|(p, d)| (key(image, p), d.clone())).collect()
-        };
+    let map = |set: &OutputSet,
+               image: &Option<String>|
+     -> std::collections::BTreeMap<String, outputs::FileDigest> {
+        set.files.iter().map(|(p, d)| (key(image, p), d.clone())).collect()
+    };
     let (ma, mb) = (map(a, &ia), map(b, &ib));
     ma.len() == mb.len()
         && ma.iter().all(|(k, da)| {
