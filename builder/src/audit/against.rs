@@ -162,7 +162,7 @@ fn check_inputs(manifest: &serde_json::Value, spec: &crate::spec::Spec) -> Vec<I
                         i["kind"].as_str().unwrap_or("folder")
                     ))
                 }
-                Some(r) => match if i["digest"].as_str() == Some("tree-v1") {
+                Some(r) => match if matches!(i["digest"].as_str(), Some("tree-v1" | "glob-v1")) {
                     folder_digest(&resolved)
                         .and_then(|d| d.ok_or_else(|| "not among the sources the spec reads now".to_string()))
                 } else {
