@@ -234,6 +234,9 @@ pub struct Job {
     pub inv: Invocation,
     /// Why it cannot run, known before it starts.
     pub blocked: Option<String>,
+    /// Its `before` needs the control build's result: the pool starts it only once the
+    /// control has ended, and runs other jobs meanwhile instead of holding a worker idle.
+    pub after_control: bool,
 }
 
 /// A finished job.
@@ -242,29 +245,25 @@ pub struct Finished {
     pub seconds: f64,
 }
 
-/// Runs `jobs` on `workers` threads; `jobs[0]` is the control and starts first. `before`
-/// runs on the worker just before a job starts (it may block it, e.g. until the control has
-/// finished) and `after` when it ends.
+/// Runs `jobs` on `workers` threads; `jobs[0]` is the control and starts first. A worker
+/// takes the first job not yet started, skipping those `after_control` while the control
+/// runs (it waits only when nothing else is left). `before` runs on the worker just before a
+/// job starts (it may block it) and `run` runs it.
 pub fn run_pool(
     jobs: &mut [Job],
     workers: usize,
     before: &(dyn Fn(&mut Job, &Gate) + Sync),
     run: &(dyn Fn(&Job, &Gate) -> BuildEnd + Sync),
 ) -> Vec<Finished> {
-    let next = Mutex::new(0usize);
+    let taken = Mutex::new(vec![false; jobs.len()]);
+    let after_control: Vec<bool> = jobs.iter().map(|j| j.after_control).collect();
     let gate = Gate::default();
     let results: Vec<OnceLock<Finished>> = jobs.iter().map(|_| OnceLock::new()).collect();
     let slots: Vec<Mutex<&mut Job>> = jobs.iter_mut().map(Mutex::new).collect();
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
             s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
+                while let Some(i) = next_job(&taken, &after_control, &gate) {
                     let Some(slot) = slots.get(i) else { break };
                     let mut job = slot.lock().unwrap_or_else(|e| e.into_inner());
                     let t = Instant::now();
@@ -287,6 +286,27 @@ pub fn run_pool(
             r.into_inner().unwrap_or(Finished { end: BuildEnd::NotRun("not started".into()), seconds: 0.0 })
         })
         .collect()
+}
+
+/// The next job a worker takes (marked taken), `None` when every job has been taken.
+fn next_job(taken: &Mutex<Vec<bool>>, after_control: &[bool], gate: &Gate) -> Option<usize> {
+    loop {
+        {
+            let mut t = taken.lock().unwrap_or_else(|e| e.into_inner());
+            let control_done = gate.control_if_done().is_some();
+            let eligible = (0..t.len()).find(|&i| !t[i] && (control_done || !after_control[i]));
+            if let Some(i) = eligible {
+                t[i] = true;
+                return Some(i);
+            }
+            if t.iter().all(|&x| x) {
+                return None;
+            }
+        }
+        // Only jobs that need the control are left: wait for it (it returns at once when
+        // the control ended after the check above).
+        gate.control();
+    }
 }
 
 /// Lets jobs wait for the control build's result.
@@ -314,5 +334,38 @@ impl Gate {
             g = self.done.wait(g).unwrap_or_else(|e| e.into_inner());
         }
         g.clone().unwrap_or(BuildEnd::NotRun("no control build".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_after_the_control_does_not_hold_a_worker() {
+        let job = |name: &str, after_control: bool| Job {
+            name: name.into(),
+            variations: Vec::new(),
+            inv: Invocation::control(PathBuf::from("/nonexistent")),
+            blocked: None,
+            after_control,
+        };
+        let mut jobs = vec![job("control", false), job("needs-control", true), job("free", false)];
+        let started = Mutex::new(Vec::new());
+        let before = |_: &mut Job, _: &Gate| {};
+        let run = |j: &Job, gate: &Gate| {
+            started.lock().unwrap().push((j.name.clone(), gate.control_if_done().is_some()));
+            if j.name == "control" {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            BuildEnd::NotRun("a test job".into())
+        };
+        let finished = run_pool(&mut jobs, 2, &before, &run);
+        assert_eq!(finished.len(), 3);
+        let started = started.into_inner().unwrap();
+        let at = |n: &str| started.iter().position(|(s, _)| s == n).unwrap();
+        // The second worker took the later job that needs nothing rather than wait.
+        assert!(at("free") < at("needs-control"), "{started:?}");
+        assert!(started[at("needs-control")].1, "started before the control ended: {started:?}");
     }
 }
