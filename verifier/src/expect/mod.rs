@@ -7,6 +7,7 @@
 
 mod geometry;
 mod parse;
+pub mod sources;
 
 pub use parse::{SpecError, is_guid, round_boot_size};
 
@@ -159,6 +160,11 @@ pub struct Expectations {
     pub format: String,
     pub base_name: String,
     pub contents: Vec<ExpectedContent>,
+    /// `configFile`, as written (relative to the spec's folder).
+    pub config_file: Option<String>,
+    /// The folder of the spec file, which relative paths resolve against; `None` for a spec
+    /// read from text.
+    pub spec_dir: Option<std::path::PathBuf>,
     /// Problems found in the spec itself (malformed GUID strings).
     pub spec_findings: Vec<Finding>,
 }

@@ -26,13 +26,17 @@ impl Expectations {
     pub fn from_path(path: &Path) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| SpecError::Io { path: path.to_path_buf(), source })?;
-        match path.extension().and_then(|e| e.to_str()) {
+        let mut e = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml_str(&text),
             Some("json") => Self::from_json_str(&text),
             other => {
                 Err(SpecError::Extension { path: path.to_path_buf(), ext: other.unwrap_or("").to_string() })
             }
-        }
+        }?;
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        // Absolute, so that a glob in a source is matched from the root down.
+        e.spec_dir = Some(std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf()));
+        Ok(e)
     }
 
     pub fn from_toml_str(text: &str) -> Result<Self, SpecError> {
@@ -129,6 +133,8 @@ impl Expectations {
             format: s.string(&["format"])?.unwrap_or("raw".into()),
             base_name: s.string(&["base_name", "baseName"])?.unwrap_or("nixos".into()),
             contents,
+            config_file: s.string(&["config_file", "configFile"])?,
+            spec_dir: None,
             spec_findings,
         })
     }

@@ -162,6 +162,9 @@ pub fn verify(
             );
         }
     }
+    if let Some(e) = expect {
+        report.findings.extend(contents::findings(r, e));
+    }
     let derived = derived_ids(&report, expect);
     report.check(expect, env_epoch, &derived);
     report
@@ -252,6 +255,7 @@ pub(crate) fn from_fat_finding(f: &crate::fat::Finding) -> Finding {
     Finding::new(Severity::Warning, "fat-structure", f.what.clone(), Some(at.to_string()))
 }
 
+mod contents;
 mod table;
 #[cfg(test)]
 mod tests;
