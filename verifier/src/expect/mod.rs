@@ -61,7 +61,16 @@ impl FsKind {
 }
 
 impl TableKind {
-    /// The name a user knows.
+    /// The table's name as sfdisk and sgdisk print it in a listing: `mbr`, `gpt`, `none`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TableKind::Mbr => "mbr",
+            TableKind::Gpt => "gpt",
+            TableKind::None => "none",
+        }
+    }
+
+    /// The name a user knows, with its article: "a GPT", "an MBR", "no".
     pub fn as_str(self) -> &'static str {
         match self {
             TableKind::Mbr => "an MBR",

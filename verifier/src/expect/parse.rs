@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 /// A spec that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
-    #[error("reading spec `{path}`: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    // `cause`, not `source`: the message says it, and a chain printer must not repeat it.
+    #[error("reading spec `{path}`: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("spec `{path}` has extension `{ext}`: name it .toml or .json")]
     Extension { path: PathBuf, ext: String },
     #[error("spec is not valid {format}: {message}")]
@@ -21,11 +22,19 @@ pub enum SpecError {
     Conflict { a: String, b: String },
 }
 
+impl SpecError {
+    /// Whether the message names the spec file already (a caller adding "spec `path`"
+    /// would say it twice).
+    pub fn names_path(&self) -> bool {
+        matches!(self, SpecError::Io { .. } | SpecError::Extension { .. })
+    }
+}
+
 impl Expectations {
     /// Reads a spec file, TOML or JSON by its extension.
     pub fn from_path(path: &Path) -> Result<Self, SpecError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| SpecError::Io { path: path.to_path_buf(), source })?;
+            .map_err(|cause| SpecError::Io { path: path.to_path_buf(), cause })?;
         let mut e = match path.extension().and_then(|e| e.to_str()) {
             Some("toml") => Self::from_toml_str(&text),
             Some("json") => Self::from_json_str(&text),

@@ -250,8 +250,13 @@ impl<R: ReadAt> Ext4<R> {
                     format!("ext4 group descriptor {g}"),
                     None,
                     format!(
-                        "bg_used_dirs_count is {}, the tree has {} directories in the group",
-                        gd.bg_used_dirs_count, dirs
+                        "bg_used_dirs_count is {}, the tree has {} in the group",
+                        gd.bg_used_dirs_count,
+                        crate::report::count(
+                            usize::try_from(dirs).unwrap_or(usize::MAX),
+                            "directory",
+                            "directories"
+                        )
                     ),
                 ));
             }

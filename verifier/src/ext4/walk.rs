@@ -176,7 +176,11 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 inode {} ({})", e.ino, shown_path(&out, i)),
                     None,
-                    format!("i_links_count is {}, the tree holds {expected} links to it", e.links),
+                    format!(
+                        "i_links_count is {}, the tree holds {} to it",
+                        e.links,
+                        crate::report::count(expected as usize, "link", "links")
+                    ),
                 ));
             }
         }
@@ -295,8 +299,9 @@ impl<R: ReadAt> Ext4<R> {
                 format!("ext4 inode {} ({path})", inode.ino),
                 Some(inode.offset),
                 format!(
-                    "i_blocks says {} sectors, the inode holds {held} blocks ({want} sectors)",
-                    inode.sectors(&self.sb)
+                    "i_blocks says {} sectors, the inode holds {} ({want} sectors)",
+                    inode.sectors(&self.sb),
+                    crate::report::count(usize::try_from(held).unwrap_or(usize::MAX), "block", "blocks")
                 ),
             ));
         }

@@ -121,7 +121,14 @@ fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyR
         } else if zeros(r, 0, r.len()) {
             "the image starts with zeros".to_string()
         } else {
-            format!("{} bytes hold no partition table and no ext4 or FAT filesystem", r.len())
+            format!(
+                "{} no partition table and no ext4 or FAT filesystem",
+                crate::report::count(
+                    usize::try_from(r.len()).unwrap_or(usize::MAX),
+                    "byte holds",
+                    "bytes hold"
+                )
+            )
         };
         rep.findings.push(Finding::new(
             Severity::Error,
