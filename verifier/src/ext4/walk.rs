@@ -319,8 +319,10 @@ impl<R: ReadAt> Ext4<R> {
         let name = || format!("ext4 inode {} ({path})", inode.ino);
         let last_init =
             map.extents.iter().filter(|e| !e.unwritten && e.len > 0).map(|e| e.logical + e.len - 1).max();
+        // A verity file keeps its Merkle tree in blocks past i_size, on purpose.
         if let Some(last) = last_init
             && size < last.saturating_mul(bs)
+            && inode.i_flags & super::inode::EXT4_VERITY_FL == 0
         {
             return Err(Error::corrupt(
                 name(),
