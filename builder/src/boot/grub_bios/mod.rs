@@ -123,6 +123,10 @@ pub enum GrubBiosError {
         "GRUB file `{name}` not found in {searched}: it ships in the Debian package {PACKAGE} ({DIR}); fetch it with `.ci/fetch-packages` or set `package_root`"
     )]
     Missing { name: String, searched: String },
+    #[error(
+        "GRUB file `{name}` is missing from `{}`, the first package root with GRUB's i386-pc folder: every GRUB file must come from the same {PACKAGE} (modules of another GRUB build do not load), so it is not looked up elsewhere; extract {PACKAGE} 2.06 there completely (`dpkg -x`), or fetch it into the cache with `.ci/fetch-packages` and drop that root", dir.display()
+    )]
+    MissingInRoot { name: String, dir: std::path::PathBuf },
     #[error("reading GRUB file `{path}`: {error}")]
     Io { path: std::path::PathBuf, error: std::io::Error },
     #[error("GRUB file `{name}` is not what {PACKAGE} 2.06 ships: {what}")]
