@@ -467,3 +467,48 @@ pub fn section<'a>(
     let cfg = grub_cfg_section(r, d, &report.filesystems, bios);
     report.findings.extend(cfg);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::FileTree;
+    use crate::report::{FsInfo, FsType};
+
+    fn fat_boot() -> FsInfo {
+        let mut f = FsInfo::new(Some(1), FsType::Fat16);
+        f.volume_id = Some(0x49f6_82e7);
+        f.files = FileTree::from_paths([
+            ("/VMLINUZ-6.1", 0o100_644, 0, 0),
+            ("/initrd.img-6.1", 0o100_644, 0, 0),
+            ("/grub/i386-pc/normal.mod", 0o100_644, 0, 0),
+        ]);
+        f
+    }
+
+    const CFG: &str = "menuentry 'x' {\n\tsearch --no-floppy --fs-uuid --set=root 49F6-82E7\n\tlinux '/vmlinuz-6.1' 'root=UUID=u'\n\tinitrd '/initrd.img-6.1'\n}\n";
+
+    #[test]
+    fn kernel_paths_resolve_on_the_searched_fat_ignoring_case() {
+        assert_eq!(grub_cfg_paths(CFG, "cfg", &[fat_boot()]), Vec::new());
+        assert!(has_file(&fat_boot(), "/grub/i386-pc/normal.mod"));
+        assert_eq!(grub_uuid(&fat_boot()).as_deref(), Some("49f6-82e7"));
+    }
+
+    #[test]
+    fn a_kernel_missing_from_the_searched_filesystem_is_named() {
+        let cfg = CFG.replace("/initrd.img-6.1", "/boot/initrd.img-6.1");
+        let f = grub_cfg_paths(&cfg, "cfg", &[fat_boot()]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].code, "grub-cfg-path");
+        assert!(f[0].message.contains("line 4 (initrd) names `/boot/initrd.img-6.1`"), "{}", f[0].message);
+        assert!(f[0].message.contains("partition 1"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn an_unknown_search_uuid_is_left_to_the_uuid_check() {
+        let cfg = CFG.replace("49F6-82E7", "0000-0000");
+        assert_eq!(grub_cfg_paths(&cfg, "cfg", &[fat_boot()]), Vec::new());
+        let f = grub_cfg_findings(&cfg, "cfg", &["49f6-82e7".into(), "u".into()]);
+        assert_eq!(f.iter().map(|f| f.code.as_str()).collect::<Vec<_>>(), ["grub-cfg-uuid"]);
+    }
+}

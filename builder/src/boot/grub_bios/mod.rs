@@ -135,8 +135,10 @@ pub enum GrubBiosError {
     UnknownModule { module: String, needed_by: String },
     #[error("compressing core.img: {0}")]
     Compress(String),
-    #[error("core.img is too big: {what} is {actual:#x} bytes, GRUB allows at most {limit:#x}")]
-    TooBig { what: &'static str, actual: u64, limit: u64 },
+    #[error(
+        "core.img is too big: {what} {actual:#x}, GRUB allows at most {limit:#x} (the largest module is {largest}); use the modules of {PACKAGE} 2.06 as Debian ships them (`.ci/fetch-packages`), or check the files under `package_root`"
+    )]
+    TooBig { what: &'static str, actual: u64, limit: u64, largest: String },
     #[error(
         "core.img needs {needed} sectors but {region} has only {available} (sectors {first}..={last}); make the region larger or use fewer modules"
     )]
