@@ -28,6 +28,28 @@ fn spec_with(dir: &Path, layout: &str, extra: &str) -> PathBuf {
     )
 }
 
+/// Partition `index` of `image` (the last when `None`, as sfdisk lists them) copied to `to`;
+/// returns `to` as a string for the tools.
+fn partition_file(image: &Path, index: Option<usize>, to: &Path) -> String {
+    let sf = common::sfdisk_json(image);
+    let parts = sf["partitiontable"]["partitions"].as_array().unwrap();
+    let p = index.map_or_else(|| parts.last(), |i| parts.get(i)).unwrap();
+    let o = common::tool(
+        "dd",
+        "coreutils",
+        &[
+            &format!("if={}", image.display()),
+            &format!("of={}", to.display()),
+            "bs=512",
+            &format!("skip={}", p["start"].as_u64().unwrap()),
+            &format!("count={}", p["size"].as_u64().unwrap()),
+            "status=none",
+        ],
+    );
+    assert!(o.status.success(), "dd: {}", String::from_utf8_lossy(&o.stderr));
+    to.to_str().unwrap().to_string()
+}
+
 fn build_with_cache(spec: &Path, out: &Path, cache: Option<&Path>) -> std::process::Output {
     let mut c = Command::new(common::BIN);
     c.args(["build", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"]).env("CI", "true");
@@ -88,34 +110,15 @@ fn bios_layouts_get_grub_and_rebuild_identically() {
             check_fat_boot(tmp.path(), &a, &m);
             continue;
         }
-        let sf = common::sfdisk_json(&a);
-        let parts = sf["partitiontable"]["partitions"].as_array().unwrap();
-        let root = parts.last().unwrap();
-        let (start, size) = (root["start"].as_u64().unwrap() * 512, root["size"].as_u64().unwrap() * 512);
-        let fs = tmp.path().join("root.ext4");
-        let o = common::tool(
-            "dd",
-            "coreutils",
-            &[
-                &format!("if={}", a.display()),
-                &format!("of={}", fs.display()),
-                "bs=1M",
-                &format!("skip={}", start >> 20),
-                &format!("count={}", size >> 20),
-                "status=none",
-            ],
-        );
-        assert!(o.status.success());
-        let o =
-            common::tool("debugfs", "e2fsprogs", &["-R", "cat /boot/grub/grub.cfg", fs.to_str().unwrap()]);
+        let fs = partition_file(&a, None, &tmp.path().join("root.ext4"));
+        let o = common::tool("debugfs", "e2fsprogs", &["-R", "cat /boot/grub/grub.cfg", &fs]);
         let cfg = String::from_utf8_lossy(&o.stdout);
         assert!(
             cfg.contains("search --no-floppy --fs-uuid --set=root f222513b-ded1-49fa-b591-20ce86a2fe7f"),
             "{cfg}"
         );
         assert!(cfg.contains("linux '/boot/vmlinuz-6.1.0-test' 'root=UUID=f222513b-ded1-49fa-b591-20ce86a2fe7f' 'console=ttyS0'"), "{cfg}");
-        let o =
-            common::tool("debugfs", "e2fsprogs", &["-R", "ls -l /boot/grub/i386-pc", fs.to_str().unwrap()]);
+        let o = common::tool("debugfs", "e2fsprogs", &["-R", "ls -l /boot/grub/i386-pc", &fs]);
         let ls = String::from_utf8_lossy(&o.stdout);
         for f in ["normal.mod", "linux.mod", "command.lst", "fs.lst"] {
             assert!(ls.contains(f), "{layout}: {f} missing in {ls}");
@@ -175,21 +178,7 @@ fn check_fat_boot(tmp: &Path, image: &Path, m: &serde_json::Value) {
     let sf = common::sfdisk_json(image);
     let p1 = &sf["partitiontable"]["partitions"][0];
     assert_eq!((p1["start"].as_u64(), p1["bootable"].as_bool()), (Some(2048), Some(true)), "{p1}");
-    let fs = tmp.join("boot.fat");
-    let o = common::tool(
-        "dd",
-        "coreutils",
-        &[
-            &format!("if={}", image.display()),
-            &format!("of={}", fs.display()),
-            "bs=512",
-            "skip=2048",
-            &format!("count={}", p1["size"].as_u64().unwrap()),
-            "status=none",
-        ],
-    );
-    assert!(o.status.success());
-    let fs = fs.to_str().unwrap();
+    let fs = &partition_file(image, Some(0), &tmp.join("boot.fat"));
     let o = common::tool("fsck.fat", "dosfstools", &["-n", fs]);
     assert!(o.status.success(), "fsck.fat: {}", String::from_utf8_lossy(&o.stdout));
     let o = common::tool("minfo", "mtools", &["-i", fs, "::"]);
@@ -351,23 +340,8 @@ fn root_ext4_has_only_features_grub_reads() {
         let tmp = tempfile::tempdir().unwrap();
         let s = spec(tmp.path(), layout);
         let img = common::build(&s, &tmp.path().join("out"));
-        let sf = common::sfdisk_json(&img);
-        let root = sf["partitiontable"]["partitions"].as_array().unwrap().last().unwrap().clone();
-        let fs = tmp.path().join("root.ext4");
-        let o = common::tool(
-            "dd",
-            "coreutils",
-            &[
-                &format!("if={}", img.display()),
-                &format!("of={}", fs.display()),
-                "bs=512",
-                &format!("skip={}", root["start"].as_u64().unwrap()),
-                &format!("count={}", root["size"].as_u64().unwrap()),
-                "status=none",
-            ],
-        );
-        assert!(o.status.success());
-        let o = common::tool("dumpe2fs", "e2fsprogs", &["-h", fs.to_str().unwrap()]);
+        let fs = partition_file(&img, None, &tmp.path().join("root.ext4"));
+        let o = common::tool("dumpe2fs", "e2fsprogs", &["-h", &fs]);
         let text = String::from_utf8_lossy(&o.stdout);
         let features = text
             .lines()

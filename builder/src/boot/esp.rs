@@ -3,7 +3,7 @@
 //! Which loader (README, "system table"):
 //! - `efi`, `efixbootldr`: systemd-boot unless `bootloader = "grub"`.
 //! - `hybrid`: GRUB EFI unless `bootloader = "systemd-boot"` (`auto` picks GRUB so that one
-//!   grub.cfg can serve both firmware sides once GRUB BIOS is written).
+//!   grub.cfg on the ESP serves both firmware sides; GRUB BIOS's i386-pc folder joins it).
 //! - BIOS layouts: GRUB BIOS (`grub_bios`). It reads the ext4 root on `legacy` and
 //!   `legacy+gpt`; on `legacy+boot` it reads the FAT /boot (label `BOOT`, mounted at /boot as
 //!   the seed mounts it), which holds:
@@ -19,7 +19,8 @@
 //!   empty, and no loader or kernel is installed.
 //!
 //! The kernel and initrd are copied to the root of the partition the entries live on: the
-//! ESP, or XBOOTLDR on `efixbootldr`. The root tree's `/boot` is not changed.
+//! ESP, XBOOTLDR on `efixbootldr`, the FAT /boot on `legacy+boot`. The root tree's `/boot` is
+//! not changed.
 
 use super::grub_bios::install::FAT_BOOT_GRUB_DIR;
 use super::grub_cfg::{self, GrubEntry};

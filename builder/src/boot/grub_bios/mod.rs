@@ -94,7 +94,21 @@
 //!
 //! `normal.mod` and the modules a grub.cfg needs (with their moddep.lst dependencies) plus the
 //! `.lst` files go to `<prefix>/i386-pc/` on the filesystem that holds /boot, as `grub-install`
-//! lays it out (without fonts, locales or the other ~250 modules).
+//! lays it out (without fonts, locales or the other ~250 modules):
+//!
+//! | layout | /boot filesystem | prefix | core.img modules (before dependencies) |
+//! | --- | --- | --- | --- |
+//! | `legacy` | ext4 root | `/boot/grub` | biosdisk, part_msdos, ext2, search_fs_uuid |
+//! | `legacy+boot` | FAT /boot, partition 1 | `/grub` | biosdisk, part_msdos, fat, search_fs_uuid |
+//! | `legacy+gpt` | ext4 root | `/boot/grub` | biosdisk, part_gpt, ext2, search_fs_uuid |
+//! | `hybrid` (GRUB EFI) | ESP | `/EFI/debian` (GRUB EFI's grub.cfg) | biosdisk, part_gpt, fat, search_fs_uuid |
+//! | `hybrid` (systemd-boot) | ext4 root | `/boot/grub` | biosdisk, part_gpt, ext2, search_fs_uuid |
+//!
+//! On legacy+boot the kernel and initrd sit at the FAT's root beside `/grub`, so grub.cfg names
+//! them `/vmlinuz-<version>` and `/initrd.img-<version>` (paths on that FAT) and searches for
+//! the FAT's volume ID as GRUB prints it (`xxxx-xxxx`); `root=` comes from the deterministic
+//! IDs as on every layout. Only the FAT is read by GRUB there, so the ext4 feature check below
+//! does not apply.
 //!
 //! # ext4 features
 //!
