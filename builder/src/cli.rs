@@ -60,7 +60,8 @@ pub enum Command {
     /// Build the disk image a spec describes
     #[command(long_about = "\
 Build the disk image SPEC describes and write, into the output folder:
-  <baseName>.img                     the raw disk image (other formats are not written yet)
+  <baseName>.img                     the disk image in `format` (raw: .img; qcow2 and qcow2-compressed: .qcow2; vdi: .vdi; vpc: .vhd)
+  efi-vars.fd                        the UEFI variable store, when `touchEFIVars` is set
   nix-support/hydra-build-products   one line `file <format>-image <path>`, as make-disk-image writes it
   manifest.json                      what the image is a function of (spec digest, input digests, \
 SOURCE_DATE_EPOCH and its origin) and what it holds (layout, every ID, the image's sha256)
