@@ -1,6 +1,7 @@
 //! 32-byte FAT directory entries (fatgen103 sections 6 and 7): the 8.3 short entry and the
 //! long-file-name entry with its checksum and UCS-2 name pieces.
 
+use super::Level;
 use super::time::FatTime;
 use crate::bytes::Le;
 use serde::Serialize;
@@ -17,6 +18,9 @@ pub const ATTR_LONG_NAME_MASK: u8 = 0x3F;
 pub const NT_LOWER_BASE: u8 = 0x08;
 /// `DIR_NTRes` bit: the extension is shown in lower case.
 pub const NT_LOWER_EXT: u8 = 0x10;
+
+/// `DIR_NTRes` bit Linux sets (with a long name) on an entry that has no 8.3 name of its own.
+pub const NT_NO_83_NAME: u8 = 0x20;
 
 /// `DIR_Name[0]` of a free (deleted) entry.
 pub const DIR_FREE: u8 = 0xE5;
@@ -142,6 +146,12 @@ impl ShortEntry {
         (u32::from(self.dir_fst_clus_hi) << 16) | u32::from(self.dir_fst_clus_lo)
     }
 
+    /// The first cluster as a volume of type `fat_type` reads it: FAT12/16 have no high word
+    /// (fatgen103 says `DIR_FstClusHI` is 0 there; Linux and fsck.fat ignore it).
+    pub fn cluster(&self, fat_type: super::FatType) -> u32 {
+        if fat_type == super::FatType::Fat32 { self.first_cluster() } else { u32::from(self.dir_fst_clus_lo) }
+    }
+
     pub fn is_dir(&self) -> bool {
         self.dir_attr & ATTR_DIRECTORY != 0
     }
@@ -196,23 +206,25 @@ impl ShortEntry {
         FatTime::new(self.dir_lst_acc_date, 0, 0)
     }
 
-    /// Why `DIR_Name` breaks the 8.3 rules (fatgen103 section 6.1), or `None`. Lower-case
-    /// letters are allowed only in `.`/`..`-free names written by tools that ignore the
-    /// rule, so they are reported too.
-    pub fn invalid_name(&self) -> Option<String> {
+    /// Why `DIR_Name` breaks the 8.3 rules (fatgen103 section 6.1), or `None`, with how bad
+    /// it is. Control bytes, 0x7F, a leading space and the characters no system accepts in a
+    /// name (`"*./:<>?\|`) make the entry unusable: an [`Level::Error`], as fsck.fat renames
+    /// such entries. The spec also forbids `+,;=[]` and lower case, but Windows and Linux
+    /// read them, so they are a [`Level::Warning`].
+    pub fn invalid_name(&self) -> Option<(Level, String)> {
         let n = self.name_bytes();
         if n == *b".          " || n == *b"..         " {
             return None;
         }
         if n[0] == b' ' {
-            return Some("the name starts with a space".into());
+            return Some((Level::Error, "the name starts with a space".into()));
         }
-        for &c in &n {
-            if c < 0x20 || b"\"*+,./:;<=>?[\\]|".contains(&c) || c.is_ascii_lowercase() {
-                return Some(format!("byte {c:#04x} is not allowed in a short name"));
-            }
+        if let Some(c) = n.iter().find(|&&c| c < 0x20 || c == 0x7F || b"\"*./:<>?\\|".contains(&c)) {
+            return Some((Level::Error, format!("byte {c:#04x} is not allowed in a short name")));
         }
-        None
+        n.iter()
+            .find(|&&c| b"+,;=[]".contains(&c) || c.is_ascii_lowercase())
+            .map(|c| (Level::Warning, format!("byte {c:#04x} is not allowed in a short name by the spec")))
     }
 }
 

@@ -131,6 +131,9 @@ fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyR
         ));
         return;
     }
+    if d.partitions.is_empty() {
+        rep.findings.extend(crate::fat::section::broken_boot_sector(r));
+    }
     for p in &d.partitions {
         let Some(kind) = claimed_filesystem(p).filter(|_| p.contents == Contents::Unknown) else { continue };
         let held = if zeros(r, p.start, p.len) { "is all zeros" } else { "holds no filesystem we recognise" };
@@ -249,7 +252,8 @@ pub(crate) fn read_error(what: &str, e: &crate::Error) -> Finding {
 
 pub(crate) fn from_fat_finding(f: &crate::fat::Finding) -> Finding {
     let at = crate::error::Location { structure: f.structure.clone(), offset: f.offset };
-    Finding::new(Severity::Warning, "fat-structure", f.what.clone(), Some(at.to_string()))
+    let severity = if f.is_error() { Severity::Error } else { Severity::Warning };
+    Finding::new(severity, "fat-structure", f.what.clone(), Some(at.to_string()))
 }
 
 mod table;
