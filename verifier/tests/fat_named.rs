@@ -208,3 +208,56 @@ fn a_bare_fat_image_whose_bpb_is_garbage_is_an_error() {
     fsck_rejects(&img);
     assert!(!errors(&img).is_empty(), "the garbage BPB passes");
 }
+
+/// Bytes written at an image offset.
+type Poke = (u64, Vec<u8>);
+
+/// The other classes the differential test found, one crafted image each: where to poke,
+/// what, and the text of the error.
+#[test]
+fn the_other_classes_fsck_fat_rejects_are_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fresh = image(dir.path());
+    let (hello, _) = entry(&fresh, "/hello");
+    let f = ImageFile::open(&fresh).expect("the image opens");
+    let fat = Fat::open(&f).expect("the fresh image opens");
+    let g = fat.geometry.clone();
+    drop(fat);
+    let free = g.max_cluster() - 1;
+    let eoc = [0xFF, 0xFF];
+    let cases: Vec<(&str, Vec<Poke>, String)> = vec![
+        ("dirty flag", vec![(0x25, vec![0x01])], "BS_Reserved1 has bit 0 set".into()),
+        (
+            "entry after the end mark",
+            vec![(g.root_dir_offset + 6 * 32, b"X".to_vec())],
+            "entry 6 is not free (DIR_Name[0] 0x58) but follows the end-of-directory mark at entry 2".into(),
+        ),
+        ("no 8.3 name", vec![(hello + 0x0C, vec![0x20])], "/HELLO DIR_NTRes 0x20 has bit 0x20 set".into()),
+        (
+            "lost cluster",
+            vec![
+                (g.fat_copy_offset(0) + u64::from(free) * 2, eoc.to_vec()),
+                (g.fat_copy_offset(1) + u64::from(free) * 2, eoc.to_vec()),
+            ],
+            format!("1 lost clusters: allocated but owned by no file or directory (first: {free})"),
+        ),
+        (
+            "unusable short name",
+            vec![(hello + 2, b"?".to_vec())],
+            "byte 0x3f is not allowed in a short name".into(),
+        ),
+    ];
+    for (what, pokes, needle) in cases {
+        let img = dir.path().join("case.img");
+        std::fs::copy(&fresh, &img).expect("tempdir is writable");
+        for (off, bytes) in &pokes {
+            poke(&img, *off, bytes);
+        }
+        fsck_rejects(&img);
+        let all = errors(&img);
+        assert!(
+            all.iter().any(|f| f.message.contains(&needle)),
+            "{what}: an error with {needle:?} in {all:#?}"
+        );
+    }
+}

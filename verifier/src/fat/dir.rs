@@ -323,6 +323,7 @@ struct Owners {
 }
 
 const ROOT_OWNER: u32 = u32::MAX;
+const LABEL_OWNER: u32 = u32::MAX - 1;
 
 impl Owners {
     fn claim(
@@ -365,6 +366,8 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
     let name_of = |nodes: &Vec<Node>, who: u32| -> String {
         if who == ROOT_OWNER {
             "the root directory".into()
+        } else if who == LABEL_OWNER {
+            "the volume label entry".into()
         } else {
             (who as usize)
                 .checked_sub(1)
@@ -393,19 +396,23 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                     Some(base + off),
                     "a volume label entry outside the root directory",
                 ));
-            } else if e.first_cluster() != 0 {
-                findings.push(Finding::error(
+            } else if e.cluster(geo.fat_type) != 0 {
+                // fsck.fat accepts this and counts the chain as the entry's, so its clusters
+                // are owned (not lost) when the chain is sound.
+                let first = e.cluster(geo.fat_type);
+                findings.push(Finding::warning(
                     &structure,
                     Some(base + off),
-                    format!(
-                        "volume label entry has first cluster {}, expected 0; ignored",
-                        e.first_cluster()
-                    ),
+                    format!("volume label entry has first cluster {first}, expected 0; ignored"),
                 ));
+                match table.chain(first, "the volume label entry", geo) {
+                    Ok(c) => owners.claim(&c, LABEL_OWNER, &|w| name_of(&nodes, w), &mut findings, fat_off),
+                    Err(err) => findings.push(Finding::error(&structure, Some(base + off), err.to_string())),
+                }
             } else if root_label.is_none() {
                 root_label = Some(RootLabel { raw: e.name_bytes(), entry: e.clone(), offset: base + off });
             } else {
-                findings.push(Finding::error(
+                findings.push(Finding::warning(
                     &structure,
                     Some(base + off),
                     "a second volume label entry in the root directory",
@@ -757,9 +764,9 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
 pub(super) fn root_label<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Option<RootLabel>> {
     let loc = root_loc(fat)?;
     let listing = list_dir(fat, &loc, "fat directory /", &mut Vec::new())?;
-    Ok(listing.labels.into_iter().find(|(e, _)| e.first_cluster() == 0).map(|(e, off)| RootLabel {
-        raw: e.name_bytes(),
-        entry: e,
-        offset: fat.base + off,
-    }))
+    Ok(listing
+        .labels
+        .into_iter()
+        .find(|(e, _)| e.cluster(fat.geometry.fat_type) == 0)
+        .map(|(e, off)| RootLabel { raw: e.name_bytes(), entry: e, offset: fat.base + off }))
 }

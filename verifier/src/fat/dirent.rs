@@ -162,7 +162,8 @@ impl ShortEntry {
 
     /// `NAME.EXT` as stored (no case bits applied), trailing spaces dropped, no dot when the
     /// extension is empty. Bytes above 0x7F are OEM code-page characters; they are shown
-    /// as U+FFFD because the code page is not recorded on disk.
+    /// as U+FFFD because the code page is not recorded on disk, and so are control bytes
+    /// (a corrupt name), so that no path printed holds a raw NUL or escape.
     pub fn short_name(&self) -> String {
         self.format(false)
     }
@@ -182,7 +183,7 @@ impl ShortEntry {
             bytes[..end]
                 .iter()
                 .map(|&c| {
-                    if c.is_ascii() {
+                    if c.is_ascii() && !c.is_ascii_control() {
                         let c = c as char;
                         if lower { c.to_ascii_lowercase() } else { c }
                     } else {
@@ -252,6 +253,10 @@ pub fn decode_long_name(units: &[u16]) -> (String, Option<String>) {
     let mut name = String::with_capacity(len);
     for r in char::decode_utf16(units[..len].iter().copied()) {
         match r {
+            Ok(c) if c.is_control() => {
+                problem = Some(format!("control character {:#06x}", u32::from(c)));
+                name.push(char::REPLACEMENT_CHARACTER);
+            }
             Ok(c) => name.push(c),
             Err(e) => {
                 problem = Some(format!("unpaired surrogate {:#06x}", e.unpaired_surrogate()));

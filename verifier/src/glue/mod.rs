@@ -116,6 +116,9 @@ fn zeros(r: &dyn ReadAt, start: u64, len: u64) -> bool {
 /// partition whose type names a filesystem it does not hold.
 fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyReport) {
     if d.layout == disk::Layout::None && rep.filesystems.is_empty() {
+        if let Some(f) = crate::fat::section::broken_boot_sector(r) {
+            return rep.findings.push(f);
+        }
         let what = if r.is_empty() {
             "the image is empty".to_string()
         } else if zeros(r, 0, r.len()) {
