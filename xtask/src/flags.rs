@@ -15,6 +15,8 @@ commands:
       --tree DIR        benchmark this tree (default: /usr/share and a generated tree)
       --files N         size of the generated small-file tree (default 100000)
       --work DIR        scratch folder for images and copies (default: target/bench)
+      --audit           time `reprodisk audit` of an efi image of the tree (default /usr/share)
+                        against 1.2 x (builds / cores) x one build; writes WORK/bench-audit.json
   fixtures          write the generated small-file tree used by `bench`
       --out DIR         where to write it (required)
       --files N         how many files (default 100000)
@@ -41,6 +43,8 @@ pub struct BenchOpts {
     pub work: PathBuf,
     /// `--formats`: the output-format case (each format vs `qemu-img convert`) instead.
     pub formats: bool,
+    /// `--audit`: `reprodisk audit` of an efi image against 1.2 x (builds / cores) x one build.
+    pub audit: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -79,6 +83,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
                 files: 100_000,
                 work: PathBuf::from("target/bench"),
                 formats: false,
+                audit: false,
             };
             while let Some(a) = it.next() {
                 match a.as_str() {
@@ -86,6 +91,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
                     "--files" => opts.files = number(value(&mut it, a)?, a)?,
                     "--work" => opts.work = value(&mut it, a)?.into(),
                     "--formats" => opts.formats = true,
+                    "--audit" => opts.audit = true,
                     other => return Err(format!("unknown option `{other}` for `bench`")),
                 }
             }
@@ -128,9 +134,11 @@ mod tests {
                 trees: vec!["/x".into()],
                 files: 10,
                 work: "target/bench".into(),
-                formats: false
+                formats: false,
+                audit: false,
             }))
         );
+        assert!(matches!(p(&["bench", "--audit"]), Ok(Flags::Bench(BenchOpts { audit: true, .. }))));
         assert_eq!(
             p(&["fixtures", "--out", "o"]),
             Ok(Flags::Fixtures(FixturesOpts { out: "o".into(), count: 100_000 }))

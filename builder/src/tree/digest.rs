@@ -15,6 +15,16 @@
 //!
 //! The host folder's own path appears nowhere, so moving the source does not change the
 //! digest; any change of a name, byte, mode, owner, time or xattr does.
+//!
+//! `glob-v1` digest, for a `contents` source with a `*`: SHA-256 over the ASCII line
+//! `reprodisk-glob-v1\n`, then, for each name the glob matched (sorted bytewise, each name
+//! once), the `tree-v1` records of the node the copy left at `target/NAME`, with paths
+//! `./NAME`, `./NAME/b`, ... (the records of a folder match cover its whole subtree). So it
+//! names what the expansion put into the image: a new match, a changed byte, mode or time
+//! of a matched entry changes it, and the folder the glob was expanded in does not. The
+//! host owner of a matched entry is not in it, because a `contents` copy is `rsync
+//! --no-o --no-g` and never carries it into the image (the entry's `user`/`group` are in
+//! the spec, whose sha256 the manifest records).
 
 use std::io::Read;
 
@@ -26,7 +36,40 @@ use super::{DataSource, FileContent, FsTree, NodeId, NodeKind};
 pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
     let mut h = Sha256::new();
     h.update(b"reprodisk-tree-v1\n");
-    let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(top, b".".to_vec())];
+    records(&mut h, tree, top, b".".to_vec())?;
+    Ok(crate::manifest::hex(&h.finalize()))
+}
+
+/// The `glob-v1` digest of the entries named `names` (the glob's matches) in the image
+/// folder `dir`, as lower-case hex. A name the folder does not hold (the copy of a later
+/// match replaced it by nothing, which cannot happen today) is recorded by name alone.
+pub fn glob_digest(tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    h.update(b"reprodisk-glob-v1\n");
+    let mut names: Vec<&Vec<u8>> = names.iter().collect();
+    names.sort();
+    names.dedup();
+    let entries = match &tree.node(dir).kind {
+        NodeKind::Dir(entries) => Some(entries),
+        _ => None,
+    };
+    for name in names {
+        let mut path = b"./".to_vec();
+        path.extend_from_slice(name);
+        match entries.and_then(|e| e.get(name.as_slice())) {
+            Some(&id) => records(&mut h, tree, id, path)?,
+            None => {
+                h.update(&path);
+                h.update(b"\0missing\0\n");
+            }
+        }
+    }
+    Ok(crate::manifest::hex(&h.finalize()))
+}
+
+/// Feeds the `tree-v1` records of the subtree at `top`, whose path is `top_path`, to `h`.
+fn records(h: &mut Sha256, tree: &FsTree, top: NodeId, top_path: Vec<u8>) -> std::io::Result<()> {
+    let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(top, top_path)];
     while let Some((id, path)) = stack.pop() {
         let node = tree.node(id);
         let m = &node.meta;
@@ -66,7 +109,7 @@ pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
             }
         }
     }
-    Ok(crate::manifest::hex(&h.finalize()))
+    Ok(())
 }
 
 /// The sha256 of a file's bytes, read from its source (holes of a sparse map as zeros).

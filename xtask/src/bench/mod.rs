@@ -5,6 +5,7 @@
 //! from a warm page cache (a first `cp -a` warms it), so the figures compare CPU work, not
 //! disk reads. The results are printed as a table and written to `WORK/bench.json`.
 
+mod audit;
 mod formats;
 
 use crate::cmd::Cmd;
@@ -97,6 +98,9 @@ pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
     let reprodisk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/reprodisk");
     if opts.formats {
         return formats::run_formats(opts, &work, &reprodisk);
+    }
+    if opts.audit {
+        return audit::run_audit(opts, &work, &reprodisk);
     }
 
     let mut trees = opts.trees.clone();
