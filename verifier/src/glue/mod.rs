@@ -116,6 +116,9 @@ fn zeros(r: &dyn ReadAt, start: u64, len: u64) -> bool {
 /// partition whose type names a filesystem it does not hold.
 fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyReport) {
     if d.layout == disk::Layout::None && rep.filesystems.is_empty() {
+        if let Some(f) = crate::fat::section::broken_boot_sector(r) {
+            return rep.findings.push(f);
+        }
         let what = if r.is_empty() {
             "the image is empty".to_string()
         } else if zeros(r, 0, r.len()) {
@@ -137,6 +140,9 @@ fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyR
             Some("image".to_string()),
         ));
         return;
+    }
+    if d.partitions.is_empty() {
+        rep.findings.extend(crate::fat::section::broken_boot_sector(r));
     }
     for p in &d.partitions {
         let Some(kind) = claimed_filesystem(p).filter(|_| p.contents == Contents::Unknown) else { continue };
@@ -259,7 +265,8 @@ pub(crate) fn read_error(what: &str, e: &crate::Error) -> Finding {
 
 pub(crate) fn from_fat_finding(f: &crate::fat::Finding) -> Finding {
     let at = crate::error::Location { structure: f.structure.clone(), offset: f.offset };
-    Finding::new(Severity::Warning, "fat-structure", f.what.clone(), Some(at.to_string()))
+    let severity = if f.is_error() { Severity::Error } else { Severity::Warning };
+    Finding::new(severity, "fat-structure", f.what.clone(), Some(at.to_string()))
 }
 
 mod contents;
