@@ -53,11 +53,10 @@ impl Case {
 /// Every combination the builder on this branch can build, each a trial. Adding one when a
 /// layout starts booting is one line.
 ///
-/// Not in the table yet: `legacy+boot` on `seabios` (GRUB BIOS from a FAT /boot is not
-/// written). The converted formats boot by direct kernel boot and through firmware:
-/// `hybrid-qcow2` with GRUB EFI on OVMF, `hybrid-vpc` (dynamic VHD) and `hybrid-vdi` with GRUB
-/// BIOS on SeaBIOS, QEMU reading each through its own `format=` driver. The
-/// `efi-touch-efivars` boot is `efivars::boot_without_fallback`.
+/// The converted formats boot by direct kernel boot and through firmware: `hybrid-qcow2` with
+/// GRUB EFI on OVMF, `hybrid-vpc` (dynamic VHD) and `hybrid-vdi` with GRUB BIOS on SeaBIOS,
+/// QEMU reading each through its own `format=` driver. The `efi-touch-efivars` boot is
+/// `efivars::boot_without_fallback`.
 pub const MATRIX: &[Case] = &[
     case("none", "kernel", "direct", "raw", "none"),
     case("legacy", "kernel", "direct", "raw", "legacy"),
@@ -70,6 +69,7 @@ pub const MATRIX: &[Case] = &[
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
     case("legacy", "kernel", "direct", "raw", "only-nix-store").variant("only-nix-store"),
     case("legacy", "seabios", "grub", "raw", "legacy"),
+    case("legacy+boot", "seabios", "grub", "raw", "legacy-boot"),
     case("legacy+gpt", "seabios", "grub", "raw", "legacy-gpt"),
     case("hybrid", "seabios", "grub", "raw", "hybrid"),
     case("hybrid", "kernel", "direct", "qcow2", "hybrid-qcow2"),
