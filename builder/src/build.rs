@@ -24,6 +24,7 @@ use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
 use crate::rootfs::{self, RootFsError, RootTree};
 use crate::spec::{AutoSizing, DiskSize, Format, SourceDateEpoch, Spec, SpecError};
+use crate::tree::digest::FileHashes;
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -311,16 +312,17 @@ pub fn output_file_name(spec: &Spec) -> String {
     format!("{}.{}", spec.base_name, spec.format.extension())
 }
 
-/// Writes the planned root filesystem into its byte range of the image.
+/// Writes the planned root filesystem into its byte range of the image; returns the sha256
+/// of every file as the write pass read it.
 pub fn write_root_filesystem(
     prepared: &Prepared,
     image: &mut Image,
     progress: &Progress,
-) -> Result<(), BuildError> {
+) -> Result<FileHashes, BuildError> {
     let task = progress.bytes("writing the root filesystem", prepared.ext4.size_bytes());
     let mut last = 0;
     let offset = prepared.report.plan.root_offset;
-    prepared
+    let hashes = prepared
         .ext4
         .write(&prepared.root.tree, image.file(), offset, &mut |done| {
             task.inc(done.saturating_sub(last));
@@ -328,7 +330,7 @@ pub fn write_root_filesystem(
         })
         .map_err(RootFsError::from)?;
     task.finish();
-    Ok(())
+    Ok(hashes)
 }
 
 /// Writes the planned FAT filesystems into their partitions' byte ranges.
@@ -397,8 +399,6 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     } else {
         std::fs::read(&spec.path).map_err(io("reading", &spec.path))?
     };
-    let inputs = manifest::input_records(spec, &prepared.root.digests).map_err(RootFsError::from)?;
-
     let out_dir_abs = std::path::absolute(out_dir).map_err(io("resolving", out_dir))?;
     let file_name = output_file_name(spec);
     let staged_image = stage.path_for(&file_name)?;
@@ -413,7 +413,11 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         None => None,
     };
     write_boot_filesystems(&prepared.boot, &mut image, progress)?;
-    write_root_filesystem(&prepared, &mut image, progress)?;
+    let file_hashes = write_root_filesystem(&prepared, &mut image, progress)?;
+    // After the write pass, which hashed every file it read: no input is read twice.
+    let digests = prepared.root.digests(&file_hashes)?;
+    drop(file_hashes);
+    let inputs = manifest::input_records(spec, &digests).map_err(RootFsError::from)?;
 
     progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
     let (image, format_record) = format::finish(image, plan.disk_bytes, &FormatParams::of(spec))
@@ -435,9 +439,10 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
 
     // Hashed after postVM, which may change the image, so the manifest says what is there.
     let task = progress.bytes("hashing the image", plan.disk_bytes);
-    let mut file = std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?;
+    let file = std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?;
     let bytes = file.metadata().map_err(io("reading", &staged_image))?.len();
-    let sha256 = manifest::sha256_reader(&mut file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
+    let sha256 =
+        manifest::sha256_sparse_file(&file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
     task.finish();
 
     let manifest_path = stage.path_for(MANIFEST)?;

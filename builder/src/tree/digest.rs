@@ -15,6 +15,11 @@
 //!
 //! The host folder's own path appears nowhere, so moving the source does not change the
 //! digest; any change of a name, byte, mode, owner, time or xattr does.
+//!
+//! Read once: a build does not read files to hash them. Ingestion takes a [`Deferred`]
+//! digest (the records with a placeholder for each file's sha256), the ext4 write pass hashes
+//! every file as it reads it ([`FileHashes`]), and [`Deferred::resolve`] completes the digest
+//! from those. Only a file the image does not hold (replaced by a later source) is read here.
 
 use std::io::Read;
 
@@ -22,22 +27,120 @@ use sha2::{Digest, Sha256};
 
 use super::{DataSource, FileContent, FsTree, NodeId, NodeKind};
 
+/// The sha256 of every regular file's bytes by content, as the ext4 write pass read them.
+pub type FileHashes = std::collections::HashMap<FileContent, [u8; 32]>;
+
+/// Where the bytes of a digest go: a running SHA-256, or a [`Recipe`] completed later.
+trait Sink {
+    fn bytes(&mut self, b: &[u8]);
+    /// The lower-case hex sha256 of `c`'s bytes.
+    fn file(&mut self, c: &FileContent) -> std::io::Result<()>;
+}
+
+impl Sink for Sha256 {
+    fn bytes(&mut self, b: &[u8]) {
+        self.update(b);
+    }
+
+    fn file(&mut self, c: &FileContent) -> std::io::Result<()> {
+        self.update(content_sha256(c)?.as_bytes());
+        Ok(())
+    }
+}
+
+/// A digest's bytes with a placeholder for each file's sha256.
+#[derive(Debug, Clone, Default)]
+pub struct Recipe {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Bytes(Vec<u8>),
+    File(FileContent),
+}
+
+impl Sink for Recipe {
+    fn bytes(&mut self, b: &[u8]) {
+        match self.parts.last_mut() {
+            Some(Part::Bytes(v)) => v.extend_from_slice(b),
+            _ => self.parts.push(Part::Bytes(b.to_vec())),
+        }
+    }
+
+    fn file(&mut self, c: &FileContent) -> std::io::Result<()> {
+        match &c.source {
+            // Already in memory: hashing it now reads nothing.
+            DataSource::Bytes(_) => self.bytes(content_sha256(c)?.as_bytes()),
+            _ => self.parts.push(Part::File(c.clone())),
+        }
+        Ok(())
+    }
+}
+
+/// A digest taken at ingestion whose file hashes come from the write pass.
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    /// The sha256 of one file's bytes.
+    File(FileContent),
+    /// A `tree-v1` digest.
+    Tree(Recipe),
+}
+
+impl Deferred {
+    /// The digest, as lower-case hex, with file hashes from `known` (a file missing there is
+    /// read and hashed).
+    pub fn resolve(&self, known: &FileHashes) -> std::io::Result<String> {
+        let file = |c: &FileContent| match known.get(c) {
+            Some(sha) => Ok(crate::manifest::hex(sha)),
+            None => content_sha256(c),
+        };
+        match self {
+            Deferred::File(c) => file(c),
+            Deferred::Tree(r) => {
+                let mut h = Sha256::new();
+                for p in &r.parts {
+                    match p {
+                        Part::Bytes(b) => h.update(b),
+                        Part::File(c) => h.update(file(c)?.as_bytes()),
+                    }
+                }
+                Ok(crate::manifest::hex(&h.finalize()))
+            }
+        }
+    }
+}
+
 /// The `tree-v1` digest of the subtree at `top`, as lower-case hex.
 pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    h.update(b"reprodisk-tree-v1\n");
+    write_records(tree, top, &mut h)?;
+    Ok(crate::manifest::hex(&h.finalize()))
+}
+
+/// The `tree-v1` digest of the subtree at `top` as it is now, to be resolved once the
+/// files' hashes are known.
+pub fn deferred_tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<Deferred> {
+    let mut r = Recipe::default();
+    write_records(tree, top, &mut r)?;
+    Ok(Deferred::Tree(r))
+}
+
+fn write_records(tree: &FsTree, top: NodeId, h: &mut dyn Sink) -> std::io::Result<()> {
+    h.bytes(b"reprodisk-tree-v1\n");
     let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(top, b".".to_vec())];
     while let Some((id, path)) = stack.pop() {
         let node = tree.node(id);
         let m = &node.meta;
         let mut field = |b: &[u8]| {
-            h.update(b);
-            h.update([0u8]);
+            h.bytes(b);
+            h.bytes(&[0u8]);
         };
         field(&path);
         let (kind, extra) = match &node.kind {
             NodeKind::Dir(_) => ("dir", String::new()),
-            NodeKind::File(c) => ("file", format!("{} {}", c.size, content_sha256(c)?)),
+            // The size, a space, then the sha256 (written below).
+            NodeKind::File(c) => ("file", format!("{} ", c.size)),
             NodeKind::Symlink(t) => ("symlink", crate::manifest::hex(t)),
             NodeKind::CharDevice { major, minor } => ("char", format!("{major}:{minor}")),
             NodeKind::BlockDevice { major, minor } => ("block", format!("{major}:{minor}")),
@@ -55,8 +158,12 @@ pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
             .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), crate::manifest::hex(v)))
             .collect();
         field(xattrs.join(",").as_bytes());
-        field(extra.as_bytes());
-        h.update(b"\n");
+        h.bytes(extra.as_bytes());
+        if let NodeKind::File(c) = &node.kind {
+            h.file(c)?;
+        }
+        h.bytes(&[0u8]);
+        h.bytes(b"\n");
         if let NodeKind::Dir(entries) = &node.kind {
             for (name, &child) in entries.iter().rev() {
                 let mut p = path.clone();
@@ -66,7 +173,7 @@ pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
             }
         }
     }
-    Ok(crate::manifest::hex(&h.finalize()))
+    Ok(())
 }
 
 /// The sha256 of a file's bytes, read from its source (holes of a sparse map as zeros).
@@ -109,5 +216,28 @@ mod tests {
         assert_eq!(d, tree_digest(&tree(0, b'a'), NodeId::ROOT).unwrap());
         assert_ne!(d, tree_digest(&tree(1, b'a'), NodeId::ROOT).unwrap());
         assert_ne!(d, tree_digest(&tree(0, b'b'), NodeId::ROOT).unwrap());
+    }
+
+    #[test]
+    fn deferred_digest_is_the_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"host bytes").unwrap();
+        let mut t = tree(0, b'a');
+        let c = FileContent { size: 10, source: DataSource::Host(p) };
+        let f = t
+            .add(Node {
+                kind: NodeKind::File(c.clone()),
+                meta: Metadata::new(0o600, 0, 0, Timestamp::from_secs(9)),
+            })
+            .unwrap();
+        t.link(NodeId::ROOT, b"g", f, "/").unwrap();
+        let want = tree_digest(&t, NodeId::ROOT).unwrap();
+        let deferred = deferred_tree_digest(&t, NodeId::ROOT).unwrap();
+        assert_eq!(deferred.resolve(&FileHashes::new()).unwrap(), want, "missing hashes are read");
+        let sha: [u8; 32] = Sha256::digest(b"host bytes").into();
+        std::fs::write(dir.path().join("f"), b"changed!!!").unwrap();
+        let known = FileHashes::from([(c, sha)]);
+        assert_eq!(deferred.resolve(&known).unwrap(), want, "known hashes are not read again");
     }
 }
