@@ -264,7 +264,16 @@ pub fn prepare_in(
         )?);
     }
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
-    let root_fs = root_fs_bytes(spec, &root)?;
+    // With the exact auto size and no GRUB BIOS (whose grub.cfg changes the tree below), the
+    // census of the sizing plan serves the final plan too.
+    let (root_fs, census) =
+        if spec.disk_size == DiskSize::Auto && spec.auto_sizing == AutoSizing::Exact && bios_grub.is_none() {
+            let (bytes, census) =
+                rootfs::minimal_census(&root.tree, &rootfs::ext4_options(spec, spec.root_fsuid)?)?;
+            (Some(RootFsBytes::Exact(bytes)), Some(census))
+        } else {
+            (root_fs_bytes(spec, &root)?, None)
+        };
     let plan = layout::plan(spec, root_fs)?;
     let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
     let mut bios = None;
@@ -284,7 +293,7 @@ pub fn prepare_in(
         let (core, config, region) = grub.core(&plan, &uuid)?;
         bios = Some(PreparedBios { grub, core, config, region });
     }
-    let ext4 = rootfs::plan_exact(&root.tree, &opts, plan.root_bytes)?;
+    let ext4 = rootfs::plan_exact_from(census, &root.tree, &opts, plan.root_bytes)?;
     if bios.is_some() && !on_esp {
         grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
     }

@@ -10,9 +10,11 @@
 //!
 //! Sizing: for `diskSize = "auto"` the ext4 planner computes the smallest filesystem holding
 //! the tree ([`minimal_bytes`]); the layout then places a partition of at least that size plus
-//! `additionalSpace`, and the filesystem is planned again to fill the partition exactly.
+//! `additionalSpace`, and the filesystem is planned again to fill the partition exactly, from
+//! the same census of the tree ([`minimal_census`], [`plan_exact_from`]): every directory is
+//! built and every file looked at once for both plans.
 
-use crate::fs::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest};
+use crate::fs::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest, TreeCensus};
 use crate::ids::{Guid, IdSource, RandomError};
 use crate::spec::{DiskSize, Owners, Spec, Timestamps};
 use crate::tree::contents::{self, ContentsEntry};
@@ -179,4 +181,24 @@ pub fn minimal_bytes(tree: &FsTree, opts: &Ext4Options) -> Result<u64, RootFsErr
 /// The filesystem that fills a partition of `bytes`.
 pub fn plan_exact(tree: &FsTree, opts: &Ext4Options, bytes: u64) -> Result<Ext4Plan, RootFsError> {
     Ok(ext4::plan(tree, opts, SizeRequest::Exact(bytes))?)
+}
+
+/// [`minimal_bytes`], keeping the census so that [`plan_exact_from`] does not take it again.
+pub fn minimal_census(tree: &FsTree, opts: &Ext4Options) -> Result<(u64, TreeCensus), RootFsError> {
+    let census = TreeCensus::of(tree, opts)?;
+    Ok((census.minimal_bytes()?, census))
+}
+
+/// [`plan_exact`] with a census from [`minimal_census`] when it was taken of this tree (the
+/// caller's word: unchanged since) with these options; otherwise a new census.
+pub fn plan_exact_from(
+    census: Option<TreeCensus>,
+    tree: &FsTree,
+    opts: &Ext4Options,
+    bytes: u64,
+) -> Result<Ext4Plan, RootFsError> {
+    match census {
+        Some(c) if c.fits(opts, tree.nodes.len()) => Ok(ext4::plan_with(c, opts, SizeRequest::Exact(bytes))?),
+        _ => plan_exact(tree, opts, bytes),
+    }
 }

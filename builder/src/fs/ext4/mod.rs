@@ -110,7 +110,7 @@ use std::path::PathBuf;
 
 use crate::tree::{FsTree, Timestamp};
 
-pub use planner::Ext4Plan;
+pub use planner::{Ext4Plan, TreeCensus};
 
 /// Block size of every filesystem this writer makes.
 pub const BLOCK_SIZE: u64 = 4096;
@@ -216,4 +216,9 @@ pub enum Ext4Error {
 /// Plans the filesystem for `tree`: geometry, every inode number and every block.
 pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
     planner::plan(tree, opts, size)
+}
+
+/// [`plan`] from a census already taken of the tree with `opts` ([`TreeCensus::of`]).
+pub fn plan_with(census: TreeCensus, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
+    planner::plan_with(census, opts, size)
 }
