@@ -1,4 +1,4 @@
-//! The write pass: streams file data, then inodes, bitmaps, group descriptors and superblocks.
+//! The write pass: streams file data (read and hashed on a second thread), then inodes, bitmaps, group descriptors and superblocks.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
