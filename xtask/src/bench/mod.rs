@@ -215,7 +215,9 @@ fn remove(p: &Path) -> anyhow::Result<()> {
 /// image is a bare filesystem; returns the image path and size.
 fn sizing_build(env: &Env, spec: &Path, out: &Path, bare: bool) -> anyhow::Result<(PathBuf, u64)> {
     remove(out)?;
-    Cmd::new(&s(env.reprodisk), &["build", &s(spec), "--out", &s(out)]).env("CI", "true").run()?;
+    let build = Cmd::new(&s(env.reprodisk), &["build", &s(spec), "--out", &s(out)]).env("CI", "true");
+    eprintln!("$ {build}");
+    build.output()?;
     let img = out.join("nixos.img");
     if bare {
         Cmd::new("e2fsck", &["-fn", &s(&img)]).output().context("e2fsck of reprodisk's image")?;
