@@ -73,10 +73,10 @@ pub struct InputRecord {
     pub kind: InputKind,
     /// A file's sha256 (of the bytes that went into the image, for sources read at
     /// ingestion); for a folder its `tree-v1` digest as ingested (see `tree/digest.rs`:
-    /// names, types, modes, owners, times, xattrs and file sha256s, in canonical order).
-    /// `None` for a glob.
+    /// names, types, modes, owners, times, xattrs and file sha256s, in canonical order);
+    /// for a glob its `glob-v1` digest: the `tree-v1` records of what it matched, by name.
     pub sha256: Option<String>,
-    /// How `sha256` was computed: `"sha256"` of the bytes or `"tree-v1"`.
+    /// How `sha256` was computed: `"sha256"` of the bytes, `"tree-v1"` or `"glob-v1"`.
     pub digest: Option<&'static str>,
 }
 
@@ -167,7 +167,13 @@ pub fn input_records(
     let mut out = Vec::new();
     for (written, resolved) in paths {
         let record = if written.contains('*') {
-            InputRecord { path: written, kind: InputKind::Glob, sha256: None, digest: None }
+            let sha256 = digests.get(&resolved).cloned();
+            InputRecord {
+                path: written,
+                kind: InputKind::Glob,
+                digest: sha256.as_ref().map(|_| "glob-v1"),
+                sha256,
+            }
         } else {
             let is_dir = std::fs::metadata(&resolved).is_ok_and(|m| m.is_dir());
             let kind = if is_dir { InputKind::Directory } else { InputKind::File };

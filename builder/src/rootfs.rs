@@ -38,7 +38,8 @@ pub struct RootTree {
 impl RootTree {
     /// The digest of every file or folder source as ingested, by resolved host path: the
     /// sha256 of a file's bytes as they go into the image, the `tree-v1` digest
-    /// ([`crate::tree::digest`]) of a folder or symlink. File hashes come from `known` (what
+    /// ([`crate::tree::digest`]) of a folder or symlink, the `glob-v1` digest of a glob.
+    /// File hashes come from `known` (what
     /// the write pass read); a file missing there is read now.
     pub fn digests(&self, known: &FileHashes) -> Result<BTreeMap<PathBuf, String>, RootFsError> {
         let mut out = BTreeMap::new();
@@ -58,6 +59,18 @@ fn digest_at(tree: &FsTree, at: &[u8], source: &Path) -> Result<Option<Deferred>
         NodeKind::File(c) => Deferred::File(c.clone()),
         _ => digest::deferred_tree_digest(tree, id).map_err(io)?,
     }))
+}
+
+/// The `glob-v1` digest of the entries a glob put into image folder `at` under `names`.
+fn glob_digest_at(
+    tree: &FsTree,
+    at: &[u8],
+    names: &[Vec<u8>],
+    source: &Path,
+) -> Result<Option<Deferred>, RootFsError> {
+    let Some(dir) = tree.lookup(at) else { return Ok(None) };
+    let io = |source_err| IngestError::Io { path: source.to_path_buf(), source: source_err };
+    Ok(Some(digest::deferred_glob_digest(tree, dir, names).map_err(io)?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,10 +138,11 @@ pub fn ingest(spec: &Spec, scratch_dir: Option<&std::path::Path>) -> Result<Root
         e.check()?;
     }
     for e in &entries {
-        contents::add_contents(&mut tree, std::slice::from_ref(e), &opts)?;
-        if !e.source.as_os_str().as_encoded_bytes().contains(&b'*')
-            && let Some(d) = digest_at(&tree, e.target.as_bytes(), &e.source)?
-        {
+        let d = match contents::add_contents_entry(&mut tree, e, &opts)? {
+            Some(names) => glob_digest_at(&tree, e.target.as_bytes(), &names, &e.source)?,
+            None => digest_at(&tree, e.target.as_bytes(), &e.source)?,
+        };
+        if let Some(d) = d {
             digests.insert(e.source.clone(), d);
         }
     }

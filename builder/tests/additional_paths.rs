@@ -54,3 +54,32 @@ fn relative_additional_paths_are_refused() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn additional_paths_are_hashed_in_the_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("store-path");
+    std::fs::create_dir_all(&extra).unwrap();
+    std::fs::write(extra.join("README"), b"data\n").unwrap();
+    let spec = common::write(
+        dir.path(),
+        "spec.json",
+        &format!(
+            r#"{{"partitionTableType": "none", "additionalSpace": "1M", "additionalPaths": ["{}"]}}"#,
+            extra.display()
+        ),
+    );
+    let digest = || {
+        let out = dir.path().join("out");
+        common::build(&spec, &out);
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let inputs = m["inputs"].as_array().unwrap();
+        let rec = inputs.iter().find(|i| i["path"] == extra.display().to_string()).expect("listed");
+        assert_eq!(rec["digest"], "tree-v1", "{rec}");
+        rec["sha256"].as_str().expect("hashed").to_string()
+    };
+    let first = digest();
+    std::fs::write(extra.join("README"), b"other\n").unwrap();
+    assert_ne!(digest(), first, "a changed byte of an additional path left its digest as it was");
+}

@@ -107,3 +107,57 @@ fn help_names_make_disk_image_and_where_its_keys_are() {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).unwrap();
     assert!(!readme.contains("the seed"), "README.md still says `the seed`");
 }
+
+#[test]
+fn progress_bars_end_at_100_percent_with_the_reprodisk_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("root/d")).unwrap();
+    // Bytes that do not compress and do not fill the filesystem: the writer's count stops
+    // short of the total (free space is never written), as on /usr/share.
+    let mut x: u32 = 1;
+    let data: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect();
+    std::fs::write(dir.path().join("root/d/f"), data).unwrap();
+    let spec = common::write(
+        dir.path(),
+        "spec.json",
+        r#"{"partitionTableType": "none", "additionalSpace": "8M", "system": {"root": "root"}}"#,
+    );
+    // `script` gives the build a terminal, so it draws bars.
+    let cmd = format!("{} build {} --out {}", common::BIN, spec.display(), dir.path().join("out").display());
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &cmd, "/dev/null"]).env_remove("CI");
+    let o = c.output().expect("script (util-linux) runs the build on a terminal");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let text = String::from_utf8_lossy(&o.stdout).replace('\r', "\n");
+    // Escape sequences (cursor moves, line clears) removed.
+    let mut plain = String::new();
+    let mut chars = text.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(ch);
+        }
+    }
+    let mut last: std::collections::BTreeMap<String, String> = Default::default();
+    for line in plain.lines().map(str::trim).filter(|l| l.contains("] ") && l.contains('/')) {
+        assert!(line.starts_with("reprodisk: "), "a bar line without the prefix: {line:?}");
+        let (msg, rest) = line.split_once('[').unwrap();
+        last.insert(msg.trim().to_string(), rest.to_string());
+    }
+    assert!(last.contains_key("reprodisk: writing the root filesystem"), "{plain}");
+    for (msg, bar) in &last {
+        let counts = bar.split_once("] ").unwrap().1.split(" (").next().unwrap();
+        let (done, total) = counts.split_once('/').unwrap();
+        assert_eq!(done.trim(), total.trim(), "`{msg}` ends at {counts}");
+    }
+}

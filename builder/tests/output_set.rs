@@ -1,4 +1,4 @@
-//! The output set is all or nothing: signals, SIGKILL, ENOSPC and things in the way at several moments of a build leave the old set or the new one, never a mix.
+//! The output set is all or nothing: signals, SIGKILL, ENOSPC and things in the way at several moments of a build leave the old set or the new one, never a mix; a compressed root's scratch goes with the stage, and a running build's stage is never taken.
 
 mod common;
 
@@ -78,34 +78,74 @@ fn build_ok(spec: &Path, out: &Path) -> String {
     committed_set(out).expect("a finished build commits a set")
 }
 
+/// A build started in the background, its stderr read line by line.
+struct Running {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStderr>>,
+    log: String,
+}
+
+impl Running {
+    /// Starts `reprodisk build SPEC --out OUT`, with `TMPDIR` set to `tmp` when given.
+    fn start(spec: &Path, out: &Path, tmp: Option<&Path>) -> Running {
+        let mut cmd = Command::new(common::BIN);
+        cmd.args(["build", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"])
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(t) = tmp {
+            cmd.env("TMPDIR", t);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        Running { child, lines, log: String::new() }
+    }
+
+    /// Reads stderr until a line contains `moment` (true) or the build ends (false).
+    fn wait_for(&mut self, moment: &str) -> bool {
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            self.log += &line;
+            self.log += "\n";
+            if line.contains(moment) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn kill(&self, signal: &str) {
+        let k = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(k.success());
+    }
+
+    /// Reads the rest of stderr and waits: the exit status.
+    fn finish(&mut self) -> std::process::ExitStatus {
+        for line in self.lines.by_ref() {
+            self.log += &line.unwrap();
+            self.log += "\n";
+        }
+        self.child.wait().unwrap()
+    }
+}
+
 /// Starts a build of `spec` into `out`, sends `signal` once stderr shows a line containing
 /// `moment`, and returns the exit code.
 fn build_and_signal(spec: &Path, out: &Path, moment: &str, signal: &str) -> i32 {
-    let mut child = Command::new(common::BIN)
-        .args(["build", spec.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"])
-        .env_remove("SOURCE_DATE_EPOCH")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id().to_string();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut log = String::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        log += &line;
-        log += "\n";
-        if line.contains(moment) {
-            let k = Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
-            assert!(k.success());
-            break;
-        }
+    build_and_signal_in(spec, out, moment, signal, None)
+}
+
+/// [`build_and_signal`] with the child's `TMPDIR` set to `tmp`.
+fn build_and_signal_in(spec: &Path, out: &Path, moment: &str, signal: &str, tmp: Option<&Path>) -> i32 {
+    let mut run = Running::start(spec, out, tmp);
+    if run.wait_for(moment) {
+        run.kill(signal);
     }
-    for line in lines {
-        log += &line.unwrap();
-        log += "\n";
-    }
-    let status = child.wait().unwrap();
+    let status = run.finish();
+    let log = run.log;
     // SIGKILL leaves no exit code; the others are caught and answered with 128 + N.
     let code = status.code().unwrap_or(-1);
     assert!(log.contains(moment) || code == 0, "never reached `{moment}`: {log}");
@@ -252,4 +292,65 @@ fn enospc_at_every_moment_leaves_one_set() {
         std::fs::remove_file(&filler).unwrap();
     }
     assert!(outcomes.0 >= 3, "no build ran out of space: {outcomes:?}");
+}
+
+#[test]
+fn a_running_builds_stage_is_left_alone_by_the_next_build() {
+    let f = fixture(8);
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let old = build_ok(&f.a, &out);
+    let new = build_ok(&f.b, &work.path().join("other"));
+    // Build B stopped (not killed) while it writes its image: its stage is in use, locked.
+    let mut b = Running::start(&f.b, &out, None);
+    assert!(b.wait_for("writing the root filesystem"), "{}", b.log);
+    b.kill("STOP");
+    let stage = temporaries(&out);
+    assert_eq!(stage.len(), 1, "{stage:?}");
+    // A build started meanwhile commits its own set and leaves B's stage where it is.
+    let again = build_ok(&f.a, &out);
+    assert_eq!(again, old);
+    assert_eq!(temporaries(&out), stage, "the running build's stage was removed");
+    b.kill("CONT");
+    let status = b.finish();
+    assert!(status.success(), "the stopped build failed after the other one ran: {}", b.log);
+    assert_eq!(committed_set(&out), Some(new));
+    assert_eq!(temporaries(&out), Vec::<String>::new());
+}
+
+#[test]
+fn a_compressed_roots_scratch_goes_with_the_stage_on_signals() {
+    let f = fixture(8);
+    let root = f.a.parent().unwrap().join("root");
+    let tgz = f.a.parent().unwrap().join("root.tar.gz");
+    let o = common::tool(
+        "tar",
+        "tar",
+        &["-C", root.to_str().unwrap(), "--numeric-owner", "-czf", tgz.to_str().unwrap(), "."],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let spec = common::write(
+        f.a.parent().unwrap(),
+        "tgz.json",
+        r#"{"partitionTableType": "legacy", "diskSize": "auto", "baseName": "disk",
+            "system": {"root": "root.tar.gz"}, "installBootLoader": false}"#,
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("out");
+    let tmp = work.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let old = build_ok(&f.a, &out);
+    for (signal, code) in [("INT", 130), ("TERM", 143), ("HUP", 129)] {
+        for moment in MOMENTS {
+            let got = build_and_signal_in(&spec, &out, moment, signal, Some(&tmp));
+            assert!(got == code || got == 0, "SIG{signal} at `{moment}`: exit {got}");
+            let set = committed_set(&out).expect("a set stays committed");
+            assert_eq!(temporaries(&out), Vec::<String>::new(), "SIG{signal} at `{moment}`");
+            let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert!(left.is_empty(), "SIG{signal} at `{moment}` left {left:?} in TMPDIR");
+            if set != old {
+                build_ok(&f.a, &out);
+            }
+        }
+    }
 }

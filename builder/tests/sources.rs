@@ -160,14 +160,22 @@ fn folder_roots_keep_their_owners_unless_squashed() {
     }
 }
 
-/// The manifest's record of the root folder input.
-fn root_digest(spec_dir: &Path, root: &str) -> String {
-    let s = spec(spec_dir, &format!(r#"{{"partitionTableType": "none", "system": {{"root": "{root}"}}}}"#));
+/// Builds the spec `json` in `spec_dir` and returns its manifest's first input record.
+fn first_input(spec_dir: &Path, json: &str) -> serde_json::Value {
+    let s = spec(spec_dir, json);
     let out = spec_dir.join("out");
     let o = common::reprodisk(&["build", s.to_str().unwrap(), "--out", out.to_str().unwrap(), "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let input = &m["inputs"][0];
+    let mut m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    m["inputs"][0].take()
+}
+
+/// The manifest's record of the root folder input.
+fn root_digest(spec_dir: &Path, root: &str) -> String {
+    let input = &first_input(
+        spec_dir,
+        &format!(r#"{{"partitionTableType": "none", "system": {{"root": "{root}"}}}}"#),
+    );
     assert_eq!(input["kind"], "directory");
     assert_eq!(input["digest"], "tree-v1");
     input["sha256"].as_str().unwrap().to_string()
@@ -193,6 +201,59 @@ fn the_root_folder_digest_follows_content_not_the_host_path() {
         change();
         let d = root_digest(dir.path(), "moved");
         assert!(!seen.contains(&d), "a file, mode or owner change left the digest as it was");
+        seen.push(d);
+    }
+}
+
+/// The manifest's record of the `contents` glob `SRC/*.conf` (SRC relative to the spec).
+fn glob_digest(spec_dir: &Path, src: &str) -> String {
+    let input = &first_input(
+        spec_dir,
+        &format!(
+            r#"{{"partitionTableType": "none", "contents": [{{"source": "{src}/*.conf", "target": "/etc/conf.d"}}]}}"#
+        ),
+    );
+    assert_eq!(input["path"], format!("{src}/*.conf"));
+    assert_eq!(input["kind"], "glob");
+    assert_eq!(input["digest"], "glob-v1");
+    input["sha256"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_glob_digest_follows_what_it_matched_not_the_host_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("b.conf")).unwrap();
+    std::fs::write(src.join("a.conf"), "a\n").unwrap();
+    std::fs::write(src.join("b.conf/inner"), "inner\n").unwrap();
+    std::fs::write(src.join("notes.txt"), "not matched\n").unwrap();
+    let first = glob_digest(dir.path(), "src");
+    assert_eq!(glob_digest(dir.path(), "src"), first, "the same input gave another digest");
+    // The folder the glob expands in moved: the same digest.
+    std::fs::rename(&src, dir.path().join("moved")).unwrap();
+    assert_eq!(glob_digest(dir.path(), "moved"), first);
+    let moved = dir.path().join("moved");
+    // What the glob does not match, and the host owner (a contents copy is rsync --no-o
+    // --no-g, so the image never gets it), leave the digest as it is.
+    std::fs::write(moved.join("notes.txt"), "changed, still not matched\n").unwrap();
+    std::os::unix::fs::chown(moved.join("a.conf"), Some(7), Some(7)).unwrap();
+    assert_eq!(glob_digest(dir.path(), "moved"), first);
+    let mut seen = vec![first];
+    let changes: [(&str, &dyn Fn()); 5] = [
+        ("a matched file's bytes", &|| std::fs::write(moved.join("a.conf"), "b\n").unwrap()),
+        ("a matched file's mode", &|| {
+            std::fs::set_permissions(moved.join("a.conf"), std::fs::Permissions::from_mode(0o600)).unwrap()
+        }),
+        ("a file inside a matched folder", &|| {
+            std::fs::write(moved.join("b.conf/inner"), "other\n").unwrap()
+        }),
+        ("a new match", &|| std::fs::write(moved.join("c.conf"), "c\n").unwrap()),
+        ("a renamed match", &|| std::fs::rename(moved.join("c.conf"), moved.join("d.conf")).unwrap()),
+    ];
+    for (what, change) in changes {
+        change();
+        let d = glob_digest(dir.path(), "moved");
+        assert!(!seen.contains(&d), "{what} left the glob's digest as it was");
         seen.push(d);
     }
 }

@@ -19,6 +19,8 @@ commands:
       --files N         size of the generated small-file trees (default 100000)
       --rootfs-tar F    the rootfs tar case's archive (default: a tar of /usr/share)
       --work DIR        scratch folder for images and copies (default: target/bench)
+      --audit           time `reprodisk audit` of an efi image of the tree (default /usr/share)
+                        against 1.2 x (builds / cores) x one build; writes WORK/bench-audit.json
   fixtures          write the generated small-file tree used by `bench`
       --out DIR         where to write it (required)
       --files N         how many files (default 100000)
@@ -51,6 +53,8 @@ pub struct BenchOpts {
     pub runs: usize,
     /// `--rootfs-tar FILE`.
     pub rootfs_tar: Option<PathBuf>,
+    /// `--audit`: `reprodisk audit` of an efi image against 1.2 x (builds / cores) x one build.
+    pub audit: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -92,6 +96,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
                 quick: false,
                 runs: 3,
                 rootfs_tar: None,
+                audit: false,
             };
             while let Some(a) = it.next() {
                 match a.as_str() {
@@ -102,6 +107,7 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
                     "--quick" => opts.quick = true,
                     "--runs" => opts.runs = number(value(&mut it, a)?, a)? as usize,
                     "--rootfs-tar" => opts.rootfs_tar = Some(value(&mut it, a)?.into()),
+                    "--audit" => opts.audit = true,
                     other => return Err(format!("unknown option `{other}` for `bench`")),
                 }
             }
@@ -148,8 +154,10 @@ mod tests {
                 quick: false,
                 runs: 3,
                 rootfs_tar: None,
+                audit: false,
             }))
         );
+        assert!(matches!(p(&["bench", "--audit"]), Ok(Flags::Bench(BenchOpts { audit: true, .. }))));
         assert_eq!(
             p(&["fixtures", "--out", "o"]),
             Ok(Flags::Fixtures(FixturesOpts { out: "o".into(), count: 100_000 }))

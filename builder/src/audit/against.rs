@@ -5,8 +5,9 @@
 //! (whatever it is called now), and every other file the rebuild writes (manifest.json,
 //! nix-support/hydra-build-products, efi-vars.fd, ...).
 
+use super::outputs::{OutputSet, digest};
 use super::report::{AuditReport, BuildResult, BuildStatus, InputCheck, InputStatus, Reference};
-use super::runner::{self, BuildEnd, OutputSet, WorkDir, digest};
+use super::runner::{self, BuildEnd, WorkDir};
 use super::variations::Invocation;
 use super::{AuditError, Side, control_image};
 use std::collections::BTreeMap;
@@ -163,7 +164,7 @@ fn check_inputs(manifest: &serde_json::Value, spec: &crate::spec::Spec) -> Vec<I
                         i["kind"].as_str().unwrap_or("folder")
                     ))
                 }
-                Some(r) => match if i["digest"].as_str() == Some("tree-v1") {
+                Some(r) => match if matches!(i["digest"].as_str(), Some("tree-v1" | "glob-v1")) {
                     folder_digest(&resolved)
                         .and_then(|d| d.ok_or_else(|| "not among the sources the spec reads now".to_string()))
                 } else {

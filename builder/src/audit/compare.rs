@@ -3,8 +3,8 @@
 //! names by partition, structure and field, the rest it shows as hex), JSON pointers for the
 //! manifest, line numbers for text.
 
+use super::outputs::{FileDigest, NORMALISE_MAX, OutputSet, TextKind, normalise, read_text};
 use super::report::{FileResult, FileStatus};
-use super::runner::{FileDigest, NORMALISE_MAX, OutputSet, TextKind, normalise, read_text};
 use reprodisk_verifier::diff::DiffReport;
 use reprodisk_verifier::glue;
 use serde_json::Value;

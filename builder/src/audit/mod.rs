@@ -38,12 +38,17 @@
 pub mod against;
 pub mod cli;
 pub mod compare;
+pub mod host;
+pub mod outputs;
 pub mod report;
+pub mod reversed;
 pub mod runner;
 pub mod variations;
 
+use host::Host;
+use outputs::OutputSet;
 use report::{AuditReport, BuildResult, BuildStatus, FileStatus, Reference};
-use runner::{BuildEnd, Host, Job, OutputSet, WorkDir};
+use runner::{BuildEnd, Job, WorkDir};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -144,6 +149,7 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
         variations: Vec::new(),
         inv: Invocation::control(work.path.join("control")),
         blocked: None,
+        after_control: false,
     }];
     let mut selected: Vec<Vec<Variation>> = opts.vary.iter().map(|v| vec![*v]).collect();
     if opts.vary.len() > 1 {
@@ -152,11 +158,26 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     for vs in selected {
         let name = if vs.len() == 1 { vs[0].name().to_string() } else { "all".to_string() };
         let inv = Invocation::control(work.path.join(&name));
-        jobs.push(Job { name, variations: vs, inv, blocked: None });
+        // The uid variation checks the inputs the control build's manifest lists.
+        let after_control = vs.contains(&Variation::Uid);
+        jobs.push(Job { name, variations: vs, inv, blocked: None, after_control });
+    }
+    // The pool takes jobs in order: the build with every variation (the longest) goes right
+    // after the control, so that the audit does not end on it with one worker busy and the
+    // others idle. The report keeps the order above.
+    let report_order: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    if let Some(all) = jobs.iter().position(|j| j.variations.len() > 1) {
+        let job = jobs.remove(all);
+        jobs.insert(1.min(jobs.len()), job);
     }
 
     let dir_inputs = directory_inputs(&spec);
-    let copies: OnceLock<Result<runner::ReversedCopies, String>> = OnceLock::new();
+    let copies: OnceLock<Result<reversed::ReversedCopies, String>> = OnceLock::new();
+    // The reversed copies are made while the first builds run, not when the first readdir
+    // build starts (on the worker that would then build).
+    let copy_early = !dir_inputs.is_empty()
+        && host.unavailable(Variation::Readdir).is_none()
+        && jobs.iter().any(|j| j.variations.contains(&Variation::Readdir));
     let notes = std::sync::Mutex::new(Vec::<(String, String)>::new());
     let before = |job: &mut Job, gate: &runner::Gate| {
         if job.variations.is_empty() {
@@ -181,7 +202,7 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
                         )
                     }
                     Variation::Readdir => {
-                        match copies.get_or_init(|| runner::reversed_copies(&dir_inputs, &work.path)) {
+                        match copies.get_or_init(|| reversed::reversed_copies(&dir_inputs, &work.path)) {
                             Ok(c) if c.reordered == 0 && c.dirs > 0 => {
                                 why = Some(format!(
                                     "the copies in `{}` list in the same order as the originals on this filesystem, so the order could not be varied",
@@ -217,7 +238,7 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
                         if let BuildEnd::Built(set) = gate.control() {
                             paths.extend(manifest_inputs(&set, &spec.base_dir));
                         }
-                        if let Err(e) = runner::unreadable_as_nobody(&paths) {
+                        if let Err(e) = host::unreadable_as_nobody(&paths) {
                             why = Some(e);
                         }
                     }
@@ -271,7 +292,15 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
         end
     };
     let parallel = opts.jobs.unwrap_or_else(cores).clamp(1, jobs.len());
-    let finished = runner::run_pool(&mut jobs, parallel, &before, &run);
+    let finished = std::thread::scope(|s| {
+        if copy_early {
+            s.spawn(|| copies.get_or_init(|| reversed::reversed_copies(&dir_inputs, &work.path)));
+        }
+        runner::run_pool(&mut jobs, parallel, &before, &run)
+    });
+    let mut done: Vec<(Job, runner::Finished)> = jobs.into_iter().zip(finished).collect();
+    done.sort_by_key(|(j, _)| report_order.iter().position(|n| *n == j.name));
+    let (jobs, finished): (Vec<Job>, Vec<runner::Finished>) = done.into_iter().unzip();
     if let Some(c) = copies.get().and_then(|c| c.as_ref().ok())
         && c.staged_in.starts_with("/dev/shm")
     {
@@ -357,10 +386,11 @@ fn same_outputs(a: &OutputSet, b: &OutputSet) -> bool {
     let key = |image: &Option<String>, p: &str| {
         if image.as_deref() == Some(p) { "<image>".to_string() } else { p.to_string() }
     };
-    let map =
-        |set: &OutputSet, image: &Option<String>| -> std::collections::BTreeMap<String, runner::FileDigest> {
-            set.files.iter().map(|(p, d)| (key(image, p), d.clone())).collect()
-        };
+    let map = |set: &OutputSet,
+               image: &Option<String>|
+     -> std::collections::BTreeMap<String, outputs::FileDigest> {
+        set.files.iter().map(|(p, d)| (key(image, p), d.clone())).collect()
+    };
     let (ma, mb) = (map(a, &ia), map(b, &ib));
     ma.len() == mb.len()
         && ma.iter().all(|(k, da)| {

@@ -1,7 +1,7 @@
-//! Runs the audit's child builds: the work folder, the probes that say which variations can
-//! run here, the reversed copies of directory inputs, one `reprodisk build` child process per
-//! build (the running binary itself, [`std::env::current_exe`]), a pool of as many workers as
-//! cores, and the sha256 of every output file.
+//! Runs the audit's child builds: the work folder, one `reprodisk build` child process per
+//! build (the running binary itself, [`std::env::current_exe`]) and a pool of as many workers
+//! as cores. The probes are in [`super::host`], the reversed copies in [`super::reversed`] and
+//! the output files' digests in [`super::outputs`].
 //!
 //! A child build is `sh -c SCRIPT` (under `unshare` when it needs a UTS or mount namespace):
 //! the script sets the hostname, bind-mounts the reversed copies over the inputs, sets the
@@ -11,12 +11,9 @@
 //! exits 97, and the build is reported as not run, with the script's message.
 
 use super::AuditError;
-use super::variations::{Faketime, Invocation, NOBODY, Prepared, Variation};
-use reprodisk_verifier::bytes::{ImageFile, ReadAt};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use super::outputs::OutputSet;
+use super::variations::{Invocation, Variation};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -24,198 +21,6 @@ use std::time::Instant;
 
 /// Exit code of the child script when a setup step (hostname, mount, cd) failed.
 const SETUP_FAILED: i32 = 97;
-/// Files up to this size are also hashed after normalisation (see [`normalise`]).
-pub const NORMALISE_MAX: u64 = 16 << 20;
-
-/// The digest of one output file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FileDigest {
-    pub bytes: u64,
-    pub sha256: String,
-    /// sha256 after [`normalise`], for files small enough; equal to `sha256` when nothing
-    /// was normalised.
-    #[serde(skip)]
-    pub normalised: Option<String>,
-}
-
-/// Every file a build wrote, by path relative to its output folder.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct OutputSet {
-    #[serde(skip)]
-    pub dir: PathBuf,
-    pub files: BTreeMap<String, FileDigest>,
-}
-
-impl OutputSet {
-    /// Walks `dir` (as the build wrote it) and hashes every file.
-    pub fn read(dir: &Path) -> std::io::Result<OutputSet> {
-        let mut files = BTreeMap::new();
-        let mut stack = vec![PathBuf::new()];
-        while let Some(rel) = stack.pop() {
-            let mut names: Vec<_> = std::fs::read_dir(dir.join(&rel))?
-                .map(|e| e.map(|e| e.file_name()))
-                .collect::<Result<_, _>>()?;
-            names.sort();
-            for name in names {
-                let rel = rel.join(&name);
-                let path = dir.join(&rel);
-                let meta = std::fs::symlink_metadata(&path)?;
-                if meta.is_dir() {
-                    stack.push(rel);
-                } else {
-                    files.insert(rel.to_string_lossy().into_owned(), digest(&path, dir)?);
-                }
-            }
-        }
-        Ok(OutputSet { dir: dir.to_path_buf(), files })
-    }
-}
-
-/// sha256 of a file, skipping its holes (hashed as zeros without reading them), plus the
-/// normalised digest for small files.
-pub fn digest(path: &Path, out_dir: &Path) -> std::io::Result<FileDigest> {
-    let f = ImageFile::open(path)?;
-    let len = f.len();
-    let mut h = Sha256::new();
-    let zeros = vec![0u8; 1 << 20];
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = 0u64;
-    while pos < len {
-        let (start, end) = f.next_data(pos)?.unwrap_or((len, len));
-        let mut hole = start - pos;
-        while hole > 0 {
-            let n = hole.min(zeros.len() as u64) as usize;
-            h.update(&zeros[..n]);
-            hole -= n as u64;
-        }
-        let mut at = start;
-        while at < end {
-            let n = (end - at).min(buf.len() as u64) as usize;
-            f.read_exact_at(&mut buf[..n], at)?;
-            h.update(&buf[..n]);
-            at += n as u64;
-        }
-        pos = end;
-    }
-    let sha256 = crate::manifest::hex(&h.finalize());
-    let normalised = if len <= NORMALISE_MAX {
-        let bytes = std::fs::read(path)?;
-        let n = normalise(&bytes, out_dir, TextKind::of(path));
-        Some(crate::manifest::sha256_reader(&n[..], |_| {})?)
-    } else {
-        None
-    };
-    Ok(FileDigest { bytes: len, sha256, normalised })
-}
-
-/// What is compared when raw bytes differ: the output folder's own path replaced by `$out`
-/// (hydra-build-products names it, as the seed's does with `$out`; its paths are compared
-/// after resolving `.` and `..`), and in a manifest the spec's path as given on the command
-/// line replaced by `$spec` (it says where the build was started, not what it built), as is
-/// the manifest's size and digest of hydra-build-products (which cover `$out`; that file is
-/// compared on its own). All of these record where, not what; everything else counts.
-pub fn normalise(bytes: &[u8], out_dir: &Path, kind: TextKind) -> Vec<u8> {
-    let mut forms = vec![out_dir.to_path_buf()];
-    if let Ok(c) = out_dir.canonicalize() {
-        forms.push(c);
-    }
-    forms.sort_by_key(|f| std::cmp::Reverse(f.as_os_str().len()));
-    let mut out = bytes.to_vec();
-    match kind {
-        TextKind::HydraProducts => {
-            let Ok(text) = std::str::from_utf8(bytes) else { return out };
-            let mut lines = Vec::new();
-            for line in text.split_inclusive('\n') {
-                let (body, nl) = line.strip_suffix('\n').map_or((line, ""), |b| (b, "\n"));
-                let mut parts = body.splitn(3, ' ');
-                let (kind, ty, path) = (parts.next(), parts.next(), parts.next());
-                let rel = path.and_then(|p| {
-                    let p = lexical(Path::new(p));
-                    forms.iter().find_map(|f| p.strip_prefix(lexical(f)).ok().map(Path::to_path_buf))
-                });
-                match (kind, ty, rel) {
-                    (Some(k), Some(t), Some(rel)) => {
-                        lines.push(format!("{k} {t} $out/{}{nl}", rel.display()))
-                    }
-                    _ => lines.push(line.to_string()),
-                }
-            }
-            out = lines.concat().into_bytes();
-        }
-        TextKind::Manifest | TextKind::Other => {
-            for form in forms.iter().map(|f| f.display().to_string()).filter(|f| f.len() > 1) {
-                out = replace(&out, form.as_bytes(), b"$out");
-            }
-        }
-    }
-    if kind == TextKind::Manifest
-        && let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&out)
-    {
-        if let Some(p) = v.pointer_mut("/spec/path") {
-            *p = serde_json::Value::String("$spec".into());
-        }
-        // The manifest's digest of hydra-build-products covers the `$out` path it names; the
-        // file itself is compared on its own, after normalisation.
-        if let Some(files) = v.pointer_mut("/files").and_then(|f| f.as_array_mut()) {
-            for f in files.iter_mut().filter(|f| f["name"] == "nix-support/hydra-build-products") {
-                f["bytes"] = serde_json::Value::String("$out-dependent".into());
-                f["sha256"] = serde_json::Value::String("$out-dependent".into());
-            }
-        }
-        if let Ok(s) = serde_json::to_vec_pretty(&v) {
-            out = s;
-        }
-    }
-    out
-}
-
-/// Which normalisation a file gets, by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextKind {
-    Manifest,
-    HydraProducts,
-    Other,
-}
-
-impl TextKind {
-    pub fn of(path: &Path) -> TextKind {
-        match path.file_name().and_then(|n| n.to_str()) {
-            Some("manifest.json") => TextKind::Manifest,
-            Some("hydra-build-products") => TextKind::HydraProducts,
-            _ => TextKind::Other,
-        }
-    }
-}
-
-/// `path` with `.` and `..` resolved by name (as `std::path::absolute` leaves them).
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-fn replace(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
-    let mut i = 0;
-    while i < hay.len() {
-        if hay[i..].starts_with(needle) {
-            out.extend_from_slice(with);
-            i += needle.len();
-        } else {
-            out.push(hay[i]);
-            i += 1;
-        }
-    }
-    out
-}
 
 /// The audit's work folder: removed with everything in it when dropped (also on error),
 /// unless the user asked to keep it.
@@ -262,84 +67,6 @@ pub fn remove_build(root: &Path) {
     // A failure to clean up one folder is not worth failing the audit; the work folder's own
     // removal retries it.
     let _ = std::fs::remove_dir_all(root);
-}
-
-/// What can run on this machine, found once before the builds.
-#[derive(Debug, Clone)]
-pub struct Host {
-    pub root: bool,
-    pub faketime: Result<Faketime, String>,
-    pub uts: Result<(), String>,
-    pub mount: Result<(), String>,
-}
-
-impl Host {
-    pub fn probe() -> Host {
-        let root = rustix::process::geteuid().is_root();
-        let ns = |flag: &str| -> Result<(), String> {
-            let mut c = Command::new("unshare");
-            if !root {
-                c.arg("--map-root-user");
-            }
-            match c.args([flag, "true"]).stderr(Stdio::piped()).stdout(Stdio::null()).output() {
-                Ok(o) if o.status.success() => Ok(()),
-                Ok(o) => {
-                    Err(format!("`unshare {flag}` failed: {}", String::from_utf8_lossy(&o.stderr).trim()))
-                }
-                Err(e) => Err(format!("cannot run `unshare` ({e}): install the Debian package util-linux")),
-            }
-        };
-        Host { root, faketime: probe_faketime(), uts: ns("--uts"), mount: ns("--mount") }
-    }
-
-    /// Why `v` cannot run here, if it cannot (checks that need the inputs come later).
-    pub fn unavailable(&self, v: Variation) -> Option<String> {
-        match v {
-            Variation::Clock => self.faketime.as_ref().err().cloned(),
-            Variation::Hostname => self.uts.as_ref().err().cloned(),
-            Variation::Readdir => self.mount.as_ref().err().cloned(),
-            Variation::Uid if !self.root => {
-                Some("running as another user needs root: run the audit as root for this variation".into())
-            }
-            _ => None,
-        }
-    }
-}
-
-/// Finds libfaketime and checks that it really shifts a child's clock.
-fn probe_faketime() -> Result<Faketime, String> {
-    let arch = format!("{}-linux-gnu", std::env::consts::ARCH);
-    let candidates = [
-        format!("/usr/lib/{arch}/faketime/libfaketime.so.1"),
-        "/usr/lib/faketime/libfaketime.so.1".to_string(),
-        "/usr/local/lib/faketime/libfaketime.so.1".to_string(),
-    ];
-    let Some(library) = candidates.iter().map(PathBuf::from).find(|p| p.is_file()) else {
-        return Err(format!(
-            "libfaketime not found (looked for {}): install the Debian package faketime",
-            candidates.join(", ")
-        ));
-    };
-    let ft = Faketime { library, shift: super::variations::CLOCK_SHIFT.to_string() };
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let o = Command::new("date")
-        .arg("+%s")
-        .env("LD_PRELOAD", &ft.library)
-        .env("FAKETIME", &ft.shift)
-        .env("FAKETIME_DISABLE_SHM", "1")
-        .output()
-        .map_err(|e| format!("cannot run `date` under libfaketime: {e}"))?;
-    let shifted: u64 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap_or(0);
-    // 3650 days ahead, give or take the time the probe took.
-    if shifted < now + 3640 * 86400 {
-        return Err(format!(
-            "libfaketime `{}` did not shift the clock of a child process (date printed {shifted}, expected about {} + 3650 days)",
-            ft.library.display(),
-            now
-        ));
-    }
-    Ok(ft)
 }
 
 /// How one child build ended.
@@ -500,234 +227,6 @@ fn walk_dirs(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The first of `paths` (recursively) that `nobody` cannot read, or cannot enter when it is a
-/// folder, checked by running `find` as `nobody`.
-pub fn unreadable_as_nobody(paths: &[PathBuf]) -> Result<(), String> {
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        format!("--reuid={NOBODY}"),
-        format!("--regid={NOBODY}"),
-        "--clear-groups".into(),
-        "--".into(),
-    ]);
-    // Symlinks are never followed by the builder, so their targets need not be readable.
-    cmd.arg("find").args(paths).args([
-        "!",
-        "-type",
-        "l",
-        "(",
-        "!",
-        "-readable",
-        "-o",
-        "-type",
-        "d",
-        "!",
-        "-executable",
-        ")",
-        "-print",
-        "-quit",
-    ]);
-    let o = cmd
-        .output()
-        .map_err(|e| format!("cannot run `setpriv` ({e}): install the Debian package util-linux"))?;
-    let found = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let err = String::from_utf8_lossy(&o.stderr).trim().to_string();
-    if !found.is_empty() {
-        return Err(format!("`{found}` is not readable as nobody"));
-    }
-    if !o.status.success() {
-        return Err(format!(
-            "inputs are not readable as nobody: {}",
-            err.lines().next().unwrap_or("find failed")
-        ));
-    }
-    Ok(())
-}
-
-/// How a filesystem orders `readdir` relative to the order entries were created in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DirOrder {
-    Creation,
-    NewestFirst,
-    Other,
-}
-
-fn probe_dir_order(dir: &Path) -> std::io::Result<DirOrder> {
-    let probe = dir.join("order-probe");
-    std::fs::create_dir(&probe)?;
-    let names = ["m", "c", "x", "a"];
-    for n in names {
-        std::fs::write(probe.join(n), b"")?;
-    }
-    let seen: Vec<String> = std::fs::read_dir(&probe)?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into())
-        .collect();
-    std::fs::remove_dir_all(&probe)?;
-    let mut rev = names.to_vec();
-    rev.reverse();
-    Ok(if seen == names {
-        DirOrder::Creation
-    } else if seen == rev {
-        DirOrder::NewestFirst
-    } else {
-        DirOrder::Other
-    })
-}
-
-/// The readdir variation's copies: for every directory input, a copy whose `readdir` order is
-/// the opposite of the original's, with the same modes, owners, times, xattrs and hard links.
-#[derive(Debug, Clone)]
-pub struct ReversedCopies {
-    pub prepared: Prepared,
-    /// Folders with at least two entries, and how many of them list in another order.
-    pub dirs: u64,
-    pub reordered: u64,
-    pub staged_in: PathBuf,
-    /// Removes the copies on SIGINT, SIGTERM and SIGHUP.
-    pub _signals: std::sync::Arc<crate::cleanup::Guard>,
-}
-
-/// Copies each of `inputs` (folders) into `work` (or a tmpfs, where creation order decides
-/// `readdir` order, when one has room) in reversed order.
-pub fn reversed_copies(inputs: &[PathBuf], work: &Path) -> Result<ReversedCopies, String> {
-    let size: u64 = inputs.iter().map(|p| tree_bytes(p)).sum();
-    let shm = Path::new("/dev/shm");
-    let room = |p: &Path| rustix::fs::statvfs(p).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(0);
-    let stage_root = if shm.is_dir() && room(shm) > size.saturating_mul(2) + (256 << 20) {
-        tempfile::Builder::new()
-            .prefix("reprodisk-audit-readdir-")
-            .tempdir_in(shm)
-            .map(|t| t.keep())
-            .map_err(|e| format!("creating a folder in /dev/shm: {e}"))?
-    } else {
-        let p = work.join("readdir-copies");
-        std::fs::create_dir_all(&p).map_err(|e| format!("creating `{}`: {e}", p.display()))?;
-        p
-    };
-    let signals = std::sync::Arc::new(crate::cleanup::register(&stage_root));
-    std::fs::set_permissions(&stage_root, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("opening up `{}`: {e}", stage_root.display()))?;
-    let copy_all = || -> Result<(Copier, Vec<(PathBuf, PathBuf)>), String> {
-        let order = probe_dir_order(&stage_root).map_err(|e| format!("probing readdir order: {e}"))?;
-        let mut copier = Copier { order, links: HashMap::new(), dirs: 0, reordered: 0 };
-        let mut binds = Vec::new();
-        for (i, input) in inputs.iter().enumerate() {
-            let dst = stage_root.join(format!("input-{i}"));
-            copier
-                .copy(input, &dst)
-                .map_err(|e| format!("copying `{}` in reverse order: {e}", input.display()))?;
-            binds.push((dst, input.clone()));
-        }
-        Ok((copier, binds))
-    };
-    let (copier, mut binds) = match copy_all() {
-        Ok(done) => done,
-        Err(e) => {
-            remove_build(&stage_root);
-            return Err(e);
-        }
-    };
-    // Outer folders first, so that a nested input's copy is mounted over the outer copy.
-    binds.sort_by_key(|(_, orig)| orig.components().count());
-    Ok(ReversedCopies {
-        prepared: Prepared { faketime: None, binds },
-        dirs: copier.dirs,
-        reordered: copier.reordered,
-        staged_in: stage_root,
-        _signals: signals,
-    })
-}
-
-fn tree_bytes(p: &Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![p.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
-struct Copier {
-    order: DirOrder,
-    links: HashMap<(u64, u64), PathBuf>,
-    dirs: u64,
-    reordered: u64,
-}
-
-impl Copier {
-    fn copy(&mut self, src: &Path, dst: &Path) -> std::io::Result<()> {
-        let meta = std::fs::symlink_metadata(src)?;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            std::fs::create_dir(dst)?;
-            let original: Vec<_> =
-                std::fs::read_dir(src)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-            // Create in the order that makes this filesystem list the opposite of `original`.
-            let mut create = original.clone();
-            if self.order != DirOrder::NewestFirst {
-                create.reverse();
-            }
-            for name in &create {
-                self.copy(&src.join(name), &dst.join(name))?;
-            }
-            if original.len() >= 2 {
-                self.dirs += 1;
-                let copied: Vec<_> =
-                    std::fs::read_dir(dst)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
-                if copied != original {
-                    self.reordered += 1;
-                }
-            }
-        } else if ft.is_file() {
-            let key = (meta.dev(), meta.ino());
-            if meta.nlink() > 1 {
-                if let Some(first) = self.links.get(&key) {
-                    return std::fs::hard_link(first, dst);
-                }
-                self.links.insert(key, dst.to_path_buf());
-            }
-            std::fs::copy(src, dst)?;
-        } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(src)?, dst)?;
-        } else {
-            // FIFOs, sockets and devices: GNU cp makes them like the original.
-            let o = Command::new("cp").arg("-a").arg(src).arg(dst).output()?;
-            if !o.status.success() {
-                return Err(std::io::Error::other(String::from_utf8_lossy(&o.stderr).trim().to_string()));
-            }
-        }
-        std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;
-        if !ft.is_symlink() {
-            // After chown, which clears set-id bits.
-            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        }
-        for name in xattr::list(src)? {
-            if let Some(value) = xattr::get(src, &name)? {
-                xattr::set(dst, &name, &value)?;
-            }
-        }
-        let ts = |s: i64, ns: i64| rustix::fs::Timespec { tv_sec: s, tv_nsec: ns as _ };
-        rustix::fs::utimensat(
-            rustix::fs::CWD,
-            dst,
-            &rustix::fs::Timestamps {
-                last_access: ts(meta.atime(), meta.atime_nsec()),
-                last_modification: ts(meta.mtime(), meta.mtime_nsec()),
-            },
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        )?;
-        Ok(())
-    }
-}
-
 /// One build to run: its name, the variations it applies, and its invocation.
 pub struct Job {
     pub name: String,
@@ -735,6 +234,9 @@ pub struct Job {
     pub inv: Invocation,
     /// Why it cannot run, known before it starts.
     pub blocked: Option<String>,
+    /// Its `before` needs the control build's result: the pool starts it only once the
+    /// control has ended, and runs other jobs meanwhile instead of holding a worker idle.
+    pub after_control: bool,
 }
 
 /// A finished job.
@@ -743,29 +245,25 @@ pub struct Finished {
     pub seconds: f64,
 }
 
-/// Runs `jobs` on `workers` threads; `jobs[0]` is the control and starts first. `before`
-/// runs on the worker just before a job starts (it may block it, e.g. until the control has
-/// finished) and `after` when it ends.
+/// Runs `jobs` on `workers` threads; `jobs[0]` is the control and starts first. A worker
+/// takes the first job not yet started, skipping those `after_control` while the control
+/// runs (it waits only when nothing else is left). `before` runs on the worker just before a
+/// job starts (it may block it) and `run` runs it.
 pub fn run_pool(
     jobs: &mut [Job],
     workers: usize,
     before: &(dyn Fn(&mut Job, &Gate) + Sync),
     run: &(dyn Fn(&Job, &Gate) -> BuildEnd + Sync),
 ) -> Vec<Finished> {
-    let next = Mutex::new(0usize);
+    let taken = Mutex::new(vec![false; jobs.len()]);
+    let after_control: Vec<bool> = jobs.iter().map(|j| j.after_control).collect();
     let gate = Gate::default();
     let results: Vec<OnceLock<Finished>> = jobs.iter().map(|_| OnceLock::new()).collect();
     let slots: Vec<Mutex<&mut Job>> = jobs.iter_mut().map(Mutex::new).collect();
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
             s.spawn(|| {
-                loop {
-                    let i = {
-                        let mut n = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let i = *n;
-                        *n += 1;
-                        i
-                    };
+                while let Some(i) = next_job(&taken, &after_control, &gate) {
                     let Some(slot) = slots.get(i) else { break };
                     let mut job = slot.lock().unwrap_or_else(|e| e.into_inner());
                     let t = Instant::now();
@@ -788,6 +286,27 @@ pub fn run_pool(
             r.into_inner().unwrap_or(Finished { end: BuildEnd::NotRun("not started".into()), seconds: 0.0 })
         })
         .collect()
+}
+
+/// The next job a worker takes (marked taken), `None` when every job has been taken.
+fn next_job(taken: &Mutex<Vec<bool>>, after_control: &[bool], gate: &Gate) -> Option<usize> {
+    loop {
+        {
+            let mut t = taken.lock().unwrap_or_else(|e| e.into_inner());
+            let control_done = gate.control_if_done().is_some();
+            let eligible = (0..t.len()).find(|&i| !t[i] && (control_done || !after_control[i]));
+            if let Some(i) = eligible {
+                t[i] = true;
+                return Some(i);
+            }
+            if t.iter().all(|&x| x) {
+                return None;
+            }
+        }
+        // Only jobs that need the control are left: wait for it (it returns at once when
+        // the control ended after the check above).
+        gate.control();
+    }
 }
 
 /// Lets jobs wait for the control build's result.
@@ -818,73 +337,35 @@ impl Gate {
     }
 }
 
-/// Reads a whole (small) file as text, for explanations.
-pub fn read_text(path: &Path, max: u64) -> Option<String> {
-    let f = std::fs::File::open(path).ok()?;
-    let mut s = String::new();
-    f.take(max).read_to_string(&mut s).ok()?;
-    Some(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn normalises_the_output_folder_and_the_spec_path() {
-        let out = Path::new("/tmp/x/out");
-        let h = TextKind::HydraProducts;
-        assert_eq!(normalise(b"file raw-image /tmp/x/out/a.img\n", out, h), b"file raw-image $out/a.img\n");
-        assert_eq!(
-            normalise(b"file raw-image /tmp/x/y z/../out/a.img\n", out, h),
-            b"file raw-image $out/a.img\n"
-        );
-        assert_eq!(normalise(b"file raw-image /tmp/y/a.img\n", out, h), b"file raw-image /tmp/y/a.img\n");
-        let m = TextKind::Manifest;
-        let a = normalise(br#"{"spec": {"path": "a.toml", "sha256": "1"}}"#, out, m);
-        let b = normalise(br#"{"spec": {"path": "/b/a.toml", "sha256": "1"}}"#, out, m);
-        assert_eq!(a, b);
-        let files = |h: &str| {
-            format!(
-                r#"{{"files": [{{"name": "nix-support/hydra-build-products", "sha256": "{h}"}}, {{"name": "x.img", "sha256": "1"}}]}}"#
-            )
+    fn a_job_after_the_control_does_not_hold_a_worker() {
+        let job = |name: &str, after_control: bool| Job {
+            name: name.into(),
+            variations: Vec::new(),
+            inv: Invocation::control(PathBuf::from("/nonexistent")),
+            blocked: None,
+            after_control,
         };
-        assert_eq!(normalise(files("1").as_bytes(), out, m), normalise(files("2").as_bytes(), out, m));
-        let other = r#"{"files": [{"name": "x.img", "sha256": "2"}]}"#;
-        assert_ne!(normalise(files("1").as_bytes(), out, m), normalise(other.as_bytes(), out, m));
-        let c = normalise(br#"{"spec": {"path": "a.toml", "sha256": "2"}}"#, out, m);
-        assert_ne!(a, c);
-    }
-
-    #[test]
-    fn reversed_copy_keeps_everything_but_order() {
-        let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("src");
-        std::fs::create_dir_all(src.join("d")).unwrap();
-        for n in ["b", "a", "c", "d/z", "d/y"] {
-            std::fs::write(src.join(n), n).unwrap();
-        }
-        std::fs::hard_link(src.join("a"), src.join("d/a-link")).unwrap();
-        std::fs::set_permissions(src.join("b"), std::fs::Permissions::from_mode(0o4751)).unwrap();
-        std::os::unix::fs::symlink("a", src.join("s")).unwrap();
-        let c = reversed_copies(std::slice::from_ref(&src), t.path()).unwrap();
-        let (copy, orig) = &c.prepared.binds[0];
-        assert_eq!(orig, &src);
-        for n in ["b", "a", "c", "d/z", "d/y", "d/a-link"] {
-            let (m1, m2) =
-                (std::fs::metadata(src.join(n)).unwrap(), std::fs::metadata(copy.join(n)).unwrap());
-            assert_eq!(std::fs::read(src.join(n)).unwrap(), std::fs::read(copy.join(n)).unwrap());
-            assert_eq!(
-                (m1.mode(), m1.uid(), m1.mtime(), m1.mtime_nsec()),
-                (m2.mode(), m2.uid(), m2.mtime(), m2.mtime_nsec())
-            );
-        }
-        assert_eq!(std::fs::read_link(copy.join("s")).unwrap(), Path::new("a"));
-        assert_eq!(
-            std::fs::metadata(copy.join("a")).unwrap().ino(),
-            std::fs::metadata(copy.join("d/a-link")).unwrap().ino()
-        );
-        assert_eq!(c.dirs, 2);
-        std::fs::remove_dir_all(&c.staged_in).unwrap();
+        let mut jobs = vec![job("control", false), job("needs-control", true), job("free", false)];
+        let started = Mutex::new(Vec::new());
+        let before = |_: &mut Job, _: &Gate| {};
+        let run = |j: &Job, gate: &Gate| {
+            started.lock().unwrap().push((j.name.clone(), gate.control_if_done().is_some()));
+            if j.name == "control" {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+            }
+            BuildEnd::NotRun("a test job".into())
+        };
+        let finished = run_pool(&mut jobs, 2, &before, &run);
+        assert_eq!(finished.len(), 3);
+        let started = started.into_inner().unwrap();
+        let at = |n: &str| started.iter().position(|(s, _)| s == n).unwrap();
+        // The second worker took the later job that needs nothing rather than wait.
+        assert!(at("free") < at("needs-control"), "{started:?}");
+        assert!(started[at("needs-control")].1, "started before the control ended: {started:?}");
     }
 }

@@ -105,10 +105,29 @@ pub fn add_contents(
     Ok(())
 }
 
-fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Result<(), IngestError> {
+/// [`add_contents`] for one entry, returning the names a glob source's matches got in
+/// `target` (in the order matched; `None` for a source without `*`), so that the caller can
+/// record what the glob expanded to ([`super::digest::glob_digest`]).
+pub fn add_contents_entry(
+    tree: &mut FsTree,
+    e: &ContentsEntry,
+    opts: &IngestOptions,
+) -> Result<Option<Vec<Vec<u8>>>, IngestError> {
+    e.check()?;
+    let matched = add_entry(tree, e, opts)?;
+    canonicalize(tree);
+    Ok(matched)
+}
+
+fn add_entry(
+    tree: &mut FsTree,
+    e: &ContentsEntry,
+    opts: &IngestOptions,
+) -> Result<Option<Vec<Vec<u8>>>, IngestError> {
     let origin = e.origin();
     let comps = normalize_path(e.target.as_bytes(), &origin)?;
     let mut touched = Vec::new();
+    let mut matched = None;
     if e.source.as_os_str().as_bytes().contains(&b'*') {
         mkdir_p(tree, &comps, &origin, opts)?;
         let matches = super::glob::expand(&e.source);
@@ -124,6 +143,7 @@ fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Resu
                 });
             };
             copy_host_entry(tree, &m, &comps, &name, HostCopy::RSYNC, opts, &mut touched)?;
+            matched.get_or_insert_with(Vec::new).push(name);
         }
     } else {
         let duplicate = || IngestError::DuplicateEntry { target: e.target.clone(), from: e.source_display() };
@@ -159,7 +179,7 @@ fn add_entry(tree: &mut FsTree, e: &ContentsEntry, opts: &IngestOptions) -> Resu
             node.meta.perm = spec.apply(node.meta.perm, is_dir);
         }
     }
-    Ok(())
+    Ok(matched)
 }
 
 /// Files up to this size named directly as sources are read into memory at ingestion.

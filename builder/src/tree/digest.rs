@@ -16,6 +16,16 @@
 //! The host folder's own path appears nowhere, so moving the source does not change the
 //! digest; any change of a name, byte, mode, owner, time or xattr does.
 //!
+//! `glob-v1` digest, for a `contents` source with a `*`: SHA-256 over the ASCII line
+//! `reprodisk-glob-v1\n`, then, for each name the glob matched (sorted bytewise, each name
+//! once), the `tree-v1` records of the node the copy left at `target/NAME`, with paths
+//! `./NAME`, `./NAME/b`, ... (the records of a folder match cover its whole subtree). So it
+//! names what the expansion put into the image: a new match, a changed byte, mode or time
+//! of a matched entry changes it, and the folder the glob was expanded in does not. The
+//! host owner of a matched entry is not in it, because a `contents` copy is `rsync
+//! --no-o --no-g` and never carries it into the image (the entry's `user`/`group` are in
+//! the spec, whose sha256 the manifest records).
+//!
 //! Read once: a build does not read files to hash them. Ingestion takes a [`Deferred`]
 //! digest (the records with a placeholder for each file's sha256), the ext4 write pass hashes
 //! every file as it reads it ([`FileHashes`]), and [`Deferred::resolve`] completes the digest
@@ -114,21 +124,62 @@ impl Deferred {
 /// The `tree-v1` digest of the subtree at `top`, as lower-case hex.
 pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    write_records(tree, top, &mut h)?;
+    h.bytes(b"reprodisk-tree-v1\n");
+    records(&mut h, tree, top, b".".to_vec())?;
     Ok(crate::manifest::hex(&h.finalize()))
 }
 
-/// The `tree-v1` digest of the subtree at `top` as it is now, to be resolved once the
-/// files' hashes are known.
+/// [`tree_digest`] of the subtree at `top` as it is now, to be resolved once the files'
+/// hashes are known.
 pub fn deferred_tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<Deferred> {
     let mut r = Recipe::default();
-    write_records(tree, top, &mut r)?;
+    r.bytes(b"reprodisk-tree-v1\n");
+    records(&mut r, tree, top, b".".to_vec())?;
     Ok(Deferred::Tree(r))
 }
 
-fn write_records(tree: &FsTree, top: NodeId, h: &mut dyn Sink) -> std::io::Result<()> {
-    h.bytes(b"reprodisk-tree-v1\n");
-    let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(top, b".".to_vec())];
+/// The `glob-v1` digest of the entries named `names` (the glob's matches) in the image
+/// folder `dir`, as lower-case hex. A name the folder does not hold (the copy of a later
+/// match replaced it by nothing, which cannot happen today) is recorded by name alone.
+pub fn glob_digest(tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    glob_records(&mut h, tree, dir, names)?;
+    Ok(crate::manifest::hex(&h.finalize()))
+}
+
+/// [`glob_digest`] as it is now, to be resolved once the files' hashes are known.
+pub fn deferred_glob_digest(tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Result<Deferred> {
+    let mut r = Recipe::default();
+    glob_records(&mut r, tree, dir, names)?;
+    Ok(Deferred::Tree(r))
+}
+
+fn glob_records(h: &mut dyn Sink, tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Result<()> {
+    h.bytes(b"reprodisk-glob-v1\n");
+    let mut names: Vec<&Vec<u8>> = names.iter().collect();
+    names.sort();
+    names.dedup();
+    let entries = match &tree.node(dir).kind {
+        NodeKind::Dir(entries) => Some(entries),
+        _ => None,
+    };
+    for name in names {
+        let mut path = b"./".to_vec();
+        path.extend_from_slice(name);
+        match entries.and_then(|e| e.get(name.as_slice())) {
+            Some(&id) => records(h, tree, id, path)?,
+            None => {
+                h.bytes(&path);
+                h.bytes(b"\0missing\0\n");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Feeds the `tree-v1` records of the subtree at `top`, whose path is `top_path`, to `h`.
+fn records(h: &mut dyn Sink, tree: &FsTree, top: NodeId, top_path: Vec<u8>) -> std::io::Result<()> {
+    let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(top, top_path)];
     while let Some((id, path)) = stack.pop() {
         let node = tree.node(id);
         let m = &node.meta;

@@ -15,6 +15,7 @@
 //! says so and goes on without it). How the runs are paired and summarised: [`paired`].
 //! Results: a table on stdout and `WORK/bench.json`.
 
+mod audit;
 mod formats;
 mod paired;
 pub mod tree;
@@ -70,6 +71,9 @@ pub fn run(opts: &BenchOpts) -> anyhow::Result<()> {
     let reprodisk = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/reprodisk");
     if opts.formats {
         return formats::run_formats(opts, &work, &reprodisk);
+    }
+    if opts.audit {
+        return audit::run_audit(opts, &work, &reprodisk);
     }
     let env =
         Env { work: &work, reprodisk: &reprodisk, fstool: fstool(opts.quick), rounds: opts.runs.max(1) };
@@ -257,6 +261,12 @@ fn mke2fs_args(tree: &Path, img: &Path, bytes: u64, note: &mut String) -> anyhow
     }
     let _ = write!(note, "mke2fs needs -N at reprodisk's size ({kib}: its default inode ratio runs out); ");
     Ok(with_n)
+}
+
+/// `du -sb` of a tree (`audit.rs` sizes its disk with it).
+fn du_bytes(tree: &Path) -> anyhow::Result<u64> {
+    let out = Cmd::new("du", &["-sb", &tree.display().to_string()]).output()?;
+    out.split_whitespace().next().and_then(|n| n.parse().ok()).context("`du -sb` printed no size")
 }
 
 fn count_entries(tree: &Path) -> anyhow::Result<u64> {

@@ -7,7 +7,7 @@ pub mod html;
 pub mod json;
 pub mod text;
 
-use super::runner::FileDigest;
+use super::outputs::FileDigest;
 use super::variations::Variation;
 use reprodisk_verifier::diff::DiffReport;
 use serde::Serialize;
