@@ -12,7 +12,7 @@
 use crate::boot::efivars::{self, EfiVarsBuildError, EfiVarsPlan, EfiVarsReport};
 use crate::boot::esp::{self, BootError, BootPlan, BootReport};
 use crate::boot::grub_bios::install::{self as grub_install, BiosGrub, InstallError};
-use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, setup::Region};
+use crate::boot::grub_bios::{self as grub_bios, CoreConfig, CoreImage, FsKind, setup::Region};
 use crate::boot::inputs::PackageRoots;
 use crate::format::raw::{self, Image};
 use crate::format::{self, FormatParams};
@@ -230,21 +230,28 @@ pub fn prepare_in(
     // is known.
     let bios_fs = grub_install::bios_fs(spec);
     let mut bios_grub = None;
-    let mut esp_extra = Vec::new();
-    // hybrid with GRUB EFI: GRUB BIOS lives beside it on the ESP and reads its grub.cfg.
+    let mut fat_extra = Vec::new();
+    // GRUB BIOS on a FAT partition: beside GRUB EFI on hybrid's ESP, reading its grub.cfg, or
+    // on legacy+boot's FAT /boot.
     let on_esp = bios_fs.is_some()
         && spec.partition_table_type == layout::Layout::Hybrid
         && esp::uefi_loader(spec)? == Some(esp::UefiLoader::GrubEfi);
+    let fat_grub = if on_esp {
+        Some((layout::Role::Esp, crate::boot::grub_efi::CFG_PATH.trim_end_matches("/grub.cfg")))
+    } else if bios_fs == Some(FsKind::Fat) {
+        Some((layout::Role::Boot, grub_install::FAT_BOOT_GRUB_DIR))
+    } else {
+        None
+    };
     let grub_files = || {
         let roots =
             crate::boot::inputs::PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
         grub_install::PackageRootFiles::new(roots.roots.iter().map(|r| r.path.clone()).collect())
     };
-    if on_esp {
-        let dir = crate::boot::grub_efi::CFG_PATH.trim_end_matches("/grub.cfg");
-        let (grub, extra) = BiosGrub::on_esp(spec.partition_table_type, dir, grub_files())?;
+    if let Some((_, dir)) = fat_grub {
+        let (grub, extra) = BiosGrub::on_fat(spec.partition_table_type, dir, grub_files())?;
         bios_grub = Some(grub);
-        esp_extra = extra;
+        fat_extra = extra;
     } else if let Some(fs) = bios_fs {
         let first = layout::plan(spec, root_fs_bytes(spec, &root)?)?;
         let opts = rootfs::ext4_options(spec, first.root_fs_uuid)?;
@@ -278,26 +285,30 @@ pub fn prepare_in(
     let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
     let mut bios = None;
     if let Some(grub) = bios_grub {
-        let text = bios_grub_cfg(spec, &plan, &root, &opts)?;
-        grub.finish_config(&mut root.tree, &text)?;
-        let uuid = if on_esp {
-            let esp = plan.partitions.iter().find_map(|p| match (&p.role, &p.content) {
-                (layout::Role::Esp, layout::Content::Fat { volume_id, .. }) => Some(*volume_id),
-                _ => None,
-            });
-            // hybrid always has an ESP.
-            crate::boot::grub_cfg::fat_uuid(esp.unwrap_or_default())
-        } else {
-            crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase()
+        let uuid = match fat_grub {
+            Some((role, _)) => {
+                let volume = plan.partitions.iter().find_map(|p| match &p.content {
+                    layout::Content::Fat { volume_id, .. } if p.role == role => Some(*volume_id),
+                    _ => None,
+                });
+                // hybrid always has an ESP and legacy+boot a FAT /boot.
+                crate::boot::grub_cfg::fat_uuid(volume.unwrap_or_default())
+            }
+            None => {
+                let text = bios_grub_cfg(spec, &plan, &root, &opts)?;
+                grub.finish_config(&mut root.tree, &text)?;
+                crate::ids::Guid(opts.uuid).to_string().to_ascii_lowercase()
+            }
         };
         let (core, config, region) = grub.core(&plan, &uuid)?;
         bios = Some(PreparedBios { grub, core, config, region });
     }
     let ext4 = rootfs::plan_exact_from(census, &root.tree, &opts, plan.root_bytes)?;
-    if bios.is_some() && !on_esp {
+    // GRUB reads the ext4 root only when /boot is in it.
+    if bios.as_ref().is_some_and(|b| b.grub.fs == FsKind::Ext4) {
         grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
     }
-    let boot = esp::plan_with(spec, &plan, &root.tree, esp_extra)?;
+    let boot = esp::plan_with(spec, &plan, &root.tree, fat_extra)?;
     let roots = PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
     let efi_vars = efivars::plan(spec, &roots, boot.report.esp.as_ref())?;
     let report = PlanReport {

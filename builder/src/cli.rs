@@ -60,7 +60,8 @@ pub enum Command {
     /// Build the disk image a spec describes
     #[command(long_about = "\
 Build the disk image SPEC describes and write, into the output folder:
-  <baseName>.img                     the raw disk image (other formats are not written yet)
+  <baseName>.img                     the disk image in `format` (raw: .img; qcow2 and qcow2-compressed: .qcow2; vdi: .vdi; vpc: .vhd)
+  efi-vars.fd                        the UEFI variable store, when `touchEFIVars` is set
   nix-support/hydra-build-products   one line `file <format>-image <path>`, as make-disk-image writes it
   manifest.json                      what the image is a function of (spec digest, input digests, \
 SOURCE_DATE_EPOCH and its origin) and what it holds (layout, every ID, the image's sha256)
@@ -230,7 +231,7 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
         efivars::report::inspect_file(p).with_context(|| format!("reading `{}`", p.display()))
     };
     if let Some(r) = vars(&a.image)? {
-        print!("{}", if a.json { r.to_json() + "\n" } else { r.render_text() });
+        emit(&if a.json { r.to_json() + "\n" } else { r.render_text() })?;
         return Ok(if r.failed() { Outcome::CheckFailed } else { Outcome::Ok });
     }
     let efi_vars = match efivars::report::beside(&a.image) {
@@ -238,7 +239,12 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
         None => None,
     };
     let expect = match &a.spec {
-        Some(p) => Some(Expectations::from_path(p).with_context(|| format!("spec `{}`", p.display()))?),
+        Some(p) => Some(Expectations::from_path(p).map_err(|e| {
+            // Reading errors name the spec already: say it once.
+            let named = e.names_path();
+            let e = anyhow::Error::new(e);
+            if named { e } else { e.context(format!("spec `{}`", p.display())) }
+        })?),
         None => None,
     };
     let path = a.image.display().to_string();
@@ -253,29 +259,31 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<Outcome> {
             eprintln!("lint: {l}");
         }
     }
+    let mut out = String::new();
     if let (true, Some(vars)) = (a.json, &efi_vars) {
         // Keys come out sorted this way; only images with an efi-vars.fd beside them get it.
         let mut v = serde_json::to_value(&report)?;
         v["efi_vars"] = serde_json::to_value(vars)?;
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        out = serde_json::to_string_pretty(&v)? + "\n";
     } else if a.json {
-        println!("{}", report.to_json());
+        out = report.to_json() + "\n";
     } else {
         let f = image.summary();
         if f.format != reprodisk_verifier::format::Kind::Raw {
-            println!(
-                "image format: {} holding a {} byte disk; {}",
+            out += &format!(
+                "image format: {} holding a {} byte disk; {}\n",
                 f.format.name(),
                 f.virtual_size,
                 f.notes.join("; ")
             );
         }
         for l in &format_lints {
-            println!("lint: {l}");
+            out += &format!("lint: {l}\n");
         }
-        print!("{}", report.render_text());
-        efi_vars.iter().for_each(|r| print!("{}", r.render_text()));
+        out += &report.render_text();
+        efi_vars.iter().for_each(|r| out += &r.render_text());
     }
+    emit(&out)?;
     Ok(if report.failed() || vars_failed || !format_lints.is_empty() {
         Outcome::CheckFailed
     } else {
@@ -299,12 +307,20 @@ fn run_diff(a: DiffArgs) -> anyhow::Result<Outcome> {
     let (ia, ib) = (open_image(&a.a)?, open_image(&a.b)?);
     let d = glue::diff_images(&ia, &ib)
         .with_context(|| format!("comparing `{}` and `{}`", a.a.display(), a.b.display()))?;
-    if a.json {
-        println!("{}", d.to_json());
-    } else {
-        print!("{}", d.render_text());
-    }
+    emit(&if a.json { d.to_json() + "\n" } else { d.render_text() })?;
     Ok(if d.identical() { Outcome::Ok } else { Outcome::CheckFailed })
+}
+
+/// Writes a report to stdout. A full disk or a closed pipe is an error (exit 2) said once,
+/// never a panic, as `print!` would make it; a reader that closed the pipe early (`| head`)
+/// has what it wanted, so that is no error.
+fn emit(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("writing the report to stdout"),
+    }
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Spec> {

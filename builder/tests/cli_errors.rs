@@ -94,3 +94,33 @@ fn usage_errors_exit_2_and_help_explains() {
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("bootSize is the END offset") && text.contains("efixbootldr"), "{text}");
 }
+
+/// `verify` and `diff` whose stdout is a full disk: exit 2 with the cause said once, no
+/// panic; a missing spec names its path once.
+#[test]
+fn verify_and_diff_on_a_full_stdout_exit_2_and_say_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("z.img");
+    std::fs::File::create(&img).unwrap().set_len(1 << 20).unwrap();
+    let img = img.to_str().unwrap();
+    for args in [&["verify", img][..], &["verify", img, "--json"], &["diff", img, img]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full (Linux)");
+        let o = std::process::Command::new(common::BIN)
+            .args(args)
+            .stdout(full)
+            .output()
+            .expect("the reprodisk binary runs");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            "error: writing the report to stdout: No space left on device (os error 28)",
+            "{args:?}"
+        );
+    }
+    let o = common::reprodisk(&["verify", img, "--spec", "/nonexistent/spec.toml"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("/nonexistent/spec.toml").count(), 1, "{err}");
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+}

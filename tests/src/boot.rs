@@ -53,9 +53,8 @@ impl Case {
 /// Every combination the builder on this branch can build, each a trial. Adding one when a
 /// layout starts booting is one line.
 ///
-/// Not in the table yet: `legacy+boot` on `seabios` (GRUB BIOS from a FAT /boot is not
-/// written), and firmware boots of `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` (they boot by
-/// direct kernel boot here). The `efi-touch-efivars` boot is `efivars::boot_without_fallback`.
+/// Not in the table yet: firmware boots of `hybrid-qcow2`, `hybrid-vpc`, `hybrid-vdi` (they
+/// boot by direct kernel boot here). The `efi-touch-efivars` boot is `efivars::boot_without_fallback`.
 pub const MATRIX: &[Case] = &[
     case("none", "kernel", "direct", "raw", "none"),
     case("legacy", "kernel", "direct", "raw", "legacy"),
@@ -68,6 +67,7 @@ pub const MATRIX: &[Case] = &[
     case("hybrid", "kernel", "direct", "raw", "hybrid"),
     case("legacy", "kernel", "direct", "raw", "only-nix-store").variant("only-nix-store"),
     case("legacy", "seabios", "grub", "raw", "legacy"),
+    case("legacy+boot", "seabios", "grub", "raw", "legacy-boot"),
     case("legacy+gpt", "seabios", "grub", "raw", "legacy-gpt"),
     case("hybrid", "seabios", "grub", "raw", "hybrid"),
     case("hybrid", "kernel", "direct", "qcow2", "hybrid-qcow2"),

@@ -1,4 +1,4 @@
-//! One-byte corruptions of a GRUB BIOS image: each must be reported by `reprodisk verify` and
+//! One-byte corruptions of GRUB BIOS images (`legacy`, and `legacy+boot` with its FAT /boot): each must be reported by `reprodisk verify` and
 //! must make the SeaBIOS boot fail (a guest failure line, or no success line in time; SeaBIOS
 //! prints nothing on a dead end, so the boot timeout is short).
 
@@ -11,10 +11,15 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-/// One corruption of the `legacy` fixture image.
+/// One corruption of a GRUB BIOS fixture image.
 #[derive(Debug, Clone, Copy)]
 pub struct Corruption {
+    /// The trial's name.
     pub name: &'static str,
+    /// The fixture spec whose image is corrupted.
+    pub spec: &'static str,
+    /// What is changed: `kernel-sector`, `blocklist` or `grub-cfg-root-uuid`.
+    pub kind: &'static str,
     /// The verify finding code it must cause.
     pub verify_code: &'static str,
     /// A text the guest's failure line must contain, or `None` when any non-success will do
@@ -24,12 +29,34 @@ pub struct Corruption {
 
 pub const CORRUPTIONS: &[Corruption] = &[
     // boot.img's kernel_sector (LE64 at 0x5c) 1 -> 3: sector 3 is inside core.img's payload.
-    Corruption { name: "kernel-sector", verify_code: "grub-no-diskboot", guest_fail: None },
+    Corruption {
+        name: "kernel-sector",
+        spec: "legacy",
+        kind: "kernel-sector",
+        verify_code: "grub-no-diskboot",
+        guest_fail: None,
+    },
+    // The same on legacy+boot, whose GRUB reads its menu from the FAT /boot.
+    Corruption {
+        name: "legacy-boot-kernel-sector",
+        spec: "legacy-boot",
+        kind: "kernel-sector",
+        verify_code: "grub-no-diskboot",
+        guest_fail: None,
+    },
     // diskboot.img's first blocklist start (core.img sector 0 + 0x1f4) 2 -> 3.
-    Corruption { name: "blocklist", verify_code: "grub-blocklist", guest_fail: None },
+    Corruption {
+        name: "blocklist",
+        spec: "legacy",
+        kind: "blocklist",
+        verify_code: "grub-blocklist",
+        guest_fail: None,
+    },
     // One hex digit of `root=UUID=` in /boot/grub/grub.cfg.
     Corruption {
         name: "grub-cfg-root-uuid",
+        spec: "legacy",
+        kind: "grub-cfg-root-uuid",
         verify_code: "grub-cfg-uuid",
         guest_fail: Some("REPRODISK-GUEST fail root UUID=f222513c"),
     },
@@ -38,15 +65,15 @@ pub const CORRUPTIONS: &[Corruption] = &[
 fn patch(c: &Corruption, image: &std::path::Path) -> Result<()> {
     let f = std::fs::OpenOptions::new().read(true).write(true).open(image)?;
     let mut one = [0u8; 1];
-    match c.name {
+    match c.kind {
         "kernel-sector" => {
             f.read_exact_at(&mut one, 0x5c)?;
-            ensure!(one[0] == 1, "kernel_sector of the legacy image is {}, expected 1", one[0]);
+            ensure!(one[0] == 1, "kernel_sector of the {} image is {}, expected 1", c.spec, one[0]);
             f.write_all_at(&[3], 0x5c)?;
         }
         "blocklist" => {
             f.read_exact_at(&mut one, 512 + 0x1f4)?;
-            ensure!(one[0] == 2, "blocklist start of the legacy image is {}, expected 2", one[0]);
+            ensure!(one[0] == 2, "blocklist start of the {} image is {}, expected 2", c.spec, one[0]);
             f.write_all_at(&[3], 512 + 0x1f4)?;
         }
         "grub-cfg-root-uuid" => {
@@ -63,9 +90,9 @@ fn patch(c: &Corruption, image: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-/// Builds (shared with the other `legacy` trials), corrupts a copy, verifies and boots it.
+/// Builds (shared with the other trials of its spec), corrupts a copy, verifies and boots it.
 pub fn trial(c: Corruption) -> Result<()> {
-    let b = gate::built("legacy")?;
+    let b = gate::built(c.spec)?;
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("grub-corrupt").join(c.name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;

@@ -15,6 +15,7 @@ use crate::bytes::{ReadAt, Slice};
 use crate::disk::{Contents, Disk, Layout};
 use crate::expect::TYPE_BIOS_BOOT;
 use crate::ext4::{Ext4, FileType};
+use crate::fat::Fat;
 use crate::mbr::BootCode;
 use crate::report::{Finding, Severity};
 
@@ -224,24 +225,37 @@ pub fn findings<R: ReadAt + ?Sized>(r: &R, d: &Disk<'_, R>) -> Vec<Finding> {
     }
 }
 
-/// Where GRUB's config lives on an ext4 filesystem holding /boot.
-const GRUB_CFG_PATH: &[&[u8]] = &[b"boot", b"grub", b"grub.cfg"];
+/// Where GRUB's config may live, by filesystem: in an ext4 root's /boot, and on a FAT
+/// partition as legacy+boot's /boot (`/grub`) or GRUB EFI's folder on an ESP (`/EFI/debian`).
+/// GRUB's i386-pc modules sit in `i386-pc/` beside it when GRUB BIOS reads it.
+const EXT4_CFG_DIRS: &[&str] = &["/boot/grub"];
+const FAT_CFG_DIRS: &[&str] = &["/grub", "/boot/grub", "/EFI/debian"];
 /// The largest grub.cfg read.
 const MAX_GRUB_CFG: u64 = 1 << 20;
 
 /// A file by path from the root directory, following no links; `Ok(None)` when absent.
-fn ext4_file<R: ReadAt>(fs: &Ext4<R>, path: &[&[u8]]) -> crate::Result<Option<Vec<u8>>> {
+fn ext4_file<R: ReadAt>(fs: &Ext4<R>, path: &str) -> crate::Result<Option<Vec<u8>>> {
     let mut inode = fs.inode(2)?;
-    for (i, name) in path.iter().enumerate() {
+    let names: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    for (i, name) in names.iter().enumerate() {
         let dir = fs.read_dir(&inode)?;
-        let Some(e) = dir.entries.iter().find(|e| e.name == *name) else { return Ok(None) };
+        let Some(e) = dir.entries.iter().find(|e| e.name == name.as_bytes()) else { return Ok(None) };
         inode = fs.inode(e.inode)?;
-        let want = if i + 1 == path.len() { FileType::Regular } else { FileType::Directory };
+        let want = if i + 1 == names.len() { FileType::Regular } else { FileType::Directory };
         if inode.file_type() != Some(want) {
             return Ok(None);
         }
     }
     fs.read_inode_data(&inode, MAX_GRUB_CFG).map(Some)
+}
+
+/// A file by path on a FAT volume; `Ok(None)` when absent.
+fn fat_file<R: ReadAt + ?Sized>(fs: &Fat<'_, R>, path: &str) -> crate::Result<Option<Vec<u8>>> {
+    match fs.read_file(path, MAX_GRUB_CFG) {
+        Ok(b) => Ok(Some(b)),
+        Err(crate::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Strips one level of GRUB/sh quoting from a word.
@@ -257,9 +271,7 @@ pub fn grub_cfg_findings(cfg: &str, at: &str, uuids: &[String]) -> Vec<Finding> 
     for (n, line) in cfg.lines().enumerate() {
         let words: Vec<&str> = line.split_whitespace().map(unquote).collect();
         let mut named = Vec::new();
-        if words.first() == Some(&"search") && words.iter().any(|w| *w == "--fs-uuid" || *w == "-u") {
-            named.extend(words.last().filter(|w| !w.starts_with('-')).map(|w| ("search --fs-uuid", *w)));
-        }
+        named.extend(search_uuid(&words).map(|u| ("search --fs-uuid", u)));
         named.extend(words.iter().filter_map(|w| w.strip_prefix("root=UUID=")).map(|u| ("root=UUID=", u)));
         for (what, uuid) in named {
             if !known(uuid) {
@@ -279,43 +291,224 @@ pub fn grub_cfg_findings(cfg: &str, at: &str, uuids: &[String]) -> Vec<Finding> 
     out
 }
 
-/// Reads `/boot/grub/grub.cfg` of every ext4 partition and checks the UUIDs it names against
-/// `uuids`, the filesystem UUIDs the report found.
-pub fn grub_cfg_section(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, uuids: &[String]) -> Vec<Finding> {
+/// The UUID of a `search ... --fs-uuid ... UUID` line, as words.
+fn search_uuid<'w>(words: &[&'w str]) -> Option<&'w str> {
+    if words.first() != Some(&"search") || !words.iter().any(|w| *w == "--fs-uuid" || *w == "-u") {
+        return None;
+    }
+    words.last().copied().filter(|w| !w.starts_with('-'))
+}
+
+/// A filesystem's UUID as GRUB names it: the ext4 UUID, or a FAT volume ID as `xxxx-xxxx`.
+fn grub_uuid(f: &crate::report::FsInfo) -> Option<String> {
+    f.uuid.clone().or_else(|| f.volume_id.map(|v| format!("{:04x}-{:04x}", v >> 16, v & 0xffff)))
+}
+
+/// Whether `path` is in `f`'s file tree; FAT names compare without regard to ASCII case, as
+/// FAT (and GRUB's fat driver) looks them up.
+fn has_file(f: &crate::report::FsInfo, path: &str) -> bool {
+    if f.files.find(path).is_some() {
+        return true;
+    }
+    f.fs_type != crate::report::FsType::Ext4
+        && (0..f.files.len()).any(|i| f.files.path(i).eq_ignore_ascii_case(path))
+}
+
+/// Follows a grub.cfg one step further, as GRUB does at boot: each `search --fs-uuid` selects a
+/// filesystem, and the `linux` and `initrd` paths after it must be files on that filesystem.
+pub fn grub_cfg_paths(cfg: &str, at: &str, fss: &[crate::report::FsInfo]) -> Vec<Finding> {
     let mut out = Vec::new();
-    for p in &d.partitions {
-        if !matches!(p.contents, Contents::Ext { .. }) {
+    let mut selected: Option<(&str, Option<&crate::report::FsInfo>)> = None;
+    for (n, line) in cfg.lines().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().map(unquote).collect();
+        if let Some(u) = search_uuid(&words) {
+            selected =
+                Some((u, fss.iter().find(|f| grub_uuid(f).is_some_and(|g| g.eq_ignore_ascii_case(u)))));
             continue;
         }
-        let at = if p.number == 0 {
-            "ext4 /boot/grub/grub.cfg".to_string()
-        } else {
-            format!("partition {} ext4 /boot/grub/grub.cfg", p.number)
-        };
-        let Ok(fs) = Ext4::open(Slice { inner: r, start: p.start, len: p.len }) else { continue };
-        match ext4_file(&fs, GRUB_CFG_PATH) {
-            Ok(Some(bytes)) => out.extend(grub_cfg_findings(&String::from_utf8_lossy(&bytes), &at, uuids)),
-            Ok(None) => {}
-            Err(e) => out.push(finding(
+        let (Some(&cmd), Some(&path)) = (words.first(), words.get(1)) else { continue };
+        if !matches!(cmd, "linux" | "linux16" | "initrd" | "initrd16") {
+            continue;
+        }
+        // An unknown UUID is `grub-cfg-uuid`'s finding; no search means GRUB's own $root.
+        let Some((uuid, Some(fs))) = selected else { continue };
+        if !has_file(fs, path) {
+            let part = fs.partition.map_or("the whole disk".to_string(), |p| format!("partition {p}"));
+            out.push(finding(
                 Severity::Error,
-                "grub-cfg-unreadable",
-                format!("reading grub.cfg: {e}"),
-                &at,
+                "grub-cfg-path",
+                format!(
+                    "grub.cfg line {} ({cmd}) names `{path}`, which is not on the filesystem {uuid} (`search --fs-uuid`, {part}); paths are relative to that filesystem's root",
+                    n + 1
+                ),
+                at,
+            ));
+        }
+    }
+    out
+}
+
+/// One grub.cfg found on a partition.
+struct FoundCfg {
+    at: String,
+    text: String,
+    /// `i386-pc/normal.mod` is beside it: GRUB BIOS can run its menu from this folder.
+    bios_modules: bool,
+}
+
+/// Reads every grub.cfg of the disk's ext4 and FAT partitions (see [`EXT4_CFG_DIRS`] and
+/// [`FAT_CFG_DIRS`]), with the unreadable ones as findings.
+fn find_cfgs(
+    r: &dyn ReadAt,
+    d: &Disk<'_, dyn ReadAt + '_>,
+    fss: &[crate::report::FsInfo],
+) -> (Vec<FoundCfg>, Vec<Finding>) {
+    let (mut found, mut errors) = (Vec::new(), Vec::new());
+    for p in &d.partitions {
+        let (kind, dirs) = match p.contents {
+            Contents::Ext { .. } => ("ext4", EXT4_CFG_DIRS),
+            Contents::Fat { .. } => ("fat", FAT_CFG_DIRS),
+            _ => continue,
+        };
+        let fs_info = fss.iter().find(|f| f.partition == (p.number != 0).then_some(p.number));
+        for dir in dirs {
+            let path = format!("{dir}/grub.cfg");
+            let at = if p.number == 0 {
+                format!("{kind} {path}")
+            } else {
+                format!("partition {} {kind} {path}", p.number)
+            };
+            let slice = Slice { inner: r, start: p.start, len: p.len };
+            let read = match p.contents {
+                Contents::Ext { .. } => match Ext4::open(slice) {
+                    Ok(fs) => ext4_file(&fs, &path),
+                    Err(_) => break,
+                },
+                _ => match Fat::open_at(&slice, p.start) {
+                    Ok(fs) => fat_file(&fs, &path),
+                    Err(_) => break,
+                },
+            };
+            match read {
+                Ok(Some(bytes)) => {
+                    let normal = format!("{dir}/i386-pc/normal.mod");
+                    found.push(FoundCfg {
+                        at,
+                        text: String::from_utf8_lossy(&bytes).into_owned(),
+                        bios_modules: fs_info.is_some_and(|f| has_file(f, &normal)),
+                    });
+                }
+                Ok(None) => {}
+                Err(e) => errors.push(finding(
+                    Severity::Error,
+                    "grub-cfg-unreadable",
+                    format!("reading grub.cfg: {e}"),
+                    &at,
+                )),
+            }
+        }
+    }
+    (found, errors)
+}
+
+/// Checks every grub.cfg of the disk: the UUIDs it names against `fss` (the filesystems the
+/// report found), its kernel and initrd paths on the filesystem it selects, and, when the MBR
+/// holds GRUB's boot code (`bios`), that some grub.cfg has GRUB's i386-pc modules beside it.
+pub fn grub_cfg_section(
+    r: &dyn ReadAt,
+    d: &Disk<'_, dyn ReadAt + '_>,
+    fss: &[crate::report::FsInfo],
+    bios: bool,
+) -> Vec<Finding> {
+    let uuids: Vec<String> = fss.iter().filter_map(grub_uuid).collect();
+    let (found, mut out) = find_cfgs(r, d, fss);
+    for c in &found {
+        out.extend(grub_cfg_findings(&c.text, &c.at, &uuids));
+        out.extend(grub_cfg_paths(&c.text, &c.at, fss));
+    }
+    if bios && out.is_empty() {
+        match found.iter().find(|c| c.bios_modules) {
+            Some(c) => out.push(finding(
+                Severity::Info,
+                "grub-bios-config",
+                format!(
+                    "GRUB BIOS menu: {} with i386-pc/normal.mod beside it; its UUIDs and kernel paths resolve",
+                    c.at
+                ),
+                &c.at,
+            )),
+            None => out.push(finding(
+                Severity::Error,
+                "grub-bios-no-config",
+                format!(
+                    "GRUB's boot code is in the MBR but no filesystem has a grub.cfg with i386-pc/normal.mod beside it (looked in {} on ext4, {} on FAT; found: {})",
+                    EXT4_CFG_DIRS.join(", "),
+                    FAT_CFG_DIRS.join(", "),
+                    if found.is_empty() { "no grub.cfg".to_string() } else { found.iter().map(|c| c.at.as_str()).collect::<Vec<_>>().join(", ") }
+                ),
+                "mbr boot code",
             )),
         }
     }
     out
 }
 
-/// The verify hook (`glue::IMAGE_SECTIONS`): the BIOS chain, and grub.cfg's UUIDs against
-/// the filesystems the partition sections found.
+/// The verify hook (`glue::IMAGE_SECTIONS`): the BIOS chain, then every grub.cfg against the
+/// filesystems the partition sections found.
 pub fn section<'a>(
     r: &'a dyn ReadAt,
     d: &Disk<'a, dyn ReadAt + 'a>,
     report: &mut crate::report::VerifyReport,
     _map: &mut crate::regions::RegionMapBuilder,
 ) {
-    report.findings.extend(findings(r, d));
-    let uuids: Vec<String> = report.filesystems.iter().filter_map(|f| f.uuid.clone()).collect();
-    report.findings.extend(grub_cfg_section(r, d, &uuids));
+    let chain = findings(r, d);
+    let bios = chain.iter().any(|f| f.code == "grub-bios-chain");
+    report.findings.extend(chain);
+    let cfg = grub_cfg_section(r, d, &report.filesystems, bios);
+    report.findings.extend(cfg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::FileTree;
+    use crate::report::{FsInfo, FsType};
+
+    fn fat_boot() -> FsInfo {
+        let mut f = FsInfo::new(Some(1), FsType::Fat16);
+        f.volume_id = Some(0x49f6_82e7);
+        f.files = FileTree::from_paths([
+            ("/VMLINUZ-6.1", 0o100_644, 0, 0),
+            ("/initrd.img-6.1", 0o100_644, 0, 0),
+            ("/grub/i386-pc/normal.mod", 0o100_644, 0, 0),
+        ]);
+        f
+    }
+
+    const CFG: &str = "menuentry 'x' {\n\tsearch --no-floppy --fs-uuid --set=root 49F6-82E7\n\tlinux '/vmlinuz-6.1' 'root=UUID=u'\n\tinitrd '/initrd.img-6.1'\n}\n";
+
+    #[test]
+    fn kernel_paths_resolve_on_the_searched_fat_ignoring_case() {
+        assert_eq!(grub_cfg_paths(CFG, "cfg", &[fat_boot()]), Vec::new());
+        assert!(has_file(&fat_boot(), "/grub/i386-pc/normal.mod"));
+        assert_eq!(grub_uuid(&fat_boot()).as_deref(), Some("49f6-82e7"));
+    }
+
+    #[test]
+    fn a_kernel_missing_from_the_searched_filesystem_is_named() {
+        let cfg = CFG.replace("/initrd.img-6.1", "/boot/initrd.img-6.1");
+        let f = grub_cfg_paths(&cfg, "cfg", &[fat_boot()]);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].code, "grub-cfg-path");
+        assert!(f[0].message.contains("line 4 (initrd) names `/boot/initrd.img-6.1`"), "{}", f[0].message);
+        assert!(f[0].message.contains("partition 1"), "{}", f[0].message);
+    }
+
+    #[test]
+    fn an_unknown_search_uuid_is_left_to_the_uuid_check() {
+        let cfg = CFG.replace("49F6-82E7", "0000-0000");
+        assert_eq!(grub_cfg_paths(&cfg, "cfg", &[fat_boot()]), Vec::new());
+        let f = grub_cfg_findings(&cfg, "cfg", &["49f6-82e7".into(), "u".into()]);
+        assert_eq!(f.iter().map(|f| f.code.as_str()).collect::<Vec<_>>(), ["grub-cfg-uuid"]);
+    }
 }

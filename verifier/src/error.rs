@@ -22,10 +22,13 @@ impl fmt::Display for Location {
 }
 
 /// Everything a reader can fail with.
+///
+/// No variant names a `source`: each says its cause in its own message (a finding shows
+/// `{e}` alone), so a caller that prints the chain (`{e:#}`) must not see it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("reading the image: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A valid structure using a feature this reader does not implement.
     #[error("{at}: unsupported: {what}")]
     Unsupported { at: Location, what: String },
@@ -38,6 +41,12 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
 
 impl Error {
     pub fn corrupt(structure: impl Into<String>, offset: Option<u64>, what: impl Into<String>) -> Self {

@@ -405,6 +405,25 @@ fn check(mbr: &mut Mbr) {
                 ));
             }
         }
+        // A partition's first sector must come after the table sector that describes it
+        // (the MBR for primaries, the EBR for logicals): one that starts on or before it
+        // holds the table itself, and anything written into the partition destroys it.
+        // (sfdisk 2.38's --verify does not check this; the table is broken all the same.)
+        let table_lba = p.offset / 512;
+        if p.os_type != OS_TYPE_GPT_PROTECTIVE && p.starting_lba <= table_lba {
+            let table =
+                if table_lba == 0 { "the MBR".to_string() } else { format!("its EBR at lba {table_lba}") };
+            f.push(Finding::new(
+                Severity::Error,
+                "mbr.partition.overlaps-table",
+                structure.clone(),
+                Some(p.offset),
+                format!(
+                    "partition starts at lba {}, on or before {table}: it overlaps the partition table; start it past lba {table_lba}",
+                    p.starting_lba
+                ),
+            ));
+        }
         if p.ending_lba() >= disk {
             f.push(Finding::new(
                 Severity::Error,

@@ -138,7 +138,7 @@ fn a_volume_inside_a_disk_image_reports_image_offsets() {
     let fat = Fat::open_at(&part, base).expect("opens");
     assert_eq!(
         fat.findings,
-        vec![Finding::new(
+        vec![Finding::warning(
             "fat boot sector",
             Some(base + 0x36),
             "BS_FilSysType says \"FAT16   \", the cluster count makes it FAT12"

@@ -154,3 +154,40 @@ fn protective_record_not_covering_the_disk() {
     let m = mbr::read(&b).expect("reads");
     assert_eq!(codes(&m), ["mbr.protective.range", "mbr.chs.mismatch"]);
 }
+
+/// The overlaps-table finding on `img`, and `verify` reporting it as an error.
+fn overlaps_table(img: &[u8], number: u32) -> String {
+    let m = mbr::read(img).expect("reads");
+    let f = m
+        .findings
+        .iter()
+        .find(|f| f.code == "mbr.partition.overlaps-table")
+        .unwrap_or_else(|| panic!("no overlaps-table finding: {:?}", codes(&m)));
+    assert_eq!(f.location.structure, format!("mbr partition {number}"));
+    let rep = reprodisk_verifier::glue::verify(&img, None, None, None);
+    let errors: Vec<_> = rep
+        .findings
+        .iter()
+        .filter(|f| f.severity == reprodisk_verifier::report::Severity::Error)
+        .map(|f| f.message.clone())
+        .collect();
+    assert!(errors.iter().any(|m| m.contains("overlaps the partition table")), "{errors:?}");
+    f.message.clone()
+}
+
+#[test]
+fn a_partition_starting_at_lba_0_overlaps_the_mbr() {
+    let mut img = base();
+    img[REC + 8..REC + 12].copy_from_slice(&0u32.to_le_bytes());
+    let what = overlaps_table(&img, 1);
+    assert!(what.contains("starts at lba 0, on or before the MBR"), "{what}");
+}
+
+#[test]
+fn a_logical_partition_starting_on_its_ebr_overlaps_it() {
+    let mut img = base();
+    // Logical 5's start is relative to its EBR: 0 puts it on the EBR itself.
+    img[EBR5 + REC + 8..EBR5 + REC + 12].copy_from_slice(&0u32.to_le_bytes());
+    let what = overlaps_table(&img, 5);
+    assert!(what.contains("on or before its EBR at lba 6144"), "{what}");
+}

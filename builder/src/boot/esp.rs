@@ -3,15 +3,26 @@
 //! Which loader (README, "system table"):
 //! - `efi`, `efixbootldr`: systemd-boot unless `bootloader = "grub"`.
 //! - `hybrid`: GRUB EFI unless `bootloader = "systemd-boot"` (`auto` picks GRUB so that one
-//!   grub.cfg can serve both firmware sides once GRUB BIOS is written).
-//! - BIOS layouts: GRUB BIOS (`grub_bios`, from the ext4 root; legacy+boot pending); their FAT /boot
-//!   (`legacy+boot`) is written empty.
+//!   grub.cfg on the ESP serves both firmware sides; GRUB BIOS's i386-pc folder joins it).
+//! - BIOS layouts: GRUB BIOS (`grub_bios`). It reads the ext4 root on `legacy` and
+//!   `legacy+gpt`; on `legacy+boot` it reads the FAT /boot (label `BOOT`, mounted at /boot as
+//!   the seed mounts it), which holds:
+//!
+//!   | path on the FAT | what |
+//!   | --- | --- |
+//!   | `/vmlinuz-<version>`, `/initrd.img-<version>` | the kernel and initrd, under their own names |
+//!   | `/grub/grub.cfg` | one entry: `search --fs-uuid` for this FAT's volume ID (`xxxx-xxxx`), `linux` and `initrd` by their paths on this FAT, `root=` from the deterministic IDs |
+//!   | `/grub/i386-pc/` | normal.mod and the rest of GRUB (`grub_bios::runtime`) |
+//!
+//!   core.img (in the MBR gap) carries part_msdos and fat and has the prefix `/grub`.
 //! - `installBootLoader = false` (or no `system` table): every FAT filesystem is written,
 //!   empty, and no loader or kernel is installed.
 //!
 //! The kernel and initrd are copied to the root of the partition the entries live on: the
-//! ESP, or XBOOTLDR on `efixbootldr`. The root tree's `/boot` is not changed.
+//! ESP, XBOOTLDR on `efixbootldr`, the FAT /boot on `legacy+boot`. The root tree's `/boot` is
+//! not changed.
 
+use super::grub_bios::install::FAT_BOOT_GRUB_DIR;
 use super::grub_cfg::{self, GrubEntry};
 use super::inputs::{self, InputError, PackageRoots, UsedInput};
 use super::kernel::{self, BootFileRecord, KernelError, KernelSet};
@@ -109,7 +120,7 @@ pub struct BootPlan {
     pub fat: Vec<FatPartition>,
     pub kernel: Option<KernelSet>,
     pub report: BootReport,
-    /// What is still not written (GRUB BIOS).
+    /// What is still not written (empty: every layout's boot loader is written).
     pub pending: Vec<String>,
 }
 
@@ -145,12 +156,13 @@ pub fn plan(spec: &Spec, plan: &Plan, tree: &FsTree) -> Result<BootPlan, BootErr
     plan_with(spec, plan, tree, Vec::new())
 }
 
-/// [`plan`] with `esp_extra` (path, bytes) added to the ESP: GRUB BIOS's modules on hybrid.
+/// [`plan`] with `grub_bios_files` (path, bytes) added to the FAT partition GRUB BIOS reads:
+/// its `i386-pc` folder on hybrid's ESP or on legacy+boot's FAT /boot.
 pub fn plan_with(
     spec: &Spec,
     plan: &Plan,
     tree: &FsTree,
-    esp_extra: Vec<(String, Vec<u8>)>,
+    grub_bios_files: Vec<(String, Vec<u8>)>,
 ) -> Result<BootPlan, BootError> {
     let loader = uefi_loader(spec)?;
     let mut trees: Vec<(u32, Role, &'static str, u32, FatTree)> = Vec::new();
@@ -159,8 +171,9 @@ pub fn plan_with(
             trees.push((p.number, p.role, label, *volume_id, FatTree::new()));
         }
     }
-    if let Some(t) = trees.iter_mut().find(|t| t.1 == Role::Esp) {
-        for (path, bytes) in esp_extra {
+    // A layout has an ESP or a FAT /boot, never both.
+    if let Some(t) = trees.iter_mut().find(|t| matches!(t.1, Role::Esp | Role::Boot)) {
+        for (path, bytes) in grub_bios_files {
             let data = FileData::Bytes(std::sync::Arc::from(bytes));
             t.4.add_file(&path, data).map_err(|error| BootError::Fat {
                 label: t.2,
@@ -171,25 +184,26 @@ pub fn plan_with(
     }
     let mut out = BootPlan::default();
     let layout = spec.partition_table_type;
-    if spec.install_boot_loader && spec.system.is_some() && layout == Layout::LegacyBoot {
-        out.pending.push(
-            "GRUB BIOS: not installed yet on legacy+boot's FAT /boot (BIOS boot loader work pending)".into(),
-        );
-    }
-    if let (Some(loader), Some(system)) = (loader, &spec.system) {
+    // Where the kernel, the initrd and the loader's entry go: the ESP (XBOOTLDR on
+    // efixbootldr) for a UEFI loader, legacy+boot's FAT /boot for GRUB BIOS.
+    let installs = spec.install_boot_loader && spec.system.is_some();
+    let entry_role = match (loader, layout) {
+        (Some(_), Layout::EfiXbootldr) => Some(Role::Xbootldr),
+        (Some(_), _) => Some(Role::Esp),
+        (None, Layout::LegacyBoot) if installs => Some(Role::Boot),
+        (None, _) => None,
+    };
+    if let (Some(entry_role), Some(system)) = (entry_role, &spec.system) {
         let k = kernel::find(spec, system, tree, plan)?;
         let roots = PackageRoots::new(spec.package_root.as_ref().map(|p| p.resolved.as_path()));
-        let esp_role = Role::Esp;
-        let entry_role = if layout == Layout::EfiXbootldr { Role::Xbootldr } else { Role::Esp };
         let linux = format!("/{}", k.kernel.name);
         let initrd = k.initrd.as_ref().map(|i| format!("/{}", i.name));
         let title = title(tree, &k);
         let cmdline = k.cmdline();
         let find = |role: Role| trees.iter().position(|t| t.1 == role);
-        // Layouts with a loader always have an ESP (and XBOOTLDR on efixbootldr).
-        let (Some(esp_i), Some(entry_i)) = (find(esp_role), find(entry_role)) else {
-            unreachable!("UEFI layouts have an ESP")
-        };
+        let esp_i = find(Role::Esp);
+        // Every layout with an entry role has that FAT partition (and an ESP with a UEFI loader).
+        let Some(entry_i) = find(entry_role) else { unreachable!("the entry partition is in the plan") };
         let fat_err = |t: &(u32, Role, &'static str, u32, FatTree), error| BootError::Fat {
             label: t.2,
             partition: t.0,
@@ -204,8 +218,15 @@ pub fn plan_with(
             });
             r.map_err(|e| fat_err(t, e))?;
         }
-        let (used, loader_path) = match loader {
-            UefiLoader::SystemdBoot => {
+        let grub_entry = || GrubEntry {
+            title: title.clone(),
+            fs_uuid: grub_cfg::fat_uuid(entry_volume),
+            linux: linux.clone(),
+            initrd: initrd.clone(),
+            cmdline: cmdline.clone(),
+        };
+        let uefi = match loader {
+            Some(UefiLoader::SystemdBoot) => {
                 let used = roots.find(inputs::SYSTEMD_BOOT_EFI)?;
                 let entry = systemd_boot::entry_conf(&systemd_boot::Entry {
                     title: &title,
@@ -217,42 +238,49 @@ pub fn plan_with(
                 let t = &mut trees[entry_i];
                 t.4.add_file(&systemd_boot::entry_path(), entry.as_str().into())
                     .map_err(|e| fat_err(t, e))?;
+                let Some(esp_i) = esp_i else { unreachable!("UEFI layouts have an ESP") };
                 let t = &mut trees[esp_i];
                 for (path, data) in systemd_boot::esp_files(&used) {
                     t.4.add_file(&path, data).map_err(|e| fat_err(t, e))?;
                 }
-                (used, systemd_boot::LOADER_PATH)
+                Some((used, systemd_boot::LOADER_PATH, UefiLoader::SystemdBoot))
             }
-            UefiLoader::GrubEfi => {
+            Some(UefiLoader::GrubEfi) => {
                 let used = roots.find(inputs::GRUB_EFI_MONOLITHIC)?;
-                let cfg = grub_cfg::render(&GrubEntry {
-                    title: title.clone(),
-                    fs_uuid: grub_cfg::fat_uuid(entry_volume),
-                    linux: linux.clone(),
-                    initrd: initrd.clone(),
-                    cmdline: cmdline.clone(),
-                });
+                let cfg = grub_cfg::render(&grub_entry());
+                let Some(esp_i) = esp_i else { unreachable!("UEFI layouts have an ESP") };
                 let t = &mut trees[esp_i];
                 for (path, data) in grub_efi::esp_files(&used, &cfg) {
                     t.4.add_file(&path, data).map_err(|e| fat_err(t, e))?;
                 }
-                (used, grub_efi::LOADER_PATH)
+                Some((used, grub_efi::LOADER_PATH, UefiLoader::GrubEfi))
+            }
+            None => {
+                // GRUB BIOS on legacy+boot: grub.cfg in its folder on the FAT /boot, where
+                // core.img's prefix points; its i386-pc folder came in as `grub_bios_files`.
+                let cfg = grub_cfg::render(&grub_entry());
+                let t = &mut trees[entry_i];
+                t.4.add_file(&format!("{FAT_BOOT_GRUB_DIR}/grub.cfg"), cfg.as_str().into())
+                    .map_err(|e| fat_err(t, e))?;
+                None
             }
         };
-        let esp_part = plan.partitions.iter().find(|p| p.role == Role::Esp);
-        out.report.esp = esp_part.map(|p| EspFacts {
-            partition_number: p.number,
-            start_lba: p.start_lba,
-            size_lba: p.sectors(),
-            partition_guid: p.gpt.as_ref().map(|g| g.partition_guid).unwrap_or(Guid([0; 16])),
-            loader_path: loader_path.replace('/', "\\"),
-            loader,
-        });
-        out.report.loader = Some(loader);
+        if let Some((used, loader_path, loader)) = uefi {
+            let esp_part = plan.partitions.iter().find(|p| p.role == Role::Esp);
+            out.report.esp = esp_part.map(|p| EspFacts {
+                partition_number: p.number,
+                start_lba: p.start_lba,
+                size_lba: p.sectors(),
+                partition_guid: p.gpt.as_ref().map(|g| g.partition_guid).unwrap_or(Guid([0; 16])),
+                loader_path: loader_path.replace('/', "\\"),
+                loader,
+            });
+            out.report.loader = Some(loader);
+            out.report.inputs.push(used);
+        }
         out.report.kernel = Some(k.kernel.record());
         out.report.initrd = k.initrd.as_ref().map(|i| i.record());
         out.report.cmdline = Some(cmdline);
-        out.report.inputs.push(used);
         out.kernel = Some(k);
     }
     for (number, role, label, volume_id, tree) in trees {

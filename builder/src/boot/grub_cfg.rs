@@ -1,4 +1,4 @@
-//! The one grub.cfg text that GRUB EFI (and later GRUB BIOS) reads: find the kernel's filesystem by UUID, serial and console terminals, one entry.
+//! The one grub.cfg text that GRUB EFI and GRUB BIOS read: find the kernel's filesystem by UUID, serial and console terminals, one entry.
 //!
 //! The config does not depend on the firmware side: `search --fs-uuid` finds the filesystem
 //! holding the kernel (the ESP's FAT volume ID as GRUB prints it, `abcd-1234`, or an ext4

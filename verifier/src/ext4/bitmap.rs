@@ -22,6 +22,29 @@ pub(crate) fn bit(bytes: &[u8], i: u64) -> bool {
     bytes.get((i / 8) as usize).is_some_and(|b| b & (1 << (i % 8)) != 0)
 }
 
+/// Fails unless every bit of a bitmap block from `used` (the group's blocks or inodes) to
+/// the block's end is set: e2fsprogs and the kernel keep that padding set, so that nothing
+/// past the group's end is ever allocated, and e2fsck reports it unset ("Padding at end of
+/// ... bitmap is not set").
+fn padding_set(raw: &[u8], used: u64, what: &str, offset: u64, unit: &str) -> Result<()> {
+    let bits = raw.len() as u64 * 8;
+    // Bit by bit up to a byte boundary, then whole bytes.
+    let aligned = used.next_multiple_of(8).min(bits);
+    let first = (used..aligned).find(|&i| !bit(raw, i)).or_else(|| {
+        let k = raw.get((aligned / 8) as usize..)?.iter().position(|&b| b != 0xFF)?;
+        let byte = raw[aligned as usize / 8 + k];
+        Some(aligned + 8 * k as u64 + u64::from(byte.trailing_ones()))
+    });
+    if let Some(i) = first {
+        return Err(Error::corrupt(
+            what,
+            Some(offset + i / 8),
+            format!("bit {i} is clear: the padding past the group's {used} {unit}s must be all ones"),
+        ));
+    }
+    Ok(())
+}
+
 impl<R: ReadAt> Ext4<R> {
     /// Checks one bitmap's metadata_csum checksum (16 bits with 32-byte descriptors).
     fn check_bitmap_csum(
@@ -92,6 +115,7 @@ impl<R: ReadAt> Ext4<R> {
                     gd.bg_block_bitmap_csum,
                     off,
                 )?;
+                padding_set(&raw, n, &what, off, "block")?;
                 let mut owned = vec![0u8; n.div_ceil(8) as usize];
                 owners.mark_owned(first, first + n, &mut owned);
                 let mut free = 0;
@@ -163,6 +187,7 @@ impl<R: ReadAt> Ext4<R> {
                     gd.bg_inode_bitmap_csum,
                     off,
                 )?;
+                padding_set(&raw, ipg, &what, off, "inode")?;
                 let mut free = 0;
                 for i in 0..ipg {
                     let ino = u32::try_from(base + i + 1).unwrap_or(u32::MAX);
@@ -225,8 +250,13 @@ impl<R: ReadAt> Ext4<R> {
                     format!("ext4 group descriptor {g}"),
                     None,
                     format!(
-                        "bg_used_dirs_count is {}, the tree has {} directories in the group",
-                        gd.bg_used_dirs_count, dirs
+                        "bg_used_dirs_count is {}, the tree has {} in the group",
+                        gd.bg_used_dirs_count,
+                        crate::report::count(
+                            usize::try_from(dirs).unwrap_or(usize::MAX),
+                            "directory",
+                            "directories"
+                        )
                     ),
                 ));
             }

@@ -15,6 +15,8 @@ pub const EXT4_INDEX_FL: u32 = 0x1000;
 pub const EXT4_HUGE_FILE_FL: u32 = 0x40000;
 /// `i_flags`: data is stored inside the inode.
 pub const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
+/// `i_flags`: a verity file, whose Merkle tree is stored past `i_size`.
+pub const EXT4_VERITY_FL: u32 = 0x10_0000;
 /// `i_flags`: the inode holds a large extended attribute value.
 pub const EXT4_EA_INODE_FL: u32 = 0x20_0000;
 

@@ -187,6 +187,15 @@ impl<R: ReadAt> Ext4<R> {
                 ),
             ));
         }
+        // An internal journal serves this filesystem alone; e2fsck refuses more users
+        // ("External journal has multiple filesystem users").
+        if j.s_nr_users > 1 {
+            return Err(Error::corrupt(
+                "jbd2 journal superblock",
+                Some(first.physical * self.sb.block_size() + 0x40),
+                format!("s_nr_users is {}: an internal journal has one user", j.s_nr_users),
+            ));
+        }
         let inode_blocks = inode.i_size / self.sb.block_size();
         if j.s_maxlen == 0
             || u64::from(j.s_maxlen) > inode_blocks

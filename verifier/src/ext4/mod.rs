@@ -8,10 +8,14 @@
 //! fast. Every count that sizes an allocation is bounded by the image size first.
 //!
 //! [`Ext4::check`] runs every check: the walk (directory entries, `.`/`..`, file types,
-//! link counts, `i_blocks`, extent trees and block maps, htree index and name hashes,
-//! xattrs, every metadata_csum/gdt_csum checksum met on the way), the ownership map (no
-//! block owned twice), the bitmaps against both and against the free counts of the group
-//! descriptors and the superblock, and the superblock and descriptor backups.
+//! link counts, `i_blocks` (of reserved inodes too), a regular file's `i_size` against its
+//! block map, extent trees and block maps, htree index and name hashes, xattrs and each
+//! xattr block's `h_refcount`, the inline-data flag against the feature, every
+//! metadata_csum/gdt_csum checksum met on the way), the ownership map (no block owned
+//! twice), the bitmaps (with their padding set past the group's end) against both and
+//! against the free counts of the group descriptors and the superblock, and the superblock
+//! and descriptor backups. Each check follows what `e2fsck -fn` rejects, no stricter, so a
+//! clean mkfs.ext4 image passes.
 //!
 //! Byte offsets in errors are relative to the reader given to [`Ext4::open`]; for a
 //! filesystem inside a partition, [`rebase`] turns them into image offsets.

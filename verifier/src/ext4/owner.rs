@@ -255,6 +255,8 @@ impl<R: ReadAt> Ext4<R> {
             } else {
                 Owner::ReservedInode { ino }
             };
+            // e2fsck counts a reserved inode's blocks as it does a file's.
+            self.check_i_blocks(&inode, &map, &owner.to_string())?;
             let blocks = map
                 .extents
                 .iter()

@@ -7,7 +7,7 @@
 //! not 200 million path bytes. [`path`], [`shown_path`] and [`find`] rebuild what is needed.
 
 use super::extent::{BlockMap, Extent};
-use super::inode::{FileType, Timestamp};
+use super::inode::{EXT4_INLINE_DATA_FL, FileType, Inode, Timestamp};
 use super::xattr::Xattr;
 use super::{EXT4_ROOT_INO, Ext4};
 use crate::bytes::ReadAt;
@@ -176,9 +176,30 @@ impl<R: ReadAt> Ext4<R> {
                 return Err(Error::corrupt(
                     format!("ext4 inode {} ({})", e.ino, shown_path(&out, i)),
                     None,
-                    format!("i_links_count is {}, the tree holds {expected} links to it", e.links),
+                    format!(
+                        "i_links_count is {}, the tree holds {} to it",
+                        e.links,
+                        crate::report::count(expected as usize, "link", "links")
+                    ),
                 ));
             }
+        }
+        // Every xattr block's h_refcount counts the inodes that point at it: those of the
+        // tree and the reserved ones outside it.
+        let mut users: BTreeMap<u64, HashSet<u32>> = BTreeMap::new();
+        for e in &out {
+            if let Some(b) = e.xattr_block {
+                users.entry(b).or_default().insert(e.ino);
+            }
+        }
+        for ino in self.special_inodes() {
+            let inode = self.inode(ino)?;
+            if inode.i_file_acl != 0 {
+                users.entry(inode.i_file_acl).or_default().insert(ino);
+            }
+        }
+        for (block, inodes) in &users {
+            self.check_xattr_refcount(*block, inodes.len() as u64)?;
         }
         Ok(out)
     }
@@ -206,23 +227,26 @@ impl<R: ReadAt> Ext4<R> {
                 "i_links_count is 0 but a directory names it",
             ));
         }
+        // e2fsck judges this flag on every inode past the reserved ones, whatever its type.
+        if inode.i_flags & EXT4_INLINE_DATA_FL != 0
+            && !self.sb.features.inline_data()
+            && ino >= self.sb.s_first_ino
+        {
+            return Err(Error::corrupt(
+                format!("ext4 inode {ino} ({})", path()),
+                Some(inode.offset + 0x20),
+                format!(
+                    "i_flags {:#010x} has EXT4_INLINE_DATA_FL but the filesystem lacks the inline_data feature",
+                    inode.i_flags
+                ),
+            ));
+        }
         let has_map = matches!(file_type, FileType::Regular | FileType::Directory)
             || (file_type == FileType::Symlink && !inode.is_fast_symlink());
         let map = if has_map { self.block_map(&inode)? } else { BlockMap::default() };
-        // i_blocks counts every block the inode holds: data, map blocks and its xattr block.
-        let held = map.extents.iter().map(|e| e.len).sum::<u64>()
-            + map.meta_blocks.len() as u64
-            + u64::from(inode.i_file_acl != 0);
-        let want = held * (self.sb.block_size() / 512);
-        if inode.sectors(&self.sb) != want {
-            return Err(Error::corrupt(
-                format!("ext4 inode {ino} ({})", path()),
-                Some(inode.offset),
-                format!(
-                    "i_blocks says {} sectors, the inode holds {held} blocks ({want} sectors)",
-                    inode.sectors(&self.sb)
-                ),
-            ));
+        self.check_i_blocks(&inode, &map, &path())?;
+        if file_type == FileType::Regular {
+            self.check_file_size(&inode, &map, &path())?;
         }
         let link_target = if file_type == FileType::Symlink {
             if inode.i_size > MAX_LINK_TARGET {
@@ -259,6 +283,69 @@ impl<R: ReadAt> Ext4<R> {
             index_blocks: Vec::new(),
             xattr_block: (inode.i_file_acl != 0).then_some(inode.i_file_acl),
         })
+    }
+}
+
+impl<R: ReadAt> Ext4<R> {
+    /// Fails unless `i_blocks` counts every block the inode holds: data, map blocks and its
+    /// xattr block. `path` names the inode in the error.
+    pub(crate) fn check_i_blocks(&self, inode: &Inode, map: &BlockMap, path: &str) -> Result<()> {
+        let held = map.extents.iter().map(|e| e.len).sum::<u64>()
+            + map.meta_blocks.len() as u64
+            + u64::from(inode.i_file_acl != 0);
+        let want = held * (self.sb.block_size() / 512);
+        if inode.sectors(&self.sb) != want {
+            return Err(Error::corrupt(
+                format!("ext4 inode {} ({path})", inode.ino),
+                Some(inode.offset),
+                format!(
+                    "i_blocks says {} sectors, the inode holds {} ({want} sectors)",
+                    inode.sectors(&self.sb),
+                    crate::report::count(usize::try_from(held).unwrap_or(usize::MAX), "block", "blocks")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Fails when a regular file's `i_size` disagrees with its block map as e2fsck's pass 1
+    /// judges it: an initialised block that starts past `i_size`, or a size past what the
+    /// map can address (2^32 blocks for extents; 12 direct blocks plus single, double and
+    /// triple indirect ones for a block map). A size past the last extent is a hole, not
+    /// an error, as long as the map could reach it.
+    fn check_file_size(&self, inode: &Inode, map: &BlockMap, path: &str) -> Result<()> {
+        let bs = self.sb.block_size();
+        let size = inode.i_size;
+        let name = || format!("ext4 inode {} ({path})", inode.ino);
+        let last_init =
+            map.extents.iter().filter(|e| !e.unwritten && e.len > 0).map(|e| e.logical + e.len - 1).max();
+        // A verity file keeps its Merkle tree in blocks past i_size, on purpose.
+        if let Some(last) = last_init
+            && size < last.saturating_mul(bs)
+            && inode.i_flags & super::inode::EXT4_VERITY_FL == 0
+        {
+            return Err(Error::corrupt(
+                name(),
+                Some(inode.offset),
+                format!(
+                    "i_size is {size} but logical block {last} is mapped: data lies past the end of the file"
+                ),
+            ));
+        }
+        let max = if inode.has_extents() {
+            (1u64 << 32).saturating_mul(bs) - 1
+        } else {
+            let per = bs / 4;
+            (12 + per + per * per + per * per * per).saturating_mul(bs)
+        };
+        if size > max {
+            return Err(Error::corrupt(
+                name(),
+                Some(inode.offset),
+                format!("i_size is {size}, past the largest size its block map can address ({max} bytes)"),
+            ));
+        }
+        Ok(())
     }
 }
 

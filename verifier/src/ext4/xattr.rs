@@ -92,6 +92,24 @@ fn parse_entries(
 }
 
 impl<R: ReadAt> Ext4<R> {
+    /// Fails unless the `h_refcount` of the xattr block at `block` is `users`, the number
+    /// of inodes whose `i_file_acl` names it (the block is shared by inodes with the same
+    /// attributes and freed when the count drops to 0).
+    pub(crate) fn check_xattr_refcount(&self, block: u64, users: u64) -> Result<()> {
+        let name = format!("ext4 xattr block {block}");
+        let raw = self.read_block(block, &name)?;
+        let refcount = Le(&raw).u32(4);
+        if u64::from(refcount) != users {
+            let noun = if users == 1 { "inode names" } else { "inodes name" };
+            return Err(Error::corrupt(
+                name,
+                Some(block * self.sb.block_size() + 4),
+                format!("h_refcount is {refcount}, but {users} {noun} it"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Every extended attribute of `inode`, in-inode ones first, then those of its xattr
     /// block, checking the block's magic, refcount and checksum.
     pub fn xattrs(&self, inode: &Inode) -> Result<Vec<Xattr>> {

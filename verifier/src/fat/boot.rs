@@ -91,6 +91,9 @@ pub struct BootSector {
     pub bpb_bk_boot_sec: u16,
     /// 0x24 on FAT12/16, 0x40 on FAT32
     pub bs_drv_num: u8,
+    /// 0x25 / 0x41: reserved by the spec; Linux and fsck.fat use bit 0 as a "dirty" flag,
+    /// set while the volume is mounted.
+    pub bs_reserved1: u8,
     /// 0x26 / 0x42: 0x29 when the three fields after it are present.
     pub bs_boot_sig: u8,
     /// 0x27 / 0x43
@@ -177,6 +180,7 @@ impl BootSector {
             bpb_fs_info: if fat32 { b.u16(0x30) } else { 0 },
             bpb_bk_boot_sec: if fat32 { b.u16(0x32) } else { 0 },
             bs_drv_num: b.u8(ext),
+            bs_reserved1: b.u8(ext + 1),
             bs_boot_sig: b.u8(ext + 2),
             bs_vol_id: b.u32(ext + 3),
             bs_vol_lab: b.array(ext + 7),
@@ -266,7 +270,7 @@ impl BootSector {
             (0, t) => t,
             (t, t32) => {
                 if t32 != 0 && t32 != u32::from(t) {
-                    findings.push(Finding::new(
+                    findings.push(Finding::warning(
                         STRUCT,
                         Some(0x20),
                         format!(
@@ -328,7 +332,7 @@ impl BootSector {
             (_, true) => {
                 // mkfs.fat -F 32 makes such volumes; Linux, mtools and blkid read them as FAT32
                 // because the layout is FAT32's, while the spec's rule would say FAT12/16.
-                findings.push(Finding::new(
+                findings.push(Finding::warning(
                     STRUCT,
                     Some(0x24),
                     format!(
@@ -386,7 +390,7 @@ impl BootSector {
             }
         }
         if u32::from(bps) * u32::from(spc) > 32 * 1024 {
-            findings.push(Finding::new(
+            findings.push(Finding::warning(
                 STRUCT,
                 Some(0x0D),
                 format!(
@@ -395,8 +399,15 @@ impl BootSector {
                 ),
             ));
         }
+        if self.bs_reserved1 & 1 != 0 {
+            findings.push(Finding::error(
+                STRUCT,
+                Some(if fat32_layout { 0x41 } else { 0x25 }),
+                "BS_Reserved1 has bit 0 set, the dirty flag of Linux and fsck.fat: the volume was not unmounted cleanly",
+            ));
+        }
         if !self.has_extended_sig() {
-            findings.push(Finding::new(
+            findings.push(Finding::warning(
                 STRUCT,
                 Some(if fat32_layout { 0x42 } else { 0x26 }),
                 format!(
@@ -415,7 +426,7 @@ impl BootSector {
             _ => true,
         };
         if self.has_extended_sig() && !agrees {
-            findings.push(Finding::new(
+            findings.push(Finding::warning(
                 STRUCT,
                 Some(if fat32_layout { 0x52 } else { 0x36 }),
                 format!(
@@ -460,7 +471,7 @@ impl BootSector {
             bpb_fat_sz16 => "BPB_FATSz16", bpb_sec_per_trk => "BPB_SecPerTrk", bpb_num_heads => "BPB_NumHeads",
             bpb_hidd_sec => "BPB_HiddSec", bpb_tot_sec32 => "BPB_TotSec32", bpb_fat_sz32 => "BPB_FATSz32",
             bpb_ext_flags => "BPB_ExtFlags", bpb_fs_ver => "BPB_FSVer", bpb_root_clus => "BPB_RootClus",
-            bpb_fs_info => "BPB_FSInfo", bpb_bk_boot_sec => "BPB_BkBootSec", bs_drv_num => "BS_DrvNum",
+            bpb_fs_info => "BPB_FSInfo", bpb_bk_boot_sec => "BPB_BkBootSec", bs_drv_num => "BS_DrvNum", bs_reserved1 => "BS_Reserved1",
             bs_boot_sig => "BS_BootSig", bs_vol_id => "BS_VolID", bs_vol_lab => "BS_VolLab",
             bs_fil_sys_type => "BS_FilSysType", signature => "signature",
         );

@@ -174,20 +174,50 @@ fn list_dir<R: ReadAt + ?Sized>(
     let mut slot_index = 0u64;
     let base = fat.base;
     let orphan = |findings: &mut Vec<Finding>, off: u64, why: &str| {
-        findings.push(Finding::new(structure, Some(base + off), format!("long name entries ignored: {why}")));
+        findings.push(Finding::warning(
+            structure,
+            Some(base + off),
+            format!("long name entries ignored: {why}"),
+        ));
     };
-    'chunks: for (off, len) in chunks {
+    // After the end mark every slot is free by the spec, but Linux and fsck.fat read on to
+    // the end of the directory and take any slot whose first byte is neither 0x00 nor 0xE5
+    // for an entry, so such a slot makes readers disagree.
+    let mut ended: Option<u64> = None;
+    // The first error and the first warning (a stray label) after the end mark are reported.
+    let mut after_end_reported = [false; 2];
+    for (off, len) in chunks {
         let buf = reader.read_vec(off, len, structure)?;
         for (i, raw) in buf.chunks_exact(32).enumerate() {
             let soff = off + i as u64 * 32;
             let slot = slot_index;
             slot_index += 1;
+            if let Some(end_slot) = ended {
+                if raw[0] != 0 && raw[0] != super::dirent::DIR_FREE {
+                    // A stray volume label names no clusters and fsck.fat accepts it.
+                    let label = matches!(Slot::parse(raw), Slot::Short(e) if e.is_volume_label());
+                    let seen = &mut after_end_reported[usize::from(label)];
+                    if !*seen {
+                        *seen = true;
+                        let f = if label { Finding::warning } else { Finding::error };
+                        findings.push(f(
+                            structure,
+                            Some(base + soff),
+                            format!(
+                                "entry {slot} is not free (DIR_Name[0] {:#04x}) but follows the end-of-directory mark at entry {end_slot}; the spec ignores it, Linux and fsck.fat read it",
+                                raw[0]
+                            ),
+                        ));
+                    }
+                }
+                continue;
+            }
             match Slot::parse(raw) {
                 Slot::End => {
                     if !pending.is_empty() {
                         orphan(findings, pending_off, "no short entry follows them");
                     }
-                    break 'chunks;
+                    ended = Some(slot);
                 }
                 Slot::Free => {
                     if !pending.is_empty() {
@@ -197,7 +227,7 @@ fn list_dir<R: ReadAt + ?Sized>(
                 }
                 Slot::Long(l) => {
                     if l.ldir_type != 0 || l.ldir_fst_clus_lo != 0 {
-                        findings.push(Finding::new(
+                        findings.push(Finding::error(
                             structure,
                             Some(base + soff),
                             format!(
@@ -261,7 +291,7 @@ fn list_dir<R: ReadAt + ?Sized>(
                             let units: Vec<u16> = pending.iter().rev().flat_map(|p| p.units).collect();
                             let (name, problem) = decode_long_name(&units);
                             if let Some(p) = problem {
-                                findings.push(Finding::new(
+                                findings.push(Finding::warning(
                                     structure,
                                     Some(base + pending_off),
                                     format!("long name {name:?}: {p}"),
@@ -293,6 +323,7 @@ struct Owners {
 }
 
 const ROOT_OWNER: u32 = u32::MAX;
+const LABEL_OWNER: u32 = u32::MAX - 1;
 
 impl Owners {
     fn claim(
@@ -306,7 +337,7 @@ impl Owners {
         for &c in clusters {
             let Some(slot) = self.owner.get_mut(c as usize) else { continue };
             if *slot != 0 && *slot != who {
-                findings.push(Finding::new(
+                findings.push(Finding::error(
                     "fat",
                     Some(fat_offset),
                     format!("cluster {c} is cross-linked: it belongs to {} and {}", name(*slot), name(who)),
@@ -335,6 +366,8 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
     let name_of = |nodes: &Vec<Node>, who: u32| -> String {
         if who == ROOT_OWNER {
             "the root directory".into()
+        } else if who == LABEL_OWNER {
+            "the volume label entry".into()
         } else {
             (who as usize)
                 .checked_sub(1)
@@ -358,24 +391,28 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         let is_root = path.is_empty();
         for (e, off) in &listing.labels {
             if !is_root {
-                findings.push(Finding::new(
+                findings.push(Finding::error(
                     &structure,
                     Some(base + off),
                     "a volume label entry outside the root directory",
                 ));
-            } else if e.first_cluster() != 0 {
-                findings.push(Finding::new(
+            } else if e.cluster(geo.fat_type) != 0 {
+                // fsck.fat accepts this and counts the chain as the entry's, so its clusters
+                // are owned (not lost) when the chain is sound.
+                let first = e.cluster(geo.fat_type);
+                findings.push(Finding::warning(
                     &structure,
                     Some(base + off),
-                    format!(
-                        "volume label entry has first cluster {}, expected 0; ignored",
-                        e.first_cluster()
-                    ),
+                    format!("volume label entry has first cluster {first}, expected 0; ignored"),
                 ));
+                match table.chain(first, "the volume label entry", geo) {
+                    Ok(c) => owners.claim(&c, LABEL_OWNER, &|w| name_of(&nodes, w), &mut findings, fat_off),
+                    Err(err) => findings.push(Finding::error(&structure, Some(base + off), err.to_string())),
+                }
             } else if root_label.is_none() {
                 root_label = Some(RootLabel { raw: e.name_bytes(), entry: e.clone(), offset: base + off });
             } else {
-                findings.push(Finding::new(
+                findings.push(Finding::warning(
                     &structure,
                     Some(base + off),
                     "a second volume label entry in the root directory",
@@ -394,7 +431,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                 let dot = e.dir_name[1] == b' ';
                 let (want_idx, want_cluster, label) = if dot { (0, own, ".") } else { (1, parent, "..") };
                 if is_root {
-                    findings.push(Finding::new(
+                    findings.push(Finding::error(
                         &structure,
                         Some(base + item.offset),
                         format!("a `{label}` entry in the root directory"),
@@ -402,7 +439,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                 } else {
                     dots += 1;
                     if idx != want_idx {
-                        findings.push(Finding::new(
+                        findings.push(Finding::error(
                             &structure,
                             Some(base + item.offset),
                             format!("`{label}` is entry {idx}, expected entry {want_idx}"),
@@ -410,23 +447,23 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                     }
                     // `..` of a directory in the root points to cluster 0 (fatgen103 6.8);
                     // Linux also accepts the FAT32 root cluster there.
-                    let ok = e.first_cluster() == want_cluster
+                    let ok = e.cluster(geo.fat_type) == want_cluster
                         || (!dot
                             && want_cluster == 0
                             && geo.fat_type == FatType::Fat32
-                            && e.first_cluster() == root_first);
+                            && e.cluster(geo.fat_type) == root_first);
                     if !ok {
-                        findings.push(Finding::new(
+                        findings.push(Finding::error(
                             &structure,
                             Some(base + item.offset),
                             format!(
                                 "`{label}` points to cluster {}, expected {want_cluster}",
-                                e.first_cluster()
+                                e.cluster(geo.fat_type)
                             ),
                         ));
                     }
                     if !e.is_dir() {
-                        findings.push(Finding::new(
+                        findings.push(Finding::error(
                             &structure,
                             Some(base + item.offset),
                             format!("`{label}` lacks ATTR_DIRECTORY"),
@@ -439,7 +476,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             let child = format!("{path}/{name}");
             let at = Some(base + item.offset);
             if !seen_short.insert(e.dir_name) {
-                findings.push(Finding::new(
+                findings.push(Finding::error(
                     &structure,
                     at,
                     format!("short name {:?} of {child} appears twice", e.short_name()),
@@ -448,21 +485,34 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             if let Some(l) = &item.long_name
                 && !seen_long.insert(l.to_lowercase())
             {
-                findings.push(Finding::new(
+                findings.push(Finding::error(
                     &structure,
                     at,
                     format!("long name {l:?} appears twice (ignoring case)"),
                 ));
             }
-            if let Some(why) = e.invalid_name() {
-                findings.push(Finding::new(
+            if e.dir_nt_res & super::dirent::NT_NO_83_NAME != 0 && item.long_name.is_none() {
+                findings.push(Finding::error(
                     &structure,
                     at,
-                    format!("short name {:?} of {child}: {why}", e.short_name()),
+                    format!(
+                        "{child} DIR_NTRes {:#04x} has bit 0x20 set (no 8.3 name, Linux's extension) but no long name precedes the entry, so it has no name",
+                        e.dir_nt_res
+                    ),
                 ));
             }
+            if let Some((level, why)) = e.invalid_name() {
+                findings.push(Finding {
+                    level,
+                    ..Finding::error(
+                        &structure,
+                        at,
+                        format!("short name {:?} of {child}: {why}", e.short_name()),
+                    )
+                });
+            }
             if let Some(why) = e.modified().invalid() {
-                findings.push(Finding::new(
+                findings.push(Finding::warning(
                     &structure,
                     at,
                     format!("{child} DIR_WrtDate/DIR_WrtTime: {why}"),
@@ -471,7 +521,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             if e.dir_crt_date != 0
                 && let Some(why) = e.created().invalid()
             {
-                findings.push(Finding::new(
+                findings.push(Finding::warning(
                     &structure,
                     at,
                     format!("{child} DIR_CrtDate/DIR_CrtTime: {why}"),
@@ -480,16 +530,16 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             if e.dir_lst_acc_date != 0
                 && let Some(why) = e.accessed().invalid()
             {
-                findings.push(Finding::new(&structure, at, format!("{child} DIR_LstAccDate: {why}")));
+                findings.push(Finding::warning(&structure, at, format!("{child} DIR_LstAccDate: {why}")));
             }
             if geo.fat_type != FatType::Fat32 && e.dir_fst_clus_hi != 0 {
-                findings.push(Finding::new(
+                findings.push(Finding::warning(
                     &structure,
                     at,
-                    format!("{child} DIR_FstClusHI is {}, must be 0 on fat12/16", e.dir_fst_clus_hi),
+                    format!("{child} DIR_FstClusHI is {}, must be 0 on fat12/16; ignored, as Linux and fsck.fat do", e.dir_fst_clus_hi),
                 ));
             }
-            let first = e.first_cluster();
+            let first = e.cluster(geo.fat_type);
             let what = format!("{child} (directory entry at byte {:#x})", base + item.offset);
             let clusters = if e.is_dir() {
                 if first == 0 {
@@ -500,7 +550,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                     ));
                 }
                 if e.dir_file_size != 0 {
-                    findings.push(Finding::new(
+                    findings.push(Finding::error(
                         &structure,
                         at,
                         format!("directory {child} has DIR_FileSize {}, expected 0", e.dir_file_size),
@@ -509,7 +559,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                 table.chain(first, &what, geo)?
             } else if first == 0 {
                 if e.dir_file_size != 0 {
-                    findings.push(Finding::new(
+                    findings.push(Finding::error(
                         &structure,
                         at,
                         format!("{child} has DIR_FileSize {} but no clusters", e.dir_file_size),
@@ -520,7 +570,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
                 let c = table.chain(first, &what, geo)?;
                 let want = u64::from(e.dir_file_size).div_ceil(u64::from(geo.bytes_per_cluster));
                 if want != c.len() as u64 {
-                    findings.push(Finding::new(
+                    findings.push(Finding::error(
                         &structure,
                         at,
                         format!(
@@ -572,7 +622,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
             order += 1;
         }
         if !is_root && dots < 2 {
-            findings.push(Finding::new(&structure, None, "the directory lacks its `.` or `..` entry"));
+            findings.push(Finding::error(&structure, None, "the directory lacks its `.` or `..` entry"));
         }
         stack.extend(subdirs.into_iter().rev());
     }
@@ -580,7 +630,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
     if let Some(l) = &root_label
         && let Some(why) = invalid_label(&l.raw)
     {
-        findings.push(Finding::new(
+        findings.push(Finding::error(
             "fat volume label",
             Some(l.offset),
             format!("the root directory label is not valid: {why}"),
@@ -590,16 +640,24 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
     // the placeholder "NO NAME" that mkfs.fat and Windows write for "no label".
     let no_name: &[u8] = b"NO NAME";
     let root_text = root_label.as_ref().map(|l| l.trimmed()).filter(|l| !l.is_empty()).unwrap_or(no_name);
-    let boot_text = Some(trim_label(&fat.boot.bs_vol_lab)).filter(|l| !l.is_empty()).unwrap_or(no_name);
-    if fat.boot.has_extended_sig() && root_text != boot_text {
+    // Without the extended boot signature there is no BS_VolLab, which fsck.fat reads as blank.
+    let boot_text = Some(trim_label(&fat.boot.bs_vol_lab))
+        .filter(|l| !l.is_empty() && fat.boot.has_extended_sig())
+        .unwrap_or(no_name);
+    if root_text != boot_text {
         let show = |l: &[u8]| format!("{:?}", String::from_utf8_lossy(l));
-        findings.push(Finding::new(
+        findings.push(Finding::error(
             "fat volume label",
             root_label
                 .as_ref()
                 .map(|l| l.offset)
                 .or(Some(base + if geo.fat_type == FatType::Fat32 { 0x47 } else { 0x2B })),
-            format!("the root directory label is {}, BS_VolLab is {}", show(root_text), show(boot_text)),
+            format!(
+                "the root directory label is {}, BS_VolLab is {}{}",
+                show(root_text),
+                show(boot_text),
+                if fat.boot.has_extended_sig() { "" } else { " (absent: BS_BootSig is not 0x29)" }
+            ),
         ));
     }
 
@@ -612,7 +670,7 @@ pub(super) fn walk<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Tree> {
         .collect();
     if !lost.is_empty() {
         let shown: Vec<String> = lost.iter().take(8).map(u32::to_string).collect();
-        findings.push(Finding::new(
+        findings.push(Finding::error(
             "fat",
             Some(fat_off),
             format!(
@@ -658,7 +716,7 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
             if !e.is_dir() {
                 return Err(not_found(&format!("{walked} is not a directory")));
             }
-            loc = DirLoc::Chain(fat.table.chain(e.first_cluster(), &what, geo)?);
+            loc = DirLoc::Chain(fat.table.chain(e.cluster(geo.fat_type), &what, geo)?);
             continue;
         }
         if e.is_dir() {
@@ -675,7 +733,7 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
         if size == 0 {
             return Ok(Vec::new());
         }
-        let chain = fat.table.chain(e.first_cluster(), &what, geo)?;
+        let chain = fat.table.chain(e.cluster(geo.fat_type), &what, geo)?;
         let bpc = u64::from(geo.bytes_per_cluster);
         if (chain.len() as u64) * bpc < size {
             return Err(fat_err(
@@ -706,9 +764,9 @@ pub(super) fn read_file<R: ReadAt + ?Sized>(fat: &Fat<'_, R>, path: &str, cap: u
 pub(super) fn root_label<R: ReadAt + ?Sized>(fat: &Fat<'_, R>) -> Result<Option<RootLabel>> {
     let loc = root_loc(fat)?;
     let listing = list_dir(fat, &loc, "fat directory /", &mut Vec::new())?;
-    Ok(listing.labels.into_iter().find(|(e, _)| e.first_cluster() == 0).map(|(e, off)| RootLabel {
-        raw: e.name_bytes(),
-        entry: e,
-        offset: fat.base + off,
-    }))
+    Ok(listing
+        .labels
+        .into_iter()
+        .find(|(e, _)| e.cluster(fat.geometry.fat_type) == 0)
+        .map(|(e, off)| RootLabel { raw: e.name_bytes(), entry: e, offset: fat.base + off }))
 }

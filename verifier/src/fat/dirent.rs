@@ -1,6 +1,7 @@
 //! 32-byte FAT directory entries (fatgen103 sections 6 and 7): the 8.3 short entry and the
 //! long-file-name entry with its checksum and UCS-2 name pieces.
 
+use super::Level;
 use super::time::FatTime;
 use crate::bytes::Le;
 use serde::Serialize;
@@ -17,6 +18,9 @@ pub const ATTR_LONG_NAME_MASK: u8 = 0x3F;
 pub const NT_LOWER_BASE: u8 = 0x08;
 /// `DIR_NTRes` bit: the extension is shown in lower case.
 pub const NT_LOWER_EXT: u8 = 0x10;
+
+/// `DIR_NTRes` bit Linux sets (with a long name) on an entry that has no 8.3 name of its own.
+pub const NT_NO_83_NAME: u8 = 0x20;
 
 /// `DIR_Name[0]` of a free (deleted) entry.
 pub const DIR_FREE: u8 = 0xE5;
@@ -142,6 +146,12 @@ impl ShortEntry {
         (u32::from(self.dir_fst_clus_hi) << 16) | u32::from(self.dir_fst_clus_lo)
     }
 
+    /// The first cluster as a volume of type `fat_type` reads it: FAT12/16 have no high word
+    /// (fatgen103 says `DIR_FstClusHI` is 0 there; Linux and fsck.fat ignore it).
+    pub fn cluster(&self, fat_type: super::FatType) -> u32 {
+        if fat_type == super::FatType::Fat32 { self.first_cluster() } else { u32::from(self.dir_fst_clus_lo) }
+    }
+
     pub fn is_dir(&self) -> bool {
         self.dir_attr & ATTR_DIRECTORY != 0
     }
@@ -152,7 +162,8 @@ impl ShortEntry {
 
     /// `NAME.EXT` as stored (no case bits applied), trailing spaces dropped, no dot when the
     /// extension is empty. Bytes above 0x7F are OEM code-page characters; they are shown
-    /// as U+FFFD because the code page is not recorded on disk.
+    /// as U+FFFD because the code page is not recorded on disk, and so are control bytes
+    /// (a corrupt name), so that no path printed holds a raw NUL or escape.
     pub fn short_name(&self) -> String {
         self.format(false)
     }
@@ -172,7 +183,7 @@ impl ShortEntry {
             bytes[..end]
                 .iter()
                 .map(|&c| {
-                    if c.is_ascii() {
+                    if c.is_ascii() && !c.is_ascii_control() {
                         let c = c as char;
                         if lower { c.to_ascii_lowercase() } else { c }
                     } else {
@@ -196,23 +207,25 @@ impl ShortEntry {
         FatTime::new(self.dir_lst_acc_date, 0, 0)
     }
 
-    /// Why `DIR_Name` breaks the 8.3 rules (fatgen103 section 6.1), or `None`. Lower-case
-    /// letters are allowed only in `.`/`..`-free names written by tools that ignore the
-    /// rule, so they are reported too.
-    pub fn invalid_name(&self) -> Option<String> {
+    /// Why `DIR_Name` breaks the 8.3 rules (fatgen103 section 6.1), or `None`, with how bad
+    /// it is. Control bytes, 0x7F, a leading space and the characters no system accepts in a
+    /// name (`"*./:<>?\|`) make the entry unusable: an [`Level::Error`], as fsck.fat renames
+    /// such entries. The spec also forbids `+,;=[]` and lower case, but Windows and Linux
+    /// read them, so they are a [`Level::Warning`].
+    pub fn invalid_name(&self) -> Option<(Level, String)> {
         let n = self.name_bytes();
         if n == *b".          " || n == *b"..         " {
             return None;
         }
         if n[0] == b' ' {
-            return Some("the name starts with a space".into());
+            return Some((Level::Error, "the name starts with a space".into()));
         }
-        for &c in &n {
-            if c < 0x20 || b"\"*+,./:;<=>?[\\]|".contains(&c) || c.is_ascii_lowercase() {
-                return Some(format!("byte {c:#04x} is not allowed in a short name"));
-            }
+        if let Some(c) = n.iter().find(|&&c| c < 0x20 || c == 0x7F || b"\"*./:<>?\\|".contains(&c)) {
+            return Some((Level::Error, format!("byte {c:#04x} is not allowed in a short name")));
         }
-        None
+        n.iter()
+            .find(|&&c| b"+,;=[]".contains(&c) || c.is_ascii_lowercase())
+            .map(|c| (Level::Warning, format!("byte {c:#04x} is not allowed in a short name by the spec")))
     }
 }
 
@@ -240,6 +253,10 @@ pub fn decode_long_name(units: &[u16]) -> (String, Option<String>) {
     let mut name = String::with_capacity(len);
     for r in char::decode_utf16(units[..len].iter().copied()) {
         match r {
+            Ok(c) if c.is_control() => {
+                problem = Some(format!("control character {:#06x}", u32::from(c)));
+                name.push(char::REPLACEMENT_CHARACTER);
+            }
             Ok(c) => name.push(c),
             Err(e) => {
                 problem = Some(format!("unpaired surrogate {:#06x}", e.unpaired_surrogate()));

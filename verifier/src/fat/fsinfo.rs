@@ -61,14 +61,14 @@ impl FsInfo {
     /// FAT, `max_cluster` the largest valid cluster number.
     pub fn check(&self, offset: u64, free: u32, max_cluster: u32, findings: &mut Vec<Finding>) {
         if self.fsi_free_count != FSI_UNKNOWN && self.fsi_free_count != free {
-            findings.push(Finding::new(
+            findings.push(Finding::error(
                 STRUCT,
                 Some(offset + 0x1E8),
                 format!("FSI_Free_Count: says {} free clusters, the fat has {free}", self.fsi_free_count),
             ));
         }
         if self.fsi_nxt_free != FSI_UNKNOWN && (self.fsi_nxt_free < 2 || self.fsi_nxt_free > max_cluster) {
-            findings.push(Finding::new(
+            findings.push(Finding::warning(
                 STRUCT,
                 Some(offset + 0x1EC),
                 format!("FSI_Nxt_Free: cluster {} is outside 2..={max_cluster}", self.fsi_nxt_free),

@@ -31,9 +31,20 @@ use crate::error::{Error, Location, Result};
 use serde::Serialize;
 use std::fmt;
 
+/// How bad a [`Finding`] is. `Error` is what fsck.fat (dosfstools) would repair or reject,
+/// so a volume with one is corrupt; `Warning` is a deviation from the spec that FAT readers
+/// accept (mkfs.fat writes some of them itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Error,
+    Warning,
+}
+
 /// A deviation from the spec that does not stop reading, located like an [`Error`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    pub level: Level,
     /// The structure, e.g. `"fat boot sector"`, `"fat directory /EFI/BOOT"`.
     pub structure: String,
     /// Byte offset in the image, when known.
@@ -43,8 +54,16 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(structure: impl Into<String>, offset: Option<u64>, what: impl Into<String>) -> Self {
-        Finding { structure: structure.into(), offset, what: what.into() }
+    /// A corruption: the volume is inconsistent and fsck.fat would change it.
+    pub fn error(structure: impl Into<String>, offset: Option<u64>, what: impl Into<String>) -> Self {
+        Finding { level: Level::Error, structure: structure.into(), offset, what: what.into() }
+    }
+    /// A deviation FAT readers accept.
+    pub fn warning(structure: impl Into<String>, offset: Option<u64>, what: impl Into<String>) -> Self {
+        Finding { level: Level::Warning, structure: structure.into(), offset, what: what.into() }
+    }
+    pub fn is_error(&self) -> bool {
+        self.level == Level::Error
     }
 }
 
@@ -108,7 +127,7 @@ impl<'r, R: ReadAt + ?Sized> Fat<'r, R> {
         let geometry = boot.geometry(&mut findings)?;
         let bps = u64::from(geometry.bytes_per_sector);
         if reader.len() < geometry.volume_bytes() {
-            findings.push(Finding::new(
+            findings.push(Finding::error(
                 "fat volume",
                 Some(reader.len()),
                 format!(
@@ -130,7 +149,7 @@ impl<'r, R: ReadAt + ?Sized> Fat<'r, R> {
                     Ok(b) => {
                         let diff = boot.differing_fields(&b);
                         if !diff.is_empty() {
-                            findings.push(Finding::new(
+                            findings.push(Finding::warning(
                                 structure,
                                 Some(off),
                                 format!("differs from the primary boot sector in {}", diff.join(", ")),
@@ -138,7 +157,7 @@ impl<'r, R: ReadAt + ?Sized> Fat<'r, R> {
                         }
                         backup_boot = Some(b);
                     }
-                    Err(e) => findings.push(Finding::new(structure, Some(off), e.to_string())),
+                    Err(e) => findings.push(Finding::warning(structure, Some(off), e.to_string())),
                 }
             }
             let fi = boot.bpb_fs_info;
@@ -146,7 +165,7 @@ impl<'r, R: ReadAt + ?Sized> Fat<'r, R> {
                 let off = u64::from(fi) * bps;
                 match reader.read_vec(off, 512, fsinfo::STRUCT).and_then(|b| FsInfo::parse(&b, off)) {
                     Ok(f) => fsinfo = Some(f),
-                    Err(e) => findings.push(Finding::new(fsinfo::STRUCT, Some(off), e.to_string())),
+                    Err(e) => findings.push(Finding::error(fsinfo::STRUCT, Some(off), e.to_string())),
                 }
             }
         }
@@ -163,7 +182,7 @@ impl<'r, R: ReadAt + ?Sized> Fat<'r, R> {
                 let copy = reader.read_vec(off, nbytes, &format!("fat {i}"))?;
                 if let Some(pos) = raw.iter().zip(&copy).position(|(a, b)| a != b) {
                     let entry = pos as u64 * 8 / u64::from(geometry.fat_type.bits());
-                    findings.push(Finding::new(
+                    findings.push(Finding::error(
                         format!("fat {i}"),
                         Some(off + pos as u64),
                         format!("differs from fat 0, first at entry {entry} (byte {pos:#x} of the fat)"),

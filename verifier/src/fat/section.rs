@@ -138,6 +138,20 @@ pub fn section(p: &Part<'_>, rep: &mut VerifyReport, map: &mut RegionMapBuilder)
     rep.filesystems.push(info);
 }
 
+/// The error for a sector 0 that claims to be a FAT boot sector (a jump instruction and a
+/// `FAT` `BS_FilSysType`, which every formatter writes) but whose BPB does not describe a
+/// volume: the disk reader then takes it for a partition table without partitions, and the
+/// filesystem would drop out of the report unnoticed. `None` for anything else.
+pub fn broken_boot_sector(r: &dyn crate::bytes::ReadAt) -> Option<crate::report::Finding> {
+    let head = r.read_vec(0, 512, "fat boot sector").ok()?;
+    let jump = (head[0] == 0xEB && head[2] == 0x90) || head[0] == 0xE9;
+    let named = head[0x36..0x39] == *b"FAT" || head[0x52..0x57] == *b"FAT32";
+    if !(jump && named) {
+        return None;
+    }
+    Fat::open(r).err().map(|e| read_error("fat", &e))
+}
+
 /// Consecutive clusters as `(first, count)` runs.
 pub(crate) fn runs(clusters: &[u32]) -> Vec<(u32, u32)> {
     let mut out: Vec<(u32, u32)> = Vec::new();

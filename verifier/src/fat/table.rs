@@ -106,7 +106,7 @@ impl FatTable {
         let want0 = (mask & !0xFF) | u32::from(media);
         let f0 = self.raw(0).unwrap_or(0);
         if f0 != want0 {
-            findings.push(Finding::new(
+            findings.push(Finding::warning(
                 "fat 0 entry 0",
                 Some(fat_offset),
                 format!(
@@ -123,21 +123,21 @@ impl FatTable {
         };
         let off1 = fat_offset + u64::from(self.fat_type.bits()) / 8;
         if (f1 | clean | no_err) <= self.bad_mark() {
-            findings.push(Finding::new(
+            findings.push(Finding::warning(
                 "fat 0 entry 1",
                 Some(off1),
                 format!("expected an end-of-chain mark, found {f1:#x}"),
             ));
         }
         if clean != 0 && f1 & clean == 0 {
-            findings.push(Finding::new(
+            findings.push(Finding::error(
                 "fat 0 entry 1",
                 Some(off1),
                 "the clean-shutdown bit is clear: the volume was not unmounted cleanly".to_string(),
             ));
         }
         if no_err != 0 && f1 & no_err == 0 {
-            findings.push(Finding::new(
+            findings.push(Finding::warning(
                 "fat 0 entry 1",
                 Some(off1),
                 "the hard-error bit is clear: a disk error was recorded".to_string(),

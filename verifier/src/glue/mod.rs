@@ -116,12 +116,22 @@ fn zeros(r: &dyn ReadAt, start: u64, len: u64) -> bool {
 /// partition whose type names a filesystem it does not hold.
 fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyReport) {
     if d.layout == disk::Layout::None && rep.filesystems.is_empty() {
+        if let Some(f) = crate::fat::section::broken_boot_sector(r) {
+            return rep.findings.push(f);
+        }
         let what = if r.is_empty() {
             "the image is empty".to_string()
         } else if zeros(r, 0, r.len()) {
             "the image starts with zeros".to_string()
         } else {
-            format!("{} bytes hold no partition table and no ext4 or FAT filesystem", r.len())
+            format!(
+                "{} no partition table and no ext4 or FAT filesystem",
+                crate::report::count(
+                    usize::try_from(r.len()).unwrap_or(usize::MAX),
+                    "byte holds",
+                    "bytes hold"
+                )
+            )
         };
         rep.findings.push(Finding::new(
             Severity::Error,
@@ -130,6 +140,9 @@ fn unrecognised(r: &dyn ReadAt, d: &Disk<'_, dyn ReadAt + '_>, rep: &mut VerifyR
             Some("image".to_string()),
         ));
         return;
+    }
+    if d.partitions.is_empty() {
+        rep.findings.extend(crate::fat::section::broken_boot_sector(r));
     }
     for p in &d.partitions {
         let Some(kind) = claimed_filesystem(p).filter(|_| p.contents == Contents::Unknown) else { continue };
@@ -161,6 +174,9 @@ pub fn verify(
                 lints.iter().filter(|f| f.code != "mbr.signature.not-derived").map(from_table_finding),
             );
         }
+    }
+    if let Some(e) = expect {
+        report.findings.extend(contents::findings(r, e));
     }
     let derived = derived_ids(&report, expect);
     report.check(expect, env_epoch, &derived);
@@ -249,9 +265,11 @@ pub(crate) fn read_error(what: &str, e: &crate::Error) -> Finding {
 
 pub(crate) fn from_fat_finding(f: &crate::fat::Finding) -> Finding {
     let at = crate::error::Location { structure: f.structure.clone(), offset: f.offset };
-    Finding::new(Severity::Warning, "fat-structure", f.what.clone(), Some(at.to_string()))
+    let severity = if f.is_error() { Severity::Error } else { Severity::Warning };
+    Finding::new(severity, "fat-structure", f.what.clone(), Some(at.to_string()))
 }
 
+mod contents;
 mod table;
 #[cfg(test)]
 mod tests;

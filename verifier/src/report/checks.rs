@@ -90,12 +90,11 @@ impl VerifyReport {
                 Severity::Error,
                 "layout-table",
                 format!(
-                    "layout {} needs {} partition table, the image has {}",
+                    "layout {} needs {} partition table, the image has {} partition table",
                     e.layout.as_str(),
                     e.table().as_str(),
                     self.table.kind.as_str()
-                )
-                .to_lowercase(),
+                ),
                 Some("partition table".to_string()),
             );
             return;
@@ -106,9 +105,9 @@ impl VerifyReport {
                 Severity::Error,
                 "partition-count",
                 format!(
-                    "layout {} has {} partitions, the image has {}",
+                    "layout {} has {}, the image has {}",
                     e.layout.as_str(),
-                    expected.len(),
+                    count(expected.len(), "partition", "partitions"),
                     self.table.partitions.len()
                 ),
                 Some("partition table".to_string()),

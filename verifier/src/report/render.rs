@@ -19,7 +19,7 @@ impl VerifyReport {
             let _ = writeln!(out, "layout: {}", l.as_str());
         }
         let t = &self.table;
-        let _ = write!(out, "\npartition table: {}", format!("{:?}", t.kind).to_lowercase());
+        let _ = write!(out, "\npartition table: {}", t.kind.label());
         if let (Some(f), Some(l)) = (t.first_usable_lba, t.last_usable_lba) {
             let _ = write!(out, ", usable sectors {f}..={l}");
         }

@@ -304,12 +304,18 @@ pub fn assemble(files: &dyn GrubFiles, cfg: &CoreConfig) -> Result<CoreImage, Gr
 
     let mut plain = kernel.bytes.clone();
     plain.extend_from_slice(&module_area(&modules, &cfg.early_config(), cfg.prefix()));
+    let largest = modules
+        .iter()
+        .max_by_key(|(_, b)| b.len())
+        .map(|(n, b)| format!("`{n}.mod`, {} bytes", b.len()))
+        .unwrap_or_else(|| "none".into());
     let loaded = plain.len() as u64 + kernel.bss + LINK_ADDR;
     if loaded > 0x68000 {
         return Err(GrubBiosError::TooBig {
-            what: "kernel + modules + bss, loaded at 0x9000, ends at",
+            what: "kernel + modules + bss, loaded at 0x9000, end at",
             actual: loaded,
             limit: 0x68000,
+            largest,
         });
     }
     let payload = compress(&plain)?;
@@ -324,6 +330,7 @@ pub fn assemble(files: &dyn GrubFiles, cfg: &CoreConfig) -> Result<CoreImage, Gr
             what: "core.img after diskboot.img, loaded at 0x9000, ends at",
             actual: LINK_ADDR + body as u64,
             limit: 0x78000,
+            largest,
         });
     }
     let mut bytes = diskboot;

@@ -2,8 +2,19 @@
 //! tree (before that filesystem is planned, so sizes are exact), and the boot code written
 //! into sector 0 and the embedding region once the partition tables are on disk.
 //!
-//! grub.cfg is added to the tree with its final length before the IDs are known and its text
-//! set afterwards ([`BiosGrub::finish_config`]); the ext4 plan depends on file sizes only.
+//! Where the rest of GRUB and grub.cfg go, per layout:
+//! - `legacy`, `legacy+gpt`, `hybrid` with systemd-boot: the ext4 root, `/boot/grub/`
+//!   ([`BiosGrub::add_to_tree`]). grub.cfg is added to the tree with its final length before
+//!   the IDs are known and its text set afterwards ([`BiosGrub::finish_config`]); the ext4
+//!   plan depends on file sizes only.
+//! - `legacy+boot`: the FAT /boot partition (mounted at /boot, as the seed mounts it), `/grub/`
+//!   on it beside the kernel and initrd at its root ([`BiosGrub::on_fat`]; `boot::esp` writes
+//!   grub.cfg and the kernel there). A FAT partition has a fixed size, so nothing waits for IDs.
+//! - `hybrid` with GRUB EFI: the ESP, GRUB EFI's `/EFI/debian/`, sharing its grub.cfg.
+//!
+//! All of GRUB's files come from one package root: the first that has GRUB's i386-pc folder
+//! (its `moddep.lst`). Modules of two GRUB builds do not load into each other's kernel, so a
+//! file missing there is an error, never looked up in the next root.
 
 use super::core::{self, CoreConfig, CoreImage, FsKind, PartMap, SECTOR};
 use super::files::GrubFiles;
@@ -17,18 +28,24 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// The filesystem GRUB for BIOS reads /boot from, when a build installs GRUB for BIOS: a
-/// system to boot, `installBootLoader`, and a BIOS layout whose /boot is on the ext4 root
-/// (legacy, legacy+gpt, hybrid). legacy+boot's FAT /boot is not done yet.
+/// The filesystem GRUB for BIOS reads /boot from, when a build installs GRUB for BIOS (a
+/// system to boot, `installBootLoader`, a BIOS layout): the ext4 root on legacy, legacy+gpt
+/// and hybrid (the build moves it to the ESP when hybrid has GRUB EFI), the FAT /boot on
+/// legacy+boot.
 pub fn bios_fs(spec: &crate::spec::Spec) -> Option<FsKind> {
     if !spec.install_boot_loader || spec.system.is_none() {
         return None;
     }
     match spec.partition_table_type {
         Layout::Legacy | Layout::LegacyGpt | Layout::Hybrid => Some(FsKind::Ext4),
+        Layout::LegacyBoot => Some(FsKind::Fat),
         _ => None,
     }
 }
+
+/// GRUB's folder on legacy+boot's FAT /boot (`/boot/grub` once mounted), as `grub-install
+/// --boot-directory=/boot` lays it out.
+pub const FAT_BOOT_GRUB_DIR: &str = "/grub";
 
 /// Whether `layout` boots on BIOS through GRUB.
 pub fn is_bios_layout(layout: Layout) -> bool {
@@ -43,13 +60,16 @@ pub fn part_map(layout: Layout) -> PartMap {
     }
 }
 
-/// GRUB's i386-pc files from the first package root that has them, each file read recorded
-/// with its sha256 for the manifest.
+/// GRUB's i386-pc files from the first package root that has GRUB's i386-pc folder (its
+/// `moddep.lst`), each file read recorded with its sha256 for the manifest.
 #[derive(Debug)]
 pub struct PackageRootFiles {
     roots: Vec<PathBuf>,
     used: RefCell<Vec<GrubInput>>,
 }
+
+/// The file whose presence makes a package root the one GRUB's files come from.
+const MARKER: &str = "moddep.lst";
 
 /// One GRUB file a build used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,24 +92,27 @@ impl PackageRootFiles {
 
 impl GrubFiles for PackageRootFiles {
     fn read(&self, name: &str) -> Result<Vec<u8>, GrubBiosError> {
-        for root in &self.roots {
-            let path = root.join(DIR).join(name);
-            match std::fs::read(&path) {
-                Ok(bytes) => {
-                    let mut used = self.used.borrow_mut();
-                    if !used.iter().any(|u| u.path == path) {
-                        let sha256 = crate::manifest::sha256_reader(&bytes[..], |_| {})
-                            .map_err(|error| GrubBiosError::Io { path: path.clone(), error })?;
-                        used.push(GrubInput { path, package: PACKAGE, sha256 });
-                    }
-                    return Ok(bytes);
+        let Some(root) = self.roots.iter().find(|r| r.join(DIR).join(MARKER).is_file()) else {
+            let searched =
+                self.roots.iter().map(|r| format!("`{}`", r.join(DIR).display())).collect::<Vec<_>>();
+            return Err(GrubBiosError::Missing { name: name.to_string(), searched: searched.join(", ") });
+        };
+        let path = root.join(DIR).join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let mut used = self.used.borrow_mut();
+                if !used.iter().any(|u| u.path == path) {
+                    let sha256 = crate::manifest::sha256_reader(&bytes[..], |_| {})
+                        .map_err(|error| GrubBiosError::Io { path: path.clone(), error })?;
+                    used.push(GrubInput { path, package: PACKAGE, sha256 });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(error) => return Err(GrubBiosError::Io { path, error }),
+                Ok(bytes)
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(GrubBiosError::MissingInRoot { name: name.to_string(), dir: root.join(DIR) })
+            }
+            Err(error) => Err(GrubBiosError::Io { path, error }),
         }
-        let searched = self.roots.iter().map(|r| format!("`{}`", r.join(DIR).display())).collect::<Vec<_>>();
-        Err(GrubBiosError::Missing { name: name.to_string(), searched: searched.join(", ") })
     }
 }
 
@@ -118,11 +141,10 @@ pub type NamedFile = (String, Vec<u8>);
 pub struct BiosGrub {
     pub fs: FsKind,
     pub part_map: PartMap,
-    /// grub.cfg's node in the /boot tree, to set once IDs are known.
     /// GRUB's folder on that filesystem (the prefix without a device).
     grub_dir: String,
     /// grub.cfg's node in the root tree when GRUB BIOS keeps its own (ext4 /boot), with its
-    /// planned length; `None` when it shares GRUB EFI's on the ESP.
+    /// planned length; `None` on a FAT partition, where `boot::esp` writes it.
     cfg: Option<(NodeId, usize)>,
     files: PackageRootFiles,
 }
@@ -192,26 +214,28 @@ impl BiosGrub {
         Ok(BiosGrub { fs, part_map: part_map(layout), grub_dir, cfg: Some((cfg_node, cfg_len)), files })
     }
 
-    /// GRUB BIOS on hybrid's ESP beside GRUB EFI: the rest of GRUB goes to
-    /// `<esp_grub_dir>/i386-pc/` on the ESP (the returned files, ESP paths), and core.img's
-    /// prefix is that folder, so BIOS GRUB reads the very grub.cfg GRUB EFI reads.
-    pub fn on_esp(
+    /// GRUB BIOS reading a FAT partition: the rest of GRUB goes to `<grub_dir>/i386-pc/` on
+    /// it (the returned files, paths on that FAT) and core.img's prefix is `grub_dir`. On
+    /// hybrid's ESP that is GRUB EFI's folder, so BIOS GRUB reads the very grub.cfg GRUB EFI
+    /// reads; on legacy+boot's FAT /boot it is [`FAT_BOOT_GRUB_DIR`]. `boot::esp` writes
+    /// grub.cfg either way.
+    pub fn on_fat(
         layout: Layout,
-        esp_grub_dir: &str,
+        grub_dir: &str,
         files: PackageRootFiles,
     ) -> Result<(BiosGrub, Vec<NamedFile>), InstallError> {
-        let esp_files = runtime::files(&files)?
+        let fat_files = runtime::files(&files)?
             .into_iter()
-            .map(|(name, bytes)| (format!("{esp_grub_dir}/i386-pc/{name}"), bytes))
+            .map(|(name, bytes)| (format!("{grub_dir}/i386-pc/{name}"), bytes))
             .collect();
         let grub = BiosGrub {
             fs: FsKind::Fat,
             part_map: part_map(layout),
-            grub_dir: esp_grub_dir.to_string(),
+            grub_dir: grub_dir.to_string(),
             cfg: None,
             files,
         };
-        Ok((grub, esp_files))
+        Ok((grub, fat_files))
     }
 
     /// Sets grub.cfg's text, which must have the length planned.

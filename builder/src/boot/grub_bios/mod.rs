@@ -94,7 +94,21 @@
 //!
 //! `normal.mod` and the modules a grub.cfg needs (with their moddep.lst dependencies) plus the
 //! `.lst` files go to `<prefix>/i386-pc/` on the filesystem that holds /boot, as `grub-install`
-//! lays it out (without fonts, locales or the other ~250 modules).
+//! lays it out (without fonts, locales or the other ~250 modules):
+//!
+//! | layout | /boot filesystem | prefix | core.img modules (before dependencies) |
+//! | --- | --- | --- | --- |
+//! | `legacy` | ext4 root | `/boot/grub` | biosdisk, part_msdos, ext2, search_fs_uuid |
+//! | `legacy+boot` | FAT /boot, partition 1 | `/grub` | biosdisk, part_msdos, fat, search_fs_uuid |
+//! | `legacy+gpt` | ext4 root | `/boot/grub` | biosdisk, part_gpt, ext2, search_fs_uuid |
+//! | `hybrid` (GRUB EFI) | ESP | `/EFI/debian` (GRUB EFI's grub.cfg) | biosdisk, part_gpt, fat, search_fs_uuid |
+//! | `hybrid` (systemd-boot) | ext4 root | `/boot/grub` | biosdisk, part_gpt, ext2, search_fs_uuid |
+//!
+//! On legacy+boot the kernel and initrd sit at the FAT's root beside `/grub`, so grub.cfg names
+//! them `/vmlinuz-<version>` and `/initrd.img-<version>` (paths on that FAT) and searches for
+//! the FAT's volume ID as GRUB prints it (`xxxx-xxxx`); `root=` comes from the deterministic
+//! IDs as on every layout. Only the FAT is read by GRUB there, so the ext4 feature check below
+//! does not apply.
 //!
 //! # ext4 features
 //!
@@ -123,6 +137,10 @@ pub enum GrubBiosError {
         "GRUB file `{name}` not found in {searched}: it ships in the Debian package {PACKAGE} ({DIR}); fetch it with `.ci/fetch-packages` or set `package_root`"
     )]
     Missing { name: String, searched: String },
+    #[error(
+        "GRUB file `{name}` is missing from `{}`, the first package root with GRUB's i386-pc folder: every GRUB file must come from the same {PACKAGE} (modules of another GRUB build do not load), so it is not looked up elsewhere; extract {PACKAGE} 2.06 there completely (`dpkg -x`), or fetch it into the cache with `.ci/fetch-packages` and drop that root", dir.display()
+    )]
+    MissingInRoot { name: String, dir: std::path::PathBuf },
     #[error("reading GRUB file `{path}`: {error}")]
     Io { path: std::path::PathBuf, error: std::io::Error },
     #[error("GRUB file `{name}` is not what {PACKAGE} 2.06 ships: {what}")]
@@ -131,8 +149,10 @@ pub enum GrubBiosError {
     UnknownModule { module: String, needed_by: String },
     #[error("compressing core.img: {0}")]
     Compress(String),
-    #[error("core.img is too big: {what} is {actual:#x} bytes, GRUB allows at most {limit:#x}")]
-    TooBig { what: &'static str, actual: u64, limit: u64 },
+    #[error(
+        "core.img is too big: {what} {actual:#x}, GRUB allows at most {limit:#x} (the largest module is {largest}); use the modules of {PACKAGE} 2.06 as Debian ships them (`.ci/fetch-packages`), or check the files under `package_root`"
+    )]
+    TooBig { what: &'static str, actual: u64, limit: u64, largest: String },
     #[error(
         "core.img needs {needed} sectors but {region} has only {available} (sectors {first}..={last}); make the region larger or use fewer modules"
     )]
