@@ -24,6 +24,7 @@ use crate::progress::Progress;
 use crate::ptable::{self, PtableError};
 use crate::rootfs::{self, RootFsError, RootTree};
 use crate::spec::{AutoSizing, DiskSize, Format, SourceDateEpoch, Spec, SpecError};
+use crate::tree::digest::FileHashes;
 use serde::Serialize;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -270,7 +271,16 @@ pub fn prepare_in(
         )?);
     }
     progress.stage(&format!("planning the layout ({} files and folders)", root.tree.nodes.len()));
-    let root_fs = root_fs_bytes(spec, &root)?;
+    // With the exact auto size and no GRUB BIOS (whose grub.cfg changes the tree below), the
+    // census of the sizing plan serves the final plan too.
+    let (root_fs, census) =
+        if spec.disk_size == DiskSize::Auto && spec.auto_sizing == AutoSizing::Exact && bios_grub.is_none() {
+            let (bytes, census) =
+                rootfs::minimal_census(&root.tree, &rootfs::ext4_options(spec, spec.root_fsuid)?)?;
+            (Some(RootFsBytes::Exact(bytes)), Some(census))
+        } else {
+            (root_fs_bytes(spec, &root)?, None)
+        };
     let plan = layout::plan(spec, root_fs)?;
     let opts = rootfs::ext4_options(spec, plan.root_fs_uuid)?;
     let mut bios = None;
@@ -293,7 +303,7 @@ pub fn prepare_in(
         let (core, config, region) = grub.core(&plan, &uuid)?;
         bios = Some(PreparedBios { grub, core, config, region });
     }
-    let ext4 = rootfs::plan_exact(&root.tree, &opts, plan.root_bytes)?;
+    let ext4 = rootfs::plan_exact_from(census, &root.tree, &opts, plan.root_bytes)?;
     // GRUB reads the ext4 root only when /boot is in it.
     if bios.as_ref().is_some_and(|b| b.grub.fs == FsKind::Ext4) {
         grub_bios::check_ext4_incompat(ext4.incompat_features()).map_err(InstallError::from)?;
@@ -322,16 +332,17 @@ pub fn output_file_name(spec: &Spec) -> String {
     format!("{}.{}", spec.base_name, spec.format.extension())
 }
 
-/// Writes the planned root filesystem into its byte range of the image.
+/// Writes the planned root filesystem into its byte range of the image; returns the sha256
+/// of every file as the write pass read it.
 pub fn write_root_filesystem(
     prepared: &Prepared,
     image: &mut Image,
     progress: &Progress,
-) -> Result<(), BuildError> {
+) -> Result<FileHashes, BuildError> {
     let task = progress.bytes("writing the root filesystem", prepared.ext4.size_bytes());
     let mut last = 0;
     let offset = prepared.report.plan.root_offset;
-    prepared
+    let hashes = prepared
         .ext4
         .write(&prepared.root.tree, image.file(), offset, &mut |done| {
             task.inc(done.saturating_sub(last));
@@ -339,7 +350,7 @@ pub fn write_root_filesystem(
         })
         .map_err(RootFsError::from)?;
     task.finish();
-    Ok(())
+    Ok(hashes)
 }
 
 /// Writes the planned FAT filesystems into their partitions' byte ranges.
@@ -408,8 +419,6 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     } else {
         std::fs::read(&spec.path).map_err(io("reading", &spec.path))?
     };
-    let inputs = manifest::input_records(spec, &prepared.root.digests).map_err(RootFsError::from)?;
-
     let out_dir_abs = std::path::absolute(out_dir).map_err(io("resolving", out_dir))?;
     let file_name = output_file_name(spec);
     let staged_image = stage.path_for(&file_name)?;
@@ -424,7 +433,11 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
         None => None,
     };
     write_boot_filesystems(&prepared.boot, &mut image, progress)?;
-    write_root_filesystem(&prepared, &mut image, progress)?;
+    let file_hashes = write_root_filesystem(&prepared, &mut image, progress)?;
+    // After the write pass, which hashed every file it read: no input is read twice.
+    let digests = prepared.root.digests(&file_hashes)?;
+    drop(file_hashes);
+    let inputs = manifest::input_records(spec, &digests).map_err(RootFsError::from)?;
 
     progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
     let (image, format_record) = format::finish(image, plan.disk_bytes, &FormatParams::of(spec))
@@ -446,9 +459,10 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
 
     // Hashed after postVM, which may change the image, so the manifest says what is there.
     let task = progress.bytes("hashing the image", plan.disk_bytes);
-    let mut file = std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?;
+    let file = std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?;
     let bytes = file.metadata().map_err(io("reading", &staged_image))?.len();
-    let sha256 = manifest::sha256_reader(&mut file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
+    let sha256 =
+        manifest::sha256_sparse_file(&file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
     task.finish();
 
     let manifest_path = stage.path_for(MANIFEST)?;

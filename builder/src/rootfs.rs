@@ -10,12 +10,15 @@
 //!
 //! Sizing: for `diskSize = "auto"` the ext4 planner computes the smallest filesystem holding
 //! the tree ([`minimal_bytes`]); the layout then places a partition of at least that size plus
-//! `additionalSpace`, and the filesystem is planned again to fill the partition exactly.
+//! `additionalSpace`, and the filesystem is planned again to fill the partition exactly, from
+//! the same census of the tree ([`minimal_census`], [`plan_exact_from`]): every directory is
+//! built and every file looked at once for both plans.
 
-use crate::fs::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest};
+use crate::fs::ext4::{self, Ext4Error, Ext4Options, Ext4Plan, SizeRequest, TreeCensus};
 use crate::ids::{Guid, IdSource, RandomError};
 use crate::spec::{DiskSize, Owners, Spec, Timestamps};
 use crate::tree::contents::{self, ContentsEntry};
+use crate::tree::digest::{Deferred, FileHashes};
 use crate::tree::ingest::{IngestError, IngestOptions, TimestampPolicy};
 use crate::tree::tar::TarScratch;
 use crate::tree::{FsTree, NodeKind, Timestamp, digest, dir, tar};
@@ -26,20 +29,35 @@ use std::path::{Path, PathBuf};
 /// keep it alive until the image is written.
 pub struct RootTree {
     pub tree: FsTree,
-    /// The digest of every file or folder source as ingested, by resolved host path: the
-    /// sha256 of a file's bytes as they go into the image, the `tree-v1` digest
-    /// ([`crate::tree::digest`]) of a folder or symlink, the `glob-v1` digest of a glob.
-    pub digests: BTreeMap<PathBuf, String>,
+    /// The digest of every file or folder source as ingested, by resolved host path, taken
+    /// when the source was added and resolved by [`RootTree::digests`].
+    deferred: BTreeMap<PathBuf, Deferred>,
     _scratch: Vec<TarScratch>,
 }
 
+impl RootTree {
+    /// The digest of every file or folder source as ingested, by resolved host path: the
+    /// sha256 of a file's bytes as they go into the image, the `tree-v1` digest
+    /// ([`crate::tree::digest`]) of a folder or symlink, the `glob-v1` digest of a glob.
+    /// File hashes come from `known` (what
+    /// the write pass read); a file missing there is read now.
+    pub fn digests(&self, known: &FileHashes) -> Result<BTreeMap<PathBuf, String>, RootFsError> {
+        let mut out = BTreeMap::new();
+        for (path, d) in &self.deferred {
+            let sha = d.resolve(known).map_err(|source| IngestError::Io { path: path.clone(), source })?;
+            out.insert(path.clone(), sha);
+        }
+        Ok(out)
+    }
+}
+
 /// The digest of what ingestion put at image path `at` (see [`RootTree::digests`]).
-fn digest_at(tree: &FsTree, at: &[u8], source: &Path) -> Result<Option<String>, RootFsError> {
+fn digest_at(tree: &FsTree, at: &[u8], source: &Path) -> Result<Option<Deferred>, RootFsError> {
     let Some(id) = tree.lookup(at) else { return Ok(None) };
     let io = |source_err| IngestError::Io { path: source.to_path_buf(), source: source_err };
     Ok(Some(match &tree.node(id).kind {
-        NodeKind::File(c) => digest::content_sha256(c).map_err(io)?,
-        _ => digest::tree_digest(tree, id).map_err(io)?,
+        NodeKind::File(c) => Deferred::File(c.clone()),
+        _ => digest::deferred_tree_digest(tree, id).map_err(io)?,
     }))
 }
 
@@ -49,10 +67,10 @@ fn glob_digest_at(
     at: &[u8],
     names: &[Vec<u8>],
     source: &Path,
-) -> Result<Option<String>, RootFsError> {
+) -> Result<Option<Deferred>, RootFsError> {
     let Some(dir) = tree.lookup(at) else { return Ok(None) };
     let io = |source_err| IngestError::Io { path: source.to_path_buf(), source: source_err };
-    Ok(Some(digest::glob_digest(tree, dir, names).map_err(io)?))
+    Ok(Some(digest::deferred_glob_digest(tree, dir, names).map_err(io)?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +155,7 @@ pub fn ingest(spec: &Spec, scratch_dir: Option<&std::path::Path>) -> Result<Root
     }
     if spec.only_nix_store {
         tree = contents::only_nix_store(&tree, &opts)?;
-        return Ok(RootTree { tree, digests, _scratch: scratch });
+        return Ok(RootTree { tree, deferred: digests, _scratch: scratch });
     }
     let config = spec.config_file.as_ref().map(|p| p.resolved.as_path());
     contents::add_config_file(&mut tree, config, &opts)?;
@@ -147,7 +165,7 @@ pub fn ingest(spec: &Spec, scratch_dir: Option<&std::path::Path>) -> Result<Root
         digests.insert(c.to_path_buf(), d);
     }
     contents::apply_contents_ownership(&mut tree, &entries)?;
-    Ok(RootTree { tree, digests, _scratch: scratch })
+    Ok(RootTree { tree, deferred: digests, _scratch: scratch })
 }
 
 /// The ext4 options of the root filesystem: label, UUID (`uuid` from the layout plan), the
@@ -177,4 +195,24 @@ pub fn minimal_bytes(tree: &FsTree, opts: &Ext4Options) -> Result<u64, RootFsErr
 /// The filesystem that fills a partition of `bytes`.
 pub fn plan_exact(tree: &FsTree, opts: &Ext4Options, bytes: u64) -> Result<Ext4Plan, RootFsError> {
     Ok(ext4::plan(tree, opts, SizeRequest::Exact(bytes))?)
+}
+
+/// [`minimal_bytes`], keeping the census so that [`plan_exact_from`] does not take it again.
+pub fn minimal_census(tree: &FsTree, opts: &Ext4Options) -> Result<(u64, TreeCensus), RootFsError> {
+    let census = TreeCensus::of(tree, opts)?;
+    Ok((census.minimal_bytes()?, census))
+}
+
+/// [`plan_exact`] with a census from [`minimal_census`] when it was taken of this tree (the
+/// caller's word: unchanged since) with these options; otherwise a new census.
+pub fn plan_exact_from(
+    census: Option<TreeCensus>,
+    tree: &FsTree,
+    opts: &Ext4Options,
+    bytes: u64,
+) -> Result<Ext4Plan, RootFsError> {
+    match census {
+        Some(c) if c.fits(opts, tree.nodes.len()) => Ok(ext4::plan_with(c, opts, SizeRequest::Exact(bytes))?),
+        _ => plan_exact(tree, opts, bytes),
+    }
 }

@@ -11,9 +11,13 @@ commands:
                     then a summary table (REPRODISK_BOOT_TIMEOUT=S per boot, REPRODISK_ACCEL=tcg|kvm)
       --no-clippy       skip clippy (faster local runs; CI never skips it)
   summary           print the summary table of the last `verify` (or boot trials) again
-  bench             compare reprodisk's ext4 writer with `mke2fs -d` and `cp -a`
-      --tree DIR        benchmark this tree (default: /usr/share and a generated tree)
-      --files N         size of the generated small-file tree (default 100000)
+  bench             paired runs of reprodisk against `mke2fs -d`, `cp -a`, fstool, `tar -x` +
+                    `mke2fs -d` and `openssl dgst`; a table and WORK/bench.json
+      --quick           the small cases only (CI)
+      --runs N          counted rounds after the warm-up (default 3)
+      --tree DIR        benchmark only this tree (repeatable)
+      --files N         size of the generated small-file trees (default 100000)
+      --rootfs-tar F    the rootfs tar case's archive (default: a tar of /usr/share)
       --work DIR        scratch folder for images and copies (default: target/bench)
       --audit           time `reprodisk audit` of an efi image of the tree (default /usr/share)
                         against 1.2 x (builds / cores) x one build; writes WORK/bench-audit.json
@@ -43,6 +47,12 @@ pub struct BenchOpts {
     pub work: PathBuf,
     /// `--formats`: the output-format case (each format vs `qemu-img convert`) instead.
     pub formats: bool,
+    /// `--quick`: the small cases only.
+    pub quick: bool,
+    /// `--runs N`: counted rounds after the warm-up.
+    pub runs: usize,
+    /// `--rootfs-tar FILE`.
+    pub rootfs_tar: Option<PathBuf>,
     /// `--audit`: `reprodisk audit` of an efi image against 1.2 x (builds / cores) x one build.
     pub audit: bool,
 }
@@ -83,6 +93,9 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
                 files: 100_000,
                 work: PathBuf::from("target/bench"),
                 formats: false,
+                quick: false,
+                runs: 3,
+                rootfs_tar: None,
                 audit: false,
             };
             while let Some(a) = it.next() {
@@ -91,6 +104,9 @@ pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Flags, String> {
                     "--files" => opts.files = number(value(&mut it, a)?, a)?,
                     "--work" => opts.work = value(&mut it, a)?.into(),
                     "--formats" => opts.formats = true,
+                    "--quick" => opts.quick = true,
+                    "--runs" => opts.runs = number(value(&mut it, a)?, a)? as usize,
+                    "--rootfs-tar" => opts.rootfs_tar = Some(value(&mut it, a)?.into()),
                     "--audit" => opts.audit = true,
                     other => return Err(format!("unknown option `{other}` for `bench`")),
                 }
@@ -135,6 +151,9 @@ mod tests {
                 files: 10,
                 work: "target/bench".into(),
                 formats: false,
+                quick: false,
+                runs: 3,
+                rootfs_tar: None,
                 audit: false,
             }))
         );

@@ -135,7 +135,9 @@ fn check_inputs(manifest: &serde_json::Value, spec: &crate::spec::Spec) -> Vec<I
     let mut folders: Option<Result<std::collections::BTreeMap<std::path::PathBuf, String>, String>> = None;
     let mut folder_digest = |path: &std::path::Path| -> Result<Option<String>, String> {
         let all = folders.get_or_insert_with(|| {
-            crate::rootfs::ingest(spec, None).map(|t| t.digests).map_err(|e| e.to_string())
+            crate::rootfs::ingest(spec, None)
+                .and_then(|t| t.digests(&Default::default()))
+                .map_err(|e| e.to_string())
         });
         all.as_ref().map(|d| d.get(path).cloned()).map_err(Clone::clone)
     };

@@ -90,7 +90,7 @@ impl<'a> RawDisk<'a> {
     }
 
     /// The first range at or after `offset` that may hold data, or `None`.
-    fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
+    pub(crate) fn next_data(&self, offset: u64) -> io::Result<Option<(u64, u64)>> {
         use rustix::fs::{SeekFrom, seek};
         use rustix::io::Errno;
         if offset >= self.len {

@@ -25,6 +25,11 @@
 //! host owner of a matched entry is not in it, because a `contents` copy is `rsync
 //! --no-o --no-g` and never carries it into the image (the entry's `user`/`group` are in
 //! the spec, whose sha256 the manifest records).
+//!
+//! Read once: a build does not read files to hash them. Ingestion takes a [`Deferred`]
+//! digest (the records with a placeholder for each file's sha256), the ext4 write pass hashes
+//! every file as it reads it ([`FileHashes`]), and [`Deferred::resolve`] completes the digest
+//! from those. Only a file the image does not hold (replaced by a later source) is read here.
 
 use std::io::Read;
 
@@ -32,12 +37,105 @@ use sha2::{Digest, Sha256};
 
 use super::{DataSource, FileContent, FsTree, NodeId, NodeKind};
 
+/// The sha256 of every regular file's bytes by content, as the ext4 write pass read them.
+pub type FileHashes = std::collections::HashMap<FileContent, [u8; 32]>;
+
+/// Where the bytes of a digest go: a running SHA-256, or a [`Recipe`] completed later.
+trait Sink {
+    fn bytes(&mut self, b: &[u8]);
+    /// The lower-case hex sha256 of `c`'s bytes.
+    fn file(&mut self, c: &FileContent) -> std::io::Result<()>;
+}
+
+impl Sink for Sha256 {
+    fn bytes(&mut self, b: &[u8]) {
+        self.update(b);
+    }
+
+    fn file(&mut self, c: &FileContent) -> std::io::Result<()> {
+        self.update(content_sha256(c)?.as_bytes());
+        Ok(())
+    }
+}
+
+/// A digest's bytes with a placeholder for each file's sha256.
+#[derive(Debug, Clone, Default)]
+pub struct Recipe {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Bytes(Vec<u8>),
+    File(FileContent),
+}
+
+impl Sink for Recipe {
+    fn bytes(&mut self, b: &[u8]) {
+        match self.parts.last_mut() {
+            Some(Part::Bytes(v)) => v.extend_from_slice(b),
+            _ => self.parts.push(Part::Bytes(b.to_vec())),
+        }
+    }
+
+    fn file(&mut self, c: &FileContent) -> std::io::Result<()> {
+        match &c.source {
+            // Already in memory: hashing it now reads nothing.
+            DataSource::Bytes(_) => self.bytes(content_sha256(c)?.as_bytes()),
+            _ => self.parts.push(Part::File(c.clone())),
+        }
+        Ok(())
+    }
+}
+
+/// A digest taken at ingestion whose file hashes come from the write pass.
+#[derive(Debug, Clone)]
+pub enum Deferred {
+    /// The sha256 of one file's bytes.
+    File(FileContent),
+    /// A `tree-v1` digest.
+    Tree(Recipe),
+}
+
+impl Deferred {
+    /// The digest, as lower-case hex, with file hashes from `known` (a file missing there is
+    /// read and hashed).
+    pub fn resolve(&self, known: &FileHashes) -> std::io::Result<String> {
+        let file = |c: &FileContent| match known.get(c) {
+            Some(sha) => Ok(crate::manifest::hex(sha)),
+            None => content_sha256(c),
+        };
+        match self {
+            Deferred::File(c) => file(c),
+            Deferred::Tree(r) => {
+                let mut h = Sha256::new();
+                for p in &r.parts {
+                    match p {
+                        Part::Bytes(b) => h.update(b),
+                        Part::File(c) => h.update(file(c)?.as_bytes()),
+                    }
+                }
+                Ok(crate::manifest::hex(&h.finalize()))
+            }
+        }
+    }
+}
+
 /// The `tree-v1` digest of the subtree at `top`, as lower-case hex.
 pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    h.update(b"reprodisk-tree-v1\n");
+    h.bytes(b"reprodisk-tree-v1\n");
     records(&mut h, tree, top, b".".to_vec())?;
     Ok(crate::manifest::hex(&h.finalize()))
+}
+
+/// [`tree_digest`] of the subtree at `top` as it is now, to be resolved once the files'
+/// hashes are known.
+pub fn deferred_tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<Deferred> {
+    let mut r = Recipe::default();
+    r.bytes(b"reprodisk-tree-v1\n");
+    records(&mut r, tree, top, b".".to_vec())?;
+    Ok(Deferred::Tree(r))
 }
 
 /// The `glob-v1` digest of the entries named `names` (the glob's matches) in the image
@@ -45,7 +143,19 @@ pub fn tree_digest(tree: &FsTree, top: NodeId) -> std::io::Result<String> {
 /// match replaced it by nothing, which cannot happen today) is recorded by name alone.
 pub fn glob_digest(tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Result<String> {
     let mut h = Sha256::new();
-    h.update(b"reprodisk-glob-v1\n");
+    glob_records(&mut h, tree, dir, names)?;
+    Ok(crate::manifest::hex(&h.finalize()))
+}
+
+/// [`glob_digest`] as it is now, to be resolved once the files' hashes are known.
+pub fn deferred_glob_digest(tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Result<Deferred> {
+    let mut r = Recipe::default();
+    glob_records(&mut r, tree, dir, names)?;
+    Ok(Deferred::Tree(r))
+}
+
+fn glob_records(h: &mut dyn Sink, tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Result<()> {
+    h.bytes(b"reprodisk-glob-v1\n");
     let mut names: Vec<&Vec<u8>> = names.iter().collect();
     names.sort();
     names.dedup();
@@ -57,30 +167,31 @@ pub fn glob_digest(tree: &FsTree, dir: NodeId, names: &[Vec<u8>]) -> std::io::Re
         let mut path = b"./".to_vec();
         path.extend_from_slice(name);
         match entries.and_then(|e| e.get(name.as_slice())) {
-            Some(&id) => records(&mut h, tree, id, path)?,
+            Some(&id) => records(h, tree, id, path)?,
             None => {
-                h.update(&path);
-                h.update(b"\0missing\0\n");
+                h.bytes(&path);
+                h.bytes(b"\0missing\0\n");
             }
         }
     }
-    Ok(crate::manifest::hex(&h.finalize()))
+    Ok(())
 }
 
 /// Feeds the `tree-v1` records of the subtree at `top`, whose path is `top_path`, to `h`.
-fn records(h: &mut Sha256, tree: &FsTree, top: NodeId, top_path: Vec<u8>) -> std::io::Result<()> {
+fn records(h: &mut dyn Sink, tree: &FsTree, top: NodeId, top_path: Vec<u8>) -> std::io::Result<()> {
     let mut stack: Vec<(NodeId, Vec<u8>)> = vec![(top, top_path)];
     while let Some((id, path)) = stack.pop() {
         let node = tree.node(id);
         let m = &node.meta;
         let mut field = |b: &[u8]| {
-            h.update(b);
-            h.update([0u8]);
+            h.bytes(b);
+            h.bytes(&[0u8]);
         };
         field(&path);
         let (kind, extra) = match &node.kind {
             NodeKind::Dir(_) => ("dir", String::new()),
-            NodeKind::File(c) => ("file", format!("{} {}", c.size, content_sha256(c)?)),
+            // The size, a space, then the sha256 (written below).
+            NodeKind::File(c) => ("file", format!("{} ", c.size)),
             NodeKind::Symlink(t) => ("symlink", crate::manifest::hex(t)),
             NodeKind::CharDevice { major, minor } => ("char", format!("{major}:{minor}")),
             NodeKind::BlockDevice { major, minor } => ("block", format!("{major}:{minor}")),
@@ -98,8 +209,12 @@ fn records(h: &mut Sha256, tree: &FsTree, top: NodeId, top_path: Vec<u8>) -> std
             .map(|(k, v)| format!("{}={}", String::from_utf8_lossy(k), crate::manifest::hex(v)))
             .collect();
         field(xattrs.join(",").as_bytes());
-        field(extra.as_bytes());
-        h.update(b"\n");
+        h.bytes(extra.as_bytes());
+        if let NodeKind::File(c) = &node.kind {
+            h.file(c)?;
+        }
+        h.bytes(&[0u8]);
+        h.bytes(b"\n");
         if let NodeKind::Dir(entries) = &node.kind {
             for (name, &child) in entries.iter().rev() {
                 let mut p = path.clone();
@@ -152,5 +267,28 @@ mod tests {
         assert_eq!(d, tree_digest(&tree(0, b'a'), NodeId::ROOT).unwrap());
         assert_ne!(d, tree_digest(&tree(1, b'a'), NodeId::ROOT).unwrap());
         assert_ne!(d, tree_digest(&tree(0, b'b'), NodeId::ROOT).unwrap());
+    }
+
+    #[test]
+    fn deferred_digest_is_the_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"host bytes").unwrap();
+        let mut t = tree(0, b'a');
+        let c = FileContent { size: 10, source: DataSource::Host(p) };
+        let f = t
+            .add(Node {
+                kind: NodeKind::File(c.clone()),
+                meta: Metadata::new(0o600, 0, 0, Timestamp::from_secs(9)),
+            })
+            .unwrap();
+        t.link(NodeId::ROOT, b"g", f, "/").unwrap();
+        let want = tree_digest(&t, NodeId::ROOT).unwrap();
+        let deferred = deferred_tree_digest(&t, NodeId::ROOT).unwrap();
+        assert_eq!(deferred.resolve(&FileHashes::new()).unwrap(), want, "missing hashes are read");
+        let sha: [u8; 32] = Sha256::digest(b"host bytes").into();
+        std::fs::write(dir.path().join("f"), b"changed!!!").unwrap();
+        let known = FileHashes::from([(c, sha)]);
+        assert_eq!(deferred.resolve(&known).unwrap(), want, "known hashes are not read again");
     }
 }

@@ -17,9 +17,10 @@
 //! - Non-UTF-8 names are kept as bytes. A name over 255 bytes, an unreadable directory or
 //!   file, a directory that is its own ancestor (a bind mount loop, by dev+ino) and exceeding
 //!   [`IngestOptions::max_nodes`] are errors naming the host path.
-//! - Regular files are opened once at ingestion so that an unreadable file fails here, not in
-//!   the middle of writing the image; their bytes are read only by the writer
-//!   ([`DataSource::Host`]).
+//! - Regular files are not opened at ingestion: their bytes are read once, by the ext4 write
+//!   pass ([`DataSource::Host`]), which also hashes them for the manifest. An unreadable file
+//!   fails the build there, naming the file; the output is staged, so nothing half-written is
+//!   left under a final name.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -200,8 +201,6 @@ impl<'a> Walker<'a> {
         let kind = if ft.is_dir() {
             NodeKind::Dir(BTreeMap::new())
         } else if ft.is_file() {
-            // Opened now so that an unreadable file is reported before any image is written.
-            fs::File::open(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
             NodeKind::File(FileContent { size: md.len(), source: DataSource::Host(path.to_path_buf()) })
         } else if ft.is_symlink() {
             let target =

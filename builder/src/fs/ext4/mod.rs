@@ -83,10 +83,22 @@
 //! (including the reserved blocks), adds `extra_bytes` and rounds up to 1 MiB again.
 //!
 //! **Write pass.** Positional writes (`write_at`) at `offset` into a region that must read
-//! as zeros; all-zero blocks are never written. File data streams in 1 MiB chunks, each
-//! file read once (sparse host files once more while planning); inode-table blocks are
-//! written as they fill; bitmaps, descriptors and superblocks last. Memory: the plan keeps
-//! per-inode block runs and one bit per filesystem block, independent of file data size.
+//! as zeros; all-zero blocks are never written. Writes to consecutive blocks (files laid out
+//! back to back, directories between them) are gathered into one `pwrite` of up to 4 MiB.
+//! Inode-table blocks are written as they fill; bitmaps, descriptors and superblocks last.
+//!
+//! **Threads and buffers.** Two threads: a reader walks the regular files in inode order (the
+//! order the write pass takes them), reads each file's planned runs in chunks of at most
+//! 1 MiB, hashes the file's bytes (sha256, holes of a sparse map as zeros, returned as
+//! [`crate::tree::digest::FileHashes`] for the manifest) and sends the chunks over a bounded
+//! queue (16 chunks); the write pass finds the all-zero blocks (holes), writes the rest and
+//! sends each buffer back to the reader to be used again, so no buffer is allocated or zeroed
+//! per file. Each file is read once (sparse host files once more while planning). The reader
+//! only fetches bytes: what is written, and where, is decided by the write pass alone, so the
+//! image does not depend on thread timing. The first error on either side stops both; it is
+//! the one reported. Memory: the plan keeps per-inode block runs and one bit per filesystem
+//! block; the queue holds at most 16 chunks of 1 MiB, the pool of spare buffers as many, and
+//! the gathered writes 4 MiB: under 40 MiB whatever the file data size.
 //!
 //! **Determinism.** No clock, no RNG: every time is `opts.time` or the tree's, UUID and hash
 //! seed come from `opts`, the journal has sequence 1 and the filesystem UUID, generation
@@ -110,7 +122,7 @@ use std::path::PathBuf;
 
 use crate::tree::{FsTree, Timestamp};
 
-pub use planner::Ext4Plan;
+pub use planner::{Ext4Plan, TreeCensus};
 
 /// Block size of every filesystem this writer makes.
 pub const BLOCK_SIZE: u64 = 4096;
@@ -216,4 +228,9 @@ pub enum Ext4Error {
 /// Plans the filesystem for `tree`: geometry, every inode number and every block.
 pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
     planner::plan(tree, opts, size)
+}
+
+/// [`plan`] from a census already taken of the tree with `opts` ([`TreeCensus::of`]).
+pub fn plan_with(census: TreeCensus, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
+    planner::plan_with(census, opts, size)
 }

@@ -714,19 +714,62 @@ fn smallest_fit(
 }
 
 pub fn plan(tree: &FsTree, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
-    if opts.label.len() > 16 {
-        return Err(Ext4Error::LabelTooLong { len: opts.label.len() });
-    }
-    let census = census(tree, opts)?;
-    let node_count = tree.nodes.len();
-    let mut plan = match size {
-        SizeRequest::Auto { extra_bytes } => {
-            let lower = census.total_blocks + census.total_blocks / 64;
-            let min = smallest_fit(lower, &census, opts, node_count)?;
-            let target = (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20)
-                / BLOCK_SIZE;
-            if target == min.geo.blocks { min } else { smallest_fit(target, &census, opts, node_count)? }
+    plan_with(TreeCensus::of(tree, opts)?, opts, size)
+}
+
+/// The census of a tree for some options: what every plan of that tree needs, computed once
+/// (it builds every directory and looks at every file) and reused by the plans of several
+/// sizes, as `diskSize = "auto"` makes (the smallest size, then the partition's).
+pub struct TreeCensus {
+    census: Census,
+    node_count: usize,
+    opts: Ext4Options,
+}
+
+impl TreeCensus {
+    pub fn of(tree: &FsTree, opts: &Ext4Options) -> Result<Self, Ext4Error> {
+        if opts.label.len() > 16 {
+            return Err(Ext4Error::LabelTooLong { len: opts.label.len() });
         }
+        Ok(TreeCensus { census: census(tree, opts)?, node_count: tree.nodes.len(), opts: opts.clone() })
+    }
+
+    /// The smallest filesystem holding the tree (see [`SizeRequest::Auto`]), without using
+    /// up the census.
+    pub fn minimal_bytes(&self) -> Result<u64, Ext4Error> {
+        let (c, n) = (&self.census, self.node_count);
+        Ok(auto_fit(c, &self.opts, n, 0)?.size_bytes())
+    }
+
+    /// Whether this census is the one `opts` and a tree of `node_count` nodes would give
+    /// (the tree itself must be the one it was taken of).
+    pub fn fits(&self, opts: &Ext4Options, node_count: usize) -> bool {
+        self.opts == *opts && self.node_count == node_count
+    }
+}
+
+/// [`SizeRequest::Auto`]: the smallest fit, grown by `extra_bytes` (rounded up to 1 MiB).
+fn auto_fit(
+    census: &Census,
+    opts: &Ext4Options,
+    node_count: usize,
+    extra_bytes: u64,
+) -> Result<Ext4Plan, Ext4Error> {
+    let lower = census.total_blocks + census.total_blocks / 64;
+    let min = smallest_fit(lower, census, opts, node_count)?;
+    let target =
+        (min.geo.blocks * BLOCK_SIZE).saturating_add(extra_bytes).next_multiple_of(1 << 20) / BLOCK_SIZE;
+    if target == min.geo.blocks { Ok(min) } else { smallest_fit(target, census, opts, node_count) }
+}
+
+/// [`plan`] from a census taken with `opts`.
+pub fn plan_with(tc: TreeCensus, opts: &Ext4Options, size: SizeRequest) -> Result<Ext4Plan, Ext4Error> {
+    if !tc.fits(opts, tc.node_count) {
+        return Err(Ext4Error::TreeMismatch("census options"));
+    }
+    let TreeCensus { census, node_count, .. } = tc;
+    let mut plan = match size {
+        SizeRequest::Auto { extra_bytes } => auto_fit(&census, opts, node_count, extra_bytes)?,
         SizeRequest::Exact(bytes) => {
             let mut blocks = bytes / BLOCK_SIZE;
             let too_small = |census: &Census| -> Result<Ext4Error, Ext4Error> {

@@ -1,8 +1,11 @@
-//! The write pass: streams file data, then inodes, bitmaps, group descriptors and superblocks.
+//! The write pass: streams file data (read and hashed on a second thread), then inodes, bitmaps, group descriptors and superblocks.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use sha2::{Digest, Sha256};
 
 use super::bitmap::Bitmap;
 use super::csum::{crc32c_raw, fs_seed, inode_seed, put_u32};
@@ -15,6 +18,8 @@ use super::planner::{ADDR_PER_BLOCK, Content, Ext4Plan, Geometry, LOST_FOUND_INO
 use super::superblock::{self, JOURNAL_INO, SuperCounts};
 use super::xattr;
 use super::{BLOCK_SIZE, Ext4Error};
+use crate::manifest::hash_zeros;
+use crate::tree::digest::FileHashes;
 use crate::tree::{DataSource, FsTree, Metadata, NodeKind, Timestamp};
 
 const BS: usize = BLOCK_SIZE as usize;
@@ -22,19 +27,60 @@ const BS: usize = BLOCK_SIZE as usize;
 const CHUNK_BLOCKS: usize = 256;
 const RESIZE_INO: u32 = 7;
 
-/// Positional writes into the output at the filesystem's offset.
+/// Positional writes into the output at the filesystem's offset. Writes to consecutive
+/// blocks are gathered into one `pwrite` (files laid out back to back are written together);
+/// a write elsewhere, [`Out::write_bytes`] and [`Out::flush`] send what is gathered first, so
+/// the writes reach the file in the order they were made.
 struct Out<'a> {
     file: &'a File,
     offset: u64,
+    /// Block the gathered bytes start at, and the bytes (whole blocks).
+    pending_at: u64,
+    pending: Vec<u8>,
 }
 
-impl Out<'_> {
-    fn write_blocks(&self, block: u64, data: &[u8]) -> Result<(), Ext4Error> {
-        let at = self.offset + block * BLOCK_SIZE;
-        self.file.write_all_at(data, at).map_err(|source| Ext4Error::Write { offset: at, source })
+/// Gathered bytes are sent once they reach this size (4 MiB).
+const GATHER_MAX: usize = 4 << 20;
+
+impl<'a> Out<'a> {
+    fn new(file: &'a File, offset: u64) -> Self {
+        Out { file, offset, pending_at: 0, pending: Vec::with_capacity(GATHER_MAX) }
     }
 
-    fn write_bytes(&self, byte: u64, data: &[u8]) -> Result<(), Ext4Error> {
+    fn write_blocks(&mut self, block: u64, data: &[u8]) -> Result<(), Ext4Error> {
+        let follows = !self.pending.is_empty() && self.pending_at + (self.pending.len() / BS) as u64 == block;
+        if !follows {
+            self.flush()?;
+            self.pending_at = block;
+        }
+        if self.pending.is_empty() && data.len() >= GATHER_MAX {
+            return self.send(block * BLOCK_SIZE, data);
+        }
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= GATHER_MAX {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn write_bytes(&mut self, byte: u64, data: &[u8]) -> Result<(), Ext4Error> {
+        self.flush()?;
+        self.send(byte, data)
+    }
+
+    fn flush(&mut self) -> Result<(), Ext4Error> {
+        if !self.pending.is_empty() {
+            let at = self.pending_at * BLOCK_SIZE;
+            let data = std::mem::take(&mut self.pending);
+            let r = self.send(at, &data);
+            self.pending = data;
+            self.pending.clear();
+            r?;
+        }
+        Ok(())
+    }
+
+    fn send(&self, byte: u64, data: &[u8]) -> Result<(), Ext4Error> {
         let at = self.offset + byte;
         self.file.write_all_at(data, at).map_err(|source| Ext4Error::Write { offset: at, source })
     }
@@ -145,7 +191,7 @@ struct InodeTables<'a> {
 }
 
 impl InodeTables<'_> {
-    fn put(&mut self, out: &Out, ino: u32, bytes: &[u8; 256]) -> Result<(), Ext4Error> {
+    fn put(&mut self, out: &mut Out, ino: u32, bytes: &[u8; 256]) -> Result<(), Ext4Error> {
         let idx = ino - 1;
         let g = idx / self.geo.inodes_per_group;
         let i = idx % self.geo.inodes_per_group;
@@ -159,7 +205,7 @@ impl InodeTables<'_> {
         Ok(())
     }
 
-    fn flush(&mut self, out: &Out) -> Result<(), Ext4Error> {
+    fn flush(&mut self, out: &mut Out) -> Result<(), Ext4Error> {
         if let Some(b) = self.block.take() {
             if !super::is_zero(&self.buf) {
                 out.write_blocks(b, &self.buf)?;
@@ -245,12 +291,13 @@ impl Pass<'_> {
         Ok((root, data.len() as u64 + t))
     }
 
-    /// Streams a regular file; all-zero blocks become holes. Returns i_block and blocks used.
+    /// Writes a regular file from the chunks the reader thread sends (see [`Feed`]); all-zero
+    /// blocks become holes. Returns i_block and blocks used.
     fn file(
         &mut self,
         ino: u32,
         al: &NodeAlloc,
-        src: &Source,
+        feed: &Feed,
         progress: &mut dyn FnMut(u64),
         done: &mut u64,
     ) -> Result<([u8; 60], u64), Ext4Error> {
@@ -260,13 +307,12 @@ impl Pass<'_> {
         // amount of zeros.
         let mut holes: Vec<u64> = Vec::new();
         let (mut last_zero, mut run_len): (Option<u64>, u64) = (None, 0);
-        let mut buf = vec![0u8; CHUNK_BLOCKS * BS];
         for &(l0, p0, n) in &al.runs {
             let mut k = 0;
             while k < n {
                 let m = (n - k).min(CHUNK_BLOCKS as u64) as usize;
-                let chunk = &mut buf[..m * BS];
-                src.read((l0 + k) * BLOCK_SIZE, chunk)?;
+                let buf = feed.next(m * BS)?;
+                let chunk = &buf[..m * BS];
                 let mut i = 0;
                 while i < m {
                     let zero = |j: usize| super::is_zero(&chunk[j * BS..(j + 1) * BS]);
@@ -289,6 +335,7 @@ impl Pass<'_> {
                     self.mark(p, len);
                     data_runs.push((l, p, len));
                 }
+                feed.recycle(buf);
                 *done += (m * BS) as u64;
                 progress(*done);
                 k += m as u64;
@@ -304,25 +351,130 @@ impl Pass<'_> {
     }
 }
 
+/// Chunks of file data in flight between the reader thread and the write pass. At most
+/// [`QUEUE_CHUNKS`] are queued, each at most [`CHUNK_BLOCKS`] blocks, and their buffers go
+/// back to the reader to be used again, so memory does not grow with the data.
+const QUEUE_CHUNKS: usize = 16;
+
+/// The write pass's end of the queue.
+struct Feed {
+    chunks: Receiver<Result<Vec<u8>, Ext4Error>>,
+    spent: SyncSender<Vec<u8>>,
+}
+
+impl Feed {
+    /// The next chunk, which must be `len` bytes: the reader walks the same runs.
+    fn next(&self, len: usize) -> Result<Vec<u8>, Ext4Error> {
+        match self.chunks.recv() {
+            Ok(Ok(buf)) if buf.len() == len => Ok(buf),
+            Ok(Ok(_)) | Err(_) => Err(Ext4Error::TreeMismatch("file data stream")),
+            Ok(Err(e)) => Err(e),
+        }
+    }
+
+    fn recycle(&self, buf: Vec<u8>) {
+        // A full pool or a finished reader just drops the buffer.
+        let _ = self.spent.try_send(buf);
+    }
+}
+
+/// The reader thread: reads every regular file's planned runs in inode order, hashes the
+/// bytes and sends them in chunks to the write pass. It stops at the first error (sent to
+/// the write pass) or when the write pass hangs up.
+fn read_files(
+    plan: &Ext4Plan,
+    tree: &FsTree,
+    chunks: SyncSender<Result<Vec<u8>, Ext4Error>>,
+    spent: Receiver<Vec<u8>>,
+) -> FileHashes {
+    let mut hashes = FileHashes::new();
+    for (item, al) in plan.census.items.iter().zip(&plan.allocs) {
+        let (Some(id), Content::File { .. }) = (item.node, &item.content) else { continue };
+        let NodeKind::File(f) = &tree.node(id).kind else { continue };
+        let sent = (|| -> Result<Option<[u8; 32]>, Ext4Error> {
+            let src = Source::open(&f.source, f.size)?;
+            let mut h = Sha256::new();
+            let mut hashed = 0u64;
+            for &(l0, _, n) in &al.runs {
+                let mut k = 0;
+                while k < n {
+                    let m = (n - k).min(CHUNK_BLOCKS as u64) as usize;
+                    let mut buf = spent.try_recv().unwrap_or_default();
+                    buf.resize(m * BS, 0);
+                    let at = (l0 + k) * BLOCK_SIZE;
+                    src.read(at, &mut buf)?;
+                    let end = (at + buf.len() as u64).min(f.size);
+                    if at < end {
+                        hash_zeros(&mut h, at.saturating_sub(hashed));
+                        h.update(&buf[(hashed.max(at) - at) as usize..(end - at) as usize]);
+                        hashed = end;
+                    }
+                    if chunks.send(Ok(buf)).is_err() {
+                        return Ok(None);
+                    }
+                    k += m as u64;
+                }
+            }
+            hash_zeros(&mut h, f.size.saturating_sub(hashed));
+            Ok(Some(h.finalize().into()))
+        })();
+        match sent {
+            Ok(Some(sha)) => {
+                hashes.insert(f.clone(), sha);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let _ = chunks.send(Err(e));
+                break;
+            }
+        }
+    }
+    hashes
+}
+
 impl Ext4Plan {
     /// Writes the planned filesystem into `out` at byte `offset`. The region must read as
-    /// zeros (a fresh sparse file); all-zero blocks are not written.
+    /// zeros (a fresh sparse file); all-zero blocks are not written. Returns the sha256 of
+    /// every regular file's bytes as read (holes of a sparse map as zeros), so the manifest
+    /// needs no second read.
     pub fn write(
         &self,
         tree: &FsTree,
         out: &File,
         offset: u64,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<(), Ext4Error> {
+    ) -> Result<FileHashes, Ext4Error> {
         if tree.nodes.len() != self.node_count {
             return Err(Ext4Error::TreeMismatch("node count"));
         }
+        let (chunks_tx, chunks) = sync_channel(QUEUE_CHUNKS);
+        let (spent, spent_rx) = sync_channel(QUEUE_CHUNKS);
+        std::thread::scope(|scope| {
+            let reader = scope.spawn(move || read_files(self, tree, chunks_tx, spent_rx));
+            let feed = Feed { chunks, spent };
+            let written = self.write_pass(tree, out, offset, &feed, progress);
+            // Hang up first, so a reader still sending sees the write pass has stopped.
+            drop(feed);
+            let hashes = reader.join().map_err(|_| Ext4Error::TreeMismatch("reader thread"))?;
+            written.map(|()| hashes)
+        })
+    }
+
+    /// The write pass proper, fed with file data by [`read_files`].
+    fn write_pass(
+        &self,
+        tree: &FsTree,
+        out: &File,
+        offset: u64,
+        feed: &Feed,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), Ext4Error> {
         let geo = &self.geo;
         let seed = fs_seed(&self.opts.uuid);
         let mut pass = Pass {
             never_planned: &self.never_planned,
             spare_cursor: 0,
-            out: Out { file: out, offset },
+            out: Out::new(out, offset),
             used: self.meta_used.clone(),
             seed,
         };
@@ -339,7 +491,7 @@ impl Ext4Plan {
         for (item, al) in self.census.items.iter().zip(&self.allocs) {
             while pending.first().is_some_and(|(i, _)| *i < item.ino) {
                 let (i, ino) = pending.remove(0);
-                itables.put(&pass.out, i, &ino.to_bytes(i, seed))?;
+                itables.put(&mut pass.out, i, &ino.to_bytes(i, seed))?;
             }
             let ino_no = item.ino;
             let meta_owned;
@@ -391,8 +543,7 @@ impl Ext4Plan {
                 }
                 (Some(NodeKind::File(f)), Content::File { .. }) => {
                     ino = metadata_inode(meta, inode::S_IFREG, nlinks);
-                    let src = Source::open(&f.source, f.size)?;
-                    let (root, blocks) = pass.file(ino_no, al, &src, progress, &mut done)?;
+                    let (root, blocks) = pass.file(ino_no, al, feed, progress, &mut done)?;
                     ino.i_block = root;
                     ino.size = f.size;
                     ino.blocks_512 = blocks * 8;
@@ -443,13 +594,14 @@ impl Ext4Plan {
             }
             ino.blocks_512 += xattr_blocks * 8;
             ino.ibody_xattrs = xattr::ibody(&item.ibody_attrs);
-            itables.put(&pass.out, ino_no, &ino.to_bytes(ino_no, seed))?;
+            itables.put(&mut pass.out, ino_no, &ino.to_bytes(ino_no, seed))?;
         }
         for (i, ino) in pending {
-            itables.put(&pass.out, i, &ino.to_bytes(i, seed))?;
+            itables.put(&mut pass.out, i, &ino.to_bytes(i, seed))?;
         }
-        itables.flush(&pass.out)?;
-        self.finish(&mut pass, &used_dirs, jnl_blocks)
+        itables.flush(&mut pass.out)?;
+        self.finish(&mut pass, &used_dirs, jnl_blocks)?;
+        pass.out.flush()
     }
 
     /// The resize and journal inodes, with their blocks written.
