@@ -23,8 +23,8 @@ pub mod tree;
 use crate::cmd::Cmd;
 use crate::flags::BenchOpts;
 use anyhow::{Context, bail};
+pub use paired::Measure;
 use paired::{Contender, Summary};
-pub use paired::{Measure, timed};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
