@@ -274,7 +274,13 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     let run = |job: &Job, gate: &runner::Gate| {
         eprintln!("audit: building {} ({})", job.name, describe(&job.variations));
         let t = Instant::now();
-        let end = runner::run_build(&exe, &spec_path, &job.inv, &base);
+        // A build that ends before the control is hashed in full; the others are compared
+        // with the control's files first.
+        let control = match gate.control_if_done() {
+            Some(BuildEnd::Built(set)) if !job.variations.is_empty() => Some(set),
+            _ => None,
+        };
+        let end = runner::run_build(&exe, &spec_path, &job.inv, &base, control.as_ref());
         // A build identical to the control is removed at once, so that the disk holds the
         // control and the builds in progress, not every build of the audit.
         if let (false, BuildEnd::Built(set), Some(BuildEnd::Built(control))) =

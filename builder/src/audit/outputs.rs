@@ -1,5 +1,11 @@
 //! The files of a build's output set: each one's sha256 (holes hashed without being read)
 //! and, for small text files, a digest after normalising what records where a build ran.
+//!
+//! A variation build's files are first compared byte for byte with the control build's
+//! ([`OutputSet::read_against`]): a file with the same bytes has the same sha256, so only the
+//! control's image is hashed by the audit, and a comparison reads what a hash would read
+//! without its cost (SHA-256 runs over every byte, holes included, where the comparison skips
+//! the holes both files share). A file that differs is hashed in full, as before.
 
 use reprodisk_verifier::bytes::{ImageFile, ReadAt};
 use sha2::{Digest, Sha256};
@@ -32,6 +38,14 @@ pub struct OutputSet {
 impl OutputSet {
     /// Walks `dir` (as the build wrote it) and hashes every file.
     pub fn read(dir: &Path) -> std::io::Result<OutputSet> {
+        OutputSet::read_against(dir, None)
+    }
+
+    /// As [`OutputSet::read`], but a file larger than [`NORMALISE_MAX`] that has the same
+    /// name, length and bytes as in `reference` takes the reference's sha256 instead of being
+    /// hashed again (equal bytes, equal digest); small files are always hashed, since their
+    /// normalised digest depends on this set's own folder.
+    pub fn read_against(dir: &Path, reference: Option<&OutputSet>) -> std::io::Result<OutputSet> {
         let mut files = BTreeMap::new();
         let mut stack = vec![PathBuf::new()];
         while let Some(rel) = stack.pop() {
@@ -46,12 +60,56 @@ impl OutputSet {
                 if meta.is_dir() {
                     stack.push(rel);
                 } else {
-                    files.insert(rel.to_string_lossy().into_owned(), digest(&path, dir)?);
+                    let rel = rel.to_string_lossy().into_owned();
+                    let same = match reference.and_then(|r| r.files.get(&rel).map(|d| (r, d))) {
+                        Some((r, d)) if d.bytes == meta.len() && d.bytes > NORMALISE_MAX => {
+                            same_bytes(&r.dir.join(&rel), &path)?.then(|| d.clone())
+                        }
+                        _ => None,
+                    };
+                    let d = match same {
+                        Some(d) => d,
+                        None => digest(&path, dir)?,
+                    };
+                    files.insert(rel, d);
                 }
             }
         }
         Ok(OutputSet { dir: dir.to_path_buf(), files })
     }
+}
+
+/// Whether two files hold the same bytes. Ranges that are holes in both are skipped without
+/// reading; elsewhere both files are read (a hole reads as zeros) and compared.
+pub fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    let (fa, fb) = (ImageFile::open(a)?, ImageFile::open(b)?);
+    let len = fa.len();
+    if fb.len() != len {
+        return Ok(false);
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut pos = 0u64;
+    while pos < len {
+        // The next range where either file may hold data; before it both are holes.
+        let (start, end) = match (fa.next_data(pos)?, fb.next_data(pos)?) {
+            (None, None) => break,
+            (Some(r), None) | (None, Some(r)) => r,
+            (Some(ra), Some(rb)) if ra.0 <= rb.0 => ra,
+            (Some(_), Some(rb)) => rb,
+        };
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(ba.len() as u64) as usize;
+            fa.read_exact_at(&mut ba[..n], at)?;
+            fb.read_exact_at(&mut bb[..n], at)?;
+            if ba[..n] != bb[..n] {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        pos = end;
+    }
+    Ok(true)
 }
 
 /// sha256 of a file, skipping its holes (hashed as zeros without reading them), plus the
@@ -211,6 +269,69 @@ pub fn read_text(path: &Path, max: u64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
+
+    /// A sparse file of `len` bytes with `data` written at each offset.
+    fn sparse(path: &Path, len: u64, data: &[(u64, &[u8])]) {
+        let f = std::fs::File::create(path).unwrap();
+        f.set_len(len).unwrap();
+        for (at, bytes) in data {
+            f.write_all_at(bytes, *at).unwrap();
+        }
+    }
+
+    #[test]
+    fn same_bytes_sees_holes_as_zeros_and_any_byte_that_differs() {
+        let t = tempfile::tempdir().unwrap();
+        let p = |n: &str| t.path().join(n);
+        let len = 64 << 20;
+        let far = 40 << 20;
+        sparse(&p("a"), len, &[(4096, b"data"), (far, b"more")]);
+        // The same bytes with explicit zeros where `a` has a hole.
+        sparse(&p("b"), len, &[(4096, b"data"), (8 << 20, &vec![0u8; 1 << 20]), (far, b"more")]);
+        assert!(same_bytes(&p("a"), &p("b")).unwrap());
+        assert!(same_bytes(&p("b"), &p("a")).unwrap());
+        // One byte in what is a hole of `a`.
+        sparse(&p("c"), len, &[(4096, b"data"), (20 << 20, b"x"), (far, b"more")]);
+        assert!(!same_bytes(&p("a"), &p("c")).unwrap());
+        assert!(!same_bytes(&p("c"), &p("a")).unwrap());
+        // One byte in the data both have.
+        sparse(&p("d"), len, &[(4096, b"dat!"), (far, b"more")]);
+        assert!(!same_bytes(&p("a"), &p("d")).unwrap());
+        sparse(&p("e"), len - 1, &[(4096, b"data"), (far, b"more")]);
+        assert!(!same_bytes(&p("a"), &p("e")).unwrap());
+    }
+
+    #[test]
+    fn read_against_hashes_what_differs_and_only_that() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        let big = NORMALISE_MAX + 4096;
+        for d in [&a, &b] {
+            std::fs::create_dir(d).unwrap();
+            sparse(&d.join("same.img"), big, &[(0, b"boot"), (big - 4, b"tail")]);
+            std::fs::write(d.join("small.txt"), b"small").unwrap();
+        }
+        sparse(&a.join("other.img"), big, &[(100, b"A")]);
+        sparse(&b.join("other.img"), big, &[(100, b"B")]);
+        let ra = OutputSet::read(&a).unwrap();
+        let rb = OutputSet::read_against(&b, Some(&ra)).unwrap();
+        let full = OutputSet::read(&b).unwrap();
+        // Whether a digest was taken over or computed, it is the file's own.
+        assert_eq!(rb.files, full.files);
+        assert_eq!(rb.files["same.img"].sha256, ra.files["same.img"].sha256);
+        assert_ne!(rb.files["other.img"].sha256, ra.files["other.img"].sha256);
+        // A reference whose digest is wrong shows which files were taken over: only those
+        // with the same bytes, never one that differs.
+        let mut lying = ra.clone();
+        for d in lying.files.values_mut() {
+            d.sha256 = "0".repeat(64);
+        }
+        let rl = OutputSet::read_against(&b, Some(&lying)).unwrap();
+        assert_eq!(rl.files["same.img"].sha256, "0".repeat(64));
+        assert_eq!(rl.files["other.img"], full.files["other.img"]);
+        assert_eq!(rl.files["small.txt"], full.files["small.txt"]);
+    }
 
     #[test]
     fn normalises_the_output_folder_and_the_spec_path() {

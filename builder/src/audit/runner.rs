@@ -80,9 +80,17 @@ pub enum BuildEnd {
     NotRun(String),
 }
 
-/// Runs `reprodisk build SPEC --out OUT` as `inv` says.
-pub fn run_build(exe: &Path, spec: &Path, inv: &Invocation, base_env: &[(String, String)]) -> BuildEnd {
-    match try_run_build(exe, spec, inv, base_env) {
+/// Runs `reprodisk build SPEC --out OUT` as `inv` says. The outputs are compared with
+/// `reference`'s (the control build's, when it has ended) before they are hashed: see
+/// [`OutputSet::read_against`].
+pub fn run_build(
+    exe: &Path,
+    spec: &Path,
+    inv: &Invocation,
+    base_env: &[(String, String)],
+    reference: Option<&OutputSet>,
+) -> BuildEnd {
+    match try_run_build(exe, spec, inv, base_env, reference) {
         Ok(end) => end,
         Err(e) => BuildEnd::NotRun(e),
     }
@@ -93,6 +101,7 @@ fn try_run_build(
     spec: &Path,
     inv: &Invocation,
     base_env: &[(String, String)],
+    reference: Option<&OutputSet>,
 ) -> Result<BuildEnd, String> {
     // Folders are created and the child started under the clean-up lock: an interrupt then
     // removes them after they exist, or stops the audit before they do, never in between.
@@ -199,7 +208,7 @@ fn try_run_build(
     if !status.success() {
         return Ok(BuildEnd::Failed(format!("exit status {status}: {tail}")));
     }
-    match OutputSet::read(&inv.out_abs) {
+    match OutputSet::read_against(&inv.out_abs, reference) {
         Ok(set) => Ok(BuildEnd::Built(set)),
         Err(e) => Ok(BuildEnd::Failed(format!("reading the outputs in `{}`: {e}", inv.out_abs.display()))),
     }
