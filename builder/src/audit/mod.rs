@@ -274,13 +274,17 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     let run = |job: &Job, gate: &runner::Gate| {
         eprintln!("audit: building {} ({})", job.name, describe(&job.variations));
         let t = Instant::now();
-        // A build that ends before the control is hashed in full; the others are compared
-        // with the control's files first.
-        let control = match gate.control_if_done() {
-            Some(BuildEnd::Built(set)) if !job.variations.is_empty() => Some(set),
+        // A varied build's files are compared with the control's before they are hashed: one
+        // that ends first waits for the control (builds take about as long, and the wait
+        // costs less than hashing an image).
+        let control = || match gate.control() {
+            BuildEnd::Built(set) => Some(set),
             _ => None,
         };
-        let end = runner::run_build(&exe, &spec_path, &job.inv, &base, control.as_ref());
+        let control_build = || None;
+        let reference: &dyn Fn() -> Option<OutputSet> =
+            if job.variations.is_empty() { &control_build } else { &control };
+        let end = runner::run_build(&exe, &spec_path, &job.inv, &base, reference);
         // A build identical to the control is removed at once, so that the disk holds the
         // control and the builds in progress, not every build of the audit.
         if let (false, BuildEnd::Built(set), Some(BuildEnd::Built(control))) =

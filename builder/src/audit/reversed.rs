@@ -74,7 +74,8 @@ pub fn reversed_copies(inputs: &[PathBuf], work: &Path) -> Result<ReversedCopies
         .map_err(|e| format!("opening up `{}`: {e}", stage_root.display()))?;
     let copy_all = || -> Result<(Copier, Vec<(PathBuf, PathBuf)>), String> {
         let order = probe_dir_order(&stage_root).map_err(|e| format!("probing readdir order: {e}"))?;
-        let mut copier = Copier { order, links: HashMap::new(), dirs: 0, reordered: 0 };
+        let ids = created_ids(&stage_root).map_err(|e| format!("probing file ownership: {e}"))?;
+        let mut copier = Copier { order, links: HashMap::new(), dirs: 0, reordered: 0, ids };
         let mut binds = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
             let dst = stage_root.join(format!("input-{i}"));
@@ -103,6 +104,17 @@ pub fn reversed_copies(inputs: &[PathBuf], work: &Path) -> Result<ReversedCopies
     })
 }
 
+/// Who owns what this process creates in `dir` (its euid, and its egid unless the mount or
+/// a set-gid folder gives the folder's group).
+fn created_ids(dir: &Path) -> std::io::Result<(u32, u32)> {
+    let probe = dir.join("owner-probe");
+    std::fs::write(&probe, b"")?;
+    let meta = std::fs::symlink_metadata(&probe);
+    std::fs::remove_file(&probe)?;
+    let meta = meta?;
+    Ok((meta.uid(), meta.gid()))
+}
+
 fn tree_bytes(p: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
@@ -124,6 +136,9 @@ struct Copier {
     links: HashMap<(u64, u64), PathBuf>,
     dirs: u64,
     reordered: u64,
+    /// Who owns what the copier creates (see [`created_ids`]). Every folder of a copy gets
+    /// its mode, set-gid bit included, only after its entries are made, so this holds for all.
+    ids: (u32, u32),
 }
 
 impl Copier {
@@ -168,9 +183,15 @@ impl Copier {
                 return Err(std::io::Error::other(String::from_utf8_lossy(&o.stderr).trim().to_string()));
             }
         }
-        std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;
-        if !ft.is_symlink() {
-            // After chown, which clears set-id bits.
+        // The copy is ours: chown only when the original's owner is someone else (a
+        // system tree copied as root mostly is not), saving a system call per file.
+        let chowned = (meta.uid(), meta.gid()) != self.ids;
+        if chowned {
+            std::os::unix::fs::lchown(dst, Some(meta.uid()), Some(meta.gid()))?;
+        }
+        // `std::fs::copy` gave a file the original's mode; a folder or a chown (which
+        // clears set-id bits) needs it set again.
+        if !ft.is_symlink() && (chowned || !ft.is_file()) {
             std::fs::set_permissions(dst, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         }
         for name in xattr::list(src)? {
@@ -207,17 +228,30 @@ mod tests {
         std::fs::hard_link(src.join("a"), src.join("d/a-link")).unwrap();
         std::fs::set_permissions(src.join("b"), std::fs::Permissions::from_mode(0o4751)).unwrap();
         std::os::unix::fs::symlink("a", src.join("s")).unwrap();
+        // Another owner (root can give one): the copy is chowned, and keeps the set-id bits.
+        let root = rustix::process::geteuid().is_root();
+        if root {
+            std::os::unix::fs::lchown(src.join("c"), Some(1234), Some(4321)).unwrap();
+            std::fs::set_permissions(src.join("c"), std::fs::Permissions::from_mode(0o6755)).unwrap();
+            std::os::unix::fs::lchown(src.join("d"), Some(1234), Some(4321)).unwrap();
+        }
         let c = reversed_copies(std::slice::from_ref(&src), t.path()).unwrap();
         let (copy, orig) = &c.prepared.binds[0];
         assert_eq!(orig, &src);
-        for n in ["b", "a", "c", "d/z", "d/y", "d/a-link"] {
+        for n in ["b", "a", "c", "d/z", "d/y", "d/a-link", "d"] {
             let (m1, m2) =
                 (std::fs::metadata(src.join(n)).unwrap(), std::fs::metadata(copy.join(n)).unwrap());
-            assert_eq!(std::fs::read(src.join(n)).unwrap(), std::fs::read(copy.join(n)).unwrap());
+            if m1.is_file() {
+                assert_eq!(std::fs::read(src.join(n)).unwrap(), std::fs::read(copy.join(n)).unwrap());
+            }
             assert_eq!(
-                (m1.mode(), m1.uid(), m1.mtime(), m1.mtime_nsec()),
-                (m2.mode(), m2.uid(), m2.mtime(), m2.mtime_nsec())
+                (m1.mode(), m1.uid(), m1.gid(), m1.mtime(), m1.mtime_nsec()),
+                (m2.mode(), m2.uid(), m2.gid(), m2.mtime(), m2.mtime_nsec()),
+                "{n}"
             );
+        }
+        if root {
+            assert_eq!(std::fs::metadata(copy.join("c")).unwrap().mode() & 0o7777, 0o6755);
         }
         assert_eq!(std::fs::read_link(copy.join("s")).unwrap(), Path::new("a"));
         assert_eq!(

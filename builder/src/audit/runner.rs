@@ -80,15 +80,15 @@ pub enum BuildEnd {
     NotRun(String),
 }
 
-/// Runs `reprodisk build SPEC --out OUT` as `inv` says. The outputs are compared with
-/// `reference`'s (the control build's, when it has ended) before they are hashed: see
-/// [`OutputSet::read_against`].
+/// Runs `reprodisk build SPEC --out OUT` as `inv` says. Once the build has ended, its
+/// outputs are compared with those `reference` gives (the control build's) before they are
+/// hashed: see [`OutputSet::read_against`].
 pub fn run_build(
     exe: &Path,
     spec: &Path,
     inv: &Invocation,
     base_env: &[(String, String)],
-    reference: Option<&OutputSet>,
+    reference: &dyn Fn() -> Option<OutputSet>,
 ) -> BuildEnd {
     match try_run_build(exe, spec, inv, base_env, reference) {
         Ok(end) => end,
@@ -101,7 +101,7 @@ fn try_run_build(
     spec: &Path,
     inv: &Invocation,
     base_env: &[(String, String)],
-    reference: Option<&OutputSet>,
+    reference: &dyn Fn() -> Option<OutputSet>,
 ) -> Result<BuildEnd, String> {
     // Folders are created and the child started under the clean-up lock: an interrupt then
     // removes them after they exist, or stops the audit before they do, never in between.
@@ -208,7 +208,7 @@ fn try_run_build(
     if !status.success() {
         return Ok(BuildEnd::Failed(format!("exit status {status}: {tail}")));
     }
-    match OutputSet::read_against(&inv.out_abs, reference) {
+    match OutputSet::read_against(&inv.out_abs, reference().as_ref()) {
         Ok(set) => Ok(BuildEnd::Built(set)),
         Err(e) => Ok(BuildEnd::Failed(format!("reading the outputs in `{}`: {e}", inv.out_abs.display()))),
     }
