@@ -61,7 +61,7 @@ pub fn against(opts: &AgainstOptions) -> Result<AuditReport, AuditError> {
     // The image's folder as the reference: the image under its own name, and every file the
     // rebuild also writes (the folder may hold other things that are not ours).
     let image_name = image.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let work = WorkDir::new(opts.out.as_deref())?;
+    let work = WorkDir::new(opts.out.as_deref(), None)?;
     let exe =
         std::env::current_exe().map_err(AuditError::io("finding", Path::new("the reprodisk binary")))?;
     let inv = Invocation::control(work.path.join("rebuild"));

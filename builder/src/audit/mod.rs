@@ -140,7 +140,15 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     let spec_path = std::path::absolute(&opts.spec).map_err(AuditError::io("resolving", &opts.spec))?;
     let exe =
         std::env::current_exe().map_err(AuditError::io("finding", Path::new("the reprodisk binary")))?;
-    let work = WorkDir::new(opts.out.as_deref())?;
+    // The builds alive at once (one per worker, and the control kept to the end) in memory,
+    // each about the size of its inputs and a margin for metadata.
+    let input_bytes: u64 = spec
+        .input_files()
+        .iter()
+        .map(|p| reversed::tree_bytes(&p.resolved).max(std::fs::metadata(&p.resolved).map_or(0, |m| m.len())))
+        .sum();
+    let alive = opts.jobs.unwrap_or_else(cores) as u64 + 1;
+    let work = WorkDir::new(opts.out.as_deref(), Some(alive * (input_bytes + (256 << 20))))?;
     let host = Host::probe();
     let base = base_env();
 

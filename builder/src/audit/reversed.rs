@@ -1,7 +1,7 @@
 //! The readdir variation's reversed copies of directory inputs: same bytes, modes, owners,
 //! times, xattrs and hard links, created in the opposite order.
 
-use super::runner::remove_build;
+use super::runner::{remove_build, room};
 use super::variations::Prepared;
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -57,7 +57,6 @@ pub struct ReversedCopies {
 pub fn reversed_copies(inputs: &[PathBuf], work: &Path) -> Result<ReversedCopies, String> {
     let size: u64 = inputs.iter().map(|p| tree_bytes(p)).sum();
     let shm = Path::new("/dev/shm");
-    let room = |p: &Path| rustix::fs::statvfs(p).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(0);
     let stage_root = if shm.is_dir() && room(shm) > size.saturating_mul(2) + (256 << 20) {
         tempfile::Builder::new()
             .prefix("reprodisk-audit-readdir-")
@@ -115,7 +114,7 @@ fn created_ids(dir: &Path) -> std::io::Result<(u32, u32)> {
     Ok((meta.uid(), meta.gid()))
 }
 
-fn tree_bytes(p: &Path) -> u64 {
+pub fn tree_bytes(p: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
