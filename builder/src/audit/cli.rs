@@ -44,8 +44,8 @@ manifest.json beside IMAGE (written by `reprodisk build`), checks that every inp
 still has the recorded sha256 (and names each one that changed), rebuilds SPEC, and compares \
 the result with IMAGE and the files beside it.
 
-Builds run in parallel, one per core. Temporary builds are removed at the end, also on error; \
-with --out DIR they are kept in DIR instead (the control and every build that differed), so \
+Builds run in parallel, one per core. Temporary builds go in $TMPDIR when it is set, else in \
+/dev/shm when it has room, else in /tmp, and are removed at the end, also on error; with --out DIR they are kept in DIR instead (the control and every build that differed), so \
 you can look at them with `reprodisk diff`.";
 
 pub const AFTER_HELP: &str = "\

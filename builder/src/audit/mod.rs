@@ -20,7 +20,9 @@
 //! sha256 (naming any that changed), rebuilds from SPEC and compares the output set with the
 //! folder IMAGE is in ([`against`]).
 //!
-//! Every temporary build is removed on the way out, on success and on error ([`runner::WorkDir`]
+//! The temporary work folder is in `$TMPDIR` when set, else in /dev/shm when it has room for
+//! the builds alive at once (see [`runner::WorkDir::new`]), else in the system's temporary
+//! folder. Every temporary build is removed on the way out, on success and on error ([`runner::WorkDir`]
 //! is removed when dropped; with `--out` the builds that did not reproduce are kept there).
 //!
 //! ## Testing the audit with a deliberately non-deterministic build
