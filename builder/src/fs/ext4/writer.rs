@@ -8,13 +8,14 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use sha2::{Digest, Sha256};
 
 use super::bitmap::Bitmap;
+use super::census::{Content, LOST_FOUND_BLOCKS, LOST_FOUND_INO, ROOT_INO, dir_entries};
 use super::csum::{crc32c_raw, fs_seed, inode_seed, put_u32};
 use super::dir;
 use super::extent::{self, Extent};
 use super::group_descr::{EXT4_BG_INODE_ZEROED, GroupDesc};
 use super::inode::{self, EXT4_EXTENTS_FL, EXT4_INDEX_FL, Inode};
 use super::journal;
-use super::planner::{ADDR_PER_BLOCK, Content, Ext4Plan, Geometry, LOST_FOUND_INO, NodeAlloc, dir_entries};
+use super::planner::{ADDR_PER_BLOCK, Ext4Plan, Geometry, NodeAlloc};
 use super::superblock::{self, JOURNAL_INO, SuperCounts};
 use super::xattr;
 use super::{BLOCK_SIZE, Ext4Error};
@@ -517,9 +518,9 @@ impl Ext4Plan {
                     let entries = dir_entries(tree, &self.census, item.node);
                     let parent = match item.node {
                         Some(id) => self.census.parent_ino[id.0 as usize],
-                        None => super::planner::ROOT_INO,
+                        None => ROOT_INO,
                     };
-                    let min = if ino_no == LOST_FOUND_INO { super::planner::LOST_FOUND_BLOCKS } else { 1 };
+                    let min = if ino_no == LOST_FOUND_INO { LOST_FOUND_BLOCKS } else { 1 };
                     let d = dir::build(
                         ino_no,
                         parent,
