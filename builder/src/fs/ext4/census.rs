@@ -142,16 +142,12 @@ fn file_runs(size: u64, source: &DataSource) -> Vec<(u64, u64)> {
     }
 }
 
-/// Logical block runs of a host file that the host stores sparsely (fewer allocated bytes
-/// than its size): the file is scanned once here so that its holes cost no blocks in the
-/// plan. Dense host files (the common case) are not read. `None` means "not sparse".
-fn sparse_host_runs(path: &std::path::Path, size: u64) -> Result<Option<Vec<(u64, u64)>>, Ext4Error> {
-    use std::os::unix::fs::{FileExt, MetadataExt};
+/// Logical block runs of a host file that the host stores sparsely (it had fewer allocated
+/// bytes than its size at ingestion): the file is scanned once here so that its holes cost
+/// no blocks in the plan. Dense host files (the common case) are not read.
+fn sparse_host_runs(path: &std::path::Path, size: u64) -> Result<Vec<(u64, u64)>, Ext4Error> {
+    use std::os::unix::fs::FileExt;
     let err = |source| Ext4Error::Read { path: path.to_path_buf(), source };
-    let allocated = std::fs::metadata(path).map_err(err)?.blocks() * 512;
-    if allocated >= size {
-        return Ok(None);
-    }
     let file = std::fs::File::open(path).map_err(err)?;
     const CHUNK: usize = 1 << 20;
     let mut buf = vec![0u8; CHUNK];
@@ -180,7 +176,7 @@ fn sparse_host_runs(path: &std::path::Path, size: u64) -> Result<Option<Vec<(u64
         }
         at += want as u64;
     }
-    Ok(Some(runs))
+    Ok(runs)
 }
 
 pub(super) fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
@@ -285,7 +281,9 @@ pub(super) fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Er
                     }
                     NodeKind::File(f) => {
                         let sparse = match &f.source {
-                            DataSource::Host(p) => sparse_host_runs(p, f.size)?,
+                            DataSource::Host { path, allocated } if *allocated < f.size => {
+                                Some(sparse_host_runs(path, f.size)?)
+                            }
                             _ => None,
                         };
                         Content::File { runs: sparse.unwrap_or_else(|| file_runs(f.size, &f.source)) }

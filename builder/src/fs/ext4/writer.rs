@@ -99,7 +99,9 @@ struct Source<'a> {
 impl<'a> Source<'a> {
     fn open(src: &'a DataSource, size: u64) -> Result<Self, Ext4Error> {
         let (file, map) = match src {
-            DataSource::Host(p) => (Some(File::open(p).map_err(|e| read_err(p, e))?), Vec::new()),
+            DataSource::Host { path: p, .. } => {
+                (Some(File::open(p).map_err(|e| read_err(p, e))?), Vec::new())
+            }
             DataSource::Archive { path, offset, map } => {
                 let f = File::open(path.as_path()).map_err(|e| read_err(path, e))?;
                 let mut m = Vec::new();
@@ -119,7 +121,7 @@ impl<'a> Source<'a> {
 
     fn path(&self) -> &Path {
         match self.src {
-            DataSource::Host(p) => p,
+            DataSource::Host { path: p, .. } => p,
             DataSource::Archive { path, .. } => path.as_path(),
             DataSource::Bytes(_) => Path::new("<generated file>"),
         }
@@ -160,7 +162,7 @@ impl<'a> Source<'a> {
                 let e = end.min(b.len() as u64) as usize;
                 buf[..e - s].copy_from_slice(&b[s..e]);
             }
-            DataSource::Host(_) => self.read_exact(at, &mut buf[..(end - at) as usize], end)?,
+            DataSource::Host { .. } => self.read_exact(at, &mut buf[..(end - at) as usize], end)?,
             DataSource::Archive { offset, map: None, .. } => {
                 self.read_exact(offset + at, &mut buf[..(end - at) as usize], end)?
             }
