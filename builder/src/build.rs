@@ -144,13 +144,9 @@ impl SeedUsage {
         f.seek(SeekFrom::Start(0)).map_err(io("reading", path))?;
         let reader: Box<dyn Read> = match &magic[..n] {
             [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
-            [0x28, 0xb5, 0x2f, 0xfd] => {
-                Box::new(ruzstd::decoding::StreamingDecoder::new(f).map_err(|e| BuildError::Io {
-                    action: "decompressing",
-                    path: path.to_path_buf(),
-                    error: std::io::Error::other(e.to_string()),
-                })?)
-            }
+            [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| {
+                BuildError::Io { action: "decompressing", path: path.to_path_buf(), error: e }
+            })?),
             _ => Box::new(f),
         };
         let mut archive = tar::Archive::new(reader);
