@@ -423,6 +423,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let file_name = output_file_name(spec);
     let staged_image = stage.path_for(&file_name)?;
     let mut image = Image::create(&staged_image, plan.disk_bytes).map_err(io("creating", &staged_image))?;
+    let params = FormatParams::of(spec);
+    // Raw (and fixed vpc): this file is the output, so it goes to disk while it is written.
+    let writeback = match format::needs_conversion(&params) {
+        true => None,
+        false => Some(raw::BackgroundWriteback::start(image.file()).map_err(io("writing", &staged_image))?),
+    };
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
     let grub_bios = match &prepared.bios {
@@ -439,9 +445,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     drop(file_hashes);
     let inputs = manifest::input_records(spec, &digests).map_err(RootFsError::from)?;
 
+    if let Some(w) = writeback {
+        w.finish().map_err(io("writing", &staged_image))?;
+    }
     progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
-    let (image, format_record) = format::finish(image, plan.disk_bytes, &FormatParams::of(spec))
-        .map_err(io("writing", &staged_image))?;
+    let (image, format_record) =
+        format::finish(image, plan.disk_bytes, &params).map_err(io("writing", &staged_image))?;
     image.commit().map_err(io("writing", &staged_image))?;
 
     if let Some(v) = &prepared.efi_vars {
