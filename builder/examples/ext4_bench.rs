@@ -36,7 +36,10 @@ fn walk(
         } else if ft.is_symlink() {
             NodeKind::Symlink(std::fs::read_link(&p)?.as_os_str().as_bytes().to_vec())
         } else if ft.is_file() {
-            NodeKind::File(FileContent { size: md.len(), source: DataSource::Host(p.clone()) })
+            NodeKind::File(FileContent {
+                size: md.len(),
+                source: DataSource::Host { path: p.clone(), allocated: md.blocks() * 512 },
+            })
         } else {
             continue;
         };

@@ -144,13 +144,9 @@ impl SeedUsage {
         f.seek(SeekFrom::Start(0)).map_err(io("reading", path))?;
         let reader: Box<dyn Read> = match &magic[..n] {
             [0x1f, 0x8b, ..] => Box::new(flate2::read::GzDecoder::new(f)),
-            [0x28, 0xb5, 0x2f, 0xfd] => {
-                Box::new(ruzstd::decoding::StreamingDecoder::new(f).map_err(|e| BuildError::Io {
-                    action: "decompressing",
-                    path: path.to_path_buf(),
-                    error: std::io::Error::other(e.to_string()),
-                })?)
-            }
+            [0x28, 0xb5, 0x2f, 0xfd] => Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| {
+                BuildError::Io { action: "decompressing", path: path.to_path_buf(), error: e }
+            })?),
             _ => Box::new(f),
         };
         let mut archive = tar::Archive::new(reader);
@@ -440,38 +436,56 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     };
     write_boot_filesystems(&prepared.boot, &mut image, progress)?;
     let file_hashes = write_root_filesystem(&prepared, &mut image, progress)?;
-    // After the write pass, which hashed every file it read: no input is read twice.
-    let digests = prepared.root.digests(&file_hashes)?;
-    drop(file_hashes);
-    let inputs = manifest::input_records(spec, &digests).map_err(RootFsError::from)?;
 
     if let Some(w) = writeback {
         w.finish().map_err(io("writing", &staged_image))?;
     }
     progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
-    let (image, format_record) =
+    let (mut image, format_record) =
         format::finish(image, plan.disk_bytes, &params).map_err(io("writing", &staged_image))?;
-    image.commit().map_err(io("writing", &staged_image))?;
-
-    if let Some(v) = &prepared.efi_vars {
-        let path = stage.path_for(efivars::FILE_NAME)?;
-        raw::write_atomic(&path, &v.bytes).map_err(io("writing", &path))?;
-    }
-
-    let products = stage.path_for(HYDRA_PRODUCTS)?;
-    let line =
-        format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
-    raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
-    // postVM runs on the staged set, before anything moves into place: on failure the stage
-    // is dropped and the output folder keeps the set it had.
-    post_vm_on_stage(spec, &mut stage, &staged_image)?;
-
-    // Hashed after postVM, which may change the image, so the manifest says what is there.
+    // Without postVM the image is final now: it is hashed on a second thread while the
+    // inputs' digests are resolved, the image is fsynced and the rest of the set is
+    // written. With postVM it is hashed after postVM, which may change it, so the manifest
+    // says what is there either way.
+    let hash_early = spec.post_vm.trim().is_empty();
     let task = progress.bytes("hashing the image", plan.disk_bytes);
-    let file = std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?;
-    let bytes = file.metadata().map_err(io("reading", &staged_image))?.len();
-    let sha256 =
-        manifest::sha256_sparse_file(&file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
+    let hash = |file: &std::fs::File| -> Result<(u64, String), BuildError> {
+        let bytes = file.metadata().map_err(io("reading", &staged_image))?.len();
+        let sha256 =
+            manifest::sha256_sparse_file(file, |n| task.inc(n)).map_err(io("reading", &staged_image))?;
+        Ok((bytes, sha256))
+    };
+    let early_file = match hash_early {
+        true => Some(image.file().try_clone().map_err(io("reading", &staged_image))?),
+        false => None,
+    };
+    let (inputs, (bytes, sha256)) = std::thread::scope(|scope| -> Result<_, BuildError> {
+        let hasher = early_file.map(|f| scope.spawn(move || hash(&f)));
+        // After the write pass, which hashed every file it read: no input is read twice.
+        let digests = prepared.root.digests(&file_hashes)?;
+        drop(file_hashes);
+        let inputs = manifest::input_records(spec, &digests).map_err(RootFsError::from)?;
+        image.commit().map_err(io("writing", &staged_image))?;
+
+        if let Some(v) = &prepared.efi_vars {
+            let path = stage.path_for(efivars::FILE_NAME)?;
+            raw::write_atomic(&path, &v.bytes).map_err(io("writing", &path))?;
+        }
+
+        let products = stage.path_for(HYDRA_PRODUCTS)?;
+        let line =
+            format!("file {}-image {}\n", spec.format.hydra_name(), out_dir_abs.join(&file_name).display());
+        raw::write_atomic(&products, line.as_bytes()).map_err(io("writing", &products))?;
+        // postVM runs on the staged set, before anything moves into place: on failure the
+        // stage is dropped and the output folder keeps the set it had.
+        post_vm_on_stage(spec, &mut stage, &staged_image)?;
+        let hashed = match hasher {
+            // A panic in the hasher is a bug; it is passed on as it is.
+            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?,
+            None => hash(&std::fs::File::open(&staged_image).map_err(io("reading", &staged_image))?)?,
+        };
+        Ok((inputs, hashed))
+    })?;
     task.finish();
 
     let manifest_path = stage.path_for(MANIFEST)?;

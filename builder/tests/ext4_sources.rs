@@ -28,7 +28,12 @@ fn host_and_archive_sources_read_back() {
     let archive = Arc::new(archive);
     let mut b = TreeBuilder::new();
     let mk = |size, source| NodeKind::File(FileContent { size, source });
-    b.add(NodeId::ROOT, b"host", mk(host_data.len() as u64, DataSource::Host(host.clone())), meta(0o600));
+    b.add(
+        NodeId::ROOT,
+        b"host",
+        mk(host_data.len() as u64, DataSource::host(host.clone()).unwrap()),
+        meta(0o600),
+    );
     b.add(
         NodeId::ROOT,
         b"dense",
@@ -213,7 +218,7 @@ fn sparse_host_file_is_planned_by_its_data() {
     b.add(
         NodeId::ROOT,
         b"vm.img",
-        NodeKind::File(FileContent { size, source: DataSource::Host(host) }),
+        NodeKind::File(FileContent { size, source: DataSource::host(host).unwrap() }),
         meta(0o600),
     );
     let plan = ext4::plan(&b.tree, &opts(), SizeRequest::Auto { extra_bytes: 0 }).unwrap();
@@ -253,7 +258,7 @@ fn build_folder_and_source_paths_do_not_change_the_image() {
             b.add(
                 NodeId::ROOT,
                 name.as_bytes(),
-                NodeKind::File(FileContent { size, source: DataSource::Host(p) }),
+                NodeKind::File(FileContent { size, source: DataSource::host(p).unwrap() }),
                 meta(0o644),
             );
         }

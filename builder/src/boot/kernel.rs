@@ -174,7 +174,7 @@ fn from_tree(tree: &FsTree, path: &str, what: &'static str) -> Result<BootFile, 
     let NodeKind::File(c) = &tree.node(id).kind else { unreachable!("filtered to files above") };
     let read = |error| KernelError::Read { what, path: path.to_string(), error };
     let data = match &c.source {
-        DataSource::Host(p) => FileData::Host { path: p.clone(), size: c.size },
+        DataSource::Host { path: p, .. } => FileData::Host { path: p.clone(), size: c.size },
         DataSource::Archive { path: a, offset, map } => {
             FileData::Bytes(Arc::from(read_archive_range(a, *offset, c.size, map.as_deref()).map_err(read)?))
         }

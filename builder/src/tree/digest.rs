@@ -231,7 +231,9 @@ fn records(h: &mut dyn Sink, tree: &FsTree, top: NodeId, top_path: Vec<u8>) -> s
 pub fn content_sha256(c: &FileContent) -> std::io::Result<String> {
     match &c.source {
         DataSource::Bytes(b) => crate::manifest::sha256_reader(&b[..], |_| {}),
-        DataSource::Host(p) => crate::manifest::sha256_reader(std::fs::File::open(p)?.take(c.size), |_| {}),
+        DataSource::Host { path: p, .. } => {
+            crate::manifest::sha256_reader(std::fs::File::open(p)?.take(c.size), |_| {})
+        }
         DataSource::Archive { path, offset, map: None } => {
             let mut f = std::fs::File::open(path.as_path())?;
             std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*offset))?;
@@ -275,7 +277,7 @@ mod tests {
         let p = dir.path().join("f");
         std::fs::write(&p, b"host bytes").unwrap();
         let mut t = tree(0, b'a');
-        let c = FileContent { size: 10, source: DataSource::Host(p) };
+        let c = FileContent { size: 10, source: DataSource::Host { path: p, allocated: 4096 } };
         let f = t
             .add(Node {
                 kind: NodeKind::File(c.clone()),

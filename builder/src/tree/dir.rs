@@ -201,7 +201,13 @@ impl<'a> Walker<'a> {
         let kind = if ft.is_dir() {
             NodeKind::Dir(BTreeMap::new())
         } else if ft.is_file() {
-            NodeKind::File(FileContent { size: md.len(), source: DataSource::Host(path.to_path_buf()) })
+            NodeKind::File(FileContent {
+                size: md.len(),
+                source: DataSource::Host {
+                    path: path.to_path_buf(),
+                    allocated: md.blocks().saturating_mul(512),
+                },
+            })
         } else if ft.is_symlink() {
             let target =
                 fs::read_link(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;

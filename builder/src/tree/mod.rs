@@ -77,8 +77,10 @@ impl Metadata {
 /// Where a regular file's bytes come from. The writer reads them only when it writes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DataSource {
-    /// A file on the host, read from offset 0.
-    Host(PathBuf),
+    /// A file on the host, read from offset 0. `allocated` is the space the host gave it
+    /// when it was ingested (`st_blocks` x 512): less than its size means it may hold holes,
+    /// which the ext4 planner then scans for (ingestion's own `lstat`, so planning needs none).
+    Host { path: PathBuf, allocated: u64 },
     /// A byte range of an uncompressed file (a plain tar, or a compressed tar unpacked to a
     /// temporary file by ingestion), starting at `offset`. For GNU/pax sparse members the
     /// `map` lists (logical offset, length) runs stored back to back from `offset`; `None`
@@ -86,6 +88,15 @@ pub enum DataSource {
     Archive { path: Arc<PathBuf>, offset: u64, map: Option<Arc<[(u64, u64)]>> },
     /// Bytes held in memory (small generated files such as `configFile` copies).
     Bytes(Arc<[u8]>),
+}
+
+impl DataSource {
+    /// A host file as ingestion records it: its path and the space `lstat` says it takes.
+    pub fn host(path: PathBuf) -> std::io::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let allocated = std::fs::symlink_metadata(&path)?.blocks().saturating_mul(512);
+        Ok(DataSource::Host { path, allocated })
+    }
 }
 
 /// A regular file's content: its size and its source. Holes are content-defined: the writer

@@ -64,7 +64,7 @@ pub fn read_image_file(tree: &FsTree, path: &str) -> Result<Option<Vec<u8>>, Ing
         return Err(too_big());
     }
     let (src, bytes) = match &c.source {
-        DataSource::Host(p) => (p.clone(), std::fs::read(p)),
+        DataSource::Host { path: p, .. } => (p.clone(), std::fs::read(p)),
         DataSource::Archive { path: p, offset, map } => {
             (p.to_path_buf(), read_archive_range(p, *offset, c.size, map.as_deref()))
         }

@@ -106,7 +106,7 @@ pub fn expected_bytes(c: &FileContent) -> Vec<u8> {
     let mut out = vec![0u8; c.size as usize];
     match &c.source {
         DataSource::Bytes(b) => out.copy_from_slice(&b[..c.size as usize]),
-        DataSource::Host(p) => {
+        DataSource::Host { path: p, .. } => {
             std::fs::File::open(p).unwrap().read_exact(&mut out).unwrap();
         }
         DataSource::Archive { path, offset, map } => {

@@ -27,7 +27,7 @@ pub fn sh(script: &str) -> String {
 /// The bytes a file node stands for, read from wherever its source points.
 pub fn content(c: &FileContent) -> Vec<u8> {
     let bytes = match &c.source {
-        DataSource::Host(p) => std::fs::read(p).expect("host source readable"),
+        DataSource::Host { path: p, .. } => std::fs::read(p).expect("host source readable"),
         DataSource::Archive { path, offset, map } => {
             read_archive_range(path, *offset, c.size, map.as_deref()).expect("archive range readable")
         }

@@ -106,6 +106,7 @@
 //! `s_kbytes_written = 0`.
 
 mod bitmap;
+mod census;
 mod csum;
 mod dir;
 mod extent;

@@ -8,13 +8,14 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use sha2::{Digest, Sha256};
 
 use super::bitmap::Bitmap;
+use super::census::{Content, LOST_FOUND_BLOCKS, LOST_FOUND_INO, ROOT_INO, dir_entries};
 use super::csum::{crc32c_raw, fs_seed, inode_seed, put_u32};
 use super::dir;
 use super::extent::{self, Extent};
 use super::group_descr::{EXT4_BG_INODE_ZEROED, GroupDesc};
 use super::inode::{self, EXT4_EXTENTS_FL, EXT4_INDEX_FL, Inode};
 use super::journal;
-use super::planner::{ADDR_PER_BLOCK, Content, Ext4Plan, Geometry, LOST_FOUND_INO, NodeAlloc, dir_entries};
+use super::planner::{ADDR_PER_BLOCK, Ext4Plan, Geometry, NodeAlloc};
 use super::superblock::{self, JOURNAL_INO, SuperCounts};
 use super::xattr;
 use super::{BLOCK_SIZE, Ext4Error};
@@ -98,7 +99,9 @@ struct Source<'a> {
 impl<'a> Source<'a> {
     fn open(src: &'a DataSource, size: u64) -> Result<Self, Ext4Error> {
         let (file, map) = match src {
-            DataSource::Host(p) => (Some(File::open(p).map_err(|e| read_err(p, e))?), Vec::new()),
+            DataSource::Host { path: p, .. } => {
+                (Some(File::open(p).map_err(|e| read_err(p, e))?), Vec::new())
+            }
             DataSource::Archive { path, offset, map } => {
                 let f = File::open(path.as_path()).map_err(|e| read_err(path, e))?;
                 let mut m = Vec::new();
@@ -118,7 +121,7 @@ impl<'a> Source<'a> {
 
     fn path(&self) -> &Path {
         match self.src {
-            DataSource::Host(p) => p,
+            DataSource::Host { path: p, .. } => p,
             DataSource::Archive { path, .. } => path.as_path(),
             DataSource::Bytes(_) => Path::new("<generated file>"),
         }
@@ -146,24 +149,25 @@ impl<'a> Source<'a> {
         Ok(())
     }
 
-    /// Fills `buf` with the file's bytes from logical offset `at`.
+    /// Fills `buf` with the file's bytes from logical offset `at` (zeros past the end and in
+    /// the holes of a sparse map).
     fn read(&self, at: u64, buf: &mut [u8]) -> Result<(), Ext4Error> {
-        buf.fill(0);
         let end = (at + buf.len() as u64).min(self.size);
-        if at >= end {
-            return Ok(());
-        }
+        let n = end.saturating_sub(at) as usize;
         match self.src {
             DataSource::Bytes(b) => {
                 let s = at.min(b.len() as u64) as usize;
-                let e = end.min(b.len() as u64) as usize;
+                let e = end.min(b.len() as u64).max(s as u64) as usize;
                 buf[..e - s].copy_from_slice(&b[s..e]);
+                buf[e - s..].fill(0);
             }
-            DataSource::Host(_) => self.read_exact(at, &mut buf[..(end - at) as usize], end)?,
-            DataSource::Archive { offset, map: None, .. } => {
-                self.read_exact(offset + at, &mut buf[..(end - at) as usize], end)?
+            DataSource::Host { .. } if n > 0 => self.read_exact(at, &mut buf[..n], end)?,
+            DataSource::Archive { offset, map: None, .. } if n > 0 => {
+                self.read_exact(offset + at, &mut buf[..n], end)?
             }
+            DataSource::Host { .. } | DataSource::Archive { map: None, .. } => {}
             DataSource::Archive { map: Some(_), .. } => {
+                buf.fill(0);
                 for &(lo, len, stored) in &self.map {
                     let s = lo.max(at);
                     let e = (lo + len).min(end);
@@ -172,8 +176,10 @@ impl<'a> Source<'a> {
                         self.read_exact(stored + (s - lo), dst, e)?;
                     }
                 }
+                return Ok(());
             }
         }
+        buf[n..].fill(0);
         Ok(())
     }
 }
@@ -182,22 +188,25 @@ fn read_err(p: &Path, source: std::io::Error) -> Ext4Error {
     Ext4Error::Read { path: p.to_path_buf(), source }
 }
 
-/// Buffers inode table blocks in inode order and writes each block once it is complete.
+/// Buffers inode table blocks in inode order and writes each block once it is complete,
+/// through an [`Out`] of its own: the tables of a flex group lie back to back, so they are
+/// gathered into few writes instead of breaking up the file data's writes every 16 inodes.
 struct InodeTables<'a> {
     geo: &'a Geometry,
     plan: &'a Ext4Plan,
+    out: Out<'a>,
     block: Option<u64>,
     buf: Vec<u8>,
 }
 
 impl InodeTables<'_> {
-    fn put(&mut self, out: &mut Out, ino: u32, bytes: &[u8; 256]) -> Result<(), Ext4Error> {
+    fn put(&mut self, ino: u32, bytes: &[u8; 256]) -> Result<(), Ext4Error> {
         let idx = ino - 1;
         let g = idx / self.geo.inodes_per_group;
         let i = idx % self.geo.inodes_per_group;
         let blk = self.plan.groups[g as usize].inode_table + (i / 16) as u64;
         if self.block != Some(blk) {
-            self.flush(out)?;
+            self.end_block()?;
             self.block = Some(blk);
         }
         let o = (i % 16) as usize * 256;
@@ -205,14 +214,20 @@ impl InodeTables<'_> {
         Ok(())
     }
 
-    fn flush(&mut self, out: &mut Out) -> Result<(), Ext4Error> {
+    fn end_block(&mut self) -> Result<(), Ext4Error> {
         if let Some(b) = self.block.take() {
             if !super::is_zero(&self.buf) {
-                out.write_blocks(b, &self.buf)?;
+                self.out.write_blocks(b, &self.buf)?;
             }
             self.buf.fill(0);
         }
         Ok(())
+    }
+
+    /// Writes the last block and everything gathered.
+    fn flush(&mut self) -> Result<(), Ext4Error> {
+        self.end_block()?;
+        self.out.flush()
     }
 }
 
@@ -297,7 +312,7 @@ impl Pass<'_> {
         &mut self,
         ino: u32,
         al: &NodeAlloc,
-        feed: &Feed,
+        feed: &mut Feed,
         progress: &mut dyn FnMut(u64),
         done: &mut u64,
     ) -> Result<([u8; 60], u64), Ext4Error> {
@@ -311,8 +326,7 @@ impl Pass<'_> {
             let mut k = 0;
             while k < n {
                 let m = (n - k).min(CHUNK_BLOCKS as u64) as usize;
-                let buf = feed.next(m * BS)?;
-                let chunk = &buf[..m * BS];
+                let chunk = feed.next(m * BS)?;
                 let mut i = 0;
                 while i < m {
                     let zero = |j: usize| super::is_zero(&chunk[j * BS..(j + 1) * BS]);
@@ -335,7 +349,6 @@ impl Pass<'_> {
                     self.mark(p, len);
                     data_runs.push((l, p, len));
                 }
-                feed.recycle(buf);
                 *done += (m * BS) as u64;
                 progress(*done);
                 k += m as u64;
@@ -351,43 +364,90 @@ impl Pass<'_> {
     }
 }
 
-/// Chunks of file data in flight between the reader thread and the write pass. At most
-/// [`QUEUE_CHUNKS`] are queued, each at most [`CHUNK_BLOCKS`] blocks, and their buffers go
-/// back to the reader to be used again, so memory does not grow with the data.
-const QUEUE_CHUNKS: usize = 16;
+/// File data in flight between the reader thread and the write pass, in batches: a batch
+/// holds the chunks of one or more files back to back (each chunk at most [`CHUNK_BLOCKS`]
+/// blocks, never split between batches), so a tree of small files costs one hand-over per
+/// [`BATCH_BYTES`], not one per file. At most [`QUEUE_BATCHES`] are queued, and their buffers
+/// go back to the reader to be used again, so memory does not grow with the data.
+const QUEUE_BATCHES: usize = 16;
+const BATCH_BYTES: usize = CHUNK_BLOCKS * BS;
 
 /// The write pass's end of the queue.
 struct Feed {
-    chunks: Receiver<Result<Vec<u8>, Ext4Error>>,
+    batches: Receiver<Result<Vec<u8>, Ext4Error>>,
     spent: SyncSender<Vec<u8>>,
+    /// The batch being taken apart and how much of it is used.
+    cur: Vec<u8>,
+    pos: usize,
 }
 
 impl Feed {
     /// The next chunk, which must be `len` bytes: the reader walks the same runs.
-    fn next(&self, len: usize) -> Result<Vec<u8>, Ext4Error> {
-        match self.chunks.recv() {
-            Ok(Ok(buf)) if buf.len() == len => Ok(buf),
-            Ok(Ok(_)) | Err(_) => Err(Ext4Error::TreeMismatch("file data stream")),
-            Ok(Err(e)) => Err(e),
+    fn next(&mut self, len: usize) -> Result<&[u8], Ext4Error> {
+        while self.pos == self.cur.len() {
+            let spent = std::mem::take(&mut self.cur);
+            // A full pool or a finished reader just drops the buffer.
+            let _ = self.spent.try_send(spent);
+            self.pos = 0;
+            self.cur = match self.batches.recv() {
+                Ok(Ok(buf)) => buf,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(Ext4Error::TreeMismatch("file data stream")),
+            };
         }
+        let start = self.pos;
+        if self.cur.len() - start < len {
+            return Err(Ext4Error::TreeMismatch("file data stream"));
+        }
+        self.pos += len;
+        Ok(&self.cur[start..start + len])
+    }
+}
+
+/// The reader thread's end of the queue: fills a batch and sends it once the next chunk
+/// does not fit.
+struct Batcher {
+    batches: SyncSender<Result<Vec<u8>, Ext4Error>>,
+    spent: Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+}
+
+impl Batcher {
+    /// Room for `len` more bytes at the end of the batch (sending the batch first when it
+    /// is full); `None` when the write pass has hung up.
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        if !self.cur.is_empty() && self.cur.len() + len > BATCH_BYTES && !self.send() {
+            return None;
+        }
+        let start = self.cur.len();
+        self.cur.resize(start + len, 0);
+        Some(&mut self.cur[start..])
     }
 
-    fn recycle(&self, buf: Vec<u8>) {
-        // A full pool or a finished reader just drops the buffer.
-        let _ = self.spent.try_send(buf);
+    /// Sends the batch, if any, and takes a spent buffer for the next; false when the write
+    /// pass has hung up.
+    fn send(&mut self) -> bool {
+        if self.cur.is_empty() {
+            return true;
+        }
+        let next = self.spent.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_BYTES));
+        let full = std::mem::replace(&mut self.cur, next);
+        self.cur.clear();
+        self.batches.send(Ok(full)).is_ok()
     }
 }
 
 /// The reader thread: reads every regular file's planned runs in inode order, hashes the
-/// bytes and sends them in chunks to the write pass. It stops at the first error (sent to
-/// the write pass) or when the write pass hangs up.
+/// bytes and sends them in batches to the write pass. It stops at the first error (sent to
+/// the write pass after the data read before it) or when the write pass hangs up.
 fn read_files(
     plan: &Ext4Plan,
     tree: &FsTree,
-    chunks: SyncSender<Result<Vec<u8>, Ext4Error>>,
+    batches: SyncSender<Result<Vec<u8>, Ext4Error>>,
     spent: Receiver<Vec<u8>>,
 ) -> FileHashes {
     let mut hashes = FileHashes::new();
+    let mut out = Batcher { batches, spent, cur: Vec::with_capacity(BATCH_BYTES) };
     for (item, al) in plan.census.items.iter().zip(&plan.allocs) {
         let (Some(id), Content::File { .. }) = (item.node, &item.content) else { continue };
         let NodeKind::File(f) = &tree.node(id).kind else { continue };
@@ -399,18 +459,18 @@ fn read_files(
                 let mut k = 0;
                 while k < n {
                     let m = (n - k).min(CHUNK_BLOCKS as u64) as usize;
-                    let mut buf = spent.try_recv().unwrap_or_default();
-                    buf.resize(m * BS, 0);
+                    let Some(buf) = out.room(m * BS) else { return Ok(None) };
                     let at = (l0 + k) * BLOCK_SIZE;
-                    src.read(at, &mut buf)?;
+                    if let Err(e) = src.read(at, buf) {
+                        // The failing chunk is not sent: the error stands in its place.
+                        out.cur.truncate(out.cur.len() - m * BS);
+                        return Err(e);
+                    }
                     let end = (at + buf.len() as u64).min(f.size);
                     if at < end {
                         hash_zeros(&mut h, at.saturating_sub(hashed));
                         h.update(&buf[(hashed.max(at) - at) as usize..(end - at) as usize]);
                         hashed = end;
-                    }
-                    if chunks.send(Ok(buf)).is_err() {
-                        return Ok(None);
                     }
                     k += m as u64;
                 }
@@ -422,13 +482,18 @@ fn read_files(
             Ok(Some(sha)) => {
                 hashes.insert(f.clone(), sha);
             }
-            Ok(None) => break,
+            Ok(None) => return hashes,
             Err(e) => {
-                let _ = chunks.send(Err(e));
-                break;
+                // The chunks read before the failing one go first: the write pass takes
+                // them, then meets the error where the failing file's data should be.
+                if out.send() {
+                    let _ = out.batches.send(Err(e));
+                }
+                return hashes;
             }
         }
     }
+    out.send();
     hashes
 }
 
@@ -447,12 +512,12 @@ impl Ext4Plan {
         if tree.nodes.len() != self.node_count {
             return Err(Ext4Error::TreeMismatch("node count"));
         }
-        let (chunks_tx, chunks) = sync_channel(QUEUE_CHUNKS);
-        let (spent, spent_rx) = sync_channel(QUEUE_CHUNKS);
+        let (batches_tx, batches) = sync_channel(QUEUE_BATCHES);
+        let (spent, spent_rx) = sync_channel(QUEUE_BATCHES);
         std::thread::scope(|scope| {
-            let reader = scope.spawn(move || read_files(self, tree, chunks_tx, spent_rx));
-            let feed = Feed { chunks, spent };
-            let written = self.write_pass(tree, out, offset, &feed, progress);
+            let reader = scope.spawn(move || read_files(self, tree, batches_tx, spent_rx));
+            let mut feed = Feed { batches, spent, cur: Vec::new(), pos: 0 };
+            let written = self.write_pass(tree, out, offset, &mut feed, progress);
             // Hang up first, so a reader still sending sees the write pass has stopped.
             drop(feed);
             let hashes = reader.join().map_err(|_| Ext4Error::TreeMismatch("reader thread"))?;
@@ -466,7 +531,7 @@ impl Ext4Plan {
         tree: &FsTree,
         out: &File,
         offset: u64,
-        feed: &Feed,
+        feed: &mut Feed,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(), Ext4Error> {
         let geo = &self.geo;
@@ -478,7 +543,8 @@ impl Ext4Plan {
             used: self.meta_used.clone(),
             seed,
         };
-        let mut itables = InodeTables { geo, plan: self, block: None, buf: vec![0; BS] };
+        let mut itables =
+            InodeTables { geo, plan: self, out: Out::new(out, offset), block: None, buf: vec![0; BS] };
         let links = tree.link_counts();
         let mut used_dirs = vec![0u32; geo.groups as usize];
         let mut done = 0u64;
@@ -491,7 +557,7 @@ impl Ext4Plan {
         for (item, al) in self.census.items.iter().zip(&self.allocs) {
             while pending.first().is_some_and(|(i, _)| *i < item.ino) {
                 let (i, ino) = pending.remove(0);
-                itables.put(&mut pass.out, i, &ino.to_bytes(i, seed))?;
+                itables.put(i, &ino.to_bytes(i, seed))?;
             }
             let ino_no = item.ino;
             let meta_owned;
@@ -517,9 +583,9 @@ impl Ext4Plan {
                     let entries = dir_entries(tree, &self.census, item.node);
                     let parent = match item.node {
                         Some(id) => self.census.parent_ino[id.0 as usize],
-                        None => super::planner::ROOT_INO,
+                        None => ROOT_INO,
                     };
-                    let min = if ino_no == LOST_FOUND_INO { super::planner::LOST_FOUND_BLOCKS } else { 1 };
+                    let min = if ino_no == LOST_FOUND_INO { LOST_FOUND_BLOCKS } else { 1 };
                     let d = dir::build(
                         ino_no,
                         parent,
@@ -594,12 +660,12 @@ impl Ext4Plan {
             }
             ino.blocks_512 += xattr_blocks * 8;
             ino.ibody_xattrs = xattr::ibody(&item.ibody_attrs);
-            itables.put(&mut pass.out, ino_no, &ino.to_bytes(ino_no, seed))?;
+            itables.put(ino_no, &ino.to_bytes(ino_no, seed))?;
         }
         for (i, ino) in pending {
-            itables.put(&mut pass.out, i, &ino.to_bytes(i, seed))?;
+            itables.put(i, &ino.to_bytes(i, seed))?;
         }
-        itables.flush(&mut pass.out)?;
+        itables.flush()?;
         self.finish(&mut pass, &used_dirs, jnl_blocks)?;
         pass.out.flush()
     }

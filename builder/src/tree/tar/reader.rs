@@ -15,34 +15,6 @@ pub(super) enum Input {
     Stream(Box<dyn Read>),
 }
 
-/// Several zstd frames back to back, read as one stream.
-pub(super) struct ZstdFrames {
-    pub(super) input: Option<BufReader<File>>,
-    pub(super) frame:
-        Option<ruzstd::decoding::StreamingDecoder<BufReader<File>, ruzstd::decoding::FrameDecoder>>,
-}
-
-impl Read for ZstdFrames {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if let Some(frame) = &mut self.frame {
-                let n = frame.read(buf)?;
-                if n > 0 || buf.is_empty() {
-                    return Ok(n);
-                }
-                self.input = self.frame.take().map(|f| f.into_inner());
-            }
-            let Some(mut input) = self.input.take() else { return Ok(0) };
-            if input.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            let frame = ruzstd::decoding::StreamingDecoder::new(input)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
-            self.frame = Some(frame);
-        }
-    }
-}
-
 /// The scratch file of a compressed archive. Member data is copied at 4 KiB-aligned
 /// offsets and all-zero 4 KiB blocks are left as holes, so the file takes only the space
 /// of the bytes that become data blocks in the image (the writer stores zero blocks as
@@ -92,7 +64,9 @@ impl Reader {
         let stream: Option<Box<dyn Read>> = if is_gzip {
             Some(Box::new(flate2::bufread::MultiGzDecoder::new(input)))
         } else if is_zstd {
-            Some(Box::new(ZstdFrames { input: Some(input), frame: None }))
+            // libzstd's streaming decoder reads several frames back to back as one stream.
+            let z = zstd::stream::read::Decoder::with_buffer(input).map_err(io)?;
+            Some(Box::new(z))
         } else {
             None
         };
