@@ -419,6 +419,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     let file_name = output_file_name(spec);
     let staged_image = stage.path_for(&file_name)?;
     let mut image = Image::create(&staged_image, plan.disk_bytes).map_err(io("creating", &staged_image))?;
+    let params = FormatParams::of(spec);
+    // Raw (and fixed vpc): this file is the output, so it goes to disk while it is written.
+    let writeback = match format::needs_conversion(&params) {
+        true => None,
+        false => Some(raw::BackgroundWriteback::start(image.file()).map_err(io("writing", &staged_image))?),
+    };
     progress.stage("writing the partition table");
     ptable::write_tables(&plan, &mut image.writer())?;
     let grub_bios = match &prepared.bios {
@@ -431,9 +437,12 @@ pub fn build(spec: &Spec, out_dir: &Path, progress: &Progress) -> Result<BuildOu
     write_boot_filesystems(&prepared.boot, &mut image, progress)?;
     let file_hashes = write_root_filesystem(&prepared, &mut image, progress)?;
 
+    if let Some(w) = writeback {
+        w.finish().map_err(io("writing", &staged_image))?;
+    }
     progress.stage(&format!("writing the {} file", spec.format.hydra_name()));
-    let (mut image, format_record) = format::finish(image, plan.disk_bytes, &FormatParams::of(spec))
-        .map_err(io("writing", &staged_image))?;
+    let (mut image, format_record) =
+        format::finish(image, plan.disk_bytes, &params).map_err(io("writing", &staged_image))?;
     // Without postVM the image is final now: it is hashed on a second thread while the
     // inputs' digests are resolved, the image is fsynced and the rest of the set is
     // written. With postVM it is hashed after postVM, which may change it, so the manifest
