@@ -24,7 +24,13 @@ impl Image {
     /// Creates an all-hole file of `len` bytes in `final_path`'s folder.
     pub fn create(final_path: &Path, len: u64) -> io::Result<Image> {
         let dir = final_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let tmp = tempfile::Builder::new().prefix(".reprodisk-").suffix(".tmp").tempfile_in(dir)?;
+        // Under the clean-up lock: a signal's clean-up removes the folder while this thread
+        // may be writing the rest of the set into it, and a file created (or renamed, see
+        // `commit`) during `remove_dir_all` would leave the folder behind.
+        let tmp = {
+            let _signals = crate::cleanup::hold();
+            tempfile::Builder::new().prefix(".reprodisk-").suffix(".tmp").tempfile_in(dir)?
+        };
         tmp.as_file().set_len(len)?;
         Ok(Image { tmp, final_path: final_path.to_path_buf() })
     }
@@ -51,6 +57,7 @@ impl Image {
         let file = self.tmp.as_file();
         file.set_permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))?;
         file.sync_all()?;
+        let _signals = crate::cleanup::hold();
         self.tmp.persist(&self.final_path).map_err(|e| e.error)?;
         Ok(self.final_path)
     }
