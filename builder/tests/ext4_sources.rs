@@ -147,10 +147,9 @@ fn node_insertion_order_does_not_change_the_image() {
 #[test]
 fn file_spanning_block_groups_with_content_defined_holes() {
     let tmp = tempfile::tempdir().unwrap();
-    // 150 MiB, one non-zero 4 KiB block every 64 KiB, read as a dense archive member (so
-    // the plan does not scan it): the plan reserves it densely across the backup superblock
-    // of group 1, the write keeps only the 2400 data blocks and builds a two-level extent
-    // tree in freed blocks.
+    // 150 MiB, one non-zero 4 KiB block every 64 KiB, read as a dense archive member: the
+    // plan scans it (it is over 1 MiB) and reserves only its 2400 data blocks, across the
+    // backup superblock of group 1, under a two-level extent tree.
     let host = tmp.path().join("spanning.bin");
     let size = 150u64 << 20;
     sparse_host_file(
@@ -293,4 +292,72 @@ fn a_hole_that_deepens_the_extent_tree_still_fits() {
     assert_fsck_clean(&img);
     check_with_ext4_view(&b.tree, &img);
     check_with_debugfs(&b.tree, &img);
+}
+
+/// Holes are decided by the bytes alone: the same two files stored densely on the host,
+/// sparsely on the host, as dense archive members and as sparse members (map listing only the
+/// data) give byte-identical images. One file is big enough to be scanned by the plan, one is
+/// not (planned at full size, its zero blocks freed while writing, 74 extents in a leaf block
+/// taken from those holes).
+#[test]
+fn holes_depend_on_the_bytes_not_on_how_the_source_stores_them() {
+    const B: u64 = 4096;
+    let big_size = (3 << 20) + 100;
+    let big: Vec<(u64, Vec<u8>)> =
+        vec![(0, vec![b'x'; B as usize]), (600 * B, vec![b'y'; 10]), (700 * B + 5, vec![b'z'; 3])];
+    let small_size = 600_000u64;
+    let small: Vec<(u64, Vec<u8>)> = (0..small_size.div_ceil(B))
+        .step_by(2)
+        .map(|k| (k * B, vec![k as u8 + 1; (small_size - k * B).min(B) as usize]))
+        .collect();
+    let dense = |size: u64, chunks: &[(u64, Vec<u8>)]| {
+        let mut v = vec![0u8; size as usize];
+        for (at, d) in chunks {
+            v[*at as usize..*at as usize + d.len()].copy_from_slice(d);
+        }
+        v
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let files = [(b"big".as_slice(), big_size, &big), (b"small".as_slice(), small_size, &small)];
+    let mut trees = Vec::new();
+    for how in ["host dense", "host sparse", "archive dense", "archive sparse"] {
+        let mut b = TreeBuilder::new();
+        for (name, size, chunks) in files {
+            let path = tmp.path().join(format!("{how}-{}", String::from_utf8_lossy(name)));
+            let source = match how {
+                "host dense" => {
+                    std::fs::write(&path, dense(size, chunks)).unwrap();
+                    DataSource::host(path).unwrap()
+                }
+                "host sparse" => {
+                    sparse_host_file(&path, size, chunks.iter().cloned());
+                    let source = DataSource::host(path).unwrap();
+                    assert!(matches!(source, DataSource::Host { allocated, .. } if allocated < size));
+                    source
+                }
+                "archive dense" => {
+                    std::fs::write(&path, [vec![1u8; 512], dense(size, chunks)].concat()).unwrap();
+                    DataSource::Archive { path: Arc::new(path), offset: 512, map: None }
+                }
+                _ => {
+                    let stored: Vec<u8> = chunks.iter().flat_map(|(_, d)| d.clone()).collect();
+                    std::fs::write(&path, [vec![1u8; 512], stored].concat()).unwrap();
+                    let map: Arc<[(u64, u64)]> = chunks.iter().map(|(at, d)| (*at, d.len() as u64)).collect();
+                    DataSource::Archive { path: Arc::new(path), offset: 512, map: Some(map) }
+                }
+            };
+            b.add(NodeId::ROOT, name, NodeKind::File(FileContent { size, source }), meta(0o644));
+        }
+        trees.push((how, b.tree));
+    }
+    let img = build(&trees[0].1, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), "dense");
+    assert_fsck_clean(&img);
+    check_with_debugfs(&trees[0].1, &img);
+    let stat = debugfs(&img, "stat /big");
+    assert!(stat.contains("Blockcount: 24\n"), "three data blocks only:\n{stat}");
+    let first = std::fs::read(&img).unwrap();
+    for (how, tree) in &trees[1..] {
+        let other = build(tree, SizeRequest::Auto { extra_bytes: 0 }, tmp.path(), how);
+        assert!(std::fs::read(&other).unwrap() == first, "{how} gives another image than host dense");
+    }
 }

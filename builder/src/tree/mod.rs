@@ -78,8 +78,9 @@ impl Metadata {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum DataSource {
     /// A file on the host, read from offset 0. `allocated` is the space the host gave it
-    /// when it was ingested (`st_blocks` x 512): less than its size means it may hold holes,
-    /// which the ext4 planner then scans for (ingestion's own `lstat`, so planning needs none).
+    /// when it was ingested (`st_blocks` x 512, from ingestion's own `lstat`): less than its
+    /// size means it may hold host holes, which the ext4 planner then asks `SEEK_DATA` for so
+    /// as not to read them. It only saves reads: holes are decided by the bytes either way.
     Host { path: PathBuf, allocated: u64 },
     /// A byte range of an uncompressed file (a plain tar, or a compressed tar unpacked to a
     /// temporary file by ingestion), starting at `offset`. For GNU/pax sparse members the
@@ -100,8 +101,9 @@ impl DataSource {
 }
 
 /// A regular file's content: its size and its source. Holes are content-defined: the writer
-/// stores every block-aligned all-zero block as a hole (as `mke2fs -d` does), so the image
-/// depends on the bytes only, never on how sparse the host's copy happened to be.
+/// stores every block-aligned all-zero block as a hole (as `mke2fs -d` does), and where the
+/// plan puts the other blocks depends on the bytes only, never on how sparse the host's copy
+/// or the archive member happened to be (`fs/ext4/source.rs` has the rule).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileContent {
     pub size: u64,

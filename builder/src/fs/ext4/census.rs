@@ -5,7 +5,7 @@ use super::dir::{self, Entry};
 use super::extent;
 use super::xattr::{self, Attr};
 use super::{BLOCK_SIZE, Ext4Error, Ext4Options};
-use crate::tree::{DataSource, FsTree, NodeId, NodeKind};
+use crate::tree::{FsTree, NodeId, NodeKind};
 
 /// What one inode holds, known before any block is placed.
 #[derive(Debug, Clone)]
@@ -15,7 +15,8 @@ pub enum Content {
         blocks: u64,
         indexed: bool,
     },
-    /// A regular file and the logical block runs that may hold data.
+    /// A regular file and the logical block runs the plan reserves for it
+    /// ([`super::source::data_runs`]).
     File {
         runs: Vec<(u64, u64)>,
     },
@@ -109,74 +110,6 @@ pub fn dir_entries<'a>(tree: &'a FsTree, census: &Census, node: Option<NodeId>) 
         v.insert(pos, Entry { name: b"lost+found", ino: LOST_FOUND_INO, file_type: dir::FT_DIR });
     }
     v
-}
-
-/// Logical block runs of a file that may hold data: all of them, or for a tar's sparse
-/// member only the blocks its map touches.
-fn file_runs(size: u64, source: &DataSource) -> Vec<(u64, u64)> {
-    let nblocks = size.div_ceil(BLOCK_SIZE);
-    match source {
-        DataSource::Archive { map: Some(map), .. } => {
-            let mut runs: Vec<(u64, u64)> = Vec::new();
-            // Archives list runs in order, but a map out of order must not give unsorted extents.
-            let mut sorted = map.to_vec();
-            sorted.sort_unstable();
-            for &(off, len) in &sorted {
-                if len == 0 || off >= size {
-                    continue;
-                }
-                let first = off / BLOCK_SIZE;
-                let end = (off + len).min(size).div_ceil(BLOCK_SIZE);
-                match runs.last_mut() {
-                    Some((s, l)) if *s + *l >= first => {
-                        let new_end = (*s + *l).max(end);
-                        *l = new_end - *s;
-                    }
-                    _ => runs.push((first, end - first)),
-                }
-            }
-            runs
-        }
-        _ if nblocks == 0 => Vec::new(),
-        _ => vec![(0, nblocks)],
-    }
-}
-
-/// Logical block runs of a host file that the host stores sparsely (it had fewer allocated
-/// bytes than its size at ingestion): the file is scanned once here so that its holes cost
-/// no blocks in the plan. Dense host files (the common case) are not read.
-fn sparse_host_runs(path: &std::path::Path, size: u64) -> Result<Vec<(u64, u64)>, Ext4Error> {
-    use std::os::unix::fs::FileExt;
-    let err = |source| Ext4Error::Read { path: path.to_path_buf(), source };
-    let file = std::fs::File::open(path).map_err(err)?;
-    const CHUNK: usize = 1 << 20;
-    let mut buf = vec![0u8; CHUNK];
-    let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut at = 0u64;
-    while at < size {
-        let want = (size - at).min(CHUNK as u64) as usize;
-        let mut got = 0;
-        while got < want {
-            match file.read_at(&mut buf[got..want], at + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(err(e)),
-            }
-        }
-        buf[got..want].fill(0);
-        for (i, blk) in buf[..want].chunks(BLOCK_SIZE as usize).enumerate() {
-            if !super::is_zero(blk) {
-                let l = at / BLOCK_SIZE + i as u64;
-                match runs.last_mut() {
-                    Some((s, n)) if *s + *n == l => *n += 1,
-                    _ => runs.push((l, 1)),
-                }
-            }
-        }
-        at += want as u64;
-    }
-    Ok(runs)
 }
 
 pub(super) fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Error> {
@@ -279,15 +212,7 @@ pub(super) fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Er
                         .map_err(|()| Ext4Error::DirectoryTooLarge { path: node_path(tree, id) })?;
                         Content::Dir { blocks: d.blocks.len() as u64, indexed: d.indexed }
                     }
-                    NodeKind::File(f) => {
-                        let sparse = match &f.source {
-                            DataSource::Host { path, allocated } if *allocated < f.size => {
-                                Some(sparse_host_runs(path, f.size)?)
-                            }
-                            _ => None,
-                        };
-                        Content::File { runs: sparse.unwrap_or_else(|| file_runs(f.size, &f.source)) }
-                    }
+                    NodeKind::File(f) => Content::File { runs: super::source::data_runs(f)? },
                     NodeKind::Symlink(t) if t.len() < 60 => Content::FastSymlink,
                     NodeKind::Symlink(t) if t.len() < BLOCK_SIZE as usize => Content::SlowSymlink,
                     NodeKind::Symlink(t) => {

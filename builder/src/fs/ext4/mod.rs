@@ -74,11 +74,12 @@
 //! fails with [`Ext4Error::TooSmall`] (saying how many MiB are missing) if the planned
 //! contents plus `reserved_percent` of the blocks do not fit, or with
 //! [`Ext4Error::TooManyInodes`] if the tree needs more inodes than 32768 per group.
-//! The plan counts every block of a file as data except the holes of a tar sparse map and,
-//! for a host file the host stores sparsely (fewer allocated bytes than its size), its
-//! all-zero blocks: such a file is scanned once while planning, so a 10 GiB sparse file
-//! with little data costs little. Other all-zero blocks are found while streaming and left
-//! free, so the filesystem can be larger than strictly needed (never smaller).
+//! The plan reserves a file's blocks by the rule of `source.rs`, which depends on its bytes
+//! only: a file of 1 MiB or more is scanned while planning and costs only its blocks that
+//! hold a non-zero byte (host holes and sparse-map holes are skipped, not read, so a 10 GiB
+//! sparse file with little data costs little); a smaller file is planned at its full size
+//! and its all-zero blocks, found while streaming, are left free, so the filesystem can be a
+//! little larger than strictly needed (never smaller).
 //! [`SizeRequest::Auto`] finds the smallest multiple of 1 MiB where everything fits
 //! (including the reserved blocks), adds `extra_bytes` and rounds up to 1 MiB again.
 //!
@@ -93,7 +94,7 @@
 //! [`crate::tree::digest::FileHashes`] for the manifest) and sends the chunks over a bounded
 //! queue (16 chunks); the write pass finds the all-zero blocks (holes), writes the rest and
 //! sends each buffer back to the reader to be used again, so no buffer is allocated or zeroed
-//! per file. Each file is read once (sparse host files once more while planning). The reader
+//! per file. Each file is read once (files of 1 MiB or more once more while planning). The reader
 //! only fetches bytes: what is written, and where, is decided by the write pass alone, so the
 //! image does not depend on thread timing. The first error on either side stops both; it is
 //! the one reported. Memory: the plan keeps per-inode block runs and one bit per filesystem
@@ -115,6 +116,7 @@ mod hash;
 mod inode;
 mod journal;
 mod planner;
+mod source;
 mod superblock;
 mod writer;
 mod xattr;

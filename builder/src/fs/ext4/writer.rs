@@ -2,7 +2,6 @@
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use sha2::{Digest, Sha256};
@@ -16,12 +15,13 @@ use super::group_descr::{EXT4_BG_INODE_ZEROED, GroupDesc};
 use super::inode::{self, EXT4_EXTENTS_FL, EXT4_INDEX_FL, Inode};
 use super::journal;
 use super::planner::{ADDR_PER_BLOCK, Ext4Plan, Geometry, NodeAlloc};
+use super::source::Source;
 use super::superblock::{self, JOURNAL_INO, SuperCounts};
 use super::xattr;
 use super::{BLOCK_SIZE, Ext4Error};
 use crate::manifest::hash_zeros;
 use crate::tree::digest::FileHashes;
-use crate::tree::{DataSource, FsTree, Metadata, NodeKind, Timestamp};
+use crate::tree::{FsTree, Metadata, NodeKind, Timestamp};
 
 const BS: usize = BLOCK_SIZE as usize;
 /// Blocks read and written per step when streaming file data (1 MiB).
@@ -85,107 +85,6 @@ impl<'a> Out<'a> {
         let at = self.offset + byte;
         self.file.write_all_at(data, at).map_err(|source| Ext4Error::Write { offset: at, source })
     }
-}
-
-/// Reads a regular file's logical bytes from its source, zeros for holes and past the end.
-struct Source<'a> {
-    src: &'a DataSource,
-    file: Option<File>,
-    size: u64,
-    /// For sparse archive members: (logical offset, length, offset of the bytes in the archive).
-    map: Vec<(u64, u64, u64)>,
-}
-
-impl<'a> Source<'a> {
-    fn open(src: &'a DataSource, size: u64) -> Result<Self, Ext4Error> {
-        let (file, map) = match src {
-            DataSource::Host { path: p, .. } => {
-                (Some(File::open(p).map_err(|e| read_err(p, e))?), Vec::new())
-            }
-            DataSource::Archive { path, offset, map } => {
-                let f = File::open(path.as_path()).map_err(|e| read_err(path, e))?;
-                let mut m = Vec::new();
-                if let Some(map) = map {
-                    let mut at = *offset;
-                    for &(lo, len) in map.iter() {
-                        m.push((lo, len, at));
-                        at += len;
-                    }
-                }
-                (Some(f), m)
-            }
-            DataSource::Bytes(_) => (None, Vec::new()),
-        };
-        Ok(Source { src, file, size, map })
-    }
-
-    fn path(&self) -> &Path {
-        match self.src {
-            DataSource::Host { path: p, .. } => p,
-            DataSource::Archive { path, .. } => path.as_path(),
-            DataSource::Bytes(_) => Path::new("<generated file>"),
-        }
-    }
-
-    /// Reads `len` bytes of the stored stream at `at`; a short read means the source changed.
-    fn read_exact(&self, at: u64, buf: &mut [u8], logical_end: u64) -> Result<(), Ext4Error> {
-        // `file` is Some for every source but Bytes, which never gets here.
-        let f = self.file.as_ref().expect("file sources have an open file");
-        let mut done = 0;
-        while done < buf.len() {
-            match f.read_at(&mut buf[done..], at + done as u64) {
-                Ok(0) => {
-                    return Err(Ext4Error::SourceChanged {
-                        path: self.path().to_path_buf(),
-                        expected: self.size,
-                        actual: logical_end - (buf.len() - done) as u64,
-                    });
-                }
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(read_err(self.path(), e)),
-            }
-        }
-        Ok(())
-    }
-
-    /// Fills `buf` with the file's bytes from logical offset `at` (zeros past the end and in
-    /// the holes of a sparse map).
-    fn read(&self, at: u64, buf: &mut [u8]) -> Result<(), Ext4Error> {
-        let end = (at + buf.len() as u64).min(self.size);
-        let n = end.saturating_sub(at) as usize;
-        match self.src {
-            DataSource::Bytes(b) => {
-                let s = at.min(b.len() as u64) as usize;
-                let e = end.min(b.len() as u64).max(s as u64) as usize;
-                buf[..e - s].copy_from_slice(&b[s..e]);
-                buf[e - s..].fill(0);
-            }
-            DataSource::Host { .. } if n > 0 => self.read_exact(at, &mut buf[..n], end)?,
-            DataSource::Archive { offset, map: None, .. } if n > 0 => {
-                self.read_exact(offset + at, &mut buf[..n], end)?
-            }
-            DataSource::Host { .. } | DataSource::Archive { map: None, .. } => {}
-            DataSource::Archive { map: Some(_), .. } => {
-                buf.fill(0);
-                for &(lo, len, stored) in &self.map {
-                    let s = lo.max(at);
-                    let e = (lo + len).min(end);
-                    if s < e {
-                        let dst = &mut buf[(s - at) as usize..(e - at) as usize];
-                        self.read_exact(stored + (s - lo), dst, e)?;
-                    }
-                }
-                return Ok(());
-            }
-        }
-        buf[n..].fill(0);
-        Ok(())
-    }
-}
-
-fn read_err(p: &Path, source: std::io::Error) -> Ext4Error {
-    Ext4Error::Read { path: p.to_path_buf(), source }
 }
 
 /// Buffers inode table blocks in inode order and writes each block once it is complete,
