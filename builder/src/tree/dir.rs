@@ -300,17 +300,19 @@ impl<'a> Walker<'a> {
             return Err(IngestError::SourceLoop { path: host.to_path_buf(), ancestor: ancestor.clone() });
         }
         let io = |source| IngestError::Io { path: host.to_path_buf(), source };
-        let mut names: Vec<_> = fs::read_dir(host)
-            .map_err(io)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()
-            .map_err(io)?;
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        // Each entry is lstat'ed relative to the open folder (`DirEntry::metadata` does not
+        // follow symlinks), so the kernel looks up one name instead of the whole path; the
+        // folder is closed before descending, so open folders do not grow with the depth.
+        let mut entries: Vec<(std::ffi::OsString, fs::Metadata)> = Vec::new();
+        for e in fs::read_dir(host).map_err(io)? {
+            let e = e.map_err(io)?;
+            let md = e.metadata().map_err(|source| IngestError::Io { path: e.path(), source })?;
+            entries.push((e.file_name(), md));
+        }
+        entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
         self.ancestors.push((key, host.to_path_buf()));
-        for name in names {
+        for (name, md) in entries {
             let path = host.join(&name);
-            let md = fs::symlink_metadata(&path)
-                .map_err(|source| IngestError::Io { path: path.clone(), source })?;
             self.add_entry(dir, dir_path, name.as_bytes(), &path, &md)?;
         }
         self.ancestors.pop();

@@ -15,8 +15,9 @@
 //! 1 MiB a file wastes less than 1 MiB of free space at worst, and only if it holds zeros.
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{BLOCK_SIZE, Ext4Error};
 use crate::tree::{DataSource, FileContent};
@@ -35,7 +36,7 @@ pub(super) fn data_runs(f: &FileContent) -> Result<Vec<(u64, u64)>, Ext4Error> {
     if f.size < SCAN_BYTES {
         return Ok(if nblocks == 0 { Vec::new() } else { vec![(0, nblocks)] });
     }
-    let src = Source::open(&f.source, f.size)?;
+    let src = Source::open(&f.source, f.size, &mut Folders::default())?;
     let mut runs: Vec<(u64, u64)> = Vec::new();
     let mut buf = vec![0u8; SCAN_CHUNK];
     for (first, end) in src.regions()? {
@@ -60,6 +61,33 @@ pub(super) fn data_runs(f: &FileContent) -> Result<Vec<(u64, u64)>, Ext4Error> {
     Ok(runs)
 }
 
+/// The folder of the last host file opened, kept open (`O_PATH`, so a folder without read
+/// permission works as it does for a path open) so that the next file of the same folder is
+/// opened relative to it with `openat`: the kernel then looks up one name, not every component
+/// of the path. Files come in inode order, so the files of a folder come together.
+#[derive(Default)]
+pub(super) struct Folders {
+    last: Option<(PathBuf, OwnedFd)>,
+}
+
+impl Folders {
+    /// Opens `path` for reading, following a final symlink as `File::open` does.
+    pub(super) fn open(&mut self, path: &Path) -> std::io::Result<File> {
+        use rustix::fs::{Mode, OFlags, open, openat};
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return File::open(path) };
+        if parent.as_os_str().is_empty() {
+            return File::open(path);
+        }
+        if self.last.as_ref().is_none_or(|(p, _)| p != parent) {
+            self.last = None;
+            let fd = open(parent, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+            self.last = Some((parent.to_path_buf(), fd));
+        }
+        let (_, folder) = self.last.as_ref().expect("set just above");
+        Ok(File::from(openat(folder, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?))
+    }
+}
+
 /// Reads a regular file's logical bytes from its source, zeros for holes and past the end.
 pub(super) struct Source<'a> {
     src: &'a DataSource,
@@ -70,10 +98,11 @@ pub(super) struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    pub(super) fn open(src: &'a DataSource, size: u64) -> Result<Self, Ext4Error> {
+    /// Opens the file; a host file through `folders` (see [`Folders`]).
+    pub(super) fn open(src: &'a DataSource, size: u64, folders: &mut Folders) -> Result<Self, Ext4Error> {
         let (file, map) = match src {
             DataSource::Host { path: p, .. } => {
-                (Some(File::open(p).map_err(|e| read_err(p, e))?), Vec::new())
+                (Some(folders.open(p).map_err(|e| read_err(p, e))?), Vec::new())
             }
             DataSource::Archive { path, offset, map } => {
                 let f = File::open(path.as_path()).map_err(|e| read_err(path, e))?;

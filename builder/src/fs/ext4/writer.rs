@@ -15,7 +15,7 @@ use super::group_descr::{EXT4_BG_INODE_ZEROED, GroupDesc};
 use super::inode::{self, EXT4_EXTENTS_FL, EXT4_INDEX_FL, Inode};
 use super::journal;
 use super::planner::{ADDR_PER_BLOCK, Ext4Plan, Geometry, NodeAlloc};
-use super::source::Source;
+use super::source::{Folders, Source};
 use super::superblock::{self, JOURNAL_INO, SuperCounts};
 use super::xattr;
 use super::{BLOCK_SIZE, Ext4Error};
@@ -347,11 +347,12 @@ fn read_files(
 ) -> FileHashes {
     let mut hashes = FileHashes::new();
     let mut out = Batcher { batches, spent, cur: Vec::with_capacity(BATCH_BYTES) };
+    let mut folders = Folders::default();
     for (item, al) in plan.census.items.iter().zip(&plan.allocs) {
         let (Some(id), Content::File { .. }) = (item.node, &item.content) else { continue };
         let NodeKind::File(f) = &tree.node(id).kind else { continue };
         let sent = (|| -> Result<Option<[u8; 32]>, Ext4Error> {
-            let src = Source::open(&f.source, f.size)?;
+            let src = Source::open(&f.source, f.size, &mut folders)?;
             let mut h = Sha256::new();
             let mut hashed = 0u64;
             for &(l0, _, n) in &al.runs {
