@@ -2,7 +2,8 @@
 //!
 //! Decisions:
 //! - Entries are visited sorted bytewise by name, never in `readdir` order, and every entry is
-//!   read with `lstat`: symlinks are copied as links. Only the top-level source itself is
+//!   read with `lstat` (relative to its open folder, so one name is looked up, not the
+//!   whole path): symlinks are copied as links. Only the top-level source itself is
 //!   followed when it is a symlink to a directory, as `rsync -a src/ dst` does.
 //! - Mode bits and mtime come from the host (atime/ctime/crtime become the mtime, see
 //!   [`super::ingest`]). Owners of the root tree come from the host too, as `mke2fs -d` and
@@ -18,7 +19,8 @@
 //!   file, a directory that is its own ancestor (a bind mount loop, by dev+ino) and exceeding
 //!   [`IngestOptions::max_nodes`] are errors naming the host path.
 //! - Regular files are not opened at ingestion: their bytes are read once, by the ext4 write
-//!   pass ([`DataSource::Host`]), which also hashes them for the manifest. An unreadable file
+//!   pass ([`DataSource::Host`]), which also hashes them for the manifest (files of 1 MiB or
+//!   more are read once more while planning, to find their all-zero blocks). An unreadable file
 //!   fails the build there, naming the file; the output is staged, so nothing half-written is
 //!   left under a final name.
 
