@@ -16,7 +16,7 @@ pub enum Content {
         indexed: bool,
     },
     /// A regular file and the logical block runs the plan reserves for it
-    /// ([`super::source::data_runs`]).
+    /// ([`super::source::Scanner::data_runs`]).
     File {
         runs: Vec<(u64, u64)>,
     },
@@ -184,6 +184,7 @@ pub(super) fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Er
         max_ino,
     };
     let seed = fs_seed(&opts.uuid);
+    let mut scanner = super::source::Scanner::default();
     let mut items = Vec::with_capacity(inode_order.len());
     for (k, node) in inode_order.into_iter().enumerate() {
         let ino = if k == 0 {
@@ -212,7 +213,7 @@ pub(super) fn census(tree: &FsTree, opts: &Ext4Options) -> Result<Census, Ext4Er
                         .map_err(|()| Ext4Error::DirectoryTooLarge { path: node_path(tree, id) })?;
                         Content::Dir { blocks: d.blocks.len() as u64, indexed: d.indexed }
                     }
-                    NodeKind::File(f) => Content::File { runs: super::source::data_runs(f)? },
+                    NodeKind::File(f) => Content::File { runs: scanner.data_runs(f)? },
                     NodeKind::Symlink(t) if t.len() < 60 => Content::FastSymlink,
                     NodeKind::Symlink(t) if t.len() < BLOCK_SIZE as usize => Content::SlowSymlink,
                     NodeKind::Symlink(t) => {

@@ -7,9 +7,9 @@
 //! sparse map only say where zeros certainly are, so that they need not be read.
 //!
 //! **Where holes are decided.** A file of at least [`SCAN_BYTES`] is scanned by the census
-//! ([`data_runs`]): it is read once there (host holes and sparse-map holes skipped) and the
-//! plan reserves its data blocks only, so a 10 GiB sparse file with little data costs little
-//! space. A smaller file is planned at its full size, without being read; the write pass still
+//! ([`Scanner::data_runs`]): it is read once there (host holes and sparse-map holes
+//! skipped) and the plan reserves its data blocks only, so a 10 GiB sparse file with little
+//! data costs little space. A smaller file is planned at its full size, without being read; the write pass still
 //! turns its all-zero blocks into holes and leaves their blocks free. Both rules depend on the
 //! size and the bytes alone. Scanning small files too would read every file twice; below
 //! 1 MiB a file wastes less than 1 MiB of free space at worst, and only if it holds zeros.
@@ -28,21 +28,37 @@ pub(super) const SCAN_BYTES: u64 = 1 << 20;
 /// Bytes read per step of the scan (1 MiB).
 const SCAN_CHUNK: usize = 1 << 20;
 
-/// The logical block runs (first block, count) of `f` that the plan reserves, in order: all
-/// its blocks when it is smaller than [`SCAN_BYTES`], else exactly the blocks holding a
-/// non-zero byte (see the module doc).
-pub(super) fn data_runs(f: &FileContent) -> Result<Vec<(u64, u64)>, Ext4Error> {
-    let nblocks = f.size.div_ceil(BLOCK_SIZE);
-    if f.size < SCAN_BYTES {
-        return Ok(if nblocks == 0 { Vec::new() } else { vec![(0, nblocks)] });
+/// The census's scanner: one read buffer and one [`Folders`] for every file it scans.
+#[derive(Default)]
+pub(super) struct Scanner {
+    buf: Vec<u8>,
+    folders: Folders,
+}
+
+impl Scanner {
+    /// The logical block runs (first block, count) of `f` that the plan reserves, in order:
+    /// all its blocks when it is smaller than [`SCAN_BYTES`], else exactly the blocks holding
+    /// a non-zero byte (see the module doc).
+    pub(super) fn data_runs(&mut self, f: &FileContent) -> Result<Vec<(u64, u64)>, Ext4Error> {
+        let nblocks = f.size.div_ceil(BLOCK_SIZE);
+        if f.size < SCAN_BYTES {
+            return Ok(if nblocks == 0 { Vec::new() } else { vec![(0, nblocks)] });
+        }
+        let src = Source::open(&f.source, f.size, &mut self.folders)?;
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; SCAN_CHUNK];
+        }
+        scan(&src, &mut self.buf)
     }
-    let src = Source::open(&f.source, f.size, &mut Folders::default())?;
+}
+
+/// The blocks of `src` holding a non-zero byte, read `buf.len()` bytes at a time.
+fn scan(src: &Source<'_>, buf: &mut [u8]) -> Result<Vec<(u64, u64)>, Ext4Error> {
     let mut runs: Vec<(u64, u64)> = Vec::new();
-    let mut buf = vec![0u8; SCAN_CHUNK];
     for (first, end) in src.regions()? {
         let mut b = first;
         while b < end {
-            let n = (end - b).min((SCAN_CHUNK as u64) / BLOCK_SIZE);
+            let n = (end - b).min(buf.len() as u64 / BLOCK_SIZE);
             let chunk = &mut buf[..(n * BLOCK_SIZE) as usize];
             src.read(b * BLOCK_SIZE, chunk)?;
             for (i, blk) in chunk.chunks(BLOCK_SIZE as usize).enumerate() {
@@ -184,13 +200,7 @@ impl<'a> Source<'a> {
         buf[n..].fill(0);
         Ok(())
     }
-}
 
-pub(super) fn read_err(p: &Path, source: std::io::Error) -> Ext4Error {
-    Ext4Error::Read { path: p.to_path_buf(), source }
-}
-
-impl Source<'_> {
     /// Block ranges (first, end) of the logical file that may hold non-zero bytes, sorted and
     /// disjoint: what the host reports as data for a host file it stores sparsely, the blocks
     /// a sparse map touches, else every block. Outside them the file reads as zeros.
@@ -227,4 +237,8 @@ impl Source<'_> {
         }
         Ok(blocks)
     }
+}
+
+fn read_err(p: &Path, source: std::io::Error) -> Ext4Error {
+    Ext4Error::Read { path: p.to_path_buf(), source }
 }
