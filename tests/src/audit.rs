@@ -95,6 +95,30 @@ fn examples_reproduce_under_every_variation() {
             files.contains(&"manifest.json") && files.contains(&"nix-support/hydra-build-products"),
             "{files:?}"
         );
+        // The control's image is hashed after the builds have compared with it: every digest
+        // in the report, the control's and those taken over from it, is a real one.
+        let mut digests = Vec::new();
+        collect_digests(&j, &mut digests);
+        assert!(digests.len() > 20, "{name}: {digests:?}");
+        for d in digests {
+            assert!(d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()), "{name}: digest `{d}`");
+        }
+    }
+}
+
+/// Every `sha256` and `reference_sha256` value in a report.
+fn collect_digests<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x.as_str()) {
+                    ("sha256" | "reference_sha256", Some(s)) => out.push(s),
+                    _ => collect_digests(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_digests(x, out)),
+        _ => {}
     }
 }
 

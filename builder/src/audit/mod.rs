@@ -50,7 +50,7 @@ pub mod variations;
 use host::Host;
 use outputs::OutputSet;
 use report::{AuditReport, BuildResult, BuildStatus, FileStatus, Reference};
-use runner::{BuildEnd, Job, WorkDir};
+use runner::{BuildEnd, Job, Outputs, WorkDir};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -189,6 +189,8 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
         && host.unavailable(Variation::Readdir).is_none()
         && jobs.iter().any(|j| j.variations.contains(&Variation::Readdir));
     let notes = std::sync::Mutex::new(Vec::<(String, String)>::new());
+    let (to_hash, pending) = std::sync::mpsc::channel::<OutputSet>();
+    let to_hash = std::sync::Mutex::new(Some(to_hash));
     let before = |job: &mut Job, gate: &runner::Gate| {
         if job.variations.is_empty() {
             return;
@@ -291,10 +293,16 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
             BuildEnd::Built(set) => Some(set),
             _ => None,
         };
-        let control_build = || None;
-        let reference: &dyn Fn() -> Option<OutputSet> =
-            if job.variations.is_empty() { &control_build } else { &control };
-        let end = runner::run_build(&exe, &spec_path, &job.inv, &base, reference);
+        let outputs = if job.variations.is_empty() { Outputs::Listed } else { Outputs::Against(&control) };
+        let end = runner::run_build(&exe, &spec_path, &job.inv, &base, outputs);
+        // The control's image is hashed on a thread of its own (see `hasher` below), so
+        // that this worker opens the gate and goes on at once.
+        if job.variations.is_empty()
+            && let Some(tx) = to_hash.lock().unwrap_or_else(|e| e.into_inner()).take()
+            && let BuildEnd::Built(set) = &end
+        {
+            let _ = tx.send(set.clone());
+        }
         // A build identical to the control is removed at once, so that the disk holds the
         // control and the builds in progress, not every build of the audit.
         if let (false, BuildEnd::Built(set), Some(BuildEnd::Built(control))) =
@@ -312,12 +320,25 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
         end
     };
     let parallel = opts.jobs.unwrap_or_else(cores).clamp(1, jobs.len());
-    let finished = std::thread::scope(|s| {
+    let (finished, hashed) = std::thread::scope(|s| {
         if copy_early {
             s.spawn(|| copies.get_or_init(|| reversed::reversed_copies(&dir_inputs, &work.path)));
         }
-        runner::run_pool(&mut jobs, parallel, &before, &run)
+        let hasher = s.spawn(move || {
+            pending.recv().ok().map(|mut set| match set.hash_deferred() {
+                Ok(()) => Ok(set),
+                Err(e) => Err((set.dir, e)),
+            })
+        });
+        let finished = runner::run_pool(&mut jobs, parallel, &before, &run);
+        // A control that did not build sent nothing: let the hasher end.
+        drop(to_hash.lock().unwrap_or_else(|e| e.into_inner()).take());
+        (finished, hasher.join())
     });
+    let hashed = match hashed {
+        Ok(h) => h,
+        Err(_) => return Err(AuditError::ControlFailed("hashing its outputs panicked".into())),
+    };
     let mut done: Vec<(Job, runner::Finished)> = jobs.into_iter().zip(finished).collect();
     done.sort_by_key(|(j, _)| report_order.iter().position(|n| *n == j.name));
     let (jobs, finished): (Vec<Job>, Vec<runner::Finished>) = done.into_iter().unzip();
@@ -327,9 +348,19 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
         runner::remove_build(&c.staged_in);
     }
 
-    let control = match &finished[0].end {
-        BuildEnd::Built(set) => set.clone(),
-        BuildEnd::Failed(e) | BuildEnd::NotRun(e) => return Err(AuditError::ControlFailed(e.clone())),
+    let control = match (&finished[0].end, hashed) {
+        (BuildEnd::Built(_), Some(Ok(set))) => set,
+        (BuildEnd::Built(_), Some(Err((dir, e)))) => {
+            return Err(AuditError::Io {
+                action: "hashing the control build's outputs in",
+                path: dir,
+                error: e,
+            });
+        }
+        (BuildEnd::Built(_), None) => {
+            return Err(AuditError::ControlFailed("its outputs were not hashed".into()));
+        }
+        (BuildEnd::Failed(e) | BuildEnd::NotRun(e), _) => return Err(AuditError::ControlFailed(e.clone())),
     };
     let image = control_image(&control);
     let reference = Side { set: &control, image: image.as_deref() };
@@ -356,6 +387,9 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
                 r.reason = Some(why.clone());
             }
             BuildEnd::Built(set) => {
+                let mut set = set.clone();
+                set.fill_deferred(&control);
+                let set = &set;
                 let other_image = control_image(set);
                 r.files = compare::compare(&reference, &Side { set, image: other_image.as_deref() });
                 if r.differing().next().is_some() {

@@ -6,6 +6,12 @@
 //! control's image is hashed by the audit, and a comparison reads what a hash would read
 //! without its cost (SHA-256 runs over every byte, holes included, where the comparison skips
 //! the holes both files share). A file that differs is hashed in full, as before.
+//!
+//! The control build's own large files are listed first and hashed later
+//! ([`OutputSet::list`], [`OutputSet::hash_deferred`]): the comparisons need only their
+//! bytes, so the builds that wait for the control start comparing, and the next builds start,
+//! while its image is being hashed on another thread. A digest taken over from such a
+//! reference is filled in afterwards ([`OutputSet::fill_deferred`]).
 
 use reprodisk_verifier::bytes::{ImageFile, ReadAt};
 use sha2::{Digest, Sha256};
@@ -27,6 +33,13 @@ pub struct FileDigest {
     pub normalised: Option<String>,
 }
 
+impl FileDigest {
+    /// Not hashed yet: listed by [`OutputSet::list`] (or taken over from such a listing).
+    pub fn is_deferred(&self) -> bool {
+        self.sha256.is_empty()
+    }
+}
+
 /// Every file a build wrote, by path relative to its output folder.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct OutputSet {
@@ -38,7 +51,32 @@ pub struct OutputSet {
 impl OutputSet {
     /// Walks `dir` (as the build wrote it) and hashes every file.
     pub fn read(dir: &Path) -> std::io::Result<OutputSet> {
-        OutputSet::read_against(dir, None)
+        OutputSet::walk(dir, None, false)
+    }
+
+    /// As [`OutputSet::read`], but the files larger than [`NORMALISE_MAX`] are not hashed yet:
+    /// their digest is deferred ([`FileDigest::is_deferred`]) until [`OutputSet::hash_deferred`].
+    pub fn list(dir: &Path) -> std::io::Result<OutputSet> {
+        OutputSet::walk(dir, None, true)
+    }
+
+    /// Hashes every file whose digest [`OutputSet::list`] deferred.
+    pub fn hash_deferred(&mut self) -> std::io::Result<()> {
+        for (rel, d) in self.files.iter_mut().filter(|(_, d)| d.is_deferred()) {
+            *d = digest(&self.dir.join(rel), &self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Fills in the digests this set took over, still deferred, from a reference made by
+    /// [`OutputSet::list`]: `hashed` is that reference once hashed. Each such file had the
+    /// same path, length and bytes as the reference's, so it has the same digest.
+    pub fn fill_deferred(&mut self, hashed: &OutputSet) {
+        for (rel, d) in self.files.iter_mut().filter(|(_, d)| d.is_deferred()) {
+            if let Some(h) = hashed.files.get(rel) {
+                *d = h.clone();
+            }
+        }
     }
 
     /// As [`OutputSet::read`], but a file larger than [`NORMALISE_MAX`] that has the same
@@ -46,6 +84,10 @@ impl OutputSet {
     /// hashed again (equal bytes, equal digest); small files are always hashed, since their
     /// normalised digest depends on this set's own folder.
     pub fn read_against(dir: &Path, reference: Option<&OutputSet>) -> std::io::Result<OutputSet> {
+        OutputSet::walk(dir, reference, false)
+    }
+
+    fn walk(dir: &Path, reference: Option<&OutputSet>, defer: bool) -> std::io::Result<OutputSet> {
         let mut files = BTreeMap::new();
         let mut stack = vec![PathBuf::new()];
         while let Some(rel) = stack.pop() {
@@ -69,6 +111,9 @@ impl OutputSet {
                     };
                     let d = match same {
                         Some(d) => d,
+                        None if defer && meta.len() > NORMALISE_MAX => {
+                            FileDigest { bytes: meta.len(), sha256: String::new(), normalised: None }
+                        }
                         None => digest(&path, dir)?,
                     };
                     files.insert(rel, d);
@@ -302,10 +347,10 @@ mod tests {
         assert!(!same_bytes(&p("a"), &p("e")).unwrap());
     }
 
-    #[test]
-    fn read_against_hashes_what_differs_and_only_that() {
-        let t = tempfile::tempdir().unwrap();
-        let (a, b) = (t.path().join("a"), t.path().join("b"));
+    /// Two output folders `a` and `b`: `same.img` and `small.txt` alike, `other.img` (both
+    /// larger than [`NORMALISE_MAX`]) differing in one byte.
+    fn two_sets(t: &Path) -> (PathBuf, PathBuf) {
+        let (a, b) = (t.join("a"), t.join("b"));
         let big = NORMALISE_MAX + 4096;
         for d in [&a, &b] {
             std::fs::create_dir(d).unwrap();
@@ -314,6 +359,13 @@ mod tests {
         }
         sparse(&a.join("other.img"), big, &[(100, b"A")]);
         sparse(&b.join("other.img"), big, &[(100, b"B")]);
+        (a, b)
+    }
+
+    #[test]
+    fn read_against_hashes_what_differs_and_only_that() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = two_sets(t.path());
         let ra = OutputSet::read(&a).unwrap();
         let rb = OutputSet::read_against(&b, Some(&ra)).unwrap();
         let full = OutputSet::read(&b).unwrap();
@@ -331,6 +383,24 @@ mod tests {
         assert_eq!(rl.files["same.img"].sha256, "0".repeat(64));
         assert_eq!(rl.files["other.img"], full.files["other.img"]);
         assert_eq!(rl.files["small.txt"], full.files["small.txt"]);
+    }
+
+    #[test]
+    fn a_deferred_reference_compares_first_and_is_filled_in_after() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = two_sets(t.path());
+        let listed = OutputSet::list(&a).unwrap();
+        assert!(listed.files["same.img"].is_deferred() && listed.files["other.img"].is_deferred());
+        assert!(!listed.files["small.txt"].is_deferred(), "small files are hashed at once");
+        let mut rb = OutputSet::read_against(&b, Some(&listed)).unwrap();
+        // Same bytes: the reference's digest (deferred) is taken over; other bytes: hashed.
+        assert!(rb.files["same.img"].is_deferred());
+        assert_eq!(rb.files["other.img"], OutputSet::read(&b).unwrap().files["other.img"]);
+        let mut hashed = listed.clone();
+        hashed.hash_deferred().unwrap();
+        assert_eq!(hashed.files, OutputSet::read(&a).unwrap().files);
+        rb.fill_deferred(&hashed);
+        assert_eq!(rb.files, OutputSet::read(&b).unwrap().files);
     }
 
     #[test]

@@ -94,17 +94,28 @@ pub enum BuildEnd {
     NotRun(String),
 }
 
-/// Runs `reprodisk build SPEC --out OUT` as `inv` says. Once the build has ended, its
-/// outputs are compared with those `reference` gives (the control build's) before they are
-/// hashed: see [`OutputSet::read_against`].
+/// How a build's outputs are read once it has ended.
+#[derive(Clone, Copy)]
+pub enum Outputs<'a> {
+    /// Every file hashed ([`OutputSet::read`]).
+    Hashed,
+    /// Listed, large files hashed later ([`OutputSet::list`]): the control build's.
+    Listed,
+    /// Compared with the set this gives (the control build's) before they are hashed
+    /// ([`OutputSet::read_against`]).
+    Against(&'a dyn Fn() -> Option<OutputSet>),
+}
+
+/// Runs `reprodisk build SPEC --out OUT` as `inv` says, then reads its outputs as `outputs`
+/// says.
 pub fn run_build(
     exe: &Path,
     spec: &Path,
     inv: &Invocation,
     base_env: &[(String, String)],
-    reference: &dyn Fn() -> Option<OutputSet>,
+    outputs: Outputs,
 ) -> BuildEnd {
-    match try_run_build(exe, spec, inv, base_env, reference) {
+    match try_run_build(exe, spec, inv, base_env, outputs) {
         Ok(end) => end,
         Err(e) => BuildEnd::NotRun(e),
     }
@@ -115,7 +126,7 @@ fn try_run_build(
     spec: &Path,
     inv: &Invocation,
     base_env: &[(String, String)],
-    reference: &dyn Fn() -> Option<OutputSet>,
+    outputs: Outputs,
 ) -> Result<BuildEnd, String> {
     // Folders are created and the child started under the clean-up lock: an interrupt then
     // removes them after they exist, or stops the audit before they do, never in between.
@@ -222,7 +233,12 @@ fn try_run_build(
     if !status.success() {
         return Ok(BuildEnd::Failed(format!("exit status {status}: {tail}")));
     }
-    match OutputSet::read_against(&inv.out_abs, reference().as_ref()) {
+    let read = match outputs {
+        Outputs::Hashed => OutputSet::read(&inv.out_abs),
+        Outputs::Listed => OutputSet::list(&inv.out_abs),
+        Outputs::Against(reference) => OutputSet::read_against(&inv.out_abs, reference().as_ref()),
+    };
+    match read {
         Ok(set) => Ok(BuildEnd::Built(set)),
         Err(e) => Ok(BuildEnd::Failed(format!("reading the outputs in `{}`: {e}", inv.out_abs.display()))),
     }
