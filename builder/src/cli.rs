@@ -102,6 +102,18 @@ Exit code 0 when the images are identical, 1 when they differ.")]
     /// Boot an image under QEMU (SeaBIOS, OVMF or a direct kernel boot) and wait for a pattern
     #[command(long_about = crate::cli_boot::LONG_ABOUT, after_help = crate::cli_boot::AFTER_HELP)]
     Boot(crate::cli_boot::BootArgs),
+    /// Internal to `audit`'s readdir variation: hand this process's folder listings to the audit, then run COMMAND
+    #[command(name = crate::audit::readdir::SUBCOMMAND, hide = true)]
+    AuditReaddirChild(AuditReaddirChildArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditReaddirChildArgs {
+    /// The audit's abstract socket
+    pub socket: String,
+    /// The command to run (after `--`)
+    #[arg(last = true, required = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,6 +168,12 @@ pub const EXIT_CHECK_FAILED: u8 = 1;
 /// Parses the command line, runs it and maps the result to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before anything starts a thread: the filter goes on this one thread, then it execs.
+    if let Command::AuditReaddirChild(a) = &cli.command {
+        let e = crate::audit::readdir::child_main(&a.socket, &a.command);
+        eprintln!("error: the readdir variation could not start the build: {e:#}");
+        return ExitCode::from(crate::audit::runner::SETUP_FAILED as u8);
+    }
     // Without the handlers a signal would leave the stage of a build behind; say so, go on.
     if let Err(e) = crate::cleanup::install_signal_handlers() {
         eprintln!(
@@ -197,6 +215,9 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Diff(a) => run_diff(a),
         Command::Audit(a) => crate::audit::cli::run(a),
         Command::Boot(a) => crate::cli_boot::run(a),
+        Command::AuditReaddirChild(_) => {
+            anyhow::bail!("`{}` is run by `reprodisk audit` only", crate::audit::readdir::SUBCOMMAND)
+        }
     }
 }
 

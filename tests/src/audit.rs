@@ -423,7 +423,7 @@ fn an_interrupted_audit_removes_its_builds() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    // Wait until builds are under way (the work folder and a reversed copy may exist).
+    // Wait until builds are under way (the work folder and the first builds exist).
     let mut built = 0;
     while built < 3 {
         let line = lines.next().expect("the audit reports its builds").unwrap();
@@ -434,4 +434,87 @@ fn an_interrupted_audit_removes_its_builds() {
     assert_eq!(status.code(), Some(130), "exit code after SIGINT");
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "an interrupted audit left {left:?}");
+}
+
+/// `ls -f DIR` (the kernel's order, `.` and `..` included), optionally supervised.
+fn ls_f(dir: &Path, supervised: bool) -> (Vec<String>, Option<reprodisk::audit::readdir::Stats>) {
+    let lines = |out: &[u8]| String::from_utf8_lossy(out).lines().map(str::to_string).collect::<Vec<_>>();
+    if supervised {
+        let (out, stats) = reprodisk::audit::readdir::run_supervised(
+            Path::new(BIN),
+            &["ls".as_ref(), "-f".as_ref(), dir.as_os_str()],
+        )
+        .unwrap();
+        (lines(&out), Some(stats))
+    } else {
+        let o = Command::new("ls").arg("-f").arg(dir).output().unwrap();
+        assert!(o.status.success());
+        (lines(&o.stdout), None)
+    }
+}
+
+#[test]
+fn a_supervised_child_lists_folders_in_reverse_across_many_calls() {
+    let t = open_tempdir();
+    // Enough long names that one listing takes several getdents64 calls of ls's buffer, so
+    // that the answers go on from the position the supervisor left.
+    let big = t.path().join("big");
+    std::fs::create_dir(&big).unwrap();
+    for i in 0..3000 {
+        std::fs::write(big.join(format!("{i:05}-{}", "n".repeat(i % 90))), b"").unwrap();
+    }
+    let (kernel, _) = ls_f(&big, false);
+    assert_eq!(kernel.len(), 3002, "3000 names, `.` and `..`");
+    let (seen, stats) = ls_f(&big, true);
+    let mut expected = kernel.clone();
+    expected.reverse();
+    assert_eq!(seen, expected);
+    let stats = stats.unwrap();
+    assert_eq!((stats.listings, stats.reordered, stats.passed), (1, 1, 0), "{stats:?}");
+    // A folder with one name: nothing to reorder, and it says so.
+    let one = t.path().join("one");
+    std::fs::create_dir(&one).unwrap();
+    std::fs::write(one.join("only"), b"").unwrap();
+    let (seen, stats) = ls_f(&one, true);
+    let mut expected = ls_f(&one, false).0;
+    expected.reverse();
+    assert_eq!(seen, expected);
+    assert_eq!(stats.unwrap().reordered, 0);
+}
+
+#[test]
+fn a_supervised_child_gets_every_folder_of_a_walk_reversed() {
+    // `find` opens, lists and closes folder after folder (file descriptors are reused, so
+    // every new listing starts at position 0 of a new open file), and lists a folder while
+    // its parent is still open.
+    let t = open_tempdir();
+    let root = t.path().join("tree");
+    for d in ["a", "a/x", "a/y", "b", "c/d/e"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    for f in ["a/1", "a/2", "a/x/3", "a/x/4", "b/5", "b/6", "b/7", "c/d/e/8", "c/d/e/9", "top"] {
+        std::fs::write(root.join(f), b"").unwrap();
+    }
+    let lines = |out: &[u8]| String::from_utf8_lossy(out).lines().map(str::to_string).collect::<Vec<_>>();
+    let plain = lines(&Command::new("find").arg(&root).output().unwrap().stdout);
+    let (out, stats) =
+        reprodisk::audit::readdir::run_supervised(Path::new(BIN), &["find".as_ref(), root.as_os_str()])
+            .unwrap();
+    let supervised = lines(&out);
+    let (mut p, mut s) = (plain.clone(), supervised.clone());
+    p.sort();
+    s.sort();
+    assert_eq!(p, s, "the same paths");
+    // Each folder's children, in the order they were printed.
+    let children = |list: &[String], dir: &str| -> Vec<String> {
+        list.iter().filter(|l| Path::new(l.as_str()).parent() == Some(Path::new(dir))).cloned().collect()
+    };
+    for d in ["", "a", "a/x", "b", "c"] {
+        let dir = root.join(d).display().to_string();
+        let mut expected = children(&plain, &dir);
+        expected.reverse();
+        assert_eq!(children(&supervised, &dir), expected, "children of {dir}");
+    }
+    // Eight folders, each listed once; five of them with two or more names.
+    assert_eq!((stats.listings, stats.reordered, stats.passed), (8, 5, 0), "{stats:?}");
 }

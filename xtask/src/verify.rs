@@ -105,6 +105,7 @@ pub fn run(opts: &VerifyOpts) -> anyhow::Result<()> {
     eprintln!("ok: every tool, OVMF and the package cache are there");
     check_verifier_independent()?;
     check_file_headers(&root)?;
+    check_unsafe_confined(&root)?;
     let records = records_dir(&root);
     // Records of an earlier run must not stand in for this one's.
     let _ = std::fs::remove_dir_all(&records);
@@ -166,11 +167,29 @@ fn forbidden_dependency(cargo_tree: &str) -> Option<&str> {
     cargo_tree.lines().find(|l| l.split_whitespace().next() == Some("reprodisk-builder"))
 }
 
+/// **Architecture invariant:** `seccomp/` holds the project's only `unsafe` code; the
+/// builder, the verifier and the runner forbid it at their roots.
+fn check_unsafe_confined(root: &Path) -> anyhow::Result<()> {
+    for lib in ["builder/src/lib.rs", "verifier/src/lib.rs", "runner/src/lib.rs"] {
+        let text = std::fs::read_to_string(root.join(lib)).with_context(|| format!("reading `{lib}`"))?;
+        if !forbids_unsafe(&text) {
+            bail!(
+                "`{lib}` does not forbid unsafe code: only seccomp/ may hold it (`#![forbid(unsafe_code)]`)"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn forbids_unsafe(crate_root: &str) -> bool {
+    crate_root.lines().any(|l| l.trim() == "#![forbid(unsafe_code)]")
+}
+
 /// Every Rust source file opens with a `//!` line saying what it is for.
 fn check_file_headers(root: &Path) -> anyhow::Result<()> {
     let mut missing = Vec::new();
     let mut count = 0;
-    for dir in ["builder", "verifier", "fixtures", "tests", "xtask", "fuzz"] {
+    for dir in ["builder", "verifier", "fixtures", "runner", "seccomp", "tests", "xtask", "fuzz"] {
         let mut stack = vec![root.join(dir)];
         while let Some(d) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&d) else { continue };
@@ -243,6 +262,8 @@ mod tests {
     #[test]
     fn dependency_check_sees_the_builder_only_as_a_package() {
         assert_eq!(forbidden_dependency("reprodisk-verifier v0.1.0\nthiserror v2.0.0\n"), None);
+        assert!(forbids_unsafe("//! x\n#![forbid(unsafe_code)]\nmod a;\n"));
+        assert!(!forbids_unsafe("//! x\n// #![forbid(unsafe_code)]\n#![deny(unsafe_code)]\n"));
         assert_eq!(
             forbidden_dependency("reprodisk-verifier v0.1.0\nreprodisk-builder v0.1.0 (/x)\n"),
             Some("reprodisk-builder v0.1.0 (/x)")

@@ -67,7 +67,7 @@ pub fn against(opts: &AgainstOptions) -> Result<AuditReport, AuditError> {
     let inv = Invocation::control(work.path.join("rebuild"));
     let spec_path = std::path::absolute(&opts.spec).map_err(AuditError::io("resolving", &opts.spec))?;
     let t = Instant::now();
-    let end = runner::run_build(&exe, &spec_path, &inv, &super::base_env(), runner::Outputs::Hashed);
+    let (end, _) = runner::run_build(&exe, &spec_path, &inv, &super::base_env(), runner::Outputs::Hashed);
     let seconds = t.elapsed().as_secs_f64();
     let rebuilt = match end {
         BuildEnd::Built(set) => set,

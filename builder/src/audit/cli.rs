@@ -21,9 +21,10 @@ that one thing changed:
   locale      another language (LANG and LC_ALL = fr_CH.UTF-8)
   umask       umask 077 instead of 022
   clock       the wall clock ten years ahead (libfaketime; SOURCE_DATE_EPOCH stays the same)
-  readdir     every input folder listed in the opposite order (a reversed copy mounted over it)
+  readdir     every folder the build lists, in the opposite order (the audit answers its
+              getdents64 calls through seccomp user notification)
   uid         built as the user nobody (when nobody can read every input)
-  hostname    another hostname (in a separate UTS namespace)
+  hostname    another hostname (in a separate UTS namespace; needs root)
   env         another HOME and TMPDIR, and extra environment variables
 Every file the build writes (the image, efi-vars.fd, manifest.json, \
 nix-support/hydra-build-products) is compared with the control's by sha256. When one differs, \

@@ -1,5 +1,6 @@
 //! What the audit can do on this machine, probed once before the builds: root, libfaketime,
-//! UTS and mount namespaces, and whether `nobody` can read the inputs.
+//! a UTS namespace, seccomp user notification for the readdir variation, and whether
+//! `nobody` can read the inputs.
 
 use super::variations::{Faketime, NOBODY, Variation};
 use std::path::PathBuf;
@@ -11,26 +12,33 @@ pub struct Host {
     pub root: bool,
     pub faketime: Result<Faketime, String>,
     pub uts: Result<(), String>,
-    pub mount: Result<(), String>,
+    /// A supervised child lists a folder in reverse ([`super::readdir::probe`]).
+    pub readdir: Result<(), String>,
 }
 
 impl Host {
     pub fn probe() -> Host {
         let root = rustix::process::geteuid().is_root();
-        let ns = |flag: &str| -> Result<(), String> {
-            let mut c = Command::new("unshare");
-            if !root {
-                c.arg("--map-root-user");
-            }
-            match c.args([flag, "true"]).stderr(Stdio::piped()).stdout(Stdio::null()).output() {
+        // Another hostname takes a UTS namespace, which only root can make without a user
+        // namespace; in a user namespace every input owned by someone else would show
+        // another owner (the overflow uid), so the build would differ for that alone.
+        let uts = if !root {
+            Err("another hostname needs root: without it the UTS namespace comes with a user namespace, in which inputs owned by other users show another owner".into())
+        } else {
+            match Command::new("unshare")
+                .args(["--uts", "true"])
+                .stderr(Stdio::piped())
+                .stdout(Stdio::null())
+                .output()
+            {
                 Ok(o) if o.status.success() => Ok(()),
                 Ok(o) => {
-                    Err(format!("`unshare {flag}` failed: {}", String::from_utf8_lossy(&o.stderr).trim()))
+                    Err(format!("`unshare --uts` failed: {}", String::from_utf8_lossy(&o.stderr).trim()))
                 }
                 Err(e) => Err(format!("cannot run `unshare` ({e}): install the Debian package util-linux")),
             }
         };
-        Host { root, faketime: probe_faketime(), uts: ns("--uts"), mount: ns("--mount") }
+        Host { root, faketime: probe_faketime(), uts, readdir: super::readdir::probe() }
     }
 
     /// Why `v` cannot run here, if it cannot (checks that need the inputs come later).
@@ -38,7 +46,7 @@ impl Host {
         match v {
             Variation::Clock => self.faketime.as_ref().err().cloned(),
             Variation::Hostname => self.uts.as_ref().err().cloned(),
-            Variation::Readdir => self.mount.as_ref().err().cloned(),
+            Variation::Readdir => self.readdir.as_ref().err().cloned(),
             Variation::Uid if !self.root => {
                 Some("running as another user needs root: run the audit as root for this variation".into())
             }

@@ -6,7 +6,7 @@
 //! (`std::env::current_exe() build SPEC --out ...`) in its own folder, so the variation is real:
 //! another cwd, TZ, umask, clock, uid, hostname or readdir order is what the child sees.
 //! Builds run in parallel, as many as there are cores ([`runner`]); none of the variations
-//! interfere with another (separate folders, per-process clock, private namespaces). Every
+//! interfere with another (separate folders, per-process clock and listings, private namespaces). Every
 //! output file is hashed (sha256); a file that differs from the control build's is explained
 //! ([`compare`]) by the verifier's structural diff, called through the same image-opening
 //! entry point as `reprodisk diff` so that every format and structure the verifier learns is
@@ -42,8 +42,8 @@ pub mod cli;
 pub mod compare;
 pub mod host;
 pub mod outputs;
+pub mod readdir;
 pub mod report;
-pub mod reversed;
 pub mod runner;
 pub mod variations;
 
@@ -52,7 +52,6 @@ use outputs::OutputSet;
 use report::{AuditReport, BuildResult, BuildStatus, FileStatus, Reference};
 use runner::{BuildEnd, Job, Outputs, WorkDir};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::time::Instant;
 use variations::{Invocation, Variation};
 
@@ -102,12 +101,29 @@ fn base_env() -> Vec<(String, String)> {
     env
 }
 
+/// The bytes of every file under `p` (for sizing the work folder; unreadable parts count 0).
+pub fn tree_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
 pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// The folders the `readdir` variation reverses: directory inputs, and the folders globs
-/// expand in.
+/// The folders whose listing order could reach the image: directory inputs, and the
+/// folders globs expand in. Without any, the readdir variation has nothing to vary.
 fn directory_inputs(spec: &crate::spec::Spec) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = Vec::new();
     let mut paths: Vec<PathBuf> = spec.input_files().iter().map(|p| p.resolved.clone()).collect();
@@ -147,7 +163,7 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     let input_bytes: u64 = spec
         .input_files()
         .iter()
-        .map(|p| reversed::tree_bytes(&p.resolved).max(std::fs::metadata(&p.resolved).map_or(0, |m| m.len())))
+        .map(|p| tree_bytes(&p.resolved).max(std::fs::metadata(&p.resolved).map_or(0, |m| m.len())))
         .sum();
     let alive = opts.jobs.unwrap_or_else(cores) as u64 + 1;
     let work = WorkDir::new(opts.out.as_deref(), Some(alive * (input_bytes + (256 << 20))))?;
@@ -182,12 +198,6 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     }
 
     let dir_inputs = directory_inputs(&spec);
-    let copies: OnceLock<Result<reversed::ReversedCopies, String>> = OnceLock::new();
-    // The reversed copies are made while the first builds run, not when the first readdir
-    // build starts (on the worker that would then build).
-    let copy_early = !dir_inputs.is_empty()
-        && host.unavailable(Variation::Readdir).is_none()
-        && jobs.iter().any(|j| j.variations.contains(&Variation::Readdir));
     let notes = std::sync::Mutex::new(Vec::<(String, String)>::new());
     let (to_hash, pending) = std::sync::mpsc::channel::<OutputSet>();
     let to_hash = std::sync::Mutex::new(Some(to_hash));
@@ -212,29 +222,6 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
                         why = Some(
                             "the spec has no directory inputs, so there is no readdir order to vary".into(),
                         )
-                    }
-                    Variation::Readdir => {
-                        match copies.get_or_init(|| reversed::reversed_copies(&dir_inputs, &work.path)) {
-                            Ok(c) if c.reordered == 0 && c.dirs > 0 => {
-                                why = Some(format!(
-                                    "the copies in `{}` list in the same order as the originals on this filesystem, so the order could not be varied",
-                                    c.staged_in.display()
-                                ))
-                            }
-                            Ok(c) => {
-                                prepared = c.prepared.clone();
-                                if job.variations.len() == 1 {
-                                    notes.lock().unwrap_or_else(|e| e.into_inner()).push((
-                                    job.name.clone(),
-                                    format!(
-                                        "readdir order differs from the original in {} of {} folders with two or more entries",
-                                        c.reordered, c.dirs
-                                    ),
-                                ));
-                                }
-                            }
-                            Err(e) => why = Some(e.clone()),
-                        }
                     }
                     Variation::Uid => {
                         // Every input the control build used (its manifest lists them) must be
@@ -294,7 +281,27 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
             _ => None,
         };
         let outputs = if job.variations.is_empty() { Outputs::Listed } else { Outputs::Against(&control) };
-        let end = runner::run_build(&exe, &spec_path, &job.inv, &base, outputs);
+        let (end, readdir) = runner::run_build(&exe, &spec_path, &job.inv, &base, outputs);
+        if let Some(st) = readdir {
+            let mut n = notes.lock().unwrap_or_else(|e| e.into_inner());
+            if job.variations.len() == 1 {
+                n.push((
+                    job.name.clone(),
+                    format!(
+                        "{} folder listings were answered in reverse order, {} of them with two or more entries",
+                        st.listings, st.reordered
+                    ),
+                ));
+            }
+            // Also for the build with every variation: a listing not reversed is a
+            // variation that did not fully run, and the report must say so.
+            if st.passed > 0 {
+                n.push((
+                    job.name.clone(),
+                    format!("{} listing calls were left to the kernel, in its own order", st.passed),
+                ));
+            }
+        }
         // The control's image is hashed on a thread of its own (see `hasher` below), so
         // that this worker opens the gate and goes on at once.
         if job.variations.is_empty()
@@ -321,9 +328,6 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     };
     let parallel = opts.jobs.unwrap_or_else(cores).clamp(1, jobs.len());
     let (finished, hashed) = std::thread::scope(|s| {
-        if copy_early {
-            s.spawn(|| copies.get_or_init(|| reversed::reversed_copies(&dir_inputs, &work.path)));
-        }
         let hasher = s.spawn(move || {
             pending.recv().ok().map(|mut set| match set.hash_deferred() {
                 Ok(()) => Ok(set),
@@ -342,11 +346,6 @@ pub fn audit(opts: &Options) -> Result<AuditReport, AuditError> {
     let mut done: Vec<(Job, runner::Finished)> = jobs.into_iter().zip(finished).collect();
     done.sort_by_key(|(j, _)| report_order.iter().position(|n| *n == j.name));
     let (jobs, finished): (Vec<Job>, Vec<runner::Finished>) = done.into_iter().unzip();
-    if let Some(c) = copies.get().and_then(|c| c.as_ref().ok())
-        && c.staged_in.starts_with("/dev/shm")
-    {
-        runner::remove_build(&c.staged_in);
-    }
 
     let control = match (&finished[0].end, hashed) {
         (BuildEnd::Built(_), Some(Ok(set))) => set,

@@ -1,26 +1,29 @@
 //! Runs the audit's child builds: the work folder, one `reprodisk build` child process per
 //! build (the running binary itself, [`std::env::current_exe`]) and a pool of as many workers
-//! as cores. The probes are in [`super::host`], the reversed copies in [`super::reversed`] and
-//! the output files' digests in [`super::outputs`].
+//! as cores. The probes are in [`super::host`], the readdir variation in [`super::readdir`]
+//! and the output files' digests in [`super::outputs`].
 //!
-//! A child build is `sh -c SCRIPT` (under `unshare` when it needs a UTS or mount namespace):
-//! the script sets the hostname, bind-mounts the reversed copies over the inputs, sets the
-//! umask, preloads libfaketime and drops to `nobody` as the invocation asks, then execs the
-//! binary. Its values travel in `REPRODISK_AUDIT_*` variables that the script unsets before
+//! A child build is `sh -c SCRIPT` (under `unshare --uts` for another hostname, which only
+//! root runs: see [`super::host`]): the script sets the hostname, sets the umask, preloads
+//! libfaketime and drops to `nobody` as the invocation asks, then execs the binary (for the
+//! readdir variation, through the hidden subcommand that hands its folder listings to a
+//! [`Supervisor`] thread of the audit). Its values travel in `REPRODISK_AUDIT_*` variables that the script unsets before
 //! the exec, so the build sees only what the variation changes. A setup step that fails
 //! exits 97, and the build is reported as not run, with the script's message.
 
 use super::AuditError;
 use super::outputs::OutputSet;
+use super::readdir::{Stats as ReaddirStats, Supervisor};
 use super::variations::{Invocation, Variation};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 /// Exit code of the child script when a setup step (hostname, mount, cd) failed.
-const SETUP_FAILED: i32 = 97;
+pub const SETUP_FAILED: i32 = 97;
 
 /// The audit's work folder: removed with everything in it when dropped (also on error),
 /// unless the user asked to keep it.
@@ -107,17 +110,18 @@ pub enum Outputs<'a> {
 }
 
 /// Runs `reprodisk build SPEC --out OUT` as `inv` says, then reads its outputs as `outputs`
-/// says.
+/// says. With the readdir variation, also what its supervisor did.
 pub fn run_build(
     exe: &Path,
     spec: &Path,
     inv: &Invocation,
     base_env: &[(String, String)],
     outputs: Outputs,
-) -> BuildEnd {
-    match try_run_build(exe, spec, inv, base_env, outputs) {
-        Ok(end) => end,
-        Err(e) => BuildEnd::NotRun(e),
+) -> (BuildEnd, Option<ReaddirStats>) {
+    let mut stats = None;
+    match try_run_build(exe, spec, inv, base_env, outputs, &mut stats) {
+        Ok(end) => (end, stats),
+        Err(e) => (BuildEnd::NotRun(e), stats),
     }
 }
 
@@ -127,6 +131,7 @@ fn try_run_build(
     inv: &Invocation,
     base_env: &[(String, String)],
     outputs: Outputs,
+    stats: &mut Option<ReaddirStats>,
 ) -> Result<BuildEnd, String> {
     // Folders are created and the child started under the clean-up lock: an interrupt then
     // removes them after they exist, or stops the audit before they do, never in between.
@@ -159,14 +164,6 @@ fn try_run_build(
             "printf %s \"$REPRODISK_AUDIT_HOSTNAME\" > /proc/sys/kernel/hostname || { echo 'setting the hostname failed' >&2; exit 97; }\n",
         );
     }
-    for (i, (copy, orig)) in inv.binds.iter().enumerate() {
-        let (src, dst) = (format!("REPRODISK_AUDIT_BIND_SRC_{i}"), format!("REPRODISK_AUDIT_BIND_DST_{i}"));
-        script.push_str(&format!(
-            "mount --bind \"${src}\" \"${dst}\" || {{ echo \"bind-mounting the reversed copy over ${dst} failed\" >&2; exit 97; }}\n"
-        ));
-        vars.push((src, copy.display().to_string()));
-        vars.push((dst, orig.display().to_string()));
-    }
     script.push_str(&format!("umask {:03o}\n", inv.umask));
     // libfaketime is preloaded only into the build itself (after `setpriv`), without its
     // shared-memory semaphore, which a root process of the same pid would otherwise own.
@@ -188,26 +185,27 @@ fn try_run_build(
     let ids = inv.uid.map(|u| format!("--reuid={u} --regid={u} --clear-groups ")).unwrap_or_default();
     script.push_str(&format!("exec setpriv {ids}--pdeathsig TERM -- {preload}\"$@\" || exit 97\n"));
 
-    let mut cmd = if inv.hostname.is_some() || !inv.binds.is_empty() {
+    let mut cmd = if inv.hostname.is_some() {
         let mut c = Command::new("unshare");
-        if !rustix::process::geteuid().is_root() {
-            c.arg("--map-root-user");
-        }
-        if inv.hostname.is_some() {
-            c.arg("--uts");
-        }
-        if !inv.binds.is_empty() {
-            c.args(["--mount", "--propagation", "private"]);
-        }
-        c.args(["--", "sh", "-c", &script]);
+        c.args(["--uts", "--", "sh", "-c", &script]);
         c
     } else {
         let mut c = Command::new("sh");
         c.args(["-c", &script]);
         c
     };
-    cmd.arg("reprodisk-audit")
-        .arg(exe)
+    // The readdir variation's build is started by the hidden subcommand that hands its
+    // listings to `supervisor` (see `readdir.rs`); every step before it execs, so the pid
+    // the supervisor expects is the child's.
+    let supervisor = match inv.readdir {
+        true => Some(Supervisor::new().map_err(|e| format!("creating the readdir variation's socket: {e}"))?),
+        false => None,
+    };
+    cmd.arg("reprodisk-audit");
+    if let Some(sup) = &supervisor {
+        cmd.arg(exe).arg(super::readdir::SUBCOMMAND).arg(sup.name()).arg("--");
+    }
+    cmd.arg(exe)
         .arg("build")
         .arg(spec)
         .arg("--out")
@@ -224,12 +222,26 @@ fn try_run_build(
     // its own stage) before the audit removes the folders around it.
     let stop_on_signal = crate::cleanup::register_child(child.id());
     drop(hold);
-    let status = child.wait().map_err(|e| format!("waiting for the build: {e}"))?;
+    let pid = child.id();
+    let done = AtomicBool::new(false);
+    let (status, served) = std::thread::scope(|s| {
+        let served = supervisor.map(|sup| s.spawn(|| sup.serve(pid, &done)));
+        let status = child.wait();
+        done.store(true, Ordering::Release);
+        (status, served.map(|t| t.join().unwrap_or_else(|_| Err("the readdir supervisor panicked".into()))))
+    });
+    let status = status.map_err(|e| format!("waiting for the build: {e}"))?;
     drop(stop_on_signal);
     let tail = log_tail(&log_path);
     if status.code() == Some(SETUP_FAILED) {
         return Ok(BuildEnd::NotRun(tail));
     }
+    *stats = match served {
+        None => None,
+        Some(Ok(st)) => Some(st),
+        // The build could not list its folders: it did not run as the variation asks.
+        Some(Err(e)) => return Ok(BuildEnd::NotRun(format!("the readdir variation's supervisor: {e}"))),
+    };
     if !status.success() {
         return Ok(BuildEnd::Failed(format!("exit status {status}: {tail}")));
     }

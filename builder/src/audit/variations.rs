@@ -14,9 +14,9 @@
 //! | `locale` | `LANG` and `LC_ALL` = `fr_CH.UTF-8`, `LANGUAGE=fr` |
 //! | `umask` | 077 instead of 022 |
 //! | `clock` | the wall clock 10 years ahead (libfaketime, `FAKETIME=+3650d`); SOURCE_DATE_EPOCH unchanged |
-//! | `readdir` | every directory input replaced (bind mount in a private mount namespace) by a copy made so that `readdir` lists it in the opposite order |
+//! | `readdir` | every folder the build lists comes in the opposite order: the audit answers its `getdents64` calls (seccomp user notification, see [`super::readdir`]) |
 //! | `uid` | the build runs as `nobody` (65534), when it can read every input |
-//! | `hostname` | another hostname, in a new UTS namespace |
+//! | `hostname` | another hostname, in a new UTS namespace (as root only: a user namespace would show other owners on the inputs) |
 //! | `env` | another HOME and TMPDIR, and extra variables |
 //!
 //! What cannot run here (no faketime, not root, no namespaces, inputs not readable as
@@ -85,7 +85,9 @@ impl Variation {
             Variation::Locale => format!("LANG=LC_ALL={VARIED_LOCALE}"),
             Variation::Umask => format!("umask {VARIED_UMASK:03o}"),
             Variation::Clock => format!("wall clock shifted {CLOCK_SHIFT} (libfaketime)"),
-            Variation::Readdir => "directory inputs listed in the opposite readdir order".into(),
+            Variation::Readdir => {
+                "every folder listed in the opposite order (getdents64 answered by the audit)".into()
+            }
             Variation::Uid => format!("run as nobody (uid {NOBODY})"),
             Variation::Hostname => format!("hostname {VARIED_HOSTNAME} (UTS namespace)"),
             Variation::Env => "HOME, TMPDIR and extra environment variables".into(),
@@ -112,7 +114,7 @@ impl Variation {
             }
             Variation::Umask => inv.umask = VARIED_UMASK,
             Variation::Clock => inv.faketime = ctx.faketime.clone(),
-            Variation::Readdir => inv.binds = ctx.binds.clone(),
+            Variation::Readdir => inv.readdir = true,
             Variation::Uid => inv.uid = Some(NOBODY),
             Variation::Hostname => inv.hostname = Some(VARIED_HOSTNAME.into()),
             Variation::Env => {
@@ -157,8 +159,6 @@ pub fn parse_list(s: &str) -> Result<Vec<Variation>, String> {
 pub struct Prepared {
     /// `FAKETIME` wrapper: the libfaketime library to preload and the shift.
     pub faketime: Option<Faketime>,
-    /// (copy, original) pairs to bind-mount for `readdir`.
-    pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,7 +181,8 @@ pub struct Invocation {
     pub env: Vec<(String, String)>,
     pub umask: u32,
     pub faketime: Option<Faketime>,
-    pub binds: Vec<(PathBuf, PathBuf)>,
+    /// The build's folder listings are answered in reverse order ([`super::readdir`]).
+    pub readdir: bool,
     pub uid: Option<u32>,
     pub hostname: Option<String>,
     /// Folders to create before the build (and hand to `uid` when it is set).
@@ -206,7 +207,7 @@ impl Invocation {
             ],
             umask: CONTROL_UMASK,
             faketime: None,
-            binds: Vec::new(),
+            readdir: false,
             uid: None,
             hostname: None,
             mkdirs: Vec::new(),
