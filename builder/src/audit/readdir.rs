@@ -21,7 +21,7 @@
 //!   records as the caller's buffer holds, each with `d_off = T << 32 | i + 1`, written into
 //!   the caller's memory through `/proc/PID/mem`. It then moves the shared position to just
 //!   past them, so the caller's next call (and `telldir`/`seekdir`) goes on from there. At
-//!   the end it answers 0.
+//!   the end it answers 0 and forgets the listing (a later seek into it goes to the kernel).
 //! - A position it did not make (a build that seeks on its own), and a folder whose position
 //!   cannot be set, are left to the kernel (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`) and counted
 //!   in [`Stats::passed`]. Errors the kernel would give (`EBADF`, `ENOTDIR`, a buffer too small
@@ -328,6 +328,11 @@ impl State {
                 0 => rustix::io::Errno::FAULT.raw_os_error(),
                 n => n,
             }));
+        }
+        if out.is_empty() {
+            // The end: the caller has every entry. Forget the listing, so that memory stays
+            // bounded by the folders open at once, not by every listing a build makes.
+            self.listings.remove(&token);
         }
         Some(Answer::Value(out.len() as i64))
     }
