@@ -97,8 +97,8 @@ pub fn child_main(socket: &str, command: &[OsString]) -> anyhow::Error {
         )
         .map_err(|e| anyhow::anyhow!("handing the listener to the audit: {e}"))?;
         drop(listener);
-        // The audit answers once it has the listener: wait for it, so that a build never
-        // runs a moment unsupervised.
+        // The audit answers once it holds the listener. Without that answer the build's
+        // first listing would wait forever; with it, a failure is an error here instead.
         let mut ack = [0u8; 1];
         std::io::Read::read_exact(&mut &stream, &mut ack)
             .map_err(|e| anyhow::anyhow!("waiting for the audit to take the listener: {e}"))?;
