@@ -20,7 +20,8 @@ commands:
       --rootfs-tar F    the rootfs tar case's archive (default: a tar of /usr/share)
       --work DIR        scratch folder for images and copies (default: target/bench)
       --audit           time `reprodisk audit` of an efi image of the tree (default /usr/share)
-                        against 1.2 x (builds / cores) x one build; writes WORK/bench-audit.json
+                        against 1.2 x (builds / cores) x one build, a build and an audit per
+                        round (--runs), medians; writes WORK/bench-audit.json
   fixtures          write the generated small-file tree used by `bench`
       --out DIR         where to write it (required)
       --files N         how many files (default 100000)

@@ -1,13 +1,18 @@
 //! `cargo xtask bench --audit`: `reprodisk audit` of an efi image against the issue's target, 1.2 x (builds / cores) x one build.
 //!
-//! One build of the spec is timed first, then `reprodisk audit SPEC --json` on the same spec;
-//! the audit's own report says how many builds it ran (the control and every variation that
-//! could run here) and how long it took. Both runs go under GNU time
+//! After a warm-up build (the tree in the page cache), each of `--runs` rounds times one build
+//! of the spec and then `reprodisk audit SPEC --json` on the same spec; the figures are the
+//! medians over the rounds, and the verdict is the median of each round's audit against that
+//! round's own target. The single build writes where the audit's builds write (/dev/shm
+//! when it has room, as the audit's work folder does), so that both pay the same for their
+//! output. The audit's own report says how many builds it ran (the control and every
+//! variation that could run here) and how long it took. Every run goes under GNU time
 //! (`-f "%e %U %S %M"`: elapsed, user and system seconds, peak RSS), whose user and system
 //! times include every child the audit waited for. The wall-clock target is the issue's; on a
 //! shared machine the CPU figures say more: the audit's user+sys against `builds` times one
-//! build's is what the audit costs beyond the builds themselves (probes, copies, hashing,
-//! comparing). Results: a table on stdout and `WORK/bench-audit.json`.
+//! build's is what the audit costs beyond the builds themselves (probes, hashing the
+//! control, comparing, removing builds). Results: a table on stdout and
+//! `WORK/bench-audit.json`.
 
 use super::json_string;
 use crate::flags::BenchOpts;
@@ -80,6 +85,22 @@ fn spec_json(tree: &Path) -> String {
     )
 }
 
+/// One round: a single build, then the audit.
+struct Round {
+    one: Run,
+    audit: Run,
+    builds: usize,
+    audit_s: f64,
+    parallel: usize,
+    reproducible: bool,
+}
+
+/// Free bytes in the filesystem of `dir` (`df`), if it can be read.
+fn shm_room(dir: &Path) -> Option<u64> {
+    let o = std::process::Command::new("df").args(["--output=avail", "-B1"]).arg(dir).output().ok()?;
+    String::from_utf8_lossy(&o.stdout).lines().nth(1)?.trim().parse().ok()
+}
+
 /// The target: `ALLOWANCE` x (builds / cores) x one build.
 fn target(builds: usize, cores: usize, one: f64) -> f64 {
     ALLOWANCE * builds as f64 / cores.max(1) as f64 * one
@@ -92,49 +113,63 @@ pub fn run_audit(opts: &BenchOpts, work: &Path, reprodisk: &Path) -> anyhow::Res
     let spec = work.join("bench-audit-spec.json");
     std::fs::write(&spec, spec_json(&tree)).with_context(|| format!("writing `{}`", spec.display()))?;
     let spec_s = spec.display().to_string();
-    let out = work.join("audit-one");
+    // Where the audit's work folder goes (see the builder's `audit::runner::WorkDir`).
+    let shm = Path::new("/dev/shm");
+    let out = if shm_room(shm).is_some_and(|room| room > 4 * bytes + (1 << 30)) {
+        shm.join("reprodisk-bench-audit-one")
+    } else {
+        work.join("audit-one")
+    };
     let out_s = out.display().to_string();
     let _ = std::fs::remove_dir_all(&out);
-    // A first build warms the page cache, so both measured runs read the tree from memory.
     timed(reprodisk, &["build", &spec_s, "--out", &out_s])?;
     std::fs::remove_dir_all(&out)?;
-    let one = timed(reprodisk, &["build", &spec_s, "--out", &out_s])?;
-    std::fs::remove_dir_all(&out)?;
-    let audit = timed(reprodisk, &["audit", &spec_s, "--json"])?;
-    let (builds, audit_s, parallel, reproducible) = audit_figures(&audit.stdout)?;
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let wall_target = target(builds, cores, one.wall);
-    let pass = audit_s <= wall_target;
-    let cpu_builds = builds as f64 * one.cpu;
-    let cpu_overhead = audit.cpu - cpu_builds;
+    let mut rounds = Vec::new();
+    for _ in 0..opts.runs.max(1) {
+        let one = timed(reprodisk, &["build", &spec_s, "--out", &out_s])?;
+        std::fs::remove_dir_all(&out)?;
+        let audit = timed(reprodisk, &["audit", &spec_s, "--json"])?;
+        let (builds, audit_s, parallel, reproducible) = audit_figures(&audit.stdout)?;
+        rounds.push(Round { one, audit, builds, audit_s, parallel, reproducible });
+    }
+    let m = |f: &dyn Fn(&Round) -> f64| super::paired::median(rounds.iter().map(f).collect());
+    let (one_wall, one_cpu, one_peak) =
+        (m(&|r| r.one.wall), m(&|r| r.one.cpu), m(&|r| r.one.peak_kib as f64));
+    let (audit_s, audit_wall, audit_cpu, audit_peak) =
+        (m(&|r| r.audit_s), m(&|r| r.audit.wall), m(&|r| r.audit.cpu), m(&|r| r.audit.peak_kib as f64));
+    let builds = rounds[0].builds;
+    let parallel = rounds[0].parallel;
+    let reproducible = rounds.iter().all(|r| r.reproducible);
+    let wall_target = target(builds, cores, one_wall);
+    // Each round against its own target, then the median of those ratios.
+    let ratio = m(&|r| r.audit_s / target(r.builds, cores, r.one.wall));
+    let pass = ratio <= 1.0;
+    let cpu_builds = builds as f64 * one_cpu;
+    let cpu_overhead = audit_cpu - cpu_builds;
+    let per_round: Vec<String> =
+        rounds.iter().map(|r| format!("{:.2} s audit / {:.2} s build", r.audit_s, r.one.wall)).collect();
     println!(
-        "tree {} ({bytes} bytes): one build {:.2} s wall, {:.2} s user+sys\n\
-         audit: {builds} builds, {parallel} at a time on {cores} cores: {audit_s:.2} s wall (GNU time {:.2} s), {:.2} s user+sys\n\
-         target {ALLOWANCE} x ({builds} / {cores}) x {:.2} s = {wall_target:.2} s: {}\n\
-         CPU beyond the builds: {cpu_overhead:.2} s user+sys ({:+.1}% of {builds} x one build's {:.2} s){}",
+        "tree {} ({bytes} bytes), {} rounds ({}), single build in {}\n\
+         one build: {one_wall:.2} s wall, {one_cpu:.2} s user+sys (medians)\n\
+         audit: {builds} builds, {parallel} at a time on {cores} cores: {audit_s:.2} s wall (GNU time {audit_wall:.2} s), {audit_cpu:.2} s user+sys (medians)\n\
+         target {ALLOWANCE} x ({builds} / {cores}) x {one_wall:.2} s = {wall_target:.2} s; audit / target, median of the rounds: {ratio:.3}: {}\n\
+         CPU beyond the builds: {cpu_overhead:.2} s user+sys ({:+.1}% of {builds} x one build's {one_cpu:.2} s){}",
         tree.display(),
-        one.wall,
-        one.cpu,
-        audit.wall,
-        audit.cpu,
-        one.wall,
+        rounds.len(),
+        per_round.join(", "),
+        out.parent().map_or_else(String::new, |p| p.display().to_string()),
         if pass { "PASS" } else { "FAIL" },
         100.0 * cpu_overhead / cpu_builds.max(0.001),
-        one.cpu,
         if reproducible { "" } else { "\nnote: the audit found a variation that does not reproduce" },
     );
     let json = format!(
-        "{{\"tree\":{},\"bytes\":{bytes},\"cores\":{cores},\"builds\":{builds},\"parallel\":{parallel},\
-         \"build_s\":{},\"build_cpu_s\":{},\"build_peak_kib\":{},\"audit_s\":{audit_s},\"audit_wall_s\":{},\
-         \"audit_cpu_s\":{},\"audit_peak_kib\":{},\"target_s\":{wall_target},\"allowance\":{ALLOWANCE},\
+        "{{\"tree\":{},\"bytes\":{bytes},\"cores\":{cores},\"rounds\":{},\"builds\":{builds},\"parallel\":{parallel},\
+         \"build_s\":{one_wall},\"build_cpu_s\":{one_cpu},\"build_peak_kib\":{one_peak},\"audit_s\":{audit_s},\"audit_wall_s\":{audit_wall},\
+         \"audit_cpu_s\":{audit_cpu},\"audit_peak_kib\":{audit_peak},\"target_s\":{wall_target},\"ratio\":{ratio},\"allowance\":{ALLOWANCE},\
          \"pass\":{pass},\"cpu_overhead_s\":{cpu_overhead},\"reproducible\":{reproducible}}}\n",
         json_string(&tree.display().to_string()),
-        one.wall,
-        one.cpu,
-        one.peak_kib,
-        audit.wall,
-        audit.cpu,
-        audit.peak_kib,
+        rounds.len(),
     );
     std::fs::write(work.join("bench-audit.json"), json)?;
     Ok(())
