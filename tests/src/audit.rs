@@ -436,6 +436,15 @@ fn an_interrupted_audit_removes_its_builds() {
     assert!(left.is_empty(), "an interrupted audit left {left:?}");
 }
 
+/// A new folder `dir` holding an empty file of each name.
+fn folder_of(dir: &Path, names: impl Iterator<Item = String>) -> PathBuf {
+    std::fs::create_dir(dir).unwrap();
+    for n in names {
+        std::fs::write(dir.join(n), b"").unwrap();
+    }
+    dir.to_path_buf()
+}
+
 /// `ls -f DIR` (the kernel's order, `.` and `..` included), optionally supervised.
 fn ls_f(dir: &Path, supervised: bool) -> (Vec<String>, Option<reprodisk::audit::readdir::Stats>) {
     let lines = |out: &[u8]| String::from_utf8_lossy(out).lines().map(str::to_string).collect::<Vec<_>>();
@@ -458,11 +467,7 @@ fn a_supervised_child_lists_folders_in_reverse_across_many_calls() {
     let t = open_tempdir();
     // Enough long names that one listing takes several getdents64 calls of ls's buffer, so
     // that the answers go on from the position the supervisor left.
-    let big = t.path().join("big");
-    std::fs::create_dir(&big).unwrap();
-    for i in 0..3000 {
-        std::fs::write(big.join(format!("{i:05}-{}", "n".repeat(i % 90))), b"").unwrap();
-    }
+    let big = folder_of(&t.path().join("big"), (0..3000).map(|i| format!("{i:05}-{}", "n".repeat(i % 90))));
     let (kernel, _) = ls_f(&big, false);
     assert_eq!(kernel.len(), 3002, "3000 names, `.` and `..`");
     let (seen, stats) = ls_f(&big, true);
@@ -517,4 +522,36 @@ fn a_supervised_child_gets_every_folder_of_a_walk_reversed() {
     }
     // Eight folders, each listed once; five of them with two or more names.
     assert_eq!((stats.listings, stats.reordered, stats.passed), (8, 5, 0), "{stats:?}");
+}
+
+#[test]
+fn a_supervised_child_can_telldir_seekdir_and_rewind() {
+    // perl's telldir/seekdir/rewinddir are glibc's: a position from a record's d_off, then
+    // lseek to it (a position the supervisor made), and lseek to 0 (a new listing).
+    let t = open_tempdir();
+    let dir = folder_of(&t.path().join("d"), (0..50).map(|i| format!("f{i}")));
+    let script = r#"opendir(my $d, $ARGV[0]) or die "$!"; my @a; push @a, scalar readdir($d) for 1..5;
+        my $p = telldir($d); my @rest = readdir($d); seekdir($d, $p); my @again = readdir($d);
+        rewinddir($d); my @all = readdir($d);
+        print join(",", @a), "\n", join(",", @rest), "\n", join(",", @again), "\n", join(",", @all), "\n";"#;
+    let run = |supervised: bool| -> Vec<String> {
+        let out = if supervised {
+            reprodisk::audit::readdir::run_supervised(
+                Path::new(BIN),
+                &["perl".as_ref(), "-e".as_ref(), script.as_ref(), dir.as_os_str()],
+            )
+            .unwrap()
+            .0
+        } else {
+            Command::new("perl").args(["-e", script]).arg(&dir).output().unwrap().stdout
+        };
+        String::from_utf8_lossy(&out).lines().map(str::to_string).collect()
+    };
+    let (plain, seen) = (run(false), run(true));
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert_eq!(seen[1], seen[2], "seekdir to a telldir position goes on from there");
+    assert_eq!(seen[3], format!("{},{}", seen[0], seen[1]), "rewinddir lists everything again");
+    let mut reversed: Vec<&str> = plain[3].split(',').collect();
+    reversed.reverse();
+    assert_eq!(seen[3], reversed.join(","), "in the opposite of the kernel's order");
 }

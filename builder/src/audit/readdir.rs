@@ -21,7 +21,8 @@
 //!   records as the caller's buffer holds, each with `d_off = T << 32 | i + 1`, written into
 //!   the caller's memory through `/proc/PID/mem`. It then moves the shared position to just
 //!   past them, so the caller's next call (and `telldir`/`seekdir`) goes on from there. At
-//!   the end it answers 0 and forgets the listing (a later seek into it goes to the kernel).
+//!   the end it answers 0. The latest [`KEPT_LISTINGS`] listings are kept, so `seekdir` back
+//!   into one works after its end too, and memory stays bounded.
 //! - A position it did not make (a build that seeks on its own), and a folder whose position
 //!   cannot be set, are left to the kernel (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`) and counted
 //!   in [`Stats::passed`]. Errors the kernel would give (`EBADF`, `ENOTDIR`, a buffer too small
@@ -58,6 +59,10 @@ pub const SUBCOMMAND: &str = "audit-readdir-child";
 
 /// At most this much of a caller's buffer is filled per call.
 const MAX_ANSWER: usize = 1 << 20;
+
+/// Listings kept for later calls; the oldest is forgotten beyond this many (a seek into a
+/// forgotten one goes to the kernel, and is counted in [`Stats::passed`]).
+const KEPT_LISTINGS: usize = 1024;
 
 /// What a supervisor did for one build.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +240,8 @@ struct Process {
 struct State {
     /// Listings by token, in the order they are answered (reversed).
     listings: HashMap<u32, Vec<Entry>>,
+    /// Their tokens, oldest first.
+    order: std::collections::VecDeque<u32>,
     next: u32,
     processes: HashMap<u32, Process>,
     stats: Stats,
@@ -293,6 +300,14 @@ impl State {
                 self.stats.reordered += 1;
             }
             self.listings.insert(token, entries);
+            // Kept after the end too (a caller may seekdir back into it), but only the latest
+            // few: memory stays bounded however many folders a build lists.
+            self.order.push_back(token);
+            if self.order.len() > KEPT_LISTINGS
+                && let Some(old) = self.order.pop_front()
+            {
+                self.listings.remove(&old);
+            }
             (token, 0)
         } else {
             let token = (pos >> 32) as u32;
@@ -328,11 +343,6 @@ impl State {
                 0 => rustix::io::Errno::FAULT.raw_os_error(),
                 n => n,
             }));
-        }
-        if out.is_empty() {
-            // The end: the caller has every entry. Forget the listing, so that memory stays
-            // bounded by the folders open at once, not by every listing a build makes.
-            self.listings.remove(&token);
         }
         Some(Answer::Value(out.len() as i64))
     }
