@@ -247,10 +247,6 @@ struct State {
     stats: Stats,
 }
 
-fn errno(e: &std::io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(rustix::io::Errno::IO.raw_os_error())
-}
-
 fn position(token: u32, index: usize) -> u64 {
     (u64::from(token) << 32) | index as u64
 }
@@ -272,7 +268,18 @@ impl State {
                 }
             },
         };
-        let fd = match pidfd_getfd(&process.pidfd, call.args[0] as i32, PidfdGetfdFlags::empty()) {
+        let mut got = pidfd_getfd(&process.pidfd, call.args[0] as i32, PidfdGetfdFlags::empty());
+        if matches!(got, Err(rustix::io::Errno::SRCH)) {
+            // The process we knew by this id has ended and another took the id over.
+            match open_process(tgid) {
+                Ok(p) => {
+                    *process = p;
+                    got = pidfd_getfd(&process.pidfd, call.args[0] as i32, PidfdGetfdFlags::empty());
+                }
+                Err(_) => return Some(self.pass()),
+            }
+        }
+        let fd = match got {
             Ok(fd) => fd,
             Err(rustix::io::Errno::BADF) => {
                 return Some(Answer::Error(rustix::io::Errno::BADF.raw_os_error()));
@@ -295,10 +302,6 @@ impl State {
             entries.reverse();
             self.next += 1;
             let token = self.next;
-            self.stats.listings += 1;
-            if entries.iter().filter(|e| e.name != b"." && e.name != b"..").count() >= 2 {
-                self.stats.reordered += 1;
-            }
             self.listings.insert(token, entries);
             // Kept after the end too (a caller may seekdir back into it), but only the latest
             // few: memory stays bounded however many folders a build lists.
@@ -337,12 +340,18 @@ impl State {
             let _ = seek(&fd, SeekFrom::Start(pos));
             return Some(self.pass());
         }
-        if let Err(e) = self.processes[&tgid].mem.write_all_at(&out, call.args[1]) {
+        if self.processes[&tgid].mem.write_all_at(&out, call.args[1]).is_err() {
+            // /proc/PID/mem says EIO for an address the caller cannot write; the kernel's
+            // getdents64 says EFAULT.
             let _ = seek(&fd, SeekFrom::Start(pos));
-            return Some(Answer::Error(match errno(&e) {
-                0 => rustix::io::Errno::FAULT.raw_os_error(),
-                n => n,
-            }));
+            return Some(Answer::Error(rustix::io::Errno::FAULT.raw_os_error()));
+        }
+        if from == 0 && pos == 0 {
+            // A listing answered in reverse from its start: counted once it really was.
+            self.stats.listings += 1;
+            if entries.iter().filter(|e| e.name != b"." && e.name != b"..").count() >= 2 {
+                self.stats.reordered += 1;
+            }
         }
         Some(Answer::Value(out.len() as i64))
     }
