@@ -6,7 +6,7 @@
 //! in reverse order (see the builder's `audit/readdir.rs`). That takes four kernel
 //! interfaces that neither the standard library nor rustix wraps:
 //! - [`install`]: `prctl(PR_SET_NO_NEW_PRIVS)` and `seccomp(SECCOMP_SET_MODE_FILTER,
-//!   SECCOMP_FILTER_FLAG_NEW_LISTENER)` with a four-instruction BPF program that sends
+//!   SECCOMP_FILTER_FLAG_NEW_LISTENER)` with a six-instruction BPF program that sends
 //!   `getdents64` (of the native architecture) to the listener and allows everything else;
 //! - [`receive`], [`respond`] and [`still_waiting`]: the `SECCOMP_IOCTL_NOTIF_RECV`,
 //!   `_SEND` and `_ID_VALID` ioctls on that listener.

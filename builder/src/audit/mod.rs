@@ -6,11 +6,11 @@
 //! (`std::env::current_exe() build SPEC --out ...`) in its own folder, so the variation is real:
 //! another cwd, TZ, umask, clock, uid, hostname or readdir order is what the child sees.
 //! Builds run in parallel, as many as there are cores ([`runner`]); none of the variations
-//! interfere with another (separate folders, per-process clock and listings, private namespaces). Every
-//! output file is hashed (sha256); a file that differs from the control build's is explained
-//! ([`compare`]) by the verifier's structural diff, called through the same image-opening
-//! entry point as `reprodisk diff` so that every format and structure the verifier learns is
-//! explained here too. Two things are normalised before files are compared, because they
+//! interfere with another (separate folders, per-process clock and listings, private
+//! namespaces). Every output file is hashed (sha256); a file that differs from the control
+//! build's is explained ([`compare`]) by the verifier's structural diff, called through the
+//! same image-opening entry point as `reprodisk diff` so that every format and structure the
+//! verifier learns is explained here too. Two things are normalised before files are compared, because they
 //! record where a build ran, not what it built: the output folder's own path (which
 //! hydra-build-products names, as the seed's names `$out`) and the spec's path as given on the
 //! command line (the manifest's `spec.path`). The report ([`report`]) is a terminal table,

@@ -7,8 +7,8 @@
 //! root runs: see [`super::host`]): the script sets the hostname, sets the umask, preloads
 //! libfaketime and drops to `nobody` as the invocation asks, then execs the binary (for the
 //! readdir variation, through the hidden subcommand that hands its folder listings to a
-//! [`Supervisor`] thread of the audit). Its values travel in `REPRODISK_AUDIT_*` variables that the script unsets before
-//! the exec, so the build sees only what the variation changes. A setup step that fails
+//! [`Supervisor`] thread of the audit). Its values travel in `REPRODISK_AUDIT_*` variables
+//! that the script unsets before the exec, so the build sees only what the variation changes. A setup step that fails
 //! exits 97, and the build is reported as not run, with the script's message.
 
 use super::AuditError;
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
-/// Exit code of the child script when a setup step (hostname, mount, cd) failed.
+/// Exit code of the child script when a setup step (hostname, cd, the readdir filter) failed.
 pub const SETUP_FAILED: i32 = 97;
 
 /// The audit's work folder: removed with everything in it when dropped (also on error),
@@ -118,11 +118,7 @@ pub fn run_build(
     base_env: &[(String, String)],
     outputs: Outputs,
 ) -> (BuildEnd, Option<ReaddirStats>) {
-    let mut stats = None;
-    match try_run_build(exe, spec, inv, base_env, outputs, &mut stats) {
-        Ok(end) => (end, stats),
-        Err(e) => (BuildEnd::NotRun(e), stats),
-    }
+    try_run_build(exe, spec, inv, base_env, outputs).unwrap_or_else(|e| (BuildEnd::NotRun(e), None))
 }
 
 fn try_run_build(
@@ -131,8 +127,7 @@ fn try_run_build(
     inv: &Invocation,
     base_env: &[(String, String)],
     outputs: Outputs,
-    stats: &mut Option<ReaddirStats>,
-) -> Result<BuildEnd, String> {
+) -> Result<(BuildEnd, Option<ReaddirStats>), String> {
     // Folders are created and the child started under the clean-up lock: an interrupt then
     // removes them after they exist, or stops the audit before they do, never in between.
     let hold = crate::cleanup::hold();
@@ -234,26 +229,29 @@ fn try_run_build(
     drop(stop_on_signal);
     let tail = log_tail(&log_path);
     if status.code() == Some(SETUP_FAILED) {
-        return Ok(BuildEnd::NotRun(tail));
+        return Ok((BuildEnd::NotRun(tail), None));
     }
-    *stats = match served {
+    let stats = match served {
         None => None,
         Some(Ok(st)) => Some(st),
         // The build could not list its folders: it did not run as the variation asks.
-        Some(Err(e)) => return Ok(BuildEnd::NotRun(format!("the readdir variation's supervisor: {e}"))),
+        Some(Err(e)) => {
+            return Ok((BuildEnd::NotRun(format!("the readdir variation's supervisor: {e}")), None));
+        }
     };
     if !status.success() {
-        return Ok(BuildEnd::Failed(format!("exit status {status}: {tail}")));
+        return Ok((BuildEnd::Failed(format!("exit status {status}: {tail}")), stats));
     }
     let read = match outputs {
         Outputs::Hashed => OutputSet::read(&inv.out_abs),
         Outputs::Listed => OutputSet::list(&inv.out_abs),
         Outputs::Against(reference) => OutputSet::read_against(&inv.out_abs, reference().as_ref()),
     };
-    match read {
-        Ok(set) => Ok(BuildEnd::Built(set)),
-        Err(e) => Ok(BuildEnd::Failed(format!("reading the outputs in `{}`: {e}", inv.out_abs.display()))),
-    }
+    let end = match read {
+        Ok(set) => BuildEnd::Built(set),
+        Err(e) => BuildEnd::Failed(format!("reading the outputs in `{}`: {e}", inv.out_abs.display())),
+    };
+    Ok((end, stats))
 }
 
 fn log_tail(path: &Path) -> String {
